@@ -1,0 +1,1 @@
+//! The pve-operator controller: reconcilers, the privilege model and the command-line interface.

@@ -1,0 +1,5 @@
+//! The `pve-operator` binary.
+
+fn main() {
+    println!("pve-operator: not yet implemented");
+}
