@@ -1,3 +1,11 @@
 //! A Proxmox VE API client: authentication, TLS, typed endpoints, tasks and errors.
 //!
 //! This crate knows nothing about Kubernetes; the controller builds on it.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod error;
+pub mod secret;
+
+pub use error::{ErrorKind, PveError, Result};
+pub use secret::Secret;

@@ -1,0 +1,551 @@
+//! The one error type of the crate, [`PveError`], and the mapping from what Proxmox VE said on
+//! the wire (status, reason phrase, JSON `message` and `errors`) to a kind a caller can act on.
+//!
+//! Proxmox VE 8.x reports a handler error in two styles:
+//! * before libpve-http-server-perl 5.2.0 (PVE 8.0 – 8.3.x) the message is **only** in the HTTP
+//!   reason phrase (first line), the body being `{"data":null}` (plus `errors` for parameter errors);
+//! * since 5.2.0 (late 8.3, all of 8.4) the body also carries the full `message`.
+//!
+//! [`PveError::from_response`] understands both, preferring the full JSON `message`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// `Result` with [`PveError`] as the default error.
+pub type Result<T, E = PveError> = std::result::Result<T, E>;
+
+/// How many characters of a response body a [`PveError::Decode`] keeps.
+pub const BODY_EXCERPT_CHARS: usize = 512;
+
+/// Every failure this crate reports. Match on it, or ask [`PveError::kind`] and
+/// [`PveError::is_retryable`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PveError {
+    /// HTTP 401: the credentials were refused (bad or expired ticket, bad token, missing CSRF token).
+    #[error("Proxmox VE refused the credentials: {reason}")]
+    Unauthorized {
+        /// Proxmox's reason, e.g. `invalid token value!` or `No ticket`.
+        reason: String,
+    },
+    /// HTTP 403 (or an in-code root-only check): a privilege is missing.
+    #[error("{}", permission_denied_text(path.as_deref(), privileges, detail.as_deref(), message))]
+    PermissionDenied {
+        /// The ACL path, e.g. `/vms/100`, when Proxmox named one.
+        path: Option<String>,
+        /// The privilege(s) Proxmox asked for; several means any one of them would do.
+        privileges: Vec<String>,
+        /// Any other text inside the parentheses, e.g. `pool 'foo' does not exist`.
+        detail: Option<String>,
+        /// Proxmox's full message.
+        message: String,
+    },
+    /// HTTP 400: parameter verification failed. `errors` maps each parameter to Proxmox's message.
+    #[error("invalid parameters: {}", errors_text(message, errors))]
+    InvalidParameters {
+        /// Proxmox's message, usually `Parameter verification failed.`
+        message: String,
+        /// Per-parameter messages (`_root` for errors not tied to one parameter).
+        errors: BTreeMap<String, String>,
+    },
+    /// The object does not exist (VM config, storage, task, node).
+    #[error("not found: {}", errors_text(message, errors))]
+    NotFound {
+        /// Proxmox's message.
+        message: String,
+        /// Per-parameter messages, if any.
+        errors: BTreeMap<String, String>,
+    },
+    /// The object already exists (a VMID taken by another VM).
+    #[error("already exists: {}", errors_text(message, errors))]
+    AlreadyExists {
+        /// Proxmox's message.
+        message: String,
+        /// Per-parameter messages, if any.
+        errors: BTreeMap<String, String>,
+    },
+    /// The guest config carries a lock (`VM is locked (create)`): retry later.
+    #[error("locked: {message}")]
+    Locked {
+        /// The lock name (`create`, `backup`, `clone`, `destroyed`, ...), when given.
+        lock: Option<String>,
+        /// Proxmox's message.
+        message: String,
+    },
+    /// A config file lock could not be taken in time (`can't lock file ... - got timeout`): retry later.
+    #[error("lock timeout: {message}")]
+    LockTimeout {
+        /// Proxmox's message.
+        message: String,
+    },
+    /// The `digest` sent with a config update no longer matches: re-read the config and decide again.
+    #[error("config changed concurrently (digest mismatch): {message}")]
+    DigestMismatch {
+        /// Proxmox's message.
+        message: String,
+    },
+    /// The request conflicts with the guest's state (running, stopped, paused, protected, HA-managed).
+    #[error("conflicts with the current state: {message}")]
+    Conflict {
+        /// Proxmox's message.
+        message: String,
+    },
+    /// A Proxmox task ended with an error exit status.
+    #[error("task {upid} failed: {exit_status}{}", log_tail_text(log_tail))]
+    TaskFailed {
+        /// The task's UPID.
+        upid: String,
+        /// The task's exit status (the error text).
+        exit_status: String,
+        /// The last lines of the task log.
+        log_tail: Vec<String>,
+        /// What the exit status means, classified like an API error message.
+        cause: ErrorKind,
+    },
+    /// HTTP 501/506: the path, method or request form is not implemented by this server.
+    #[error("not implemented by this Proxmox VE: {message}")]
+    NotImplemented {
+        /// Proxmox's message, e.g. `Method 'GET /nodes/pve/foo' not implemented`.
+        message: String,
+    },
+    /// HTTP 5xx not classified above (including the proxy pseudo-statuses 595–599).
+    #[error("Proxmox VE server error (HTTP {status}): {message}")]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// Proxmox's message or reason phrase.
+        message: String,
+    },
+    /// Any other HTTP error status.
+    #[error("HTTP {status} from Proxmox VE: {}", errors_text(message, errors))]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// Proxmox's message or reason phrase.
+        message: String,
+        /// Per-parameter messages, if any.
+        errors: BTreeMap<String, String>,
+    },
+    /// The request did not reach Proxmox or no response came back (DNS, connect, TLS, reset).
+    #[error("transport error: {message}")]
+    Transport {
+        /// What failed, with the causes chained.
+        message: String,
+    },
+    /// A deadline passed: the HTTP call's timeout, a task wait, or Proxmox's own `got timeout`.
+    #[error("timed out: {message}")]
+    Timeout {
+        /// What timed out.
+        message: String,
+    },
+    /// A response could not be decoded into the expected type.
+    #[error("cannot decode the response of {context}: {reason}; body starts with: {excerpt}")]
+    Decode {
+        /// The request (`GET /nodes/{node}/qemu`), or the value being decoded.
+        context: String,
+        /// What did not fit.
+        reason: String,
+        /// The start of the offending body (at most [`BODY_EXCERPT_CHARS`] characters).
+        excerpt: String,
+    },
+    /// A value given to the client was refused before any request was sent.
+    #[error("invalid value for {field}: {message}")]
+    InvalidInput {
+        /// The field, e.g. `net0.bridge` or `sshkeys`.
+        field: String,
+        /// Why it was refused.
+        message: String,
+    },
+    /// The connection configuration is invalid.
+    #[error("invalid Proxmox configuration key `{key}`: {message}")]
+    Config {
+        /// The key as written in the config file (`url`, `tokenID`, ...) or environment variable.
+        key: String,
+        /// Why it was refused.
+        message: String,
+    },
+}
+
+/// The kind of a [`PveError`], without its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// See [`PveError::Unauthorized`].
+    Unauthorized,
+    /// See [`PveError::PermissionDenied`].
+    PermissionDenied,
+    /// See [`PveError::InvalidParameters`].
+    InvalidParameters,
+    /// See [`PveError::NotFound`].
+    NotFound,
+    /// See [`PveError::AlreadyExists`].
+    AlreadyExists,
+    /// See [`PveError::Locked`].
+    Locked,
+    /// See [`PveError::LockTimeout`].
+    LockTimeout,
+    /// See [`PveError::DigestMismatch`].
+    DigestMismatch,
+    /// See [`PveError::Conflict`].
+    Conflict,
+    /// See [`PveError::TaskFailed`].
+    TaskFailed,
+    /// See [`PveError::NotImplemented`].
+    NotImplemented,
+    /// See [`PveError::Server`].
+    Server,
+    /// See [`PveError::Api`].
+    Api,
+    /// See [`PveError::Transport`].
+    Transport,
+    /// See [`PveError::Timeout`].
+    Timeout,
+    /// See [`PveError::Decode`].
+    Decode,
+    /// See [`PveError::InvalidInput`].
+    InvalidInput,
+    /// See [`PveError::Config`].
+    Config,
+}
+
+impl ErrorKind {
+    /// Whether an error of this kind is transient: the same request may succeed later.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Locked
+                | ErrorKind::LockTimeout
+                | ErrorKind::Server
+                | ErrorKind::Transport
+                | ErrorKind::Timeout
+        )
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl PveError {
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PveError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            PveError::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            PveError::InvalidParameters { .. } => ErrorKind::InvalidParameters,
+            PveError::NotFound { .. } => ErrorKind::NotFound,
+            PveError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            PveError::Locked { .. } => ErrorKind::Locked,
+            PveError::LockTimeout { .. } => ErrorKind::LockTimeout,
+            PveError::DigestMismatch { .. } => ErrorKind::DigestMismatch,
+            PveError::Conflict { .. } => ErrorKind::Conflict,
+            PveError::TaskFailed { .. } => ErrorKind::TaskFailed,
+            PveError::NotImplemented { .. } => ErrorKind::NotImplemented,
+            PveError::Server { .. } => ErrorKind::Server,
+            PveError::Api { .. } => ErrorKind::Api,
+            PveError::Transport { .. } => ErrorKind::Transport,
+            PveError::Timeout { .. } => ErrorKind::Timeout,
+            PveError::Decode { .. } => ErrorKind::Decode,
+            PveError::InvalidInput { .. } => ErrorKind::InvalidInput,
+            PveError::Config { .. } => ErrorKind::Config,
+        }
+    }
+
+    /// Whether the same request may succeed later (5xx, `got timeout`, lock contention, connection
+    /// loss, and tasks that failed for one of those reasons). Permanent errors (bad spec, missing
+    /// privilege, missing object) are not retryable.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            // 599 is AnyEvent::HTTP's "other, usually nonretryable".
+            PveError::Server { status, .. } => *status != 599,
+            PveError::TaskFailed { cause, .. } => cause.is_retryable(),
+            other => other.kind().is_retryable(),
+        }
+    }
+
+    /// Builds the error for a non-2xx response from its status, its HTTP/1 reason phrase (when the
+    /// server sent one) and its body (empty, `{"data":null}`, with `errors` and/or `message`).
+    pub fn from_response(status: u16, reason_phrase: Option<&str>, body: &[u8]) -> PveError {
+        let parsed = ErrorBody::parse(body);
+        let message = parsed
+            .message
+            .map(|m| m.trim_end().to_owned())
+            .filter(|m| !m.is_empty())
+            .or_else(|| {
+                reason_phrase
+                    .map(|r| r.trim().to_owned())
+                    .filter(|r| !r.is_empty())
+            })
+            .unwrap_or_else(|| canonical_reason(status).to_owned());
+        classify(status, message, parsed.errors)
+    }
+
+    /// Builds [`PveError::TaskFailed`], classifying the exit status text like an API message.
+    pub fn task_failed(
+        upid: impl Into<String>,
+        exit_status: impl Into<String>,
+        log_tail: Vec<String>,
+    ) -> PveError {
+        let exit_status = exit_status.into();
+        let cause = classify(500, exit_status.clone(), BTreeMap::new()).kind();
+        PveError::TaskFailed {
+            upid: upid.into(),
+            exit_status,
+            log_tail,
+            cause,
+        }
+    }
+
+    /// Builds a [`PveError::Decode`] keeping at most [`BODY_EXCERPT_CHARS`] of the body.
+    pub fn decode(context: impl Into<String>, reason: impl Into<String>, body: &[u8]) -> PveError {
+        PveError::Decode {
+            context: context.into(),
+            reason: reason.into(),
+            excerpt: excerpt(body),
+        }
+    }
+
+    /// Builds a [`PveError::InvalidInput`].
+    pub fn invalid_input(field: impl Into<String>, message: impl Into<String>) -> PveError {
+        PveError::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Builds a [`PveError::Config`].
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> PveError {
+        PveError::Config {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The start of a body, lossily decoded, at most [`BODY_EXCERPT_CHARS`] characters.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text.chars().take(BODY_EXCERPT_CHARS).collect();
+    if text.chars().count() > BODY_EXCERPT_CHARS {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("<empty>");
+    }
+    out
+}
+
+fn canonical_reason(status: u16) -> &'static str {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("unknown error")
+}
+
+#[derive(Default)]
+struct ErrorBody {
+    message: Option<String>,
+    errors: BTreeMap<String, String>,
+}
+
+impl ErrorBody {
+    fn parse(body: &[u8]) -> ErrorBody {
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body)
+        else {
+            return ErrorBody::default();
+        };
+        let message = match map.get("message") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let mut errors = BTreeMap::new();
+        if let Some(serde_json::Value::Object(errs)) = map.get("errors") {
+            for (k, v) in errs {
+                let text = match v {
+                    serde_json::Value::String(s) => s.trim_end().to_owned(),
+                    other => other.to_string(),
+                };
+                errors.insert(k.clone(), text);
+            }
+        }
+        ErrorBody { message, errors }
+    }
+}
+
+/// Classifies a Proxmox message (from an HTTP error or a task exit status) into a kind.
+fn classify(status: u16, message: String, errors: BTreeMap<String, String>) -> PveError {
+    let lower = message.to_lowercase();
+    match status {
+        401 => return PveError::Unauthorized { reason: message },
+        403 => return parse_permission_denied(message),
+        404 => return PveError::NotFound { message, errors },
+        501 | 506 => return PveError::NotImplemented { message },
+        _ => {}
+    }
+    if !errors.is_empty() {
+        let any = |pred: &dyn Fn(&str) -> bool| errors.values().any(|v| pred(&v.to_lowercase()));
+        if any(&|v| v.contains("already exists")) {
+            return PveError::AlreadyExists { message, errors };
+        }
+        if any(&|v| v.starts_with("no such ")) {
+            return PveError::NotFound { message, errors };
+        }
+        if status == 400 {
+            return PveError::InvalidParameters { message, errors };
+        }
+    }
+    if lower.starts_with("permission check failed") {
+        return parse_permission_denied(message);
+    }
+    if lower.starts_with("only root can") {
+        return PveError::PermissionDenied {
+            path: Some("/".to_owned()),
+            privileges: Vec::new(),
+            detail: Some(message.clone()),
+            message,
+        };
+    }
+    if lower.contains("already exists") {
+        return PveError::AlreadyExists { message, errors };
+    }
+    if lower.contains("checksum mismatch") {
+        return PveError::DigestMismatch { message };
+    }
+    if lower.contains("can't lock file") || lower.contains("unable to lock") {
+        return PveError::LockTimeout { message };
+    }
+    if let Some(lock) = parse_locked(&message) {
+        return PveError::Locked {
+            lock: Some(lock),
+            message,
+        };
+    }
+    if lower.contains("does not exist")
+        || lower.starts_with("no such ")
+        || lower.contains(": no such ")
+        || lower.starts_with("hostname lookup '")
+    {
+        return PveError::NotFound { message, errors };
+    }
+    if lower.contains("is running - destroy failed")
+        || lower.contains(" not running")
+        || lower.contains("already running")
+        || lower.contains("is paused")
+        || lower.contains("protection mode enabled")
+        || lower.contains("used in ha resources")
+        || lower.contains("is a template")
+        || lower.contains("if it's a template")
+    {
+        return PveError::Conflict { message };
+    }
+    if lower.contains("got timeout") {
+        return PveError::Timeout { message };
+    }
+    if status == 400 {
+        return PveError::InvalidParameters { message, errors };
+    }
+    if status >= 500 {
+        return PveError::Server { status, message };
+    }
+    PveError::Api {
+        status,
+        message,
+        errors,
+    }
+}
+
+/// `VM is locked (create)` / `CT is locked (backup)` → the lock name.
+fn parse_locked(message: &str) -> Option<String> {
+    let idx = message.find("is locked (")?;
+    let rest = &message[idx + "is locked (".len()..];
+    let end = rest.find(')')?;
+    let lock = &rest[..end];
+    (!lock.is_empty()).then(|| lock.to_owned())
+}
+
+/// Parses the forms of `Permission check failed (...)` that PVE 8 produces:
+/// `(/vms/100, VM.Allocate)`, `(/vms/100, A|B)`, `(/, Sys.Modify for modifying tag 'x')`,
+/// `(pool 'foo' does not exist)`, `(URI '...' not available with API token, need proper ticket.`
+/// (no closing parenthesis), and the bare `Permission check failed`.
+fn parse_permission_denied(message: String) -> PveError {
+    let mut path = None;
+    let mut privileges = Vec::new();
+    let mut detail = None;
+    if let Some(open) = message.find('(') {
+        let inner = message[open + 1..].trim_end();
+        let inner = inner.strip_suffix(')').unwrap_or(inner).trim();
+        match inner.split_once(", ") {
+            Some((p, rest)) if p.starts_with('/') && !p.contains(char::is_whitespace) => {
+                path = Some(p.to_owned());
+                let (privs, more) = match rest.split_once(' ') {
+                    Some((privs, more)) => (privs, Some(more.trim())),
+                    None => (rest, None),
+                };
+                privileges = privs
+                    .split('|')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                detail = more.filter(|m| !m.is_empty()).map(str::to_owned);
+            }
+            _ if !inner.is_empty() => detail = Some(inner.to_owned()),
+            _ => {}
+        }
+    }
+    PveError::PermissionDenied {
+        path,
+        privileges,
+        detail,
+        message,
+    }
+}
+
+fn permission_denied_text(
+    path: Option<&str>,
+    privileges: &[String],
+    detail: Option<&str>,
+    message: &str,
+) -> String {
+    let mut out = String::from("permission denied");
+    if !privileges.is_empty() {
+        out.push_str(": missing ");
+        out.push_str(&privileges.join(" or "));
+        if let Some(p) = path {
+            out.push_str(" on ");
+            out.push_str(p);
+        }
+    } else if let Some(p) = path {
+        out.push_str(" on ");
+        out.push_str(p);
+    }
+    if let Some(d) = detail {
+        out.push_str(" (");
+        out.push_str(d);
+        out.push(')');
+    }
+    out.push_str(" — Proxmox said: ");
+    out.push_str(message);
+    out
+}
+
+fn errors_text(message: &str, errors: &BTreeMap<String, String>) -> String {
+    if errors.is_empty() {
+        return message.to_owned();
+    }
+    let per_param: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    format!("{message} ({})", per_param.join("; "))
+}
+
+fn log_tail_text(tail: &[String]) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; task log ends with: {}", tail.join(" | "))
+    }
+}
+
+#[cfg(test)]
+mod tests;
