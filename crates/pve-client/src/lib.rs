@@ -9,3 +9,5 @@ pub mod secret;
 
 pub use error::{ErrorKind, PveError, Result};
 pub use secret::Secret;
+pub mod de;
+pub mod propstring;
