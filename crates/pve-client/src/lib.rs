@@ -9,5 +9,7 @@ pub mod secret;
 
 pub use error::{ErrorKind, PveError, Result};
 pub use secret::Secret;
+pub mod config;
 pub mod de;
 pub mod propstring;
+pub mod task;
