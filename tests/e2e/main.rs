@@ -1,1 +1,6 @@
-//! End-to-end tests against a real kube-apiserver and etcd.
+//! End-to-end tests against a real kube-apiserver and etcd (see `crates/testenv`).
+//!
+//! One test binary for the whole workspace: each module is one area of behaviour.
+
+mod control_plane;
+mod support;

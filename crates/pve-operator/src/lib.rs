@@ -1,1 +1,4 @@
 //! The pve-operator controller: reconcilers, the privilege model and the command-line interface.
+
+pub mod cli;
+pub mod logging;

@@ -1,5 +1,15 @@
-//! The `pve-operator` binary.
+//! The `pve-operator` binary: the controller and its companion commands.
 
-fn main() {
-    println!("pve-operator: not yet implemented");
+use clap::Parser;
+
+use pve_operator::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    pve_operator::logging::init(&cli.log)?;
+    match cli.command {
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => pve_operator::cli::demo::run(args).await,
+    }
 }

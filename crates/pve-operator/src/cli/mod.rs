@@ -1,0 +1,28 @@
+//! Command-line interface of the `pve-operator` binary.
+
+#[cfg(feature = "demo")]
+pub mod demo;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogArgs;
+
+/// Kubernetes controller that turns MachineRequests into Proxmox VE virtual machines.
+#[derive(Debug, Parser)]
+#[command(name = "pve-operator", version, about)]
+pub struct Cli {
+    /// Logging options (apply to every command).
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of `pve-operator`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything locally: a real kube-apiserver and etcd on loopback, ready for kubectl.
+    #[cfg(feature = "demo")]
+    Demo(demo::DemoArgs),
+}
