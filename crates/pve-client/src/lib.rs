@@ -9,7 +9,15 @@ pub mod secret;
 
 pub use error::{ErrorKind, PveError, Result};
 pub use secret::Secret;
+pub mod client;
 pub mod config;
 pub mod de;
 pub mod propstring;
+pub mod request;
 pub mod task;
+#[cfg(test)]
+mod testing;
+pub mod tls;
+
+pub use client::{ClientOptions, PveClient, RetryPolicy};
+pub use config::PveConfig;

@@ -1,0 +1,522 @@
+//! The HTTP transport: one connection pool per client, TLS trust, token or ticket
+//! authentication (single-flight login, renewal before expiry, one transparent re-login on 401),
+//! a bound on concurrent requests, a timeout on every call, jittered exponential-backoff retries
+//! for idempotent GETs only, and a tracing span per request (method, path, status, duration —
+//! never a secret).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{RwLock, Semaphore};
+use tracing::Instrument;
+
+use crate::config::{Credentials, PveConfig};
+use crate::error::{ErrorKind, PveError, Result};
+use crate::request::{ApiRequest, Method, ParamValue, Params};
+use crate::secret::Secret;
+
+/// A Proxmox ticket is valid for 2 hours (`AccessControl.pm` `$ticket_lifetime`).
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+
+/// Retry policy for idempotent reads. Writes are never retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in total, including the first (1 disables retries).
+    pub max_attempts: u32,
+    /// The delay before the first retry (before jitter).
+    pub initial_backoff: Duration,
+    /// The upper bound of any delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The jittered delay before retry number `attempt + 1`: exponential, capped, and drawn
+    /// uniformly from its upper half so that concurrent clients spread out.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .initial_backoff
+            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+            .min(self.max_backoff);
+        let ms = u64::try_from(exp.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(fastrand::u64(ms / 2..=ms))
+    }
+}
+
+/// Client tuning. The defaults suit one Proxmox VE cluster.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Timeout of each HTTP call, from sending to the end of the body.
+    pub timeout: Duration,
+    /// Timeout of establishing a connection (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// At most this many requests in flight at once (logins excepted).
+    pub max_concurrent_requests: usize,
+    /// Retries of idempotent GETs on retryable errors.
+    pub retry: RetryPolicy,
+    /// A ticket older than this is renewed (by posting it as the password) before use.
+    /// Must be below [`TICKET_LIFETIME`]; the default renews after 1 hour.
+    pub ticket_renew_after: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 16,
+            retry: RetryPolicy::default(),
+            ticket_renew_after: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A successful response: `data`, the optional top-level `total`, and the raw body (for errors).
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    /// The `data` member (`null` when absent).
+    pub data: Value,
+    /// The `total` member of list responses (task log, task list).
+    pub total: Option<u64>,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+/// A Proxmox VE API client. Cheap to clone: clones share the connection pool, the ticket and
+/// the concurrency bound.
+#[derive(Clone)]
+pub struct PveClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PveClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PveClient")
+            .field("url", &self.inner.base)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    auth: Auth,
+    limiter: Semaphore,
+    options: ClientOptions,
+    logins: AtomicU64,
+}
+
+enum Auth {
+    Token(HeaderValue),
+    Ticket(TicketAuth),
+}
+
+struct TicketAuth {
+    userid: String,
+    password: Secret,
+    state: RwLock<Option<Arc<Ticket>>>,
+}
+
+struct Ticket {
+    ticket: Secret,
+    csrf: Secret,
+    obtained: Instant,
+}
+
+struct RawResponse {
+    status: u16,
+    reason: Option<String>,
+    body: Vec<u8>,
+}
+
+impl PveClient {
+    /// Builds a client with default [`ClientOptions`].
+    pub fn new(config: &PveConfig) -> Result<Self> {
+        Self::with_options(config, ClientOptions::default())
+    }
+
+    /// Builds a client. No request is sent until the first call.
+    pub fn with_options(config: &PveConfig, options: ClientOptions) -> Result<Self> {
+        let builder = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!(
+                "pve-operator-pve-client/",
+                env!("CARGO_PKG_VERSION")
+            ));
+        let builder = crate::tls::configure(builder, &config.tls)?;
+        let http = builder.build().map_err(|e| {
+            PveError::config(
+                "url",
+                format!("cannot build the HTTP client: {}", error_chain(&e)),
+            )
+        })?;
+        let auth = match &config.credentials {
+            Credentials::Token(t) => {
+                let mut v = HeaderValue::from_str(&format!(
+                    "PVEAPIToken={}={}",
+                    t.token_id,
+                    t.secret.expose()
+                ))
+                .map_err(|_| {
+                    PveError::config(
+                        "tokenSecret",
+                        "contains characters not allowed in an HTTP header",
+                    )
+                })?;
+                v.set_sensitive(true);
+                Auth::Token(v)
+            }
+            Credentials::Password { userid, password } => Auth::Ticket(TicketAuth {
+                userid: userid.clone(),
+                password: password.clone(),
+                state: RwLock::new(None),
+            }),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base: config.url.clone(),
+                auth,
+                limiter: Semaphore::new(options.max_concurrent_requests.max(1)),
+                options,
+                logins: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The API base URL (`https://host:8006/api2/json`).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// How many times this client posted to `/access/ticket` (logins and renewals).
+    pub fn login_count(&self) -> u64 {
+        self.inner.logins.load(Ordering::Relaxed)
+    }
+
+    /// Sends `req` and decodes `data` into `T`.
+    pub async fn call<T: DeserializeOwned>(&self, req: &ApiRequest) -> Result<T> {
+        let resp = self.execute(req).await?;
+        crate::de::decode(resp.data, &req.describe(), &resp.body)
+    }
+
+    /// Sends `req`; GETs are retried with jittered backoff on retryable errors, other methods are
+    /// sent once (plus one re-login after a 401 on an expired ticket, which Proxmox answers
+    /// before doing anything).
+    pub async fn execute(&self, req: &ApiRequest) -> Result<ApiResponse> {
+        let policy = &self.inner.options.retry;
+        let mut attempt = 0u32;
+        loop {
+            match self.send_once(req).await {
+                Err(e)
+                    if req.method == Method::Get
+                        && e.is_retryable()
+                        && attempt + 1 < policy.max_attempts =>
+                {
+                    let delay = policy.backoff(attempt);
+                    tracing::debug!(
+                        method = req.method.as_str(),
+                        path = %req.path,
+                        error = %e,
+                        attempt,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        "retrying idempotent request"
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, req: &ApiRequest) -> Result<ApiResponse> {
+        let ticket = match &self.inner.auth {
+            Auth::Ticket(t) => Some(self.ticket(t).await?),
+            Auth::Token(_) => None,
+        };
+        let raw = self.send_raw(req, ticket.as_deref()).await?;
+        if raw.status == 401
+            && let (Auth::Ticket(t), Some(used)) = (&self.inner.auth, &ticket)
+        {
+            tracing::debug!(path = %req.path, "ticket refused; logging in again");
+            t.invalidate(used).await;
+            let fresh = self.ticket(t).await?;
+            let raw = self.send_raw(req, Some(&fresh)).await?;
+            return finish(req, raw);
+        }
+        finish(req, raw)
+    }
+
+    /// The current ticket; logs in or renews under the write lock, so concurrent callers wait for
+    /// one login instead of each starting their own.
+    async fn ticket(&self, t: &TicketAuth) -> Result<Arc<Ticket>> {
+        let renew_after = self.inner.options.ticket_renew_after;
+        if let Some(cur) = t.state.read().await.as_ref()
+            && cur.obtained.elapsed() < renew_after
+        {
+            return Ok(cur.clone());
+        }
+        let mut state = t.state.write().await;
+        if let Some(cur) = state.as_ref() {
+            let age = cur.obtained.elapsed();
+            if age < renew_after {
+                return Ok(cur.clone());
+            }
+            if age + Duration::from_secs(60) < TICKET_LIFETIME {
+                match self.login(&t.userid, &cur.ticket).await {
+                    Ok(new) => {
+                        *state = Some(new.clone());
+                        return Ok(new);
+                    }
+                    Err(e) if e.kind() == ErrorKind::Unauthorized => {
+                        tracing::debug!("ticket renewal refused; logging in with the password");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ticket renewal failed; using the current ticket until it expires");
+                        return Ok(cur.clone());
+                    }
+                }
+            }
+        }
+        let new = self.login(&t.userid, &t.password).await?;
+        *state = Some(new.clone());
+        Ok(new)
+    }
+
+    /// `POST /access/ticket` with a password or (renewal) the current ticket.
+    async fn login(&self, userid: &str, password: &Secret) -> Result<Arc<Ticket>> {
+        self.inner.logins.fetch_add(1, Ordering::Relaxed);
+        let mut params = Params::new();
+        params
+            .str("username", userid)
+            .set("password", ParamValue::Secret(password.clone()));
+        let req = ApiRequest::new(Method::Post, "/access/ticket", &[], params);
+        let raw = self.send_raw(&req, None).await?;
+        let resp = finish(&req, raw)?;
+        #[derive(serde::Deserialize)]
+        struct TicketData {
+            ticket: Option<String>,
+            #[serde(rename = "CSRFPreventionToken")]
+            csrf: Option<String>,
+            #[serde(rename = "NeedTFA", default, deserialize_with = "crate::de::opt_bool")]
+            need_tfa: Option<bool>,
+        }
+        // The body holds a ticket: never quote it in an error.
+        let data: TicketData =
+            crate::de::decode(resp.data, &req.describe(), b"<redacted: contains a ticket>")?;
+        if data.need_tfa == Some(true) {
+            return Err(PveError::Unauthorized {
+                reason: format!(
+                    "{userid} requires a second factor (TFA), which this client does not support; use an API token"
+                ),
+            });
+        }
+        match (data.ticket, data.csrf) {
+            (Some(ticket), Some(csrf)) if !ticket.is_empty() && !csrf.is_empty() => {
+                Ok(Arc::new(Ticket {
+                    ticket: Secret::new(ticket),
+                    csrf: Secret::new(csrf),
+                    obtained: Instant::now(),
+                }))
+            }
+            _ => Err(PveError::decode(
+                req.describe(),
+                "the response has no ticket or no CSRFPreventionToken",
+                b"<redacted: contains a ticket>",
+            )),
+        }
+    }
+
+    async fn send_raw(&self, req: &ApiRequest, ticket: Option<&Ticket>) -> Result<RawResponse> {
+        let span = tracing::debug_span!(
+            "pve_request",
+            method = req.method.as_str(),
+            path = %req.path,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        async move {
+            let _permit = self
+                .inner
+                .limiter
+                .acquire()
+                .await
+                .map_err(|_| PveError::Transport {
+                    message: "the client's request limiter is closed".into(),
+                })?;
+            let started = Instant::now();
+            let result = self.send_http(req, ticket).await;
+            let span = tracing::Span::current();
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            span.record("duration_ms", ms);
+            match &result {
+                Ok(raw) => {
+                    span.record("status", raw.status);
+                    tracing::debug!(
+                        status = raw.status,
+                        duration_ms = ms,
+                        "Proxmox VE request done"
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, duration_ms = ms, "Proxmox VE request failed")
+                }
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn send_http(&self, req: &ApiRequest, ticket: Option<&Ticket>) -> Result<RawResponse> {
+        let method = match req.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut url = format!("{}{}", self.inner.base, req.path);
+        let mut rb = if req.method.has_body() {
+            self.inner
+                .http
+                .request(method, url)
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(req.params.form_encode())
+        } else {
+            if !req.params.is_empty() {
+                url.push('?');
+                url.push_str(&req.params.form_encode());
+            }
+            self.inner.http.request(method, url)
+        };
+        let is_login = req.template == "/access/ticket";
+        if !is_login {
+            match (&self.inner.auth, ticket) {
+                (Auth::Token(v), _) => rb = rb.header(AUTHORIZATION, v.clone()),
+                (Auth::Ticket(_), Some(t)) => {
+                    let cookie = format!(
+                        "PVEAuthCookie={}",
+                        percent_encoding::utf8_percent_encode(
+                            t.ticket.expose(),
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
+                    );
+                    rb = rb.header(COOKIE, sensitive(&cookie)?);
+                    if req.method != Method::Get {
+                        rb = rb.header("CSRFPreventionToken", sensitive(t.csrf.expose())?);
+                    }
+                }
+                (Auth::Ticket(_), None) => {}
+            }
+        }
+        let resp = rb.send().await.map_err(map_reqwest)?;
+        let status = resp.status().as_u16();
+        let reason = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
+        let body = resp.bytes().await.map_err(map_reqwest)?.to_vec();
+        Ok(RawResponse {
+            status,
+            reason,
+            body,
+        })
+    }
+}
+
+impl TicketAuth {
+    /// Forgets `used` if it is still the current ticket (a concurrent caller may already have
+    /// replaced it, in which case the new one is kept).
+    async fn invalidate(&self, used: &Arc<Ticket>) {
+        let mut state = self.state.write().await;
+        if state.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, used)) {
+            *state = None;
+        }
+    }
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| PveError::Transport {
+        message: "the ticket or CSRF token from Proxmox contains characters not allowed in an HTTP header".into(),
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn finish(req: &ApiRequest, raw: RawResponse) -> Result<ApiResponse> {
+    if !(200..300).contains(&raw.status) {
+        return Err(PveError::from_response(
+            raw.status,
+            raw.reason.as_deref(),
+            &raw.body,
+        ));
+    }
+    let value: Value = serde_json::from_slice(&raw.body).map_err(|e| {
+        PveError::decode(
+            req.describe(),
+            format!("the body is not JSON ({e})"),
+            &raw.body,
+        )
+    })?;
+    let Value::Object(mut map) = value else {
+        return Err(PveError::decode(
+            req.describe(),
+            "expected a JSON object with a `data` member",
+            &raw.body,
+        ));
+    };
+    let data = map.remove("data").unwrap_or(Value::Null);
+    let total = map.get("total").and_then(|t| match t {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
+    Ok(ApiResponse {
+        data,
+        total,
+        body: raw.body,
+    })
+}
+
+/// The error and its causes, joined (reqwest's own message alone hides the TLS or IO cause).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+fn map_reqwest(e: reqwest::Error) -> PveError {
+    let message = error_chain(&e);
+    if e.is_timeout() {
+        PveError::Timeout { message }
+    } else {
+        PveError::Transport { message }
+    }
+}
+
+#[cfg(test)]
+mod tests;

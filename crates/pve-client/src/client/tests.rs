@@ -1,0 +1,722 @@
+//! Transport-level unit tests against a canned loopback server (auth flows, CSRF, retries,
+//! both error styles, TLS trust modes).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::json;
+
+use super::*;
+use crate::config::{ApiToken, Fingerprint, TlsTrust};
+use crate::testing::{Canned, MockServer, Recorded};
+
+const TOKEN_SECRET: &str = "5f2b1c3a-aaaa-bbbb-cccc-0123456789ab";
+const PASSWORD: &str = "correct-horse-battery";
+
+fn token_config(url: &str) -> PveConfig {
+    PveConfig {
+        url: url.to_owned(),
+        credentials: Credentials::Token(ApiToken {
+            token_id: "omni@pve!omni-provider".into(),
+            secret: Secret::new(TOKEN_SECRET),
+        }),
+        tls: TlsTrust::PublicRoots,
+    }
+}
+
+fn password_config(url: &str) -> PveConfig {
+    PveConfig {
+        url: url.to_owned(),
+        credentials: Credentials::Password {
+            userid: "omni@pve".into(),
+            password: Secret::new(PASSWORD),
+        },
+        tls: TlsTrust::PublicRoots,
+    }
+}
+
+fn fast_options() -> ClientOptions {
+    ClientOptions {
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        },
+        ..ClientOptions::default()
+    }
+}
+
+fn get(path: &'static str) -> ApiRequest {
+    ApiRequest::new(Method::Get, path, &[], Params::new())
+}
+
+fn post(path: &'static str, params: Params) -> ApiRequest {
+    ApiRequest::new(Method::Post, path, &[], params)
+}
+
+fn ticket_for(n: usize) -> String {
+    format!("PVE:omni@pve:6500000{n}::c2lnbmF0dXJl+/={n}")
+}
+
+fn csrf_for(n: usize) -> String {
+    format!("6500000{n}:Y3NyZnRva2Vu{n}")
+}
+
+/// A ticket-auth server: logins hand out ticket N (counting from 1); a request is accepted if it
+/// carries a ticket that is still valid (`valid_from` and above) and, except for GET, the
+/// matching CSRF token.
+struct TicketServer {
+    logins: AtomicUsize,
+    valid_from: AtomicUsize,
+}
+
+impl TicketServer {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            logins: AtomicUsize::new(0),
+            valid_from: AtomicUsize::new(1),
+        })
+    }
+
+    fn handle(&self, r: &Recorded) -> Canned {
+        if r.path == "/access/ticket" {
+            let p = r.params();
+            let current = self.logins.load(Ordering::SeqCst);
+            let ok = p.get("username").map(String::as_str) == Some("omni@pve")
+                && (p.get("password").map(String::as_str) == Some(PASSWORD)
+                    || (current >= self.valid_from.load(Ordering::SeqCst)
+                        && p.get("password") == Some(&ticket_for(current))));
+            if !ok || r.header("CSRFPreventionToken").is_some() || r.header("Cookie").is_some() {
+                return Canned::raw(401, "authentication failure", r#"{"data":null}"#);
+            }
+            let n = self.logins.fetch_add(1, Ordering::SeqCst) + 1;
+            return Canned::data(json!({
+                "username": "omni@pve",
+                "ticket": ticket_for(n),
+                "CSRFPreventionToken": csrf_for(n),
+                "cap": {"vms": {"VM.Audit": 1}}
+            }));
+        }
+        let Some(cookie) = r.header("Cookie") else {
+            return Canned::raw(401, "No ticket", "");
+        };
+        let n = (1..=self.logins.load(Ordering::SeqCst)).find(|n| {
+            let enc: String = percent_encoding::utf8_percent_encode(
+                &ticket_for(*n),
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string();
+            cookie == format!("PVEAuthCookie={enc}")
+        });
+        let Some(n) = n.filter(|n| *n >= self.valid_from.load(Ordering::SeqCst)) else {
+            return Canned::raw(401, "permission denied - invalid PVE ticket", "");
+        };
+        if r.method != "GET" && r.header("CSRFPreventionToken") != Some(csrf_for(n).as_str()) {
+            return Canned::raw(401, "Permission denied - invalid csrf token", "");
+        }
+        Canned::data(json!({"version": "8.4.1", "release": "8.4", "repoid": "0123456789abcdef"}))
+    }
+}
+
+async fn ticket_server() -> (Arc<TicketServer>, MockServer) {
+    let state = TicketServer::new();
+    let s = state.clone();
+    let server = MockServer::start(move |r| s.handle(r)).await;
+    (state, server)
+}
+
+#[tokio::test]
+async fn token_auth_sends_the_pveapitoken_header_and_no_csrf_or_cookie() {
+    let server = MockServer::start(|_| Canned::data(json!(null))).await;
+    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    client.execute(&get("/version")).await.unwrap();
+    client
+        .execute(&post("/nodes/pve/qemu", Params::new()))
+        .await
+        .unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    for r in &reqs {
+        assert_eq!(
+            r.header("Authorization"),
+            Some(format!("PVEAPIToken=omni@pve!omni-provider={TOKEN_SECRET}").as_str())
+        );
+        assert_eq!(r.header("CSRFPreventionToken"), None);
+        assert_eq!(r.header("Cookie"), None);
+    }
+    assert_eq!(client.login_count(), 0);
+}
+
+#[tokio::test]
+async fn ticket_auth_sends_the_cookie_always_and_csrf_only_on_writes() {
+    let (_state, server) = ticket_server().await;
+    let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
+    client.execute(&get("/version")).await.unwrap();
+    client
+        .execute(&post("/nodes/pve/qemu", Params::new()))
+        .await
+        .unwrap();
+    client
+        .execute(&ApiRequest::new(Method::Put, "/x", &[], Params::new()))
+        .await
+        .unwrap();
+    client
+        .execute(&ApiRequest::new(Method::Delete, "/x", &[], Params::new()))
+        .await
+        .unwrap();
+    let reqs = server.requests();
+    let methods: Vec<&str> = reqs.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(methods, ["POST", "GET", "POST", "PUT", "DELETE"]);
+    let login = &reqs[0];
+    assert_eq!(login.path, "/access/ticket");
+    assert_eq!(
+        login.header("Content-Type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        login.params().get("username").map(String::as_str),
+        Some("omni@pve")
+    );
+    assert_eq!(reqs[1].header("CSRFPreventionToken"), None);
+    for r in &reqs[2..] {
+        assert_eq!(
+            r.header("CSRFPreventionToken"),
+            Some(csrf_for(1).as_str()),
+            "{}",
+            r.method
+        );
+        assert!(r.header("Cookie").is_some());
+    }
+    assert_eq!(client.login_count(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_a_single_login() {
+    let (state, server) = ticket_server().await;
+    let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
+    let calls: Vec<_> = (0..24)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.execute(&get("/version")).await })
+        })
+        .collect();
+    for call in futures::future::join_all(calls).await {
+        call.unwrap().unwrap();
+    }
+    assert_eq!(state.logins.load(Ordering::SeqCst), 1);
+    assert_eq!(server.count("POST", "/access/ticket"), 1);
+    assert_eq!(server.count("GET", "/version"), 24);
+}
+
+#[tokio::test]
+async fn an_expired_ticket_causes_one_transparent_relogin_for_reads_and_writes() {
+    let (state, server) = ticket_server().await;
+    let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
+    client.execute(&get("/version")).await.unwrap();
+    // The server now refuses ticket 1 (as after the 2 h lifetime).
+    state.valid_from.store(2, Ordering::SeqCst);
+    client
+        .execute(&post("/nodes/pve/qemu/100/status/start", Params::new()))
+        .await
+        .unwrap();
+    assert_eq!(state.logins.load(Ordering::SeqCst), 2);
+    // The write was sent twice: refused with 401 (not executed), then accepted.
+    assert_eq!(server.count("POST", "/nodes/pve/qemu/100/status/start"), 2);
+    state.valid_from.store(3, Ordering::SeqCst);
+    client.execute(&get("/version")).await.unwrap();
+    assert_eq!(state.logins.load(Ordering::SeqCst), 3);
+    // The re-login used the password, not the refused ticket.
+    let last_login = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path == "/access/ticket")
+        .unwrap();
+    assert_eq!(
+        last_login.params().get("password").map(String::as_str),
+        Some(PASSWORD)
+    );
+}
+
+#[tokio::test]
+async fn concurrent_401s_trigger_a_single_relogin() {
+    let (state, server) = ticket_server().await;
+    let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
+    client.execute(&get("/version")).await.unwrap();
+    state.valid_from.store(2, Ordering::SeqCst);
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.execute(&get("/version")).await })
+        })
+        .collect();
+    for call in futures::future::join_all(calls).await {
+        call.unwrap().unwrap();
+    }
+    assert_eq!(state.logins.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn the_ticket_is_renewed_by_posting_it_as_the_password() {
+    let (state, server) = ticket_server().await;
+    let options = ClientOptions {
+        ticket_renew_after: Duration::ZERO,
+        ..fast_options()
+    };
+    let client = PveClient::with_options(&password_config(&server.url), options).unwrap();
+    client.execute(&get("/version")).await.unwrap();
+    client.execute(&get("/version")).await.unwrap();
+    assert_eq!(state.logins.load(Ordering::SeqCst), 2);
+    let logins: Vec<Recorded> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/access/ticket")
+        .collect();
+    assert_eq!(logins[0].params()["password"], PASSWORD);
+    assert_eq!(logins[1].params()["password"], ticket_for(1));
+    assert_eq!(logins[1].params()["username"], "omni@pve");
+}
+
+#[tokio::test]
+async fn a_refused_password_is_unauthorized_and_not_retried_in_a_loop() {
+    let server = MockServer::start(|r| {
+        if r.path == "/access/ticket" {
+            Canned::raw(
+                401,
+                "authentication failure",
+                r#"{"data":null,"message":"authentication failure\n"}"#,
+            )
+        } else {
+            Canned::data(json!(null))
+        }
+    })
+    .await;
+    let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
+    match client.execute(&get("/version")).await {
+        Err(PveError::Unauthorized { reason }) => assert_eq!(reason, "authentication failure"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.count("POST", "/access/ticket"), 1);
+    assert_eq!(server.count("GET", "/version"), 0);
+}
+
+#[tokio::test]
+async fn tfa_required_is_reported_as_unauthorized() {
+    let server = MockServer::start(|_| {
+        Canned::data(json!({"username":"omni@pve","ticket":"PVE:!tfa!x","CSRFPreventionToken":"c","NeedTFA":1}))
+    })
+    .await;
+    let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
+    match client.execute(&get("/version")).await {
+        Err(PveError::Unauthorized { reason }) => {
+            assert!(reason.contains("second factor"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn flaky(
+    status: u16,
+    reason: &'static str,
+    failures: usize,
+) -> impl Fn(&Recorded) -> Canned + Send + Sync {
+    let seen = AtomicUsize::new(0);
+    move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) < failures {
+            Canned::raw(status, reason, r#"{"data":null}"#)
+        } else {
+            Canned::data(json!("ok"))
+        }
+    }
+}
+
+#[tokio::test]
+async fn reads_are_retried_on_transient_errors() {
+    let server = MockServer::start(flaky(596, "Connection timed out", 2)).await;
+    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let resp = client.execute(&get("/cluster/resources")).await.unwrap();
+    assert_eq!(resp.data, json!("ok"));
+    assert_eq!(server.count("GET", "/cluster/resources"), 3);
+}
+
+#[tokio::test]
+async fn reads_give_up_after_max_attempts() {
+    let server = MockServer::start(flaky(503, "Service Unavailable", 100)).await;
+    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let e = client.execute(&get("/version")).await.unwrap_err();
+    assert!(matches!(e, PveError::Server { status: 503, .. }), "{e:?}");
+    assert_eq!(server.count("GET", "/version"), 3);
+}
+
+#[tokio::test]
+async fn writes_are_never_retried() {
+    for method in [Method::Post, Method::Put, Method::Delete] {
+        let server = MockServer::start(flaky(
+            500,
+            "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout",
+            1,
+        ))
+        .await;
+        let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+        let e = client
+            .execute(&ApiRequest::new(
+                method,
+                "/nodes/pve/qemu",
+                &[],
+                Params::new(),
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PveError::LockTimeout { .. }), "{e:?}");
+        assert!(e.is_retryable(), "the caller may decide to retry");
+        assert_eq!(server.requests().len(), 1, "{method}");
+    }
+}
+
+#[tokio::test]
+async fn permanent_errors_are_not_retried() {
+    let server = MockServer::start(|_| {
+        Canned::raw(
+            403,
+            "Permission check failed (/vms/100, VM.Audit)",
+            r#"{"data":null}"#,
+        )
+    })
+    .await;
+    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let e = client
+        .execute(&get("/nodes/pve/qemu/100/config"))
+        .await
+        .unwrap_err();
+    match e {
+        PveError::PermissionDenied {
+            path, privileges, ..
+        } => {
+            assert_eq!(path.as_deref(), Some("/vms/100"));
+            assert_eq!(privileges, ["VM.Audit"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn pve_8_0_reason_phrase_errors_reach_the_caller() {
+    let server = MockServer::start(|_| {
+        Canned::raw(
+            500,
+            "can't lock file '/var/lock/qemu-server/lock-203.conf' - got timeout",
+            r#"{"data":null}"#,
+        )
+    })
+    .await;
+    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    match client
+        .execute(&post("/nodes/pve/qemu/203/config", Params::new()))
+        .await
+    {
+        Err(PveError::LockTimeout { message }) => {
+            assert_eq!(
+                message,
+                "can't lock file '/var/lock/qemu-server/lock-203.conf' - got timeout"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn pve_8_4_json_message_errors_reach_the_caller() {
+    let server = MockServer::start(|_| {
+        Canned::raw(
+            400,
+            "Parameter verification failed.",
+            r#"{"data":null,"errors":{"vmid":"value must have a minimum value of 100"},"message":"Parameter verification failed.\n"}"#,
+        )
+    })
+    .await;
+    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    match client.execute(&get("/cluster/nextid")).await {
+        Err(PveError::InvalidParameters { errors, message }) => {
+            assert_eq!(message, "Parameter verification failed.");
+            assert_eq!(errors["vmid"], "value must have a minimum value of 100");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn parameters_are_form_encoded_in_the_body_for_writes_and_in_the_query_for_reads() {
+    let server = MockServer::start(|_| Canned::data(json!(null))).await;
+    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let mut p = Params::new();
+    p.bool("purge", true)
+        .bool("destroy-unreferenced-disks", false)
+        .str("name", "a b");
+    client
+        .execute(&ApiRequest::new(
+            Method::Delete,
+            "/nodes/pve/qemu/100",
+            &[],
+            p.clone(),
+        ))
+        .await
+        .unwrap();
+    client
+        .execute(&post("/nodes/pve/qemu", p.clone()))
+        .await
+        .unwrap();
+    let reqs = server.requests();
+    assert_eq!(
+        reqs[0].query,
+        "purge=1&destroy-unreferenced-disks=0&name=a+b"
+    );
+    assert_eq!(reqs[0].body, "");
+    assert_eq!(reqs[0].header("Content-Length"), None, "no body on DELETE");
+    assert_eq!(reqs[1].query, "");
+    assert_eq!(
+        reqs[1].body,
+        "purge=1&destroy-unreferenced-disks=0&name=a+b"
+    );
+    assert_eq!(
+        reqs[1].header("Content-Type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert!(
+        reqs[1].header("Transfer-Encoding").is_none(),
+        "PVE refuses chunked bodies"
+    );
+}
+
+#[tokio::test]
+async fn a_non_json_success_body_is_a_decode_error_with_an_excerpt() {
+    let server = MockServer::start(|_| Canned::raw(200, "OK", "<html>proxy login</html>")).await;
+    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    match client.execute(&get("/version")).await {
+        Err(PveError::Decode {
+            context, excerpt, ..
+        }) => {
+            assert_eq!(context, "GET /version");
+            assert!(excerpt.contains("proxy login"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_retryable_transport_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let client = PveClient::with_options(
+        &token_config(&format!("http://127.0.0.1:{port}/api2/json")),
+        fast_options(),
+    )
+    .unwrap();
+    let e = client.execute(&get("/version")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
+    assert!(e.is_retryable());
+    assert!(!e.to_string().contains(TOKEN_SECRET));
+}
+
+#[tokio::test]
+async fn a_silent_server_gives_a_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept connections and never answer.
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            open.push(s);
+        }
+    });
+    let options = ClientOptions {
+        timeout: Duration::from_millis(200),
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        ..ClientOptions::default()
+    };
+    let client =
+        PveClient::with_options(&token_config(&format!("http://127.0.0.1:{port}")), options)
+            .unwrap();
+    let e = client.execute(&get("/version")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
+    hold.abort();
+}
+
+#[test]
+fn backoff_grows_is_jittered_and_capped() {
+    let p = RetryPolicy {
+        max_attempts: 10,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(1000),
+    };
+    for attempt in 0..10 {
+        let d = p.backoff(attempt);
+        let cap = (100u64 << attempt).min(1000);
+        assert!(
+            d.as_millis() as u64 >= cap / 2 && d.as_millis() as u64 <= cap,
+            "{attempt}: {d:?}"
+        );
+    }
+}
+
+/// A `MakeWriter` collecting everything logged.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn request_spans_record_method_path_status_and_never_a_secret() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_state, ticket_srv) = ticket_server().await;
+    let token_srv =
+        MockServer::start(|_| Canned::raw(403, "Permission check failed (/vms/100, VM.Audit)", ""))
+            .await;
+    let c1 = PveClient::with_options(&password_config(&ticket_srv.url), fast_options()).unwrap();
+    c1.execute(&post("/nodes/pve/qemu", Params::new()))
+        .await
+        .unwrap();
+    let c2 = PveClient::with_options(&token_config(&token_srv.url), fast_options()).unwrap();
+    let _ = c2.execute(&get("/nodes/pve/qemu/100/config")).await;
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("pve_request"), "{logs}");
+    assert!(
+        logs.contains("method=\"POST\"") || logs.contains("method=POST"),
+        "{logs}"
+    );
+    assert!(logs.contains("/nodes/pve/qemu/100/config"), "{logs}");
+    assert!(logs.contains("status=403"), "{logs}");
+    assert!(logs.contains("duration_ms"), "{logs}");
+    for secret in [
+        TOKEN_SECRET,
+        PASSWORD,
+        &ticket_for(1),
+        &csrf_for(1),
+        "c2lnbmF0dXJl",
+    ] {
+        assert!(!logs.contains(secret), "secret {secret:?} leaked into logs");
+    }
+    assert!(!format!("{c1:?}{c2:?}").contains(TOKEN_SECRET));
+}
+
+// ---- TLS trust modes ----
+
+struct TlsFixture {
+    acceptor: tokio_rustls::TlsAcceptor,
+    ca_pem: String,
+    leaf_der: Vec<u8>,
+}
+
+fn tls_fixture() -> TlsFixture {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    TlsFixture {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        ca_pem: ca_cert.pem(),
+        leaf_der: leaf.der().to_vec(),
+    }
+}
+
+async fn tls_call(trust: TlsTrust) -> (Result<ApiResponse>, usize) {
+    let fx = tls_fixture();
+    let trust = match trust {
+        TlsTrust::CaBundle(_) => TlsTrust::CaBundle(fx.ca_pem.clone()),
+        TlsTrust::Fingerprint(fp) if fp.0 == [0; 32] => {
+            TlsTrust::Fingerprint(crate::tls::fingerprint_of(&fx.leaf_der))
+        }
+        other => other,
+    };
+    let server = MockServer::start_tls(|_| Canned::data(json!("hello")), fx.acceptor.clone()).await;
+    let mut cfg = token_config(&server.url);
+    cfg.tls = trust;
+    let client = PveClient::with_options(&cfg, fast_options()).unwrap();
+    let r = client.execute(&get("/version")).await;
+    (r, server.requests().len())
+}
+
+#[tokio::test]
+async fn tls_is_verified_by_default_and_refuses_an_unknown_ca() {
+    let (r, seen) = tls_call(TlsTrust::PublicRoots).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
+    assert_eq!(seen, 0, "no request may reach an unverified server");
+}
+
+#[tokio::test]
+async fn a_ca_bundle_trusts_the_node_certificate() {
+    let (r, _) = tls_call(TlsTrust::CaBundle(String::new())).await;
+    assert_eq!(r.unwrap().data, json!("hello"));
+}
+
+#[tokio::test]
+async fn a_pinned_fingerprint_trusts_exactly_that_certificate() {
+    let (r, _) = tls_call(TlsTrust::Fingerprint(Fingerprint([0; 32]))).await;
+    assert_eq!(r.unwrap().data, json!("hello"));
+    let (r, seen) = tls_call(TlsTrust::Fingerprint(Fingerprint([0xAB; 32]))).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transport);
+    assert!(e.to_string().contains("fingerprint"), "{e}");
+    assert_eq!(seen, 0);
+}
+
+#[tokio::test]
+async fn insecure_skip_verify_accepts_any_certificate() {
+    let (r, _) = tls_call(TlsTrust::InsecureSkipVerify).await;
+    assert_eq!(r.unwrap().data, json!("hello"));
+}
+
+#[test]
+fn a_bad_ca_bundle_is_a_config_error() {
+    let mut cfg = token_config("https://localhost:8006/api2/json");
+    cfg.tls = TlsTrust::CaBundle(
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n".into(),
+    );
+    match PveClient::new(&cfg) {
+        Err(PveError::Config { key, .. }) => assert_eq!(key, "caBundle"),
+        other => panic!("{other:?}"),
+    }
+}

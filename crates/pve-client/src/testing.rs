@@ -1,0 +1,224 @@
+//! Test support: a tiny HTTP/1.1 server on loopback that records requests and returns canned
+//! responses, with arbitrary reason phrases (as PVE < 8.3 sends its errors). Optional TLS.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A request as the server saw it.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Form parameters from the body (POST/PUT) or the query string.
+    pub fn params(&self) -> HashMap<String, String> {
+        let src = if self.body.is_empty() {
+            &self.query
+        } else {
+            &self.body
+        };
+        form_urlencoded::parse(src.as_bytes())
+            .into_owned()
+            .collect()
+    }
+}
+
+/// What the server answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Canned {
+    pub status: u16,
+    pub reason: String,
+    pub body: String,
+}
+
+impl Canned {
+    pub fn data(data: serde_json::Value) -> Self {
+        Self {
+            status: 200,
+            reason: "OK".into(),
+            body: serde_json::json!({ "data": data }).to_string(),
+        }
+    }
+
+    pub fn raw(status: u16, reason: &str, body: &str) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+            body: body.into(),
+        }
+    }
+}
+
+type Handler = Arc<dyn Fn(&Recorded) -> Canned + Send + Sync>;
+
+pub(crate) struct MockServer {
+    pub url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockServer {
+    pub async fn start(handler: impl Fn(&Recorded) -> Canned + Send + Sync + 'static) -> Self {
+        Self::start_inner(Arc::new(handler), None).await
+    }
+
+    pub async fn start_tls(
+        handler: impl Fn(&Recorded) -> Canned + Send + Sync + 'static,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> Self {
+        Self::start_inner(Arc::new(handler), Some(acceptor)).await
+    }
+
+    async fn start_inner(handler: Handler, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let host = if tls.is_some() {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let handler = handler.clone();
+                let recorded = recorded.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(s) = acceptor.accept(stream).await {
+                                serve(s, handler, recorded).await;
+                            }
+                        }
+                        None => serve(stream, handler, recorded).await,
+                    }
+                });
+            }
+        });
+        Self {
+            url: format!("{scheme}://{host}:{}/api2/json", addr.port()),
+            requests,
+            task,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .count()
+    }
+}
+
+/// Serves requests on one connection until the peer closes it (keep-alive supported).
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    handler: Handler,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+) {
+    let mut buf = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default().to_owned();
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or_default().to_owned();
+        let target = parts.next().unwrap_or_default().to_owned();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let body_start = head_end + 4;
+        while buf.len() < body_start + len {
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = String::from_utf8_lossy(&buf[body_start..body_start + len]).into_owned();
+        buf.drain(..body_start + len);
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_owned(), q.to_owned()),
+            None => (target.clone(), String::new()),
+        };
+        let path = path.strip_prefix("/api2/json").unwrap_or(&path).to_owned();
+        let req = Recorded {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        };
+        recorded.lock().unwrap().push(req.clone());
+        let canned = handler(&req);
+        let close = canned.status >= 400;
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nServer: pve-api-daemon/3.0\r\nContent-Length: {}\r\n",
+            canned.status,
+            canned.reason,
+            canned.body.len()
+        );
+        if !canned.body.is_empty() {
+            out.push_str("Content-Type: application/json;charset=UTF-8\r\n");
+        }
+        if close {
+            out.push_str("Connection: close\r\n");
+        }
+        out.push_str("\r\n");
+        out.push_str(&canned.body);
+        if s.write_all(out.as_bytes()).await.is_err() {
+            return;
+        }
+        let _ = s.flush().await;
+        if close {
+            let _ = s.shutdown().await;
+            return;
+        }
+    }
+}
