@@ -1,3 +1,36 @@
 //! A Proxmox VE 8.x API simulator. It shares no code with `pve-client`: the two are independent
 //! readings of the Proxmox wire protocol.
+//!
+//! Embed it in tests:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), pve_sim::SimError> {
+//! let sim = pve_sim::SimServer::start(pve_sim::SimOptions::new("secret")).await?;
+//! println!("{} {}", sim.url(), sim.fingerprint());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
 pub mod access;
+mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod faults;
+pub mod params;
+pub mod persist;
+mod pipeline;
+pub mod qemu;
+pub mod response;
+pub mod router;
+pub mod server;
+mod sim_api;
+pub mod state;
+pub mod stats;
+pub mod tasks;
+pub mod tls;
+
+pub use config::ClusterConfig;
+pub use error::{ApiError, SimError};
+pub use server::{RunningSim, SimOptions, SimServer};

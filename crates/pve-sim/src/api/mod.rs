@@ -1,0 +1,29 @@
+//! The simulator's own API routes (everything but `/access/*` other than the ticket).
+
+mod cluster;
+mod nodes;
+mod tasks;
+
+use serde_json::{Value, json};
+
+use crate::router::{Perm, Route};
+
+/// All routes of this crate except the access-control module's.
+pub fn routes() -> Vec<Route> {
+    let mut r = vec![
+        Route::new("GET", "/version", Perm::All, |ctx| {
+            let v = &ctx.sim.state.config.version;
+            Ok(json!({ "version": v.version, "release": v.release, "repoid": v.repoid }).into())
+        }),
+        Route::new("GET", "/", Perm::All, |_| {
+            let dirs = ["version", "cluster", "nodes", "storage", "access", "pools"];
+            Ok(Value::Array(dirs.iter().map(|d| json!({ "subdir": d })).collect()).into())
+        }),
+    ];
+    r.extend(crate::auth::routes());
+    r.extend(nodes::routes());
+    r.extend(cluster::routes());
+    r.extend(tasks::routes());
+    r.extend(crate::qemu::routes());
+    r
+}

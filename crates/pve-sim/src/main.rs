@@ -1,0 +1,95 @@
+//! `pve-sim`: a Proxmox VE 8.x API simulator.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pve_sim::{ClusterConfig, SimOptions, SimServer};
+
+#[derive(Parser)]
+#[command(name = "pve-sim", version, about = "A Proxmox VE 8.x API simulator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8006")]
+        listen: SocketAddr,
+        /// Password of root@pam.
+        #[arg(long, env = "PVE_SIM_ROOT_PASSWORD", hide_env_values = true)]
+        root_password: String,
+        /// Cluster description (YAML); the built-in default otherwise.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Persist the state to this file and resume from it.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Serve plain HTTP instead of HTTPS.
+        #[arg(long)]
+        insecure_http: bool,
+        /// Log as JSON.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Print the built-in cluster description as YAML.
+    DefaultConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{}", serde_yaml::to_string(&ClusterConfig::default())?);
+            Ok(())
+        }
+        Command::Serve {
+            listen,
+            root_password,
+            config,
+            state,
+            insecure_http,
+            log_json,
+        } => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            if log_json {
+                tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .json()
+                    .init();
+            } else {
+                tracing_subscriber::fmt().with_env_filter(filter).init();
+            }
+            let config = match config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    ClusterConfig::from_yaml(&text)?
+                }
+                None => ClusterConfig::default(),
+            };
+            let sim = SimServer::start(SimOptions {
+                listen,
+                root_password,
+                config,
+                state_file: state,
+                insecure_http,
+            })
+            .await?;
+            println!("pve-sim listening on {}", sim.url());
+            println!("fingerprint: {}", sim.fingerprint());
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
+            sim.shutdown().await;
+            Ok(())
+        }
+    }
+}

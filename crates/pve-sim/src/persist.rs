@@ -1,0 +1,55 @@
+//! `--state` persistence: the state is written atomically (temporary file, fsync, rename)
+//! shortly after every change, and read back at start.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::SimError;
+use crate::state::SimState;
+
+/// Reads a state file; `Ok(None)` if it does not exist.
+pub fn load(path: &Path) -> Result<Option<SimState>, SimError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| SimError::State(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SimError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let io = |what: &str, e| SimError::io(format!("{what} {}", tmp.display()), e);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
+    f.write_all(bytes).map_err(|e| io("writing", e))?;
+    f.sync_all().map_err(|e| io("syncing", e))?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+        .map_err(|e| SimError::io(format!("renaming to {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"{\"a\":1}").expect("first write");
+        write_atomic(&path, b"{\"a\":2}").expect("second write");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"a\":2}");
+        let entries = std::fs::read_dir(dir.path()).expect("list").count();
+        assert_eq!(entries, 1);
+    }
+}

@@ -1,0 +1,325 @@
+//! The request pipeline in PVE's order: request-level checks, 401 (authentication and CSRF),
+//! 501 (unknown path or method), 403 (the method's permission spec), node lookup, 400
+//! (parameter validation), then the handler.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Response};
+use serde_json::Value;
+
+use crate::auth::{self, Credentials};
+use crate::error::ApiError;
+use crate::faults::FaultKind;
+use crate::response;
+use crate::router::{Caller, Ctx, Router, substitute};
+use crate::state::Sim;
+
+/// Largest accepted POST/PUT body (PVE: 512 KiB).
+const MAX_BODY: usize = 512 * 1024;
+
+/// What every request handler shares.
+pub struct Shared {
+    /// The simulator.
+    pub sim: Mutex<Sim>,
+    /// The route table.
+    pub router: Router,
+    /// Wakes the persister.
+    pub persist_notify: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Locks the simulator (recovering from a poisoned lock: the state stays usable).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Sim> {
+        self.sim.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The axum entry point for every request.
+pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_string();
+    if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE") {
+        return response::bare(501, &format!("method '{method}' not available"));
+    }
+    let chunked = parts
+        .headers
+        .get("transfer-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        return response::bare(501, "chunked transfer encoding not supported");
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY + 1).await {
+        Ok(b) if b.len() <= MAX_BODY => b,
+        _ => return response::bare(501, "for data too large"),
+    };
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or("").to_string();
+    if let Some(rest) = path.strip_prefix("/_sim") {
+        return crate::sim_api::handle(&shared, &method, rest, &body);
+    }
+    let Some(api_path) = path.strip_prefix("/api2/json") else {
+        return response::bare(501, "no such uri");
+    };
+    let api_path = if api_path.is_empty() { "/" } else { api_path };
+    api(&shared, &method, api_path, &query, &parts.headers, body).await
+}
+
+fn parse_params(
+    method: &str,
+    headers: &HeaderMap,
+    query: &str,
+    body: &Bytes,
+) -> Result<BTreeMap<String, Value>, Box<Response<Body>>> {
+    let mut params = BTreeMap::new();
+    if matches!(method, "POST" | "PUT") && !body.is_empty() {
+        let ctype = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/x-www-form-urlencoded");
+        let mime = ctype
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match mime.as_str() {
+            "application/x-www-form-urlencoded" => {
+                for (k, v) in form_urlencoded::parse(body) {
+                    params.insert(k.to_string(), Value::String(v.to_string()));
+                }
+            }
+            "application/json" => match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(map)) => params.extend(map),
+                _ => {
+                    return Err(Box::new(response::error(
+                        &ApiError::new(400, "Parameter verification failed.\n"),
+                        true,
+                    )));
+                }
+            },
+            _ => {
+                return Err(Box::new(response::bare(
+                    506,
+                    &format!("upload 'Content-Type '{ctype}' not implemented"),
+                )));
+            }
+        }
+    }
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        params.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(params)
+}
+
+async fn api(
+    shared: &Arc<Shared>,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    let found = shared
+        .router
+        .find(method, path)
+        .map(|(r, caps)| (r.clone(), caps));
+    let creds = Credentials::from_headers(headers);
+    let csrf = headers
+        .get("csrfpreventiontoken")
+        .and_then(|v| v.to_str().ok());
+    let world = found
+        .as_ref()
+        .is_some_and(|(r, _)| matches!(r.perm, crate::router::Perm::World));
+
+    // 401: authentication, before anything else.
+    let (auth, json_message, delay_ms) = {
+        let sim = shared.lock();
+        let now = sim.now_ms() / 1000;
+        let auth = if world {
+            Ok(None)
+        } else {
+            auth::authenticate(&sim.state, &creds, method, csrf, now)
+                .map(Some)
+                .map_err(|f| f.reason(sim.state.config.auth.error_style))
+        };
+        (
+            auth,
+            sim.state.config.json_error_message,
+            sim.state.config.auth.failure_delay_ms,
+        )
+    };
+    let caller = match auth {
+        Ok(c) => c,
+        Err(reason) => {
+            {
+                let mut sim = shared.lock();
+                sim.stats.count_request(&format!("{method} {path}"), "-");
+                sim.stats.count_status(401);
+            }
+            if delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            return response::bare(401, &reason);
+        }
+    };
+    let caller_name = caller
+        .as_ref()
+        .map(Caller::auth_id)
+        .unwrap_or_else(|| "-".to_string());
+
+    // 501: unknown path or method.
+    let Some((route, caps)) = found else {
+        let mut sim = shared.lock();
+        sim.stats
+            .count_request(&format!("{method} {path}"), &caller_name);
+        sim.stats.count_status(501);
+        return response::error(
+            &ApiError::new(501, format!("Method '{method} {path}' not implemented\n")),
+            json_message,
+        );
+    };
+    if matches!(method, "GET" | "DELETE") && !body.is_empty() {
+        return response::bare(501, &format!("Unexpected content for method '{method}'"));
+    }
+    if caller.as_ref().is_some_and(|c| c.tokenid.is_some()) && !route.allow_token {
+        return response::error(
+            &ApiError::perm(format!(
+                "URI '{path}' not available with API token, need proper ticket."
+            )),
+            json_message,
+        );
+    }
+    if world && matches!(creds, Credentials::Token(_)) && !route.allow_token {
+        return response::error(
+            &ApiError::perm(format!(
+                "URI '{path}' not available with API token, need proper ticket."
+            )),
+            json_message,
+        );
+    }
+    let mut raw = match parse_params(method, headers, query, &body) {
+        Ok(p) => p,
+        Err(resp) => return *resp,
+    };
+    raw.extend(caps);
+
+    // Faults, decided per endpoint template.
+    let endpoint = format!("{method} {}", route.path);
+    let faults = {
+        let mut sim = shared.lock();
+        sim.stats.count_request(&endpoint, &caller_name);
+        let faults = sim.faults.decide(method, route.path);
+        sim.stats.faults_injected += faults.len() as u64;
+        faults
+    };
+    let mut task_failure = None;
+    for fault in &faults {
+        match fault {
+            FaultKind::Latency { ms } => tokio::time::sleep(Duration::from_millis(*ms)).await,
+            FaultKind::Drop => return response::dropped(),
+            FaultKind::Proxy { status, reason } => return response::bare(*status, reason),
+            FaultKind::Error { status, message } => {
+                return response::error(
+                    &ApiError::new(*status, format!("{message}\n")),
+                    json_message,
+                );
+            }
+            FaultKind::LockTimeout => {
+                let file = substitute("{vmid}", &raw).replace("{vmid}", "0");
+                return response::error(
+                    &ApiError::internal(format!(
+                        "can't lock file '/var/lock/qemu-server/lock-{file}.conf' - got timeout"
+                    )),
+                    json_message,
+                );
+            }
+            FaultKind::TaskFailure { message } => task_failure = Some(message.clone()),
+        }
+    }
+
+    let result = {
+        let mut guard = shared.lock();
+        let sim = &mut *guard;
+        let now_ms = sim.now_ms();
+        sim.advance(now_ms);
+        let tasks_before = sim.state.tasks.len();
+        let empty = crate::params::Params::default();
+        let result = (|| {
+            let ctx = Ctx {
+                sim: &mut *sim,
+                caller: caller.as_ref(),
+                params: &empty,
+                now_ms,
+            };
+            // 403: the method's permission spec, before parameter validation.
+            route.perm.check(&ctx, &raw)?;
+            // A node that is not part of the cluster cannot be proxied to.
+            if let Some(Value::String(node)) = raw.get("node")
+                && route.path.contains("{node}")
+            {
+                match ctx.sim.state.config.node(node) {
+                    None => {
+                        return Err(ApiError::internal(format!(
+                            "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
+                        )));
+                    }
+                    Some(n) if !n.online => return Err(ApiError::new(595, "No route to host")),
+                    Some(_) => {}
+                }
+            }
+            // 400: parameter validation.
+            let params = match route.params {
+                Some(table) => crate::params::validate(table, raw.clone())?,
+                None => crate::params::Params(raw.clone()),
+            };
+            let mut ctx = Ctx {
+                sim: &mut *sim,
+                caller: caller.as_ref(),
+                params: &params,
+                now_ms,
+            };
+            (route.handler)(&mut ctx)
+        })();
+        let new_tasks: Vec<String> = sim.state.tasks[tasks_before.min(sim.state.tasks.len())..]
+            .iter()
+            .map(|t| t.kind.clone())
+            .collect();
+        for kind in &new_tasks {
+            sim.stats.count_task(kind);
+        }
+        if let (Some(msg), Ok(reply)) = (&task_failure, &result)
+            && let Value::String(upid) = &reply.data
+            && let Some(task) = sim.state.task_mut(upid)
+        {
+            task.injected_failure = Some(msg.clone());
+        }
+        if method != "GET" || !new_tasks.is_empty() {
+            sim.dirty = true;
+        }
+        sim.stats.count_status(match &result {
+            Ok(_) => 200,
+            Err(e) => e.code,
+        });
+        result
+    };
+    if method != "GET" {
+        shared.persist_notify.notify_one();
+    }
+    match result {
+        Ok(reply) => response::ok(reply),
+        Err(err) => {
+            if err.code == 401 && delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            if (595..=599).contains(&err.code) {
+                return response::bare(err.code, err.reason());
+            }
+            response::error(&err, json_message)
+        }
+    }
+}

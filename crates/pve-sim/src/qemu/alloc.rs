@@ -1,0 +1,188 @@
+//! Volume allocation on simulated storages, with capacity limits.
+
+use crate::qemu::drive::{Drive, format_size};
+use crate::state::{SimState, Volume};
+
+/// Allocates the drive `value` of option `key` for `vmid` on `node` if it requests a new disk
+/// (`STORAGE:SIZE`) or a cloud-init drive; returns the value to store and whether a volume was
+/// created. Existing volumes are checked and kept.
+pub fn allocate_disk(
+    state: &mut SimState,
+    vmid: u32,
+    node: &str,
+    key: &str,
+    value: &str,
+    default_storage: Option<&str>,
+) -> Result<(String, bool), String> {
+    let Some(mut drive) = Drive::parse(key, value) else {
+        return Err(format!("unable to parse drive options '{value}'"));
+    };
+    if drive.file == "none" || drive.file == "cdrom" {
+        return Ok((value.to_string(), false));
+    }
+    if drive.file.ends_with(":cloudinit") {
+        let storage = drive.storage().unwrap_or("").to_string();
+        check_storage(state, &storage, node)?;
+        let path_based = state
+            .config
+            .storage(&storage)
+            .is_some_and(|s| s.is_path_based());
+        let volid = if path_based {
+            format!("{storage}:{vmid}/vm-{vmid}-cloudinit.qcow2")
+        } else {
+            format!("{storage}:vm-{vmid}-cloudinit")
+        };
+        add_volume(state, &storage, node, &volid, 4 << 20, vmid, "images")?;
+        drive.file = volid;
+        drive.opts.insert("media".into(), "cdrom".into());
+        return Ok((drive.print(), true));
+    }
+    if let Some((storage, size)) = drive.new_disk(default_storage) {
+        let storage = storage
+            .ok_or_else(|| "no storage ID specified (and no default storage)".to_string())?;
+        check_storage(state, &storage, node)?;
+        let n = next_disk_number(state, &storage, vmid);
+        let volid = state.volume_name(&storage, vmid, "vm", n);
+        add_volume(state, &storage, node, &volid, size, vmid, "images")?;
+        drive.file = volid;
+        drive.opts.insert("size".into(), format_size(size));
+        return Ok((drive.print(), true));
+    }
+    if state.volume(&drive.file, node).is_none() {
+        let storage = drive.storage().unwrap_or("").to_string();
+        if state.config.storage(&storage).is_none() {
+            return Err(format!("storage '{storage}' does not exist"));
+        }
+        return Err(format!("volume '{}' does not exist", drive.file));
+    }
+    Ok((value.to_string(), false))
+}
+
+fn check_storage(state: &SimState, storage: &str, node: &str) -> Result<(), String> {
+    let s = state
+        .config
+        .storage(storage)
+        .ok_or_else(|| format!("storage '{storage}' does not exist"))?;
+    if !s.on_node(node) {
+        return Err(format!(
+            "storage '{storage}' is not available on node '{node}'"
+        ));
+    }
+    if !s.content.iter().any(|c| c == "images") {
+        return Err(format!("storage '{storage}' does not support vm images"));
+    }
+    Ok(())
+}
+
+fn next_disk_number(state: &SimState, storage: &str, vmid: u32) -> u32 {
+    let prefix = format!("-{vmid}-disk-");
+    state
+        .volumes
+        .iter()
+        .filter(|v| v.storage == storage && v.vmid == Some(vmid))
+        .filter_map(|v| {
+            let tail = v.volid.rsplit_once(&prefix)?.1;
+            tail.trim_end_matches(".qcow2").parse::<u32>().ok()
+        })
+        .map(|n| n + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+fn add_volume(
+    state: &mut SimState,
+    storage: &str,
+    node: &str,
+    volid: &str,
+    size: u64,
+    vmid: u32,
+    content: &str,
+) -> Result<(), String> {
+    let capacity = state
+        .config
+        .storage(storage)
+        .map(|s| s.capacity.0)
+        .unwrap_or(0);
+    let used = state.storage_used(storage, node);
+    if used + size > capacity {
+        return Err(format!(
+            "storage '{storage}' does not have enough free space (requested {}, available {})",
+            format_size(size),
+            format_size(capacity.saturating_sub(used))
+        ));
+    }
+    let format = state.image_format(storage).to_string();
+    let node = state.volume_node(storage, node);
+    state.volumes.push(Volume {
+        volid: volid.to_string(),
+        storage: storage.to_string(),
+        node,
+        size,
+        vmid: Some(vmid),
+        content: content.to_string(),
+        format,
+    });
+    Ok(())
+}
+
+/// A linked clone of a template's disk: `storage:base-<src>-disk-0/vm-<new>-disk-<n>`.
+pub fn linked_clone_disk(
+    state: &mut SimState,
+    newid: u32,
+    node: &str,
+    base: &Drive,
+    size: u64,
+) -> Result<String, String> {
+    let storage = base.storage().unwrap_or("").to_string();
+    let base_name = base.file.split_once(':').map(|(_, n)| n).unwrap_or("");
+    let base_name = base_name
+        .rsplit('/')
+        .next()
+        .unwrap_or(base_name)
+        .trim_end_matches(".qcow2");
+    let n = next_disk_number(state, &storage, newid);
+    let volid = if state
+        .config
+        .storage(&storage)
+        .is_some_and(|s| s.is_path_based())
+    {
+        let src = base.file.split_once(':').map(|(_, n)| n).unwrap_or("");
+        format!(
+            "{storage}:{}/{newid}/vm-{newid}-disk-{n}.qcow2",
+            src.split('/').next().unwrap_or("")
+        )
+    } else {
+        format!("{storage}:{base_name}/vm-{newid}-disk-{n}")
+    };
+    add_volume(state, &storage, node, &volid, 0, newid, "images")?;
+    if let Some(v) = state.volumes.iter_mut().find(|v| v.volid == volid) {
+        v.size = size;
+    }
+    let mut d = base.clone();
+    d.file = volid;
+    d.opts.insert("size".into(), format_size(size));
+    Ok(d.print())
+}
+
+/// Frees the volumes of `vmid` referenced by its config (and, with `all`, every volume owned by it).
+pub fn free_vm_volumes(state: &mut SimState, vmid: u32, all: bool) {
+    let referenced: Vec<String> = state
+        .vms
+        .get(&vmid)
+        .map(|vm| {
+            vm.conf
+                .iter()
+                .filter_map(|(k, v)| {
+                    if crate::qemu::drive::is_unused_key(k) {
+                        Some(v.clone())
+                    } else {
+                        Drive::parse(k, v).map(|d| d.file)
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    state
+        .volumes
+        .retain(|v| !(v.vmid == Some(vmid) && (all || referenced.contains(&v.volid))));
+}

@@ -1,0 +1,247 @@
+//! The in-handler permission checks of VM create and config update (qemu-server
+//! `$check_vm_modify_config_perm`, `check_vnet_access`, `check_volume_access`).
+
+use crate::error::ApiError;
+use crate::qemu::drive::{Drive, Nic, is_drive_key, is_net_key, is_unused_key};
+use crate::router::Ctx;
+
+const CPU: &[&str] = &[
+    "cores", "cpu", "cpulimit", "cpuunits", "sockets", "vcpus", "numa", "affinity",
+];
+const MEMORY: &[&str] = &["memory", "balloon", "shares"];
+const HWTYPE: &[&str] = &[
+    "scsihw",
+    "machine",
+    "vga",
+    "acpi",
+    "kvm",
+    "smbios1",
+    "tablet",
+    "watchdog",
+    "audio0",
+    "rng0",
+    "hotplug",
+    "keyboard",
+    "localtime",
+    "tdf",
+    "freeze",
+    "arch",
+    "cpu",
+    "amd-sev",
+    "spice_enhancements",
+    "vmgenid",
+];
+const OPTIONS: &[&str] = &[
+    "name",
+    "description",
+    "ostype",
+    "agent",
+    "onboot",
+    "protection",
+    "bios",
+    "template",
+    "startup",
+    "autostart",
+    "reboot",
+    "startdate",
+    "migrate_downtime",
+    "migrate_speed",
+    "hookscript",
+    "keephugepages",
+    "hugepages",
+    "vmstatestorage",
+    "tags",
+    "meta",
+    "lock",
+    "bootdisk",
+];
+const DISK_OPTS: &[&str] = &[
+    "boot",
+    "bootdisk",
+    "vmstatestorage",
+    "efidisk0",
+    "tpmstate0",
+];
+const CLOUDINIT: &[&str] = &[
+    "ciuser",
+    "cipassword",
+    "citype",
+    "cicustom",
+    "ciupgrade",
+    "sshkeys",
+    "nameserver",
+    "searchdomain",
+];
+
+/// Parameters only `root@pam` may use.
+pub const ROOT_ONLY: &[&str] = &[
+    "skiplock",
+    "keepActive",
+    "migratedfrom",
+    "stateuri",
+    "force-cpu",
+    "migration_network",
+    "migration_type",
+    "targetstorage",
+    "nets-host-mtu",
+    "machine-running",
+];
+
+/// 400 `Only root may use this option.` for root-only parameters used by others.
+pub fn check_root_only(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    if ctx.is_root() {
+        return Ok(());
+    }
+    for p in ROOT_ONLY {
+        if ctx.params.has(p) {
+            return Err(ApiError::param(p, "Only root may use this option."));
+        }
+    }
+    Ok(())
+}
+
+/// `check_vm_perm`: the privilege on the pool, else on `/vms/{vmid}`.
+fn vm_perm(
+    ctx: &Ctx<'_>,
+    vmid: u32,
+    pool: Option<&str>,
+    privs: &[&str],
+    any: bool,
+) -> Result<(), ApiError> {
+    if let Some(pool) = pool
+        && ctx.check(&format!("/pool/{pool}"), privs, any)
+    {
+        return Ok(());
+    }
+    ctx.require(&format!("/vms/{vmid}"), privs, any)
+}
+
+/// The privilege an option needs: per option as in `$check_vm_modify_config_perm`.
+pub fn check_option(
+    ctx: &Ctx<'_>,
+    vmid: u32,
+    pool: Option<&str>,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), ApiError> {
+    if ctx.is_root() {
+        return Ok(());
+    }
+    let one = |p: &'static str| vm_perm(ctx, vmid, pool, &[p], false);
+    if key == "tags" {
+        return Ok(());
+    }
+    if key == "startup" {
+        one("VM.Config.Options")?;
+        return ctx.require("/", &["Sys.Modify"], false);
+    }
+    if is_drive_key(key) || key == "cdrom" {
+        let drive = value.and_then(|v| Drive::parse(if key == "cdrom" { "ide2" } else { key }, v));
+        return match drive {
+            Some(d) if d.is_cloudinit() => {
+                one("VM.Config.Cloudinit")?;
+                one("VM.Config.CDROM")
+            }
+            Some(d) if d.is_cdrom() || key == "cdrom" => one("VM.Config.CDROM"),
+            _ => one("VM.Config.Disk"),
+        };
+    }
+    if is_unused_key(key) || DISK_OPTS.contains(&key) {
+        return one("VM.Config.Disk");
+    }
+    if CPU.contains(&key) || key.starts_with("numa") {
+        return one("VM.Config.CPU");
+    }
+    if MEMORY.contains(&key) {
+        return one("VM.Config.Memory");
+    }
+    if HWTYPE.contains(&key) {
+        return one("VM.Config.HWType");
+    }
+    if OPTIONS.contains(&key) {
+        return one("VM.Config.Options");
+    }
+    if is_net_key(key) {
+        return one("VM.Config.Network");
+    }
+    if CLOUDINIT.contains(&key) || key.starts_with("ipconfig") {
+        return vm_perm(
+            ctx,
+            vmid,
+            pool,
+            &["VM.Config.Cloudinit", "VM.Config.Network"],
+            true,
+        );
+    }
+    if key.starts_with("serial") && value.is_some_and(|v| v == "socket") {
+        return one("VM.Config.HWType");
+    }
+    if key.starts_with("usb") && value.is_some_and(|v| v.starts_with("spice")) {
+        return one("VM.Config.HWType");
+    }
+    Err(ApiError::internal(format!(
+        "only root can set '{key}' config"
+    )))
+}
+
+/// SDN.Use on `/sdn/zones/localnetwork/{bridge}[/{tag}]` for a NIC.
+pub fn check_nic(ctx: &Ctx<'_>, value: &str) -> Result<(), ApiError> {
+    if ctx.is_root() {
+        return Ok(());
+    }
+    let Some(nic) = Nic::parse(value) else {
+        return Ok(());
+    };
+    let Some(bridge) = nic.bridge() else {
+        return Ok(());
+    };
+    let path = match nic.tag() {
+        Some(tag) => format!("/sdn/zones/localnetwork/{bridge}/{tag}"),
+        None => format!("/sdn/zones/localnetwork/{bridge}"),
+    };
+    ctx.require(&path, &["SDN.Use"], false)
+}
+
+/// Storage permissions of a drive: AllocateSpace for new disks, AllocateSpace|Audit for
+/// existing volumes, Sys.Console for the physical CD-ROM.
+pub fn check_drive_storage(
+    ctx: &Ctx<'_>,
+    key: &str,
+    value: &str,
+    default_storage: Option<&str>,
+) -> Result<(), ApiError> {
+    if ctx.is_root() {
+        return Ok(());
+    }
+    let Some(drive) = Drive::parse(key, value) else {
+        return Ok(());
+    };
+    if drive.file == "none" {
+        return Ok(());
+    }
+    if drive.file == "cdrom" {
+        return ctx.require("/", &["Sys.Console"], false);
+    }
+    if drive.is_cloudinit() || drive.new_disk(default_storage).is_some() {
+        let storage = drive
+            .new_disk(default_storage)
+            .and_then(|(s, _)| s)
+            .or_else(|| drive.storage().map(str::to_string));
+        if let Some(s) = storage {
+            return ctx.require(
+                &format!("/storage/{s}"),
+                &["Datastore.AllocateSpace"],
+                false,
+            );
+        }
+        return Ok(());
+    }
+    if let Some(s) = drive.storage() {
+        return ctx.require(
+            &format!("/storage/{s}"),
+            &["Datastore.AllocateSpace", "Datastore.Audit"],
+            true,
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! Request and task counters served at `/_sim/stats`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Counters since start (or the last reset).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// All `/api2` requests.
+    pub requests_total: u64,
+    /// Requests per `METHOD /path/template` (unknown paths count under their raw path).
+    pub requests_by_endpoint: BTreeMap<String, u64>,
+    /// Requests per caller (`user@realm`, `user@realm!token`, or `-` when unauthenticated).
+    pub requests_by_caller: BTreeMap<String, u64>,
+    /// Responses per HTTP status.
+    pub responses_by_status: BTreeMap<u16, u64>,
+    /// Tasks started.
+    pub tasks_started: u64,
+    /// Tasks started per type.
+    pub tasks_by_type: BTreeMap<String, u64>,
+    /// Faults injected.
+    pub faults_injected: u64,
+}
+
+impl Stats {
+    /// Counts one request.
+    pub fn count_request(&mut self, endpoint: &str, caller: &str) {
+        self.requests_total += 1;
+        *self
+            .requests_by_endpoint
+            .entry(endpoint.to_string())
+            .or_default() += 1;
+        *self
+            .requests_by_caller
+            .entry(caller.to_string())
+            .or_default() += 1;
+    }
+
+    /// Counts one response.
+    pub fn count_status(&mut self, status: u16) {
+        *self.responses_by_status.entry(status).or_default() += 1;
+    }
+
+    /// Counts one started task.
+    pub fn count_task(&mut self, kind: &str) {
+        self.tasks_started += 1;
+        *self.tasks_by_type.entry(kind.to_string()).or_default() += 1;
+    }
+}
