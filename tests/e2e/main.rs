@@ -3,4 +3,5 @@
 //! One test binary for the whole workspace: each module is one area of behaviour.
 
 mod control_plane;
+mod crds;
 mod support;

@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     pve_operator::logging::init(&cli.log)?;
     match cli.command {
+        Command::Crd(args) => pve_operator::cli::crd::run(args),
         #[cfg(feature = "demo")]
         Command::Demo(args) => pve_operator::cli::demo::run(args).await,
     }

@@ -1,5 +1,6 @@
 //! Command-line interface of the `pve-operator` binary.
 
+pub mod crd;
 #[cfg(feature = "demo")]
 pub mod demo;
 
@@ -22,6 +23,8 @@ pub struct Cli {
 /// The commands of `pve-operator`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the CustomResourceDefinitions (MachineRequest, ProxmoxCluster) as YAML.
+    Crd(crd::CrdArgs),
     /// Run everything locally: a real kube-apiserver and etcd on loopback, ready for kubectl.
     #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),

@@ -1,0 +1,582 @@
+//! The committed CRDs (`crds/`) on the real API server: they install, and admission rejects what
+//! the schema and CEL rules forbid, with messages that name the field.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::runtime::{conditions, wait::await_condition};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use crate::support::within;
+
+/// Applies every CRD under `crds/` (the files users apply) and waits until each is Established.
+pub async fn install_crds(client: &Client) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .expect("crds/ exists")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let text = std::fs::read_to_string(&path).expect("CRD file readable");
+        let crd: CustomResourceDefinition =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = crd.metadata.name.clone().expect("CRD has a name");
+        crds.patch(
+            &name,
+            &PatchParams::apply("e2e-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} applies: {e}", path.display()));
+        within(
+            "the CRD to become Established",
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("watching the CRD works");
+    }
+}
+
+fn machine_requests(client: &Client, ns: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "pve-operator.dev",
+        "v1alpha1",
+        "MachineRequest",
+    ));
+    Api::namespaced_with(client.clone(), ns, &resource)
+}
+
+fn object(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "pve-operator.dev/v1alpha1",
+        "kind": "MachineRequest",
+        "metadata": { "name": name },
+        "spec": spec,
+    })
+}
+
+/// A valid spec; each bad case changes one thing in it.
+fn valid_spec() -> Value {
+    json!({
+        "cpu": { "cores": 2 },
+        "memory": { "sizeMiB": 2048 },
+        "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 32 }],
+        "networks": [{ "name": "net0", "bridge": "vmbr0" }],
+        "boot": { "iso": { "volume": "local:iso/debian-12.7.0-amd64-netinst.iso" } },
+    })
+}
+
+/// Sets `value` at a JSON pointer inside `doc`, creating objects on the way.
+fn set(doc: &mut Value, pointer: &str, value: Value) {
+    let mut current = doc;
+    let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i == parts.len() - 1;
+        current = match current {
+            Value::Array(items) => {
+                let index: usize = part.parse().expect("array index");
+                if last {
+                    if index == items.len() {
+                        items.push(value);
+                    } else {
+                        items[index] = value;
+                    }
+                    return;
+                }
+                &mut items[index]
+            }
+            other => {
+                let map = other.as_object_mut().expect("object on the path");
+                if last {
+                    map.insert((*part).to_string(), value);
+                    return;
+                }
+                map.entry((*part).to_string()).or_insert_with(|| json!({}))
+            }
+        };
+    }
+}
+
+async fn create(api: &Api<DynamicObject>, name: &str, spec: Value) -> Result<(), String> {
+    let obj: DynamicObject = serde_json::from_value(object(name, spec)).expect("object JSON");
+    api.create(&PostParams::default(), &obj)
+        .await
+        .map(|_| ())
+        .map_err(|e| match e {
+            kube::Error::Api(status) => format!("{} {}", status.code, status.message),
+            other => format!("not an API error: {other}"),
+        })
+}
+
+#[tokio::test]
+async fn crds_install_and_become_established() {
+    let env = testenv::TestEnv::shared().await.expect("control plane");
+    let client = env.client().expect("client");
+    install_crds(&client).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    for name in [
+        "machinerequests.pve-operator.dev",
+        "proxmoxclusters.pve-operator.dev",
+    ] {
+        let crd = crds.get(name).await.expect("CRD exists");
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        assert!(established, "{name} is Established");
+    }
+}
+
+#[tokio::test]
+async fn admission_accepts_the_valid_shapes() {
+    let env = testenv::TestEnv::shared().await.expect("control plane");
+    let client = env.client().expect("client");
+    install_crds(&client).await;
+    let ns = env
+        .create_namespace(&client, "crd-valid")
+        .await
+        .expect("namespace");
+    let api = machine_requests(&client, &ns);
+
+    create(&api, "minimal", valid_spec())
+        .await
+        .expect("the minimal spec is valid");
+    let full = json!({
+        "clusterRef": { "name": "pve-lab" },
+        "vmName": "web-1.example.com",
+        "placement": { "allowedNodes": ["pve1", "pve2"], "strategy": "MostFreeMemory" },
+        "cpu": { "cores": 4, "sockets": 1, "type": "x86-64-v2-AES" },
+        "memory": { "sizeMiB": 4096, "balloonMiB": 1024 },
+        "disks": [
+            { "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 32, "ssd": true, "discard": true, "iothread": true, "cache": "none" },
+            { "slot": "virtio1", "storage": "ceph-pool", "sizeGiB": 100 }
+        ],
+        "networks": [
+            { "name": "net0", "bridge": "vmbr0", "vlan": 10, "model": "virtio", "mac": "BC:24:11:2A:3B:4C", "firewall": true },
+            { "name": "net1", "bridge": "vmbr1" }
+        ],
+        "boot": { "template": { "name": "debian-12-cloud", "full": false } },
+        "cloudInit": {
+            "user": "debian",
+            "sshKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG4rT3vTt99Ox5kndS4HmgTrKBT8SKzhK4rhGkEVGlCI user@host"],
+            "ipConfigs": [
+                { "interface": "net0", "address": "192.0.2.10/24", "gateway": "192.0.2.1" },
+                { "interface": "net1", "dhcp": true }
+            ],
+            "nameservers": ["192.0.2.53", "2001:db8::53"],
+            "searchDomain": "example.com"
+        },
+        "firmware": { "bios": "OVMF", "efiDisk": { "storage": "local-lvm", "preEnrolledKeys": true }, "machine": "q35" },
+        "guestAgent": true,
+        "tags": ["k8s", "web"],
+        "description": "web server, managed by GitOps",
+        "pool": "k8s",
+        "startOnBoot": true,
+        "powerState": "Stopped",
+        "deletionPolicy": "Retain",
+        "pendingChanges": "Restart"
+    });
+    create(&api, "full", full)
+        .await
+        .expect("every field set validly is accepted");
+
+    let stored = api.get("minimal").await.expect("stored");
+    assert_eq!(
+        stored.data["spec"]["powerState"], "Running",
+        "server-side default"
+    );
+    assert_eq!(
+        stored.data["spec"]["deletionPolicy"], "Delete",
+        "server-side default"
+    );
+    assert_eq!(
+        stored.data["spec"]["cpu"]["sockets"], 1,
+        "server-side default"
+    );
+}
+
+#[tokio::test]
+async fn admission_rejects_bad_input_naming_the_field() {
+    let env = testenv::TestEnv::shared().await.expect("control plane");
+    let client = env.client().expect("client");
+    install_crds(&client).await;
+    let ns = env
+        .create_namespace(&client, "crd-invalid")
+        .await
+        .expect("namespace");
+    let api = machine_requests(&client, &ns);
+
+    // (case, pointer into spec, bad value, text the server's message must contain)
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        ("no cores", "/cpu/cores", json!(0), "spec.cpu.cores"),
+        (
+            "too many cores",
+            "/cpu/cores",
+            json!(1000),
+            "spec.cpu.cores",
+        ),
+        (
+            "too many sockets",
+            "/cpu/sockets",
+            json!(5),
+            "spec.cpu.sockets",
+        ),
+        (
+            "cpu type injection",
+            "/cpu/type",
+            json!("host,flags=+aes"),
+            "spec.cpu.type",
+        ),
+        (
+            "tiny memory",
+            "/memory/sizeMiB",
+            json!(8),
+            "spec.memory.sizeMiB",
+        ),
+        (
+            "balloon above memory",
+            "/memory/balloonMiB",
+            json!(4096),
+            "balloonMiB must not exceed sizeMiB",
+        ),
+        (
+            "vlan 0",
+            "/networks/0/vlan",
+            json!(0),
+            "spec.networks[0].vlan",
+        ),
+        (
+            "vlan 4095",
+            "/networks/0/vlan",
+            json!(4095),
+            "spec.networks[0].vlan",
+        ),
+        (
+            "bridge injection",
+            "/networks/0/bridge",
+            json!("vmbr0,tag=5"),
+            "spec.networks[0].bridge",
+        ),
+        (
+            "bridge newline",
+            "/networks/0/bridge",
+            json!("vmbr0\nfw=1"),
+            "spec.networks[0].bridge",
+        ),
+        (
+            "short mac",
+            "/networks/0/mac",
+            json!("BC:24:11:00:00"),
+            "spec.networks[0].mac",
+        ),
+        (
+            "multicast mac",
+            "/networks/0/mac",
+            json!("01:00:5E:00:00:01"),
+            "spec.networks[0].mac",
+        ),
+        (
+            "unknown nic model",
+            "/networks/0/model",
+            json!("ne2k"),
+            "spec.networks[0].model",
+        ),
+        (
+            "nic slot",
+            "/networks/0/name",
+            json!("eth0"),
+            "spec.networks[0].name",
+        ),
+        (
+            "storage injection",
+            "/disks/0/storage",
+            json!("local-lvm,size=1000"),
+            "spec.disks[0].storage",
+        ),
+        (
+            "storage semicolon",
+            "/disks/0/storage",
+            json!("local;lvm"),
+            "spec.disks[0].storage",
+        ),
+        (
+            "disk slot",
+            "/disks/0/slot",
+            json!("scsi31"),
+            "spec.disks[0].slot",
+        ),
+        (
+            "zero disk",
+            "/disks/0/sizeGiB",
+            json!(0),
+            "spec.disks[0].sizeGiB",
+        ),
+        (
+            "duplicate disk slot",
+            "/disks/1",
+            json!({ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 8 }),
+            "spec.disks[1]",
+        ),
+        (
+            "unknown cache",
+            "/disks/0/cache",
+            json!("fast"),
+            "spec.disks[0].cache",
+        ),
+        (
+            "iso injection",
+            "/boot/iso/volume",
+            json!("local:iso/x.iso,media=disk"),
+            "spec.boot.iso.volume",
+        ),
+        (
+            "iso not an iso",
+            "/boot/iso/volume",
+            json!("local:images/x.qcow2"),
+            "spec.boot.iso.volume",
+        ),
+        (
+            "two boot sources",
+            "/boot/network",
+            json!({}),
+            "exactly one boot source",
+        ),
+        (
+            "no boot source",
+            "/boot",
+            json!({}),
+            "exactly one boot source",
+        ),
+        (
+            "template by vmid and name",
+            "/boot",
+            json!({ "template": { "vmid": 9000, "name": "tpl" } }),
+            "exactly one of vmid or name",
+        ),
+        (
+            "tag injection",
+            "/tags",
+            json!(["ok", "a,b"]),
+            "spec.tags[1]",
+        ),
+        ("tag equals", "/tags", json!(["a=b"]), "spec.tags[0]"),
+        ("pool injection", "/pool", json!("k8s;rm"), "spec.pool"),
+        ("vm name", "/vmName", json!("bad_name"), "spec.vmName"),
+        (
+            "placement both",
+            "/placement",
+            json!({ "node": "pve1", "allowedNodes": ["pve2"] }),
+            "either node or allowedNodes",
+        ),
+        (
+            "node injection",
+            "/placement",
+            json!({ "node": "pve1,x=y" }),
+            "spec.placement.node",
+        ),
+        (
+            "ovmf without efi disk",
+            "/firmware",
+            json!({ "bios": "OVMF" }),
+            "needs an efiDisk",
+        ),
+        (
+            "efi disk with seabios",
+            "/firmware",
+            json!({ "efiDisk": { "storage": "local-lvm" } }),
+            "only with bios: OVMF",
+        ),
+        (
+            "machine type",
+            "/firmware/machine",
+            json!("q35,accel=tcg"),
+            "spec.firmware.machine",
+        ),
+        (
+            "power state",
+            "/powerState",
+            json!("Paused"),
+            "spec.powerState",
+        ),
+        (
+            "deletion policy",
+            "/deletionPolicy",
+            json!("Orphan"),
+            "spec.deletionPolicy",
+        ),
+        (
+            "ip dhcp and static",
+            "/cloudInit",
+            json!({ "ipConfigs": [{ "interface": "net0", "dhcp": true, "address": "192.0.2.1/24" }] }),
+            "either dhcp: true or a static address",
+        ),
+        (
+            "ip config for a missing nic",
+            "/cloudInit",
+            json!({ "ipConfigs": [{ "interface": "net5", "dhcp": true }] }),
+            "must name one of spec.networks[].name",
+        ),
+        (
+            "bad address",
+            "/cloudInit",
+            json!({ "ipConfigs": [{ "interface": "net0", "address": "192.0.2.300/24" }] }),
+            "spec.cloudInit.ipConfigs[0].address",
+        ),
+        (
+            "nameserver",
+            "/cloudInit",
+            json!({ "nameservers": ["dns.example.com"] }),
+            "nameservers must be IP addresses",
+        ),
+        (
+            "ssh key newline",
+            "/cloudInit",
+            json!({ "sshKeys": ["ssh-ed25519 AAAA a\nssh-rsa BBBB b"] }),
+            "spec.cloudInit.sshKeys[0]",
+        ),
+        (
+            "user injection",
+            "/cloudInit",
+            json!({ "user": "root;rm" }),
+            "spec.cloudInit.user",
+        ),
+    ];
+    assert!(cases.len() >= 20);
+
+    let mut failures = Vec::new();
+    for (i, (case, pointer, value, expected)) in cases.iter().enumerate() {
+        let mut spec = valid_spec();
+        set(&mut spec, pointer, value.clone());
+        match create(&api, &format!("bad-{i}"), spec).await {
+            Ok(()) => failures.push(format!("{case}: was ACCEPTED")),
+            Err(message) if !message.starts_with("422 ") || !message.contains(expected) => failures
+                .push(format!(
+                    "{case}: expected 422 naming {expected:?}, got: {message}"
+                )),
+            Err(_) => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn admission_refuses_shrinking_removing_or_moving_disks_and_changing_immutable_fields() {
+    let env = testenv::TestEnv::shared().await.expect("control plane");
+    let client = env.client().expect("client");
+    install_crds(&client).await;
+    let ns = env
+        .create_namespace(&client, "crd-update")
+        .await
+        .expect("namespace");
+    let api = machine_requests(&client, &ns);
+    let mut base = valid_spec();
+    set(
+        &mut base,
+        "/disks/1",
+        json!({ "slot": "scsi1", "storage": "local-lvm", "sizeGiB": 10 }),
+    );
+    set(&mut base, "/networks/0/mac", json!("BC:24:11:2A:3B:4C"));
+    create(&api, "vm", base.clone()).await.expect("created");
+
+    let update = |spec: Value| {
+        let api = api.clone();
+        async move {
+            // A merge patch replaces lists whole, as `kubectl apply` of an edited file does.
+            let patch = json!({ "spec": spec });
+            api.patch("vm", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    };
+
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        (
+            "shrink a disk",
+            "/disks/0/sizeGiB",
+            json!(16),
+            "disks can grow but never shrink",
+        ),
+        (
+            "move a disk",
+            "/disks/0/storage",
+            json!("other-storage"),
+            "storage is immutable",
+        ),
+        (
+            "remove a disk",
+            "/disks",
+            json!([{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 32 }]),
+            "cannot be removed",
+        ),
+        (
+            "change the boot source",
+            "/boot",
+            json!({ "network": {} }),
+            "boot is immutable",
+        ),
+        (
+            "add a clusterRef",
+            "/clusterRef",
+            json!({ "name": "other" }),
+            "clusterRef is immutable",
+        ),
+        (
+            "change a MAC",
+            "/networks/0/mac",
+            json!("BC:24:11:2A:3B:4D"),
+            "MAC address is immutable",
+        ),
+        (
+            "switch firmware",
+            "/firmware",
+            json!({ "bios": "OVMF", "efiDisk": { "storage": "local-lvm" } }),
+            "bios is immutable",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (case, pointer, value, expected) in &cases {
+        let mut spec = base.clone();
+        set(&mut spec, pointer, value.clone());
+        match update(spec).await {
+            Ok(()) => failures.push(format!("{case}: was ACCEPTED")),
+            Err(message) if !message.contains(expected) => {
+                failures.push(format!("{case}: expected {expected:?}, got: {message}"))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+
+    // What may change does: a disk grows, a disk is added, cores change.
+    let mut grown = base.clone();
+    set(&mut grown, "/disks/0/sizeGiB", json!(64));
+    set(
+        &mut grown,
+        "/disks/2",
+        json!({ "slot": "virtio0", "storage": "local-lvm", "sizeGiB": 5 }),
+    );
+    set(&mut grown, "/cpu/cores", json!(8));
+    update(grown)
+        .await
+        .expect("growing and adding disks and changing cores is allowed");
+    let stored = api.get("vm").await.expect("stored");
+    assert_eq!(stored.data["spec"]["disks"][0]["sizeGiB"], 64);
+    assert_eq!(stored.data["spec"]["cpu"]["cores"], 8);
+}
