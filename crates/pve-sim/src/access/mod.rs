@@ -5,15 +5,20 @@
 //! Passwords and token secrets are kept only as salted hashes and never appear in `Debug` output.
 
 mod acl;
+mod api;
 mod error;
 mod model;
 mod mutate;
 mod names;
+#[rustfmt::skip]
+mod params;
 mod privileges;
 mod secret;
 mod text;
 mod user_cfg;
 
+#[cfg(test)]
+mod api_test;
 #[cfg(test)]
 mod engine_test;
 #[cfg(test)]
@@ -23,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use api::routes;
 pub use error::AccessError;
 pub use model::{AclEntry, AclNode, AclSubject, Group, Pool, Token, User};
 pub use mutate::{AclChange, UserOptions};
