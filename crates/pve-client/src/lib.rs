@@ -21,3 +21,4 @@ pub mod tls;
 
 pub use client::{ClientOptions, PveClient, RetryPolicy};
 pub use config::PveConfig;
+pub mod api;

@@ -1,0 +1,350 @@
+use super::*;
+
+fn full() -> VmConfig {
+    VmConfig {
+        name: Some("web-1".into()),
+        cores: Some(2),
+        sockets: Some(1),
+        cpu: Some("x86-64-v2-AES".into()),
+        memory_mib: Some(4096),
+        balloon_mib: Some(1024),
+        scsihw: Some(ScsiHw::VirtioScsiSingle),
+        efidisk: Some(EfiDisk {
+            storage: "local-lvm".into(),
+            efitype_4m: true,
+            pre_enrolled_keys: Some(true),
+        }),
+        ciuser: Some("omni".into()),
+        sshkeys: vec!["ssh-ed25519 AAAAC3Nza+/= user@host".into()],
+        nameservers: vec![
+            "192.0.2.53".parse().unwrap(),
+            "2001:db8::53".parse().unwrap(),
+        ],
+        searchdomain: Some("example.com".into()),
+        boot_order: vec!["scsi0".into(), "ide2".into(), "net0".into()],
+        ostype: Some("l26".into()),
+        agent: Some(AgentConfig {
+            enabled: true,
+            fstrim_cloned_disks: Some(true),
+        }),
+        bios: Some(Bios::Ovmf),
+        machine: Some("q35".into()),
+        tags: vec!["pve-operator".into(), "uid-0f3c".into()],
+        description: Some("managed by pve-operator\nuid: 0f3c".into()),
+        smbios_uuid: Some("0f3c5b1e-1111-2222-3333-444455556666".into()),
+        onboot: Some(true),
+        pool: Some("team-a".into()),
+        ..VmConfig::default()
+    }
+    .drive(
+        DiskSlot::scsi(0).unwrap(),
+        Drive::Disk(
+            Disk::new("local-lvm", 32.0)
+                .ssd(true)
+                .discard(true)
+                .iothread(true)
+                .cache(CacheMode::Writeback),
+        ),
+    )
+    .drive(
+        DiskSlot::virtio(1).unwrap(),
+        Drive::Disk(Disk::new("ceph", 1.5).iothread(true)),
+    )
+    .drive(
+        DiskSlot::sata(0).unwrap(),
+        Drive::Disk(Disk::existing("local-lvm:vm-100-disk-3")),
+    )
+    .drive(
+        DiskSlot::ide(2).unwrap(),
+        Drive::CdromIso("local:iso/debian-12.iso".into()),
+    )
+    .drive(
+        DiskSlot::ide(0).unwrap(),
+        Drive::CloudInit {
+            storage: "local-lvm".into(),
+        },
+    )
+    .nic(
+        0,
+        Nic::new(NicModel::Virtio, "vmbr0").tag(10).firewall(true),
+    )
+    .nic(
+        1,
+        Nic::new(NicModel::E1000, "vmbr1").macaddr("BC:24:11:2E:3F:40"),
+    )
+    .ipconfig(
+        0,
+        IpConfig {
+            ipv4: Some(Ipv4Config::Static {
+                cidr: "192.0.2.10/24".into(),
+                gateway: Some("192.0.2.1".parse().unwrap()),
+            }),
+            ipv6: Some(Ipv6Config::Auto),
+        },
+    )
+    .ipconfig(
+        1,
+        IpConfig {
+            ipv4: Some(Ipv4Config::Dhcp),
+            ipv6: None,
+        },
+    )
+}
+
+fn as_map(p: &Params) -> BTreeMap<String, String> {
+    p.iter().map(|(k, v)| (k.to_owned(), v.wire())).collect()
+}
+
+#[test]
+fn a_full_config_produces_the_exact_parameter_map() {
+    let p = as_map(&full().to_params().unwrap());
+    let want: BTreeMap<String, String> = [
+        ("name", "web-1"),
+        ("cores", "2"),
+        ("sockets", "1"),
+        ("cpu", "x86-64-v2-AES"),
+        ("memory", "4096"),
+        ("balloon", "1024"),
+        ("scsihw", "virtio-scsi-single"),
+        (
+            "scsi0",
+            "local-lvm:32,cache=writeback,discard=on,iothread=1,ssd=1",
+        ),
+        ("virtio1", "ceph:1.5,iothread=1"),
+        ("sata0", "local-lvm:vm-100-disk-3"),
+        ("ide0", "local-lvm:cloudinit,media=cdrom"),
+        ("ide2", "local:iso/debian-12.iso,media=cdrom"),
+        ("efidisk0", "local-lvm:1,efitype=4m,pre-enrolled-keys=1"),
+        ("net0", "model=virtio,bridge=vmbr0,tag=10,firewall=1"),
+        ("net1", "e1000=BC:24:11:2E:3F:40,bridge=vmbr1"),
+        ("ciuser", "omni"),
+        ("sshkeys", "ssh-ed25519%20AAAAC3Nza%2B%2F%3D%20user%40host"),
+        ("ipconfig0", "ip=192.0.2.10/24,gw=192.0.2.1,ip6=auto"),
+        ("ipconfig1", "ip=dhcp"),
+        ("nameserver", "192.0.2.53 2001:db8::53"),
+        ("searchdomain", "example.com"),
+        ("boot", "order=scsi0;ide2;net0"),
+        ("ostype", "l26"),
+        ("agent", "enabled=1,fstrim_cloned_disks=1"),
+        ("bios", "ovmf"),
+        ("machine", "q35"),
+        ("tags", "pve-operator;uid-0f3c"),
+        ("description", "managed by pve-operator\nuid: 0f3c"),
+        ("smbios1", "uuid=0f3c5b1e-1111-2222-3333-444455556666"),
+        ("onboot", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(p, want);
+    assert!(
+        !p.contains_key("pool"),
+        "pool is a create parameter, not a config key"
+    );
+}
+
+#[test]
+fn sshkeys_are_url_encoded_like_encode_uri_component() {
+    let keys = [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOb+/x= alice@laptop",
+        "ecdsa-sha2-nistp256 AAAAE2VjZHNh bob's key (work)",
+    ];
+    assert_eq!(
+        encode_sshkeys(&keys).unwrap(),
+        "ssh-ed25519%20AAAAC3NzaC1lZDI1NTE5AAAAIOb%2B%2Fx%3D%20alice%40laptop%0Aecdsa-sha2-nistp256%20AAAAE2VjZHNh%20bob's%20key%20(work)"
+    );
+    // What PVE's `urlencoded` format accepts: ^[-%a-zA-Z0-9_.!~*'()]*$
+    let enc = encode_sshkeys(&keys).unwrap();
+    assert!(
+        enc.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-%_.!~*'()".contains(c))
+    );
+    assert!(encode_sshkeys(&["not a key"]).is_err());
+    assert!(encode_sshkeys(&["ssh-ed25519 AAAA\nssh-rsa BBBB"]).is_err());
+}
+
+fn field_of(r: Result<Params>) -> String {
+    match r {
+        Err(PveError::InvalidInput { field, .. }) => field,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn injection_attempts_are_refused_with_the_field_name() {
+    let nic = |bridge: &str| {
+        VmConfig::new()
+            .nic(0, Nic::new(NicModel::Virtio, bridge))
+            .to_params()
+    };
+    assert_eq!(field_of(nic("vmbr0,tag=5")), "net0.bridge");
+    assert_eq!(field_of(nic("vmbr0\nnet1=e1000")), "net0.bridge");
+    let mac = VmConfig::new()
+        .nic(
+            0,
+            Nic::new(NicModel::Virtio, "vmbr0").macaddr("BC:24:11:00:00:01,firewall=0"),
+        )
+        .to_params();
+    assert_eq!(field_of(mac), "net0.virtio");
+    let iso = VmConfig::new()
+        .drive(
+            DiskSlot::ide(2).unwrap(),
+            Drive::CdromIso("local:iso/x.iso,media=disk".into()),
+        )
+        .to_params();
+    assert_eq!(field_of(iso), "ide2.file");
+    let storage = VmConfig::new()
+        .drive(
+            DiskSlot::scsi(0).unwrap(),
+            Drive::Disk(Disk::new("local-lvm:vm-1;x", 8.0)),
+        )
+        .to_params();
+    assert_eq!(field_of(storage), "scsi0.storage");
+    let import = VmConfig::new()
+        .drive(
+            DiskSlot::scsi(0).unwrap(),
+            Drive::Disk(Disk::import("local-lvm", "local:x,size=1")),
+        )
+        .to_params();
+    assert_eq!(field_of(import), "scsi0.import-from");
+    let cpu = VmConfig {
+        cpu: Some("host,flags=+pcid".into()),
+        ..VmConfig::default()
+    };
+    assert_eq!(field_of(cpu.to_params()), "cpu.cputype");
+    let tags = VmConfig {
+        tags: vec!["ok".into(), "bad;tag".into()],
+        ..VmConfig::default()
+    };
+    assert_eq!(field_of(tags.to_params()), "tags");
+    let name = VmConfig {
+        name: Some("web 1".into()),
+        ..VmConfig::default()
+    };
+    assert_eq!(field_of(name.to_params()), "name");
+    let ip = VmConfig::new().ipconfig(
+        0,
+        IpConfig {
+            ipv4: Some(Ipv4Config::Static {
+                cidr: "10.0.0.1/24,gw=10.0.0.254".into(),
+                gateway: None,
+            }),
+            ipv6: None,
+        },
+    );
+    assert_eq!(field_of(ip.to_params()), "ipconfig0.ip");
+    let boot = VmConfig {
+        boot_order: vec!["scsi0;net0".into()],
+        ..VmConfig::default()
+    };
+    assert_eq!(field_of(boot.to_params()), "boot.order");
+    let uuid = VmConfig {
+        smbios_uuid: Some("0f3c5b1e-1111-2222-3333-444455556666,serial=x".into()),
+        ..VmConfig::default()
+    };
+    assert_eq!(field_of(uuid.to_params()), "smbios1.uuid");
+    let user = VmConfig {
+        ciuser: Some("root\nx".into()),
+        ..VmConfig::default()
+    };
+    assert_eq!(field_of(user.to_params()), "ciuser");
+}
+
+#[test]
+fn bus_specific_options_and_ranges_are_checked() {
+    assert!(DiskSlot::scsi(31).is_err());
+    assert!(DiskSlot::virtio(16).is_err());
+    assert!(DiskSlot::sata(6).is_err());
+    assert!(DiskSlot::ide(4).is_err());
+    let ssd_on_virtio = VmConfig::new().drive(
+        DiskSlot::virtio(0).unwrap(),
+        Drive::Disk(Disk::new("local-lvm", 8.0).ssd(true)),
+    );
+    assert_eq!(field_of(ssd_on_virtio.to_params()), "virtio0.ssd");
+    let iothread_on_sata = VmConfig::new().drive(
+        DiskSlot::sata(0).unwrap(),
+        Drive::Disk(Disk::new("local-lvm", 8.0).iothread(true)),
+    );
+    assert_eq!(field_of(iothread_on_sata.to_params()), "sata0.iothread");
+    let zero = VmConfig::new().drive(
+        DiskSlot::scsi(0).unwrap(),
+        Drive::Disk(Disk::new("local-lvm", 0.0)),
+    );
+    assert_eq!(field_of(zero.to_params()), "scsi0");
+    let two_ci = VmConfig::new()
+        .drive(
+            DiskSlot::ide(0).unwrap(),
+            Drive::CloudInit {
+                storage: "a1".into(),
+            },
+        )
+        .drive(
+            DiskSlot::ide(1).unwrap(),
+            Drive::CloudInit {
+                storage: "a1".into(),
+            },
+        );
+    assert_eq!(field_of(two_ci.to_params()), "drives");
+    let tiny = VmConfig {
+        memory_mib: Some(8),
+        ..VmConfig::default()
+    };
+    assert_eq!(field_of(tiny.to_params()), "memory");
+    let ostype = VmConfig {
+        ostype: Some("linux".into()),
+        ..VmConfig::default()
+    };
+    assert_eq!(field_of(ostype.to_params()), "ostype");
+    assert_eq!(DiskSlot::parse("scsi10").unwrap().to_string(), "scsi10");
+    assert!(DiskSlot::parse("scsi01").is_err());
+    assert!(DiskSlot::parse("nvme0").is_err());
+}
+
+#[test]
+fn nic_round_trips_through_the_form_proxmox_returns() {
+    let nic = Nic::parse("virtio=BC:24:11:2E:3F:40,bridge=vmbr0,firewall=1,tag=10").unwrap();
+    assert_eq!(nic.model, NicModel::Virtio);
+    assert_eq!(nic.macaddr.as_deref(), Some("BC:24:11:2E:3F:40"));
+    assert_eq!(nic.bridge, "vmbr0");
+    assert_eq!(nic.tag, Some(10));
+    assert_eq!(nic.firewall, Some(true));
+    let encoded = nic.encode(0).unwrap();
+    assert_eq!(
+        encoded,
+        "virtio=BC:24:11:2E:3F:40,bridge=vmbr0,tag=10,firewall=1"
+    );
+    assert_eq!(Nic::parse(&encoded).unwrap(), nic);
+    let plain = Nic::parse("model=e1000,bridge=vmbr1").unwrap();
+    assert_eq!(plain.model, NicModel::E1000);
+    assert_eq!(plain.macaddr, None);
+    assert!(Nic::parse("bridge=vmbr0").is_err());
+}
+
+#[test]
+fn config_view_decodes_a_real_8_3_capture() {
+    let v: VmConfigView = serde_json::from_str(
+        r#"{"digest":"5b2cbf7e0a7a7a6d0f3a2e9bd1c1b7e2c5f0f3c1","smbios1":"uuid=0f3c5b1e-1111-2222-3333-444455556666","scsihw":"virtio-scsi-single","ostype":"l26","cpu":"x86-64-v2-AES","cores":2,"scsi0":"local-lvm:vm-106-disk-0,iothread=1,size=32G","sockets":1,"memory":"2048","net0":"virtio=BC:24:11:2E:3F:40,bridge=vmbr0,firewall=1","ide2":"none,media=cdrom","tags":"pve-operator;uid-0f3c","numa":0,"meta":"creation-qemu=9.0.2,ctime=1733000000","vmgenid":"x","boot":"order=scsi0;ide2;net0"}"#,
+    )
+    .unwrap();
+    assert_eq!(v.digest, "5b2cbf7e0a7a7a6d0f3a2e9bd1c1b7e2c5f0f3c1");
+    assert_eq!(v.memory_mib(), Some(2048));
+    assert_eq!(v.get_u64("cores"), Some(2));
+    assert_eq!(v.tags(), ["pve-operator", "uid-0f3c"]);
+    assert_eq!(
+        v.smbios_uuid().as_deref(),
+        Some("0f3c5b1e-1111-2222-3333-444455556666")
+    );
+    assert_eq!(v.nics()[&0].bridge, "vmbr0");
+    let drives = v.drives();
+    assert_eq!(
+        drives[&DiskSlot::scsi(0).unwrap()],
+        ("local-lvm:vm-106-disk-0".to_owned(), Some("32G".to_owned()))
+    );
+    assert_eq!(v.lock(), None);
+    let creating: VmConfigView =
+        serde_json::from_str(r#"{"digest":"abc","lock":"create"}"#).unwrap();
+    assert_eq!(creating.lock(), Some("create"));
+    let current: VmConfigView =
+        serde_json::from_str(r#"{"digest":"x","memory":"current=4096"}"#).unwrap();
+    assert_eq!(current.memory_mib(), Some(4096));
+}
