@@ -214,8 +214,7 @@ pub fn routes() -> Vec<Route> {
         Route::new("POST", "/access/ticket", Perm::World, create_ticket).no_token(),
         Route::new("GET", "/access/ticket", Perm::World, |_| {
             Ok(Value::Null.into())
-        })
-        .no_token(),
+        }),
     ]
 }
 

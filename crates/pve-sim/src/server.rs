@@ -57,12 +57,21 @@ impl SimServer {
     /// runtime. The server stops when the returned [`RunningSim`] is dropped or shut down.
     pub async fn start(opts: SimOptions) -> Result<RunningSim, SimError> {
         let now = crate::clock::now_ms(0);
-        let state = match &opts.state_file {
-            Some(path) => match crate::persist::load(path)? {
-                Some(s) => s,
-                None => SimState::new(opts.config.clone(), &opts.root_password, now)?,
-            },
-            None => SimState::new(opts.config.clone(), &opts.root_password, now)?,
+        let fresh = SimState::new(opts.config.clone(), &opts.root_password, now)?;
+        let loaded = match &opts.state_file {
+            Some(path) => crate::persist::load(path)?,
+            None => None,
+        };
+        // Reset returns to a fresh cluster that keeps the TLS identity and signing keys, so that
+        // fingerprints and tickets stay valid.
+        let (state, initial) = match loaded {
+            Some(state) => {
+                let mut initial = fresh;
+                initial.tls = state.tls.clone();
+                initial.keys = state.keys.clone();
+                (state, initial)
+            }
+            None => (fresh.clone(), fresh),
         };
         let fingerprint = state.tls.fingerprint()?;
         let ca_pem = state.tls.ca_pem.clone();
@@ -78,7 +87,7 @@ impl SimServer {
             .local_addr()
             .map_err(|e| SimError::io("reading the local address", e))?;
         let shared = Arc::new(Shared {
-            sim: Mutex::new(Sim::new(state)),
+            sim: Mutex::new(Sim::new(state, initial)),
             router: Router::build(),
             persist_notify: tokio::sync::Notify::new(),
         });

@@ -489,10 +489,10 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// Wraps a state.
-    pub fn new(state: SimState) -> Self {
+    /// Wraps a state; `initial` is what `/_sim/reset` returns to.
+    pub fn new(state: SimState, initial: SimState) -> Self {
         Self {
-            initial: state.clone(),
+            initial,
             state,
             stats: Stats::default(),
             faults: Faults::default(),

@@ -46,6 +46,7 @@ ENDPOINTS = [
     ("GET", "/nodes/{node}/tasks/{upid}/log"),
     ("DELETE", "/nodes/{node}/tasks/{upid}"),
     ("POST", "/access/ticket"),
+    ("GET", "/access/ticket"),
 ]
 
 # How many instances a `name[n]` parameter has (from the descriptions and qemu-server's constants).

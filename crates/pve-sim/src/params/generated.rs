@@ -43,6 +43,7 @@ pub fn table(method: &str, path: &str) -> Option<&'static [Param]> {
         ("GET", "/nodes/{node}/tasks/{upid}/log") => Some(T34),
         ("DELETE", "/nodes/{node}/tasks/{upid}") => Some(T35),
         ("POST", "/access/ticket") => Some(T36),
+        ("GET", "/access/ticket") => Some(T37),
         _ => None,
     }
 }
@@ -86,6 +87,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/nodes/{node}/tasks/{upid}/log"),
     ("DELETE", "/nodes/{node}/tasks/{upid}"),
     ("POST", "/access/ticket"),
+    ("GET", "/access/ticket"),
 ];
 
 static T0: &[Param] = &[
@@ -586,6 +588,9 @@ static T36: &[Param] = &[
     Param {name: "realm", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: Some(32), pattern: None, enumeration: &[], format: Format::Named("pve-realm"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "tfa-challenge", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "username", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: Some(64), pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T37: &[Param] = &[
 ];
 
 static F0: &[Param] = &[
