@@ -199,7 +199,7 @@ impl AccessControl {
     }
 
     /// The paths `GET /access/permissions` lists without `path`: the top-level ones, every ACL
-    /// tree node, the pools and their member VMs and storages.
+    /// tree node, and the member VMs and storages of pools.
     pub(super) fn effective_permission_paths(&self) -> BTreeSet<String> {
         let mut paths: BTreeSet<String> =
             DEFAULT_TREE_PATHS.iter().map(|p| p.to_string()).collect();
@@ -211,8 +211,7 @@ impl AccessControl {
                 paths.insert(prefix.clone());
             }
         }
-        for (name, pool) in &self.pools {
-            paths.insert(format!("/pool/{name}"));
+        for pool in self.pools.values() {
             paths.extend(pool.vms.iter().map(|v| format!("/vms/{v}")));
             paths.extend(pool.storage.iter().map(|s| format!("/storage/{s}")));
         }

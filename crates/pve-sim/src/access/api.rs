@@ -3,7 +3,8 @@
 //! changes, with the permission checks of each method and PVE's error texts.
 //!
 //! Method-level checks that the router's [`Perm`] can express are declared on the route; the
-//! `userid-param`/`userid-group`/`perm-modify` checks run first thing in the handler.
+//! `userid-param`/`userid-group`/`perm-modify` checks run first thing in the handler (root@pam
+//! passes them all, as `check_api2_permissions` lets it).
 
 use serde_json::{Map, Value, json};
 
@@ -210,7 +211,7 @@ enum GroupsParam {
     /// `groups_param => 'create'`: the given groups must all be allowed; none given needs the
     /// privilege on `/access/groups`.
     Create,
-    /// `groups_param => 'update'`: given groups must be allowed, and so must the user.
+    /// `groups_param => 'update'`: as create, and the user must be in an allowed group too.
     Update,
 }
 
@@ -225,6 +226,9 @@ fn user_must_exist(ctx: &Ctx<'_>, userid: &str) -> Result<(), ApiError> {
 
 /// `['userid-param', 'self']`: the caller is the user (a token is not its user).
 fn userid_self(ctx: &Ctx<'_>, userid: &str) -> Result<(), ApiError> {
+    if ctx.is_root() {
+        return Ok(());
+    }
     user_must_exist(ctx, userid)?;
     if ctx.auth_id() == userid {
         Ok(())
@@ -235,6 +239,9 @@ fn userid_self(ctx: &Ctx<'_>, userid: &str) -> Result<(), ApiError> {
 
 /// `['userid-param', 'Realm.AllocateUser']` on `/access/realm/<realm of userid>`.
 fn userid_realm_alloc(ctx: &Ctx<'_>, userid: &str) -> Result<(), ApiError> {
+    if ctx.is_root() {
+        return Ok(());
+    }
     let realm = names::split_userid(userid)
         .map(|(_, r)| r)
         .ok_or_else(|| ApiError::internal(AccessError::InvalidUserid(userid.into())))?;
@@ -263,6 +270,9 @@ fn userid_group(
     privs: &[&str],
     mode: GroupsParam,
 ) -> Result<(), ApiError> {
+    if ctx.is_root() {
+        return Ok(());
+    }
     if mode != GroupsParam::Create {
         user_must_exist(ctx, userid)?;
     }
@@ -276,7 +286,7 @@ fn userid_group(
         .map(|g| split_list(&g).map(str::to_string).collect())
         .unwrap_or_default();
     if mode != GroupsParam::None {
-        if given.is_empty() && mode == GroupsParam::Create {
+        if given.is_empty() {
             return Err(ApiError::perm(format!(
                 "/access/groups, {}",
                 privs.join("|")
@@ -538,12 +548,10 @@ fn path_token(ctx: &Ctx<'_>) -> Result<(String, String), ApiError> {
 fn read_token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let (userid, tokenid) = path_token(ctx)?;
     check_formats(ctx, "GET", "/access/users/{userid}/token/{tokenid}")?;
-    let token = acc(ctx).token(&userid, &tokenid).ok_or_else(|| {
-        ApiError::internal(AccessError::NoSuchToken {
-            user: userid.clone(),
-            token: tokenid.clone(),
-        })
-    })?;
+    token_must_exist(ctx, &userid, &tokenid)?;
+    let Some(token) = acc(ctx).token(&userid, &tokenid) else {
+        return Ok(Value::Null.into());
+    };
     Ok(token_json(token).into())
 }
 
@@ -551,6 +559,10 @@ fn read_token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 fn create_token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let (userid, tokenid) = path_token(ctx)?;
     check_formats(ctx, "POST", "/access/users/{userid}/token/{tokenid}")?;
+    user_must_exist(ctx, &userid)?;
+    if acc(ctx).token(&userid, &tokenid).is_some() {
+        return Err(ApiError::param("tokenid", "Token already exists."));
+    }
     let privsep = opt_bool(ctx, "privsep");
     let expire = opt_u64(ctx, "expire");
     let comment = ctx.params.str("comment");
@@ -574,17 +586,30 @@ fn create_token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     .into())
 }
 
+/// The token named by the path must exist (`check_token_exist`, a plain 500).
+fn token_must_exist(ctx: &Ctx<'_>, userid: &str, tokenid: &str) -> Result<(), ApiError> {
+    user_must_exist(ctx, userid)?;
+    match acc(ctx).token(userid, tokenid) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::internal(AccessError::NoSuchToken {
+            user: userid.to_string(),
+            token: tokenid.to_string(),
+        })),
+    }
+}
+
 /// `PUT /access/users/{userid}/token/{tokenid}`: answers the updated token info.
 fn update_token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let (userid, tokenid) = path_token(ctx)?;
     check_formats(ctx, "PUT", "/access/users/{userid}/token/{tokenid}")?;
+    token_must_exist(ctx, &userid, &tokenid)?;
     let privsep = opt_bool(ctx, "privsep");
     let expire = opt_u64(ctx, "expire");
     let comment = ctx.params.str("comment");
     change(ctx, |a| {
         a.token_modify(&userid, &tokenid, privsep, expire, comment.as_deref())
     })
-    .map_err(|e| failed("updating token failed", e))?;
+    .map_err(|e| failed("updating token info failed", e))?;
     let token = acc(ctx)
         .token(&userid, &tokenid)
         .map(token_json)
@@ -596,6 +621,7 @@ fn update_token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 fn delete_token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let (userid, tokenid) = path_token(ctx)?;
     check_formats(ctx, "DELETE", "/access/users/{userid}/token/{tokenid}")?;
+    token_must_exist(ctx, &userid, &tokenid)?;
     change(ctx, |a| a.token_remove(&userid, &tokenid))
         .map_err(|e| failed("deleting token failed", e))?;
     Ok(Value::Null.into())
@@ -721,8 +747,10 @@ fn update_role(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let append = ctx.params.flag("append");
     let privs = privs_param(ctx);
     let refs: Vec<&str> = privs.iter().map(String::as_str).collect();
-    change(ctx, |a| a.role_modify(&name, &refs, append))
-        .map_err(|e| failed("update role failed", e))?;
+    change(ctx, |a| a.role_modify(&name, &refs, append)).map_err(|e| match e {
+        AccessError::BuiltinRoleModify(_) => ApiError::internal(e),
+        e => failed("update role failed", e),
+    })?;
     Ok(Value::Null.into())
 }
 
@@ -730,7 +758,10 @@ fn update_role(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 fn delete_role(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     check_formats(ctx, "DELETE", "/access/roles/{roleid}")?;
     let name = required(ctx, "roleid")?;
-    change(ctx, |a| a.role_delete(&name)).map_err(|e| failed("delete role failed", e))?;
+    change(ctx, |a| a.role_delete(&name)).map_err(|e| match e {
+        AccessError::BuiltinRoleDelete(_) => ApiError::internal(e),
+        e => failed("delete role failed", e),
+    })?;
     Ok(Value::Null.into())
 }
 
@@ -774,24 +805,21 @@ fn list_param(ctx: &Ctx<'_>, name: &str) -> Vec<String> {
 fn update_acl(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let raw_path = required(ctx, "path")?;
     let who = ctx.auth_id();
-    let norm = names::normalize_path(&raw_path);
-    if !acc(ctx).check_perm_modify(&who, norm.as_deref()) {
-        let msg = match norm.as_deref() {
-            None => "/access, Permissions.Modify".to_string(),
-            Some(p) => {
-                let extra = if p.starts_with("/storage/") {
-                    "|Datastore.Allocate"
-                } else if p.starts_with("/vms/") {
-                    "|VM.Allocate"
-                } else if p.starts_with("/pool/") {
-                    "|Pool.Allocate"
-                } else {
-                    ""
-                };
-                format!("{p}, Permissions.Modify{extra}")
-            }
+    // An unnormalizable path passes this check and fails parameter checks below, as in PVE.
+    if let Some(p) = names::normalize_path(&raw_path)
+        && !ctx.is_root()
+        && !acc(ctx).check_perm_modify(&who, Some(&p))
+    {
+        let extra = if p.starts_with("/storage/") {
+            "|Datastore.Allocate"
+        } else if p.starts_with("/vms/") {
+            "|VM.Allocate"
+        } else if p.starts_with("/pool/") {
+            "|Pool.Allocate"
+        } else {
+            ""
         };
-        return Err(ApiError::perm(msg));
+        return Err(ApiError::perm(format!("{p}, Permissions.Modify{extra}")));
     }
     check_formats(ctx, "PUT", "/access/acl")?;
     let change_req = AclChange {
@@ -810,7 +838,18 @@ fn update_acl(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             "path",
             format!("invalid ACL path '{raw_path}'"),
         )),
-        Err(e @ AccessError::NoAclMembers) => Err(ApiError::internal(e)),
+        Err(AccessError::NoAclMembers) => {
+            let msg = "either 'users', 'groups' or 'tokens' is required.";
+            Err(ApiError::params(
+                ["users", "groups", "tokens"]
+                    .iter()
+                    .map(|k| (k.to_string(), msg.to_string()))
+                    .collect(),
+            ))
+        }
+        Err(AccessError::AclRoleDenied(msg)) => Err(ApiError::internal(format!(
+            "ACL update failed: 400 Parameter verification failed.\nrole: {msg}"
+        ))),
         Err(e) => Err(failed("ACL update failed", e)),
     }
 }

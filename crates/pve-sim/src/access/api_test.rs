@@ -125,7 +125,7 @@ async fn token_create_answers_full_tokenid_info_and_value_that_authenticates() {
     assert_eq!(body["data"][0]["tokenid"], json!("deploy"));
     assert_eq!(body["data"][0]["privsep"], json!(1));
 
-    let (code, _, _) = call(
+    let (code, _, body) = call(
         &sim,
         &root,
         Method::POST,
@@ -133,7 +133,8 @@ async fn token_create_answers_full_tokenid_info_and_value_that_authenticates() {
         &[],
     )
     .await;
-    assert_eq!(code, 500, "a second token of the same name fails");
+    assert_eq!(code, 400, "a second token of the same name fails");
+    assert_eq!(body["errors"]["tokenid"], json!("Token already exists."));
 
     let (code, _, _) = call(
         &sim,
@@ -415,5 +416,141 @@ async fn users_change_their_own_password_with_confirmation_and_tokens_cannot() {
     assert_eq!(code, 200);
     let roles = body["data"].as_array().map(Vec::len).unwrap_or_default();
     assert_eq!(roles, 17, "the built-in roles: {body}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn vm_allocators_may_only_hand_out_roles_they_hold() {
+    let (sim, root) = start().await;
+    for user in ["lead@pve", "dev@pve"] {
+        let (code, _, _) = call(
+            &sim,
+            &root,
+            Method::POST,
+            "/access/users",
+            &[("userid", user)],
+        )
+        .await;
+        assert_eq!(code, 200);
+    }
+    let (code, _, _) = call(
+        &sim,
+        &root,
+        Method::PUT,
+        "/access/acl",
+        &[
+            ("path", "/vms/100"),
+            ("users", "lead@pve"),
+            ("roles", "PVEVMAdmin"),
+            ("propagate", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (_, _, body) = call(
+        &sim,
+        &root,
+        Method::POST,
+        "/access/users/lead@pve/token/tk",
+        &[("privsep", "0")],
+    )
+    .await;
+    let lead = format!(
+        "PVEAPIToken=lead@pve!tk={}",
+        body["data"]["value"].as_str().unwrap_or_default()
+    );
+
+    // VM.Allocate on /vms/100 passes perm-modify, but Administrator is more than lead has.
+    let (code, reason, body) = call(
+        &sim,
+        &lead,
+        Method::PUT,
+        "/access/acl",
+        &[
+            ("path", "/vms/100"),
+            ("users", "dev@pve"),
+            ("roles", "Administrator"),
+            ("propagate", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 500, "{reason} {body}");
+    assert_eq!(
+        body["message"],
+        json!(
+            "ACL update failed: 400 Parameter verification failed.\nrole: Cannot add role 'Administrator' - requires 'Permissions.Modify' or superset of privileges.\n"
+        )
+    );
+    // lead holds PVEVMAdmin there only without propagation.
+    let (code, _, body) = call(
+        &sim,
+        &lead,
+        Method::PUT,
+        "/access/acl",
+        &[
+            ("path", "/vms/100"),
+            ("users", "dev@pve"),
+            ("roles", "PVEVMUser"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 500);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("with propagation")),
+        "{body}"
+    );
+    let (code, _, body) = call(
+        &sim,
+        &lead,
+        Method::PUT,
+        "/access/acl",
+        &[
+            ("path", "/vms/100"),
+            ("users", "dev@pve"),
+            ("roles", "PVEVMUser"),
+            ("propagate", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(sim.with_state(|s| {
+        s.access
+            .check("dev@pve", "/vms/100", &["VM.Console"], false)
+    }));
+
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::PUT,
+        "/access/acl",
+        &[("path", "/vms"), ("roles", "PVEAuditor")],
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["errors"]["users"],
+        json!("either 'users', 'groups' or 'tokens' is required.")
+    );
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::POST,
+        "/access/roles",
+        &[("roleid", "PVEOperator")],
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        body["errors"]["roleid"],
+        json!("cannot use role ID starting with the (case-insensitive) 'PVE' namespace")
+    );
+    let (code, _, body) = call(&sim, &root, Method::DELETE, "/access/roles/PVEVMUser", &[]).await;
+    assert_eq!(code, 500);
+    assert_eq!(
+        body["message"],
+        json!("auto-generated role 'PVEVMUser' cannot be deleted\n")
+    );
     sim.shutdown().await;
 }

@@ -232,7 +232,7 @@ fn callers_without_permissions_modify_cannot_hand_out_more_than_they_have() {
     };
     assert!(matches!(
         cfg.acl_update(&escalate, Some("ops@pve")),
-        Err(AccessError::MissingPrivilege { .. })
+        Err(AccessError::AclRoleDenied(_))
     ));
     let subset = AclChange {
         roles: vec!["Operator".into()],
@@ -253,8 +253,12 @@ fn roles_are_validated_and_builtins_are_immutable() {
         Err(AccessError::InvalidPrivilege("VM.GuestAgent.Audit".into()))
     );
     assert_eq!(
+        cfg.role_add("Administrator", &[]),
+        Err(AccessError::RoleExists("Administrator".into()))
+    );
+    assert_eq!(
         cfg.role_add("PVEVMAdmin", &[]),
-        Err(AccessError::RoleExists("PVEVMAdmin".into()))
+        Err(AccessError::ReservedRolePrefix)
     );
     assert_eq!(
         cfg.role_add("PVEMine", &[]),

@@ -97,32 +97,18 @@ pub enum AccessError {
     #[error("invalid storage ID '{0}'")]
     InvalidStorageId(String),
     /// Creating a role whose name starts with the reserved `PVE` prefix.
-    #[error("cannot use role ID starting with the reserved prefix 'PVE'")]
+    #[error("cannot use role ID starting with the (case-insensitive) 'PVE' namespace")]
     ReservedRolePrefix,
     /// An ACL names a user that does not exist (the ACL handler's wording).
     #[error("user '{0}' does not exist")]
     AclUserMissing(String),
-    /// A caller without `Permissions.Modify` hands out a privilege it does not have.
-    #[error("'{who}' is missing permission '{privilege}' on '{path}'")]
-    MissingPrivilege {
-        /// The caller.
-        who: String,
-        /// The privilege.
-        privilege: String,
-        /// The ACL path.
-        path: String,
-    },
-    /// A caller without `Permissions.Modify` hands out a propagating privilege it holds only
-    /// without propagation.
-    #[error("'{who}' is not allowed to set propagating privilege '{privilege}' on '{path}'")]
-    PropagationNotAllowed {
-        /// The caller.
-        who: String,
-        /// The privilege.
-        privilege: String,
-        /// The ACL path.
-        path: String,
-    },
+    /// A caller without `Permissions.Modify` on the path grants or revokes a role whose
+    /// privileges it does not hold there (with propagation, when the grant propagates).
+    #[error("{0}")]
+    AclRoleDenied(String),
+    /// A user create or update names a group that does not exist (the user handlers' wording).
+    #[error("no such group '{0}'")]
+    UnknownGroup(String),
     /// Deleting a pool that still has members.
     #[error("pool '{0}' is not empty")]
     PoolNotEmpty(String),

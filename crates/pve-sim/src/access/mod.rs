@@ -172,7 +172,7 @@ impl AccessControl {
 
     /// The effective permissions as `GET /access/permissions` answers: path -> privilege ->
     /// propagate (1/0). With `path`, exactly that path (possibly empty); without, the top-level
-    /// paths, every ACL path, the pools and their members, omitting paths without privileges.
+    /// paths, every ACL tree node and the pools' members, omitting paths without privileges.
     pub fn permissions_tree(
         &self,
         auth_id: &str,

@@ -77,7 +77,7 @@ impl AccessControl {
     /// Puts `userid` into each of `groups`, which must all exist.
     fn add_to_groups(&mut self, userid: &str, groups: &[String]) -> Result<(), AccessError> {
         if let Some(missing) = groups.iter().find(|g| !self.groups.contains_key(*g)) {
-            return Err(AccessError::NoSuchGroup(missing.clone()));
+            return Err(AccessError::UnknownGroup(missing.clone()));
         }
         for g in groups {
             if let Some(group) = self.groups.get_mut(g) {
@@ -101,7 +101,7 @@ impl AccessControl {
         if let Some(groups) = &opts.groups
             && let Some(missing) = groups.iter().find(|g| !self.groups.contains_key(*g))
         {
-            return Err(AccessError::NoSuchGroup(missing.clone()));
+            return Err(AccessError::UnknownGroup(missing.clone()));
         }
         let user = User {
             enable: opts.enable.unwrap_or(true),
@@ -129,7 +129,7 @@ impl AccessControl {
         self.user_mut(userid)?;
         if let Some(groups) = &opts.groups {
             if let Some(missing) = groups.iter().find(|g| !self.groups.contains_key(*g)) {
-                return Err(AccessError::NoSuchGroup(missing.clone()));
+                return Err(AccessError::UnknownGroup(missing.clone()));
             }
             if !append {
                 for g in self.groups.values_mut() {
@@ -250,16 +250,16 @@ impl AccessControl {
             .collect()
     }
 
-    /// Creates a custom role. Names starting with `PVE` are reserved.
+    /// Creates a custom role. Names starting with `PVE` (any case) are reserved.
     pub fn role_add(&mut self, name: &str, privs: &[&str]) -> Result<(), AccessError> {
         if !names::is_valid_rolename(name) {
             return Err(AccessError::InvalidRolename(name.to_string()));
         }
-        if self.role_privileges(name).is_some() {
-            return Err(AccessError::RoleExists(name.to_string()));
-        }
         if name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("PVE")) {
             return Err(AccessError::ReservedRolePrefix);
+        }
+        if self.role_privileges(name).is_some() {
+            return Err(AccessError::RoleExists(name.to_string()));
         }
         let set = Self::checked_privs(privs)?;
         self.roles.insert(name.to_string(), set);
@@ -332,29 +332,10 @@ impl AccessControl {
             let role_privs = self
                 .role_privileges(role)
                 .ok_or_else(|| AccessError::NoSuchRole(role.clone()))?;
-            if let (Some(caller), Some(have)) = (caller, &caller_privs)
+            if let Some(have) = &caller_privs
                 && !have.contains_key("Permissions.Modify")
-                && !change.delete
             {
-                for p in &role_privs {
-                    match have.get(p) {
-                        None => {
-                            return Err(AccessError::MissingPrivilege {
-                                who: caller.to_string(),
-                                privilege: p.clone(),
-                                path: path.clone(),
-                            });
-                        }
-                        Some(false) if change.propagate => {
-                            return Err(AccessError::PropagationNotAllowed {
-                                who: caller.to_string(),
-                                privilege: p.clone(),
-                                path: path.clone(),
-                            });
-                        }
-                        Some(_) => {}
-                    }
-                }
+                Self::check_acl_subset(role, &role_privs, have, change)?;
             }
             for group in &change.groups {
                 if !self.groups.contains_key(group) {
@@ -388,6 +369,39 @@ impl AccessControl {
         Ok(())
     }
 
+    /// PVE 8's rule for callers without `Permissions.Modify` on the path (`perm-modify` lets
+    /// `VM.Allocate` on `/vms/*` and similar through): they may only grant or revoke roles whose
+    /// privileges they hold there, propagating ones for propagating grants, and never `NoAccess`.
+    fn check_acl_subset(
+        role: &str,
+        role_privs: &BTreeSet<String>,
+        have: &super::acl::FlagMap,
+        change: &AclChange,
+    ) -> Result<(), AccessError> {
+        let verb = if change.delete { "remove" } else { "add" };
+        for p in role_privs {
+            match have.get(p) {
+                None => {
+                    return Err(AccessError::AclRoleDenied(format!(
+                        "Cannot {verb} role '{role}' - requires 'Permissions.Modify' or superset of privileges."
+                    )));
+                }
+                Some(false) if change.propagate && !change.delete => {
+                    return Err(AccessError::AclRoleDenied(format!(
+                        "Cannot {verb} role '{role}' with propagation - requires 'Permissions.Modify' or propagated superset of privileges."
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        if role == "NoAccess" {
+            return Err(AccessError::AclRoleDenied(format!(
+                "Cannot {verb} role '{role}' - requires 'Permissions.Modify'"
+            )));
+        }
+        Ok(())
+    }
+
     /// Sets or removes one role of one subject on a normalized path.
     fn set_acl(&mut self, path: &str, subject: AclSubject, role: &str, change: &AclChange) {
         let node = self.acl.entry(path.to_string()).or_default();
@@ -404,7 +418,8 @@ impl AccessControl {
     }
 
     /// Creates an API token and returns its secret value (a UUID, shown only this once).
-    /// `privsep` defaults to true; `expire` defaults to the user's expiration.
+    /// `privsep` defaults to true; without `expire` the token has none of its own (the user's
+    /// expiration still applies, as PVE's "same as user").
     pub fn token_add(
         &mut self,
         userid: &str,
@@ -421,7 +436,7 @@ impl AccessControl {
             return Err(AccessError::TokenExists);
         }
         let value = random_uuid();
-        let expire = expire.unwrap_or(user.expire);
+        let expire = expire.unwrap_or(0);
         user.tokens.insert(
             name.to_string(),
             Token {
