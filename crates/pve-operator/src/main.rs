@@ -10,6 +10,7 @@ async fn main() -> anyhow::Result<()> {
     pve_operator::logging::init(&cli.log)?;
     match cli.command {
         Command::Crd(args) => pve_operator::cli::crd::run(args),
+        Command::Privileges(args) => pve_operator::cli::privileges::run(args),
         #[cfg(feature = "demo")]
         Command::Demo(args) => pve_operator::cli::demo::run(args).await,
     }

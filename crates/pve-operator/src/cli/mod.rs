@@ -3,6 +3,8 @@
 pub mod crd;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod manifests;
+pub mod privileges;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions (MachineRequest, ProxmoxCluster) as YAML.
     Crd(crd::CrdArgs),
+    /// Print the `pveum` commands that create a least-privilege role, user, token and ACLs.
+    Privileges(privileges::PrivilegesArgs),
     /// Run everything locally: a real kube-apiserver and etcd on loopback, ready for kubectl.
     #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),

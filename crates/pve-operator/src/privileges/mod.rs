@@ -1,0 +1,281 @@
+//! The Proxmox privileges the controller needs: one table, the single source of truth for the
+//! docs, `pve-operator privileges`, `pve-operator preflight` and the `PrivilegesSufficient`
+//! condition.
+//!
+//! [`Feature`] lists everything a MachineRequest can use and everything the controller does on its
+//! own; [`Feature::needs`] says which privilege Proxmox VE 8 checks for it, and where (from
+//! qemu-server's `create_vm` and `$check_vm_modify_config_perm`, pve-guest-common's
+//! `check_vnet_access`, pve-storage's `check_volume_access` and the API schema's `permissions`).
+
+mod docs;
+mod pveum;
+mod table;
+
+pub use docs::{BEGIN_MARKER, END_MARKER, markdown_table};
+pub use pveum::{PveumPlan, pveum_plan};
+pub use table::{Feature, Scope, VERSION_NOTES};
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use pve_operator_api::MachineRequestSpec;
+
+/// One privilege needed on one ACL path, and what needs it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Need {
+    /// The Proxmox privilege, e.g. `VM.Config.CPU`.
+    pub privilege: &'static str,
+    /// The ACL path Proxmox checks it on, e.g. `/vms` or `/storage/local-lvm`.
+    pub path: String,
+    /// What needs it, e.g. `CPU (cores, sockets, type)`.
+    pub needed_for: String,
+}
+
+impl fmt::Display for Need {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} on {} (for {})",
+            self.privilege, self.path, self.needed_for
+        )
+    }
+}
+
+/// Where the controller's VMs live for permission purposes: VM privileges are granted on `/vms`
+/// (every VM) or, when the requests use a pool, on `/pool/<pool>` (only the pool's VMs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmScope {
+    /// `/vms`, propagating to every VM.
+    AllVms,
+    /// `/pool/<name>`, applying to the pool's members.
+    Pool(String),
+}
+
+impl VmScope {
+    /// The ACL path of this scope.
+    pub fn path(&self) -> String {
+        match self {
+            VmScope::AllVms => "/vms".to_string(),
+            VmScope::Pool(pool) => format!("/pool/{pool}"),
+        }
+    }
+}
+
+/// The features a MachineRequest spec uses, in table order, including what the controller does
+/// for every request (inventory reads, create, power, delete).
+pub fn features_of(spec: &MachineRequestSpec) -> Vec<Feature> {
+    let mut features = vec![
+        Feature::Inventory,
+        Feature::PlacementByFreeMemory,
+        Feature::Create,
+        Feature::Cpu,
+        Feature::Memory,
+        Feature::Hardware,
+        Feature::Options,
+    ];
+    for disk in &spec.disks {
+        features.push(Feature::Disk {
+            storage: disk.storage.clone(),
+        });
+    }
+    for nic in &spec.networks {
+        features.push(Feature::Nic {
+            bridge: nic.bridge.clone(),
+            vlan: nic.vlan,
+        });
+    }
+    if let Some(iso) = &spec.boot.iso {
+        let storage = iso.volume.split(':').next().unwrap_or_default().to_string();
+        features.push(Feature::IsoCdrom { storage });
+    }
+    if let Some(template) = &spec.boot.template {
+        features.push(Feature::CloneTemplate {
+            template: template.vmid,
+            target_storage: template.storage.clone(),
+        });
+    }
+    if let Some(cloud_init) = &spec.cloud_init {
+        let storage = cloud_init
+            .storage
+            .clone()
+            .or_else(|| spec.disks.first().map(|d| d.storage.clone()))
+            .unwrap_or_else(|| "<template's storage>".to_string());
+        features.push(Feature::CloudInit { storage });
+    }
+    if let Some(efi) = &spec.firmware.efi_disk {
+        features.push(Feature::EfiDisk {
+            storage: efi.storage.clone(),
+        });
+    }
+    if spec.guest_agent {
+        features.push(Feature::GuestAgent);
+    }
+    features.push(Feature::Power);
+    features.push(Feature::Delete);
+    features
+}
+
+/// Every privilege the given specs need (all features with placeholder paths when none is
+/// given), deduplicated and sorted by path and privilege.
+pub fn needs_for_specs(specs: &[MachineRequestSpec]) -> Vec<Need> {
+    let mut needs = BTreeSet::new();
+    if specs.is_empty() {
+        for feature in Feature::all_with_placeholders() {
+            needs.extend(feature.needs(&VmScope::AllVms));
+        }
+    }
+    for spec in specs {
+        let scope = spec
+            .pool
+            .clone()
+            .map(VmScope::Pool)
+            .unwrap_or(VmScope::AllVms);
+        for feature in features_of(spec) {
+            needs.extend(feature.needs(&scope));
+        }
+    }
+    let mut needs: Vec<Need> = needs.into_iter().collect();
+    needs.sort_by(|a, b| (&a.path, a.privilege).cmp(&(&b.path, b.privilege)));
+    merge_needed_for(needs)
+}
+
+/// Merges entries that differ only in `needed_for` into one whose `needed_for` lists all.
+fn merge_needed_for(needs: Vec<Need>) -> Vec<Need> {
+    let mut merged: Vec<Need> = Vec::new();
+    for need in needs {
+        match merged.last_mut() {
+            Some(last) if last.privilege == need.privilege && last.path == need.path => {
+                if !last.needed_for.split("; ").any(|n| n == need.needed_for) {
+                    last.needed_for = format!("{}; {}", last.needed_for, need.needed_for);
+                }
+            }
+            _ => merged.push(need),
+        }
+    }
+    merged
+}
+
+/// Privileges that the controller never needs and that make a leaked token dangerous.
+pub const DANGEROUS_PRIVILEGES: &[(&str, &str)] = &[
+    (
+        "Sys.Modify",
+        "changes node and cluster settings (network, time, repositories)",
+    ),
+    ("Sys.Console", "opens a root shell on the node"),
+    ("Sys.PowerMgmt", "shuts down or reboots nodes"),
+    (
+        "Sys.Incoming",
+        "accepts incoming migrations and remote data",
+    ),
+    (
+        "Permissions.Modify",
+        "grants any privilege to anyone, including itself",
+    ),
+    ("User.Modify", "creates and changes users and their tokens"),
+    ("Realm.Allocate", "changes authentication realms"),
+    ("Realm.AllocateUser", "assigns users to realms"),
+    ("Group.Allocate", "creates and changes groups"),
+    (
+        "Datastore.Allocate",
+        "creates, changes and removes storages",
+    ),
+    ("SDN.Allocate", "changes the software-defined network"),
+    ("VM.Console", "opens the console of any VM it can see"),
+    (
+        "Pool.Allocate",
+        "creates and removes pools (flagged only when no request uses a pool)",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: serde_json::Value) -> MachineRequestSpec {
+        let mut base = serde_json::json!({
+            "memory": { "sizeMiB": 1024 },
+            "disks": [{ "slot": "scsi0", "storage": "fast-ssd", "sizeGiB": 8 }],
+            "networks": [{ "name": "net0", "bridge": "vmbr1", "vlan": 42 }],
+            "boot": { "iso": { "volume": "isos:iso/debian.iso" } },
+        });
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(base).expect("valid spec")
+    }
+
+    fn has(needs: &[Need], privilege: &str, path: &str) -> bool {
+        needs
+            .iter()
+            .any(|n| n.privilege == privilege && n.path == path)
+    }
+
+    #[test]
+    fn a_spec_needs_its_storages_bridges_and_vlans_on_their_own_paths() {
+        let needs = needs_for_specs(&[spec(serde_json::json!({}))]);
+        assert!(has(&needs, "Datastore.AllocateSpace", "/storage/fast-ssd"));
+        assert!(has(&needs, "SDN.Use", "/sdn/zones/localnetwork/vmbr1/42"));
+        assert!(
+            has(&needs, "Datastore.Audit", "/storage/isos"),
+            "the ISO's storage: {needs:#?}"
+        );
+        assert!(has(&needs, "VM.Config.CDROM", "/vms"));
+        assert!(
+            !has(&needs, "VM.Config.Cloudinit", "/vms"),
+            "no cloud-init, no cloud-init privilege"
+        );
+        assert!(
+            !has(&needs, "VM.Monitor", "/vms"),
+            "no guest agent, no VM.Monitor"
+        );
+        assert!(
+            !needs.iter().any(|n| n.path.contains('<')),
+            "no placeholders for a concrete spec"
+        );
+    }
+
+    #[test]
+    fn a_pool_moves_the_vm_privileges_to_the_pool_path() {
+        let needs = needs_for_specs(&[spec(serde_json::json!({ "pool": "k8s" }))]);
+        assert!(has(&needs, "VM.Allocate", "/pool/k8s"));
+        assert!(!needs.iter().any(|n| n.path == "/vms"), "{needs:#?}");
+    }
+
+    #[test]
+    fn the_same_privilege_on_the_same_path_is_listed_once_with_every_reason() {
+        let needs = needs_for_specs(&[spec(serde_json::json!({}))]);
+        let allocate: Vec<_> = needs
+            .iter()
+            .filter(|n| n.privilege == "VM.Allocate")
+            .collect();
+        assert_eq!(allocate.len(), 1);
+        assert!(
+            allocate[0].needed_for.contains("creating VMs")
+                && allocate[0].needed_for.contains("deleting VMs")
+        );
+    }
+
+    #[test]
+    fn without_requests_every_feature_is_covered() {
+        let needs = needs_for_specs(&[]);
+        for privilege in [
+            "VM.Clone",
+            "VM.Monitor",
+            "VM.Config.Cloudinit",
+            "Sys.Audit",
+            "VM.PowerMgmt",
+        ] {
+            assert!(
+                needs.iter().any(|n| n.privilege == privilege),
+                "{privilege} missing"
+            );
+        }
+        for (dangerous, _) in DANGEROUS_PRIVILEGES {
+            assert!(
+                !needs.iter().any(|n| n.privilege == *dangerous),
+                "{dangerous} must never be needed"
+            );
+        }
+    }
+}
