@@ -302,21 +302,9 @@ impl PveClient {
     /// `POST /access/ticket` with a password or (renewal) the current ticket.
     async fn login(&self, userid: &str, password: &Secret) -> Result<Arc<Ticket>> {
         self.inner.logins.fetch_add(1, Ordering::Relaxed);
-        let mut params = Params::new();
-        params
-            .str("username", userid)
-            .set("password", ParamValue::Secret(password.clone()));
-        let req = ApiRequest::new(Method::Post, "/access/ticket", &[], params);
+        let req = ticket_request(userid, password);
         let raw = self.send_raw(&req, None).await?;
         let resp = finish(&req, raw)?;
-        #[derive(serde::Deserialize)]
-        struct TicketData {
-            ticket: Option<String>,
-            #[serde(rename = "CSRFPreventionToken")]
-            csrf: Option<String>,
-            #[serde(rename = "NeedTFA", default, deserialize_with = "crate::de::opt_bool")]
-            need_tfa: Option<bool>,
-        }
         // The body holds a ticket: never quote it in an error.
         let data: TicketData =
             crate::de::decode(resp.data, &req.describe(), b"<redacted: contains a ticket>")?;
@@ -449,6 +437,25 @@ impl TicketAuth {
             *state = None;
         }
     }
+}
+
+/// `POST /access/ticket` with `username` and `password` (a password or, to renew, a ticket).
+pub(crate) fn ticket_request(userid: &str, password: &Secret) -> ApiRequest {
+    let mut params = Params::new();
+    params
+        .str("username", userid)
+        .set("password", ParamValue::Secret(password.clone()));
+    ApiRequest::new(Method::Post, "/access/ticket", &[], params)
+}
+
+/// The `data` of `POST /access/ticket`.
+#[derive(serde::Deserialize)]
+pub(crate) struct TicketData {
+    ticket: Option<String>,
+    #[serde(rename = "CSRFPreventionToken")]
+    csrf: Option<String>,
+    #[serde(rename = "NeedTFA", default, deserialize_with = "crate::de::opt_bool")]
+    need_tfa: Option<bool>,
 }
 
 fn sensitive(value: &str) -> Result<HeaderValue> {

@@ -142,7 +142,7 @@ pub fn nextid_request(vmid: Option<u32>) -> Result<ApiRequest> {
 
 #[derive(Deserialize)]
 #[serde(transparent)]
-struct NextId(#[serde(deserialize_with = "de::u32")] u32);
+pub(crate) struct NextId(#[serde(deserialize_with = "de::u32")] pub(crate) u32);
 
 impl PveClient {
     /// `GET /cluster/resources`: the whole cluster inventory in one call.

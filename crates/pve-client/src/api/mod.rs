@@ -122,3 +122,6 @@ mod tests {
         assert!(validate_storage("storage", "local lvm").is_err());
     }
 }
+
+#[cfg(test)]
+mod schema_conformance;
