@@ -62,11 +62,66 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
     if let Some(rest) = path.strip_prefix("/_sim") {
         return crate::sim_api::handle(&shared, &method, rest, &body);
     }
-    let Some(api_path) = path.strip_prefix("/api2/json") else {
+    let (api_path, extjs) = if let Some(p) = path.strip_prefix("/api2/json") {
+        (p, false)
+    } else if let Some(p) = path.strip_prefix("/api2/extjs") {
+        (p, true)
+    } else {
         return response::bare(501, "no such uri");
     };
     let api_path = if api_path.is_empty() { "/" } else { api_path };
-    api(&shared, &method, api_path, &query, &parts.headers, body).await
+    let resp = api(&shared, &method, api_path, &query, &parts.headers, body).await;
+    if extjs { to_extjs(resp).await } else { resp }
+}
+
+/// Re-formats an answer for `/api2/extjs`: handler errors become HTTP 200 with
+/// `{"success":0,"status":N,"message":...}`; authentication failures and proxy errors stay as
+/// they are.
+async fn to_extjs(resp: Response<Body>) -> Response<Body> {
+    let status = resp.status().as_u16();
+    if status == 401
+        || status >= 595
+        || resp
+            .extensions()
+            .get::<response::DropConnection>()
+            .is_some()
+    {
+        return resp;
+    }
+    let reason = resp
+        .extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).to_string())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let mut out = serde_json::Map::new();
+    if status == 200 {
+        out.insert("success".into(), Value::from(1));
+        out.insert(
+            "data".into(),
+            body.get("data").cloned().unwrap_or(Value::Null),
+        );
+        if let Some(total) = body.get("total") {
+            out.insert("total".into(), total.clone());
+        }
+    } else {
+        out.insert("success".into(), Value::from(0));
+        out.insert("status".into(), Value::from(status));
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{reason}\n"));
+        out.insert("message".into(), Value::String(message));
+        out.insert("data".into(), Value::Null);
+        if let Some(errors) = body.get("errors") {
+            out.insert("errors".into(), errors.clone());
+        }
+    }
+    response::plain_json(200, &Value::Object(out))
 }
 
 fn parse_params(

@@ -591,6 +591,36 @@ async fn error_message_style_without_json_message_keeps_only_the_reason_phrase()
 }
 
 #[tokio::test]
+async fn extjs_format_answers_handler_errors_with_http_200() {
+    let sim = start().await;
+    let root = Api::root(&sim).await;
+    let extjs = Api {
+        base: sim.url().replace("/api2/json", "/api2/extjs"),
+        ..root
+    };
+    let (code, body) = extjs
+        .call(Method::GET, "/nodes/pve/qemu/4711/config", &[])
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(body["success"], json!(0));
+    assert_eq!(body["status"], json!(500));
+    assert_eq!(
+        body["message"],
+        "Configuration file 'nodes/pve/qemu-server/4711.conf' does not exist\n"
+    );
+    let (code, body) = extjs.call(Method::GET, "/version", &[]).await;
+    assert_eq!((code, body["success"].clone()), (200, json!(1)));
+    assert_eq!(body["data"]["release"], "8.4");
+    let (code, _) = Api {
+        auth: Auth::None,
+        ..extjs
+    }
+    .call(Method::GET, "/version", &[])
+    .await;
+    assert_eq!(code, 401, "authentication failures stay real 401s");
+}
+
+#[tokio::test]
 async fn unknown_node_fails_like_a_failed_proxy_lookup() {
     let sim = start().await;
     let root = Api::root(&sim).await;
