@@ -5,3 +5,4 @@
 mod control_plane;
 mod crds;
 mod support;
+mod third_party;
