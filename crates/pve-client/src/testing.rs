@@ -66,6 +66,16 @@ impl Canned {
 
 type Handler = Arc<dyn Fn(&Recorded) -> Canned + Send + Sync>;
 
+/// Holds responses back: each request is announced on `arrivals` and answered only after the
+/// test adds a permit to `release`; `in_flight`/`max_in_flight` count requests awaiting an answer.
+#[derive(Clone)]
+pub(crate) struct Gate {
+    pub arrivals: tokio::sync::mpsc::UnboundedSender<()>,
+    pub release: Arc<tokio::sync::Semaphore>,
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    pub max_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 pub(crate) struct MockServer {
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -80,17 +90,28 @@ impl Drop for MockServer {
 
 impl MockServer {
     pub async fn start(handler: impl Fn(&Recorded) -> Canned + Send + Sync + 'static) -> Self {
-        Self::start_inner(Arc::new(handler), None).await
+        Self::start_inner(Arc::new(handler), None, None).await
+    }
+
+    pub async fn start_gated(
+        handler: impl Fn(&Recorded) -> Canned + Send + Sync + 'static,
+        gate: Gate,
+    ) -> Self {
+        Self::start_inner(Arc::new(handler), None, Some(gate)).await
     }
 
     pub async fn start_tls(
         handler: impl Fn(&Recorded) -> Canned + Send + Sync + 'static,
         acceptor: tokio_rustls::TlsAcceptor,
     ) -> Self {
-        Self::start_inner(Arc::new(handler), Some(acceptor)).await
+        Self::start_inner(Arc::new(handler), Some(acceptor), None).await
     }
 
-    async fn start_inner(handler: Handler, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+    async fn start_inner(
+        handler: Handler,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        gate: Option<Gate>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -109,14 +130,15 @@ impl MockServer {
                 let handler = handler.clone();
                 let recorded = recorded.clone();
                 let tls = tls.clone();
+                let gate = gate.clone();
                 tokio::spawn(async move {
                     match tls {
                         Some(acceptor) => {
                             if let Ok(s) = acceptor.accept(stream).await {
-                                serve(s, handler, recorded).await;
+                                serve(s, handler, recorded, gate).await;
                             }
                         }
-                        None => serve(stream, handler, recorded).await,
+                        None => serve(stream, handler, recorded, gate).await,
                     }
                 });
             }
@@ -145,6 +167,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut s: S,
     handler: Handler,
     recorded: Arc<Mutex<Vec<Recorded>>>,
+    gate: Option<Gate>,
 ) {
     let mut buf = Vec::new();
     loop {
@@ -197,6 +220,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         };
         recorded.lock().unwrap().push(req.clone());
         let canned = handler(&req);
+        if let Some(g) = &gate {
+            use std::sync::atomic::Ordering;
+            let now = g.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            g.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let _ = g.arrivals.send(());
+            match g.release.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => return,
+            }
+            g.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
         let close = canned.status >= 400;
         let mut out = format!(
             "HTTP/1.1 {} {}\r\nServer: pve-api-daemon/3.0\r\nContent-Length: {}\r\n",

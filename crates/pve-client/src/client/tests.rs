@@ -547,6 +547,43 @@ async fn a_silent_server_gives_a_timeout() {
     hold.abort();
 }
 
+#[tokio::test]
+async fn at_most_max_concurrent_requests_are_in_flight() {
+    let (tx, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let gate = crate::testing::Gate {
+        arrivals: tx,
+        release: Arc::new(tokio::sync::Semaphore::new(0)),
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        max_in_flight: Arc::new(AtomicUsize::new(0)),
+    };
+    let server = MockServer::start_gated(|_| Canned::data(json!(1)), gate.clone()).await;
+    let options = ClientOptions {
+        max_concurrent_requests: 2,
+        ..fast_options()
+    };
+    let client = PveClient::with_options(&token_config(&server.url), options).unwrap();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.execute(&get("/version")).await })
+        })
+        .collect();
+    // Answer one request per arrival: without the bound all 8 would arrive before any answer.
+    for _ in 0..8 {
+        arrivals.recv().await.unwrap();
+        gate.release.add_permits(1);
+    }
+    for call in futures::future::join_all(calls).await {
+        call.unwrap().unwrap();
+    }
+    assert_eq!(server.requests().len(), 8);
+    assert!(
+        gate.max_in_flight.load(Ordering::SeqCst) <= 2,
+        "{}",
+        gate.max_in_flight.load(Ordering::SeqCst)
+    );
+}
+
 #[test]
 fn backoff_grows_is_jittered_and_capped() {
     let p = RetryPolicy {
