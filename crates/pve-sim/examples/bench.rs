@@ -1,0 +1,153 @@
+//! Load benchmark of the simulator (not a test): creates many VMs through the API, then measures
+//! request throughput of cheap and expensive reads with concurrent keep-alive HTTPS clients.
+//!
+//! `cargo run --release -p pve-sim --example bench -- [VMS] [SECONDS] [CONCURRENCY]`
+//! (defaults 2000, 5, 32). Traffic goes only to the simulator on 127.0.0.1, bounded in count and time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pve_sim::{SimOptions, SimServer};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let vms = args.first().copied().unwrap_or(2000);
+    let seconds = args.get(1).copied().unwrap_or(5);
+    let concurrency = args.get(2).copied().unwrap_or(32);
+
+    let mut opts = SimOptions::new("bench");
+    opts.config.task_durations_ms.create = 300;
+    let sim = SimServer::start(opts).await?;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(sim.ca_pem().as_bytes())?)
+        .pool_max_idle_per_host(concurrency as usize)
+        .build()?;
+    let login: Value = client
+        .post(format!("{}/access/ticket", sim.url()))
+        .form(&[("username", "root@pam"), ("password", "bench")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ticket = login["data"]["ticket"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let csrf = login["data"]["CSRFPreventionToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let cookie = format!("PVEAuthCookie={ticket}");
+
+    // Create VMs with `concurrency` creators in flight.
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut creators = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, cookie, csrf, next) = (
+            client.clone(),
+            sim.url(),
+            cookie.clone(),
+            csrf.clone(),
+            next.clone(),
+        );
+        creators.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= vms {
+                    break;
+                }
+                let vmid = (1000 + i).to_string();
+                let resp = client
+                    .post(format!("{url}/nodes/pve/qemu"))
+                    .header("Cookie", &cookie)
+                    .header("CSRFPreventionToken", &csrf)
+                    .form(&[
+                        ("vmid", vmid.as_str()),
+                        ("memory", "2048"),
+                        ("net0", "virtio,bridge=vmbr0"),
+                        ("scsi0", "local-lvm:1"),
+                    ])
+                    .send()
+                    .await;
+                if !resp.is_ok_and(|r| r.status().is_success()) {
+                    eprintln!("create {vmid} failed");
+                }
+            }
+        }));
+    }
+    for c in creators {
+        c.await?;
+    }
+    let create_secs = started.elapsed().as_secs_f64();
+    println!(
+        "created {vms} VMs (create requests) in {create_secs:.2} s = {:.0} creates/s",
+        vms as f64 / create_secs
+    );
+
+    for (label, path) in [
+        (
+            "GET status/current",
+            "/nodes/pve/qemu/1000/status/current".to_string(),
+        ),
+        ("GET version", "/version".to_string()),
+        (
+            "GET cluster/resources (all VMs)",
+            "/cluster/resources?type=vm".to_string(),
+        ),
+    ] {
+        let count = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let mut workers = Vec::new();
+        for _ in 0..concurrency {
+            let (client, url, cookie, count, errors) = (
+                client.clone(),
+                format!("{}{path}", sim.url()),
+                cookie.clone(),
+                count.clone(),
+                errors.clone(),
+            );
+            workers.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    match client.get(&url).header("Cookie", &cookie).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        for w in workers {
+            w.await?;
+        }
+        let n = count.load(Ordering::Relaxed);
+        println!(
+            "{label}: {n} requests in {seconds} s = {:.0} req/s ({} errors, {concurrency} concurrent)",
+            n as f64 / seconds as f64,
+            errors.load(Ordering::Relaxed)
+        );
+    }
+    let stats: Value = client
+        .get(format!("{}/_sim/stats", sim.base_url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "simulator: {} VMs, {} tasks started, {} in flight",
+        stats["vms"], stats["tasks_started"], stats["tasks_in_flight"]
+    );
+    sim.shutdown().await;
+    Ok(())
+}
