@@ -20,6 +20,7 @@ pub mod error;
 pub mod faults;
 pub mod params;
 pub mod persist;
+pub mod pveum;
 mod pipeline;
 pub mod qemu;
 pub mod response;

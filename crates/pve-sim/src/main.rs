@@ -39,12 +39,15 @@ enum Command {
     },
     /// Print the built-in cluster description as YAML.
     DefaultConfig,
+    /// Run a `pveum` command (user, token, role, acl, ...) against a running simulator as root.
+    Pveum(pve_sim::pveum::PveumArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Pveum(args) => pve_sim::pveum::run(args).await,
         Command::DefaultConfig => {
             print!("{}", serde_yaml::to_string(&ClusterConfig::default())?);
             Ok(())

@@ -38,6 +38,12 @@ pub use privileges::{
 };
 pub use user_cfg::split_list;
 
+/// The parameter rules of an `/access` endpoint (method, schema path template), from the PVE 8.4
+/// schema.
+pub fn param_table(method: &str, path: &str) -> Option<&'static [crate::params::Param]> {
+    params::table(method, path)
+}
+
 /// The superuser, who has every privilege everywhere.
 pub const ROOT_USER: &str = "root@pam";
 
