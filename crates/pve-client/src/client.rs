@@ -159,6 +159,9 @@ impl PveClient {
                 env!("CARGO_PKG_VERSION")
             ));
         let builder = crate::tls::configure(builder, &config.tls)?;
+        if config.url.starts_with("http://") {
+            tracing::warn!(url = %config.url, "the Proxmox VE URL is plain http: credentials travel unencrypted");
+        }
         let http = builder.build().map_err(|e| {
             PveError::config(
                 "url",

@@ -84,7 +84,8 @@ pub enum PveError {
         /// Proxmox's message.
         message: String,
     },
-    /// The request conflicts with the guest's state (running, stopped, paused, protected, HA-managed).
+    /// The request conflicts with the current state of the guest or cluster (running, stopped,
+    /// paused, protected, HA-managed, no free VMID left in the configured range).
     #[error("conflicts with the current state: {message}")]
     Conflict {
         /// Proxmox's message.
@@ -437,8 +438,12 @@ fn classify(status: u16, message: String, errors: BTreeMap<String, String>) -> P
         || lower.contains("used in ha resources")
         || lower.contains("is a template")
         || lower.contains("if it's a template")
+        || lower.contains("unable to get any free vmid")
     {
         return PveError::Conflict { message };
+    }
+    if lower == "no options specified" {
+        return PveError::InvalidParameters { message, errors };
     }
     if lower.contains("got timeout") {
         return PveError::Timeout { message };

@@ -115,6 +115,11 @@ impl ClusterResource {
             .collect()
     }
 
+    /// Whether the resource carries `tag` (exact match).
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tag_list().contains(&tag)
+    }
+
     /// Whether this is a QEMU guest.
     pub fn is_qemu(&self) -> bool {
         self.resource_type == "qemu"
@@ -188,6 +193,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r[0].tag_list(), ["pve-op", "uid-1234"]);
+        assert!(r[0].has_tag("uid-1234"));
+        assert!(!r[0].has_tag("uid-12"));
         assert!(r[0].is_qemu());
         assert_eq!(r[1].vmid, Some(101));
         assert_eq!(r[3].shared, Some(false));

@@ -279,6 +279,30 @@ async fn the_ticket_is_renewed_by_posting_it_as_the_password() {
 }
 
 #[tokio::test]
+async fn a_refused_renewal_falls_back_to_the_password() {
+    let (state, server) = ticket_server().await;
+    let options = ClientOptions {
+        ticket_renew_after: Duration::ZERO,
+        ..fast_options()
+    };
+    let client = PveClient::with_options(&password_config(&server.url), options).unwrap();
+    client.execute(&get("/version")).await.unwrap();
+    state.valid_from.store(2, Ordering::SeqCst);
+    client.execute(&get("/version")).await.unwrap();
+    let passwords: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/access/ticket")
+        .map(|r| r.params()["password"].clone())
+        .collect();
+    assert_eq!(
+        passwords,
+        [PASSWORD.to_owned(), ticket_for(1), PASSWORD.to_owned()]
+    );
+    assert_eq!(state.logins.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn a_refused_password_is_unauthorized_and_not_retried_in_a_loop() {
     let server = MockServer::start(|r| {
         if r.path == "/access/ticket" {

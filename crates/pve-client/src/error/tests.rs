@@ -367,13 +367,20 @@ fn unclassified_500_keeps_the_full_json_message_and_is_retryable() {
         other => panic!("{other:?}"),
     }
     assert!(e.is_retryable());
-    for msg in [
-        "cluster not ready - no quorum?",
+    for e in both(500, "cluster not ready - no quorum?", None) {
+        assert_eq!(e.kind(), ErrorKind::Server);
+        assert!(e.is_retryable());
+    }
+    for e in both(
+        500,
         "unable to get any free VMID in range [100, 1000000]",
-    ] {
-        for e in both(500, msg, None) {
-            assert_eq!(e.kind(), ErrorKind::Server, "{msg}");
-        }
+        None,
+    ) {
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert!(!e.is_retryable());
+    }
+    for e in both(500, "no options specified", None) {
+        assert_eq!(e.kind(), ErrorKind::InvalidParameters);
     }
 }
 
