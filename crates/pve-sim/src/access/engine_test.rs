@@ -374,3 +374,29 @@ fn pools_hold_each_vm_once_and_forget_destroyed_vms() {
             .contains("VM.Console")
     );
 }
+
+#[test]
+fn expiry_is_judged_at_the_given_clock() {
+    let mut cfg = AccessControl::new_default("pw");
+    let opts = UserOptions {
+        expire: Some(2_000),
+        ..UserOptions::default()
+    };
+    assert_eq!(cfg.user_add("temp@pve", None, opts), Ok(()));
+    let secret = cfg
+        .token_add("temp@pve", "ci", None, Some(1_500), None)
+        .unwrap_or_default();
+    assert_eq!(cfg.check_user_enabled_at("temp@pve", 1_999), Ok(()));
+    assert_eq!(
+        cfg.authenticate_token_at("temp@pve!ci", &secret, 1_400),
+        Ok(())
+    );
+    assert_eq!(
+        cfg.authenticate_token_at("temp@pve!ci", &secret, 1_600),
+        Err(AccessError::TokenExpired("ci".into()))
+    );
+    assert_eq!(
+        cfg.check_user_enabled_at("temp@pve", 2_001),
+        Err(AccessError::UserExpired("temp@pve".into()))
+    );
+}

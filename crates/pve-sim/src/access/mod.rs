@@ -229,16 +229,27 @@ impl AccessControl {
 
     /// Token authentication with PVE's reasons for refusing it (`AccessControl::verify_token`).
     pub fn authenticate_token(&self, full_tokenid: &str, secret: &str) -> Result<(), AccessError> {
+        self.authenticate_token_at(full_tokenid, secret, now_epoch())
+    }
+
+    /// [`AccessControl::authenticate_token`] at a given time (seconds since the epoch), for a
+    /// simulated clock.
+    pub fn authenticate_token_at(
+        &self,
+        full_tokenid: &str,
+        secret: &str,
+        now_secs: u64,
+    ) -> Result<(), AccessError> {
         let (userid, name) = names::split_tokenid(full_tokenid)
             .ok_or_else(|| AccessError::InvalidTokenid(full_tokenid.to_string()))?;
-        self.check_user_enabled(userid)?;
+        self.check_user_enabled_at(userid, now_secs)?;
         let token = self
             .token(userid, name)
             .ok_or_else(|| AccessError::NoSuchToken {
                 user: userid.to_string(),
                 token: name.to_string(),
             })?;
-        if token.expire != 0 && token.expire < now_epoch() {
+        if token.expire != 0 && token.expire < now_secs {
             return Err(AccessError::TokenExpired(name.to_string()));
         }
         match &token.secret {
@@ -249,6 +260,11 @@ impl AccessControl {
 
     /// `check_user_enabled`: the user exists, is enabled and not expired.
     pub fn check_user_enabled(&self, userid: &str) -> Result<(), AccessError> {
+        self.check_user_enabled_at(userid, now_epoch())
+    }
+
+    /// [`AccessControl::check_user_enabled`] at a given time (seconds since the epoch).
+    pub fn check_user_enabled_at(&self, userid: &str, now_secs: u64) -> Result<(), AccessError> {
         let user = self
             .users
             .get(userid)
@@ -256,7 +272,7 @@ impl AccessControl {
         if !user.enable {
             return Err(AccessError::UserDisabled(userid.to_string()));
         }
-        if user.expire != 0 && user.expire < now_epoch() {
+        if user.expire != 0 && user.expire < now_secs {
             return Err(AccessError::UserExpired(userid.to_string()));
         }
         Ok(())
