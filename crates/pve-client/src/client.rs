@@ -63,7 +63,7 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Timeout of establishing a connection (TCP + TLS).
     pub connect_timeout: Duration,
-    /// At most this many requests in flight at once (logins excepted).
+    /// At most this many requests in flight at once (logins and renewals included).
     pub max_concurrent_requests: usize,
     /// Retries of idempotent GETs on retryable errors.
     pub retry: RetryPolicy,

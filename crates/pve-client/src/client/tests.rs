@@ -191,7 +191,7 @@ async fn ticket_auth_sends_the_cookie_always_and_csrf_only_on_writes() {
     assert_eq!(client.login_count(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_share_a_single_login() {
     let (state, server) = ticket_server().await;
     let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
@@ -239,11 +239,25 @@ async fn an_expired_ticket_causes_one_transparent_relogin_for_reads_and_writes()
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_401s_trigger_a_single_relogin() {
-    let (state, server) = ticket_server().await;
+    let state = TicketServer::new();
+    let (tx, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let gate = crate::testing::Gate {
+        arrivals: tx,
+        release: Arc::new(tokio::sync::Semaphore::new(0)),
+        in_flight: Arc::new(AtomicUsize::new(0)),
+        max_in_flight: Arc::new(AtomicUsize::new(0)),
+    };
+    let s = state.clone();
+    let server = MockServer::start_gated(move |r| s.handle(r), gate.clone()).await;
     let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
+    // Login and one request with ticket 1.
+    gate.release.add_permits(2);
     client.execute(&get("/version")).await.unwrap();
+    for _ in 0..2 {
+        arrivals.recv().await.unwrap();
+    }
     state.valid_from.store(2, Ordering::SeqCst);
     let calls: Vec<_> = (0..16)
         .map(|_| {
@@ -251,10 +265,16 @@ async fn concurrent_401s_trigger_a_single_relogin() {
             tokio::spawn(async move { c.execute(&get("/version")).await })
         })
         .collect();
+    // Hold all 16 until they are in flight, then let their 401s land at once.
+    for _ in 0..16 {
+        arrivals.recv().await.unwrap();
+    }
+    gate.release.add_permits(1000);
     for call in futures::future::join_all(calls).await {
         call.unwrap().unwrap();
     }
     assert_eq!(state.logins.load(Ordering::SeqCst), 2);
+    assert_eq!(server.count("POST", "/access/ticket"), 2);
 }
 
 #[tokio::test]
