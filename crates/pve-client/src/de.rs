@@ -167,7 +167,15 @@ pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 /// Decodes `data` into `T`; a mismatch becomes [`PveError::Decode`] naming `context` and quoting
 /// the start of `body` (never a bare serde message).
 pub fn decode<T: DeserializeOwned>(data: Value, context: &str, body: &[u8]) -> Result<T, PveError> {
-    serde_json::from_value(data).map_err(|e| PveError::decode(context, e.to_string(), body))
+    serde_path_to_error::deserialize(data).map_err(|e| {
+        let path = e.path().to_string();
+        let reason = if path.is_empty() || path == "." {
+            e.inner().to_string()
+        } else {
+            format!("field `{path}`: {}", e.inner())
+        };
+        PveError::decode(context, reason, body)
+    })
 }
 
 #[cfg(test)]

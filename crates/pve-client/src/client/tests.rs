@@ -628,6 +628,26 @@ async fn at_most_max_concurrent_requests_are_in_flight() {
     );
 }
 
+/// The controller spawns client calls on tokio: the client, its futures and its error must be
+/// `Send + Sync + 'static`.
+#[test]
+fn client_futures_and_errors_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn send_sync_static<T: Send + Sync + 'static>() {}
+    send_sync_static::<PveClient>();
+    send_sync_static::<PveError>();
+    let client = PveClient::new(&token_config("https://localhost:8006/api2/json")).unwrap();
+    let cfg = crate::api::vmconfig::VmConfig::default();
+    let upid: crate::task::Upid = "UPID:pve:00061CB3:010BA69C:64EFECB0:qmcreate:101:root@pam:"
+        .parse()
+        .unwrap();
+    send(&client.qemu_create("pve", 100, &cfg, false));
+    send(&client.wait_task(&upid, &crate::api::tasks::WaitOptions::default()));
+    send(&client.cluster_resources(None));
+    send(&client.qemu_config("pve", 100));
+    send(&client.permissions(None, None));
+}
+
 #[test]
 fn backoff_grows_is_jittered_and_capped() {
     let p = RetryPolicy {
