@@ -153,7 +153,11 @@ impl PveClient {
         let builder = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // pveproxy speaks HTTP/1.1 only (and PVE < 8.3 reports errors in the HTTP/1 reason
+            // phrase); idle connections are dropped early so that a write is never sent on a
+            // connection the server is about to close.
+            .http1_only()
+            .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!(
                 "pve-operator-pve-client/",
                 env!("CARGO_PKG_VERSION")

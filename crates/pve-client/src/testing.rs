@@ -79,6 +79,7 @@ pub(crate) struct Gate {
 pub(crate) struct MockServer {
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -122,11 +123,14 @@ impl MockServer {
         };
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let handler = handler.clone();
                 let recorded = recorded.clone();
                 let tls = tls.clone();
@@ -146,12 +150,18 @@ impl MockServer {
         Self {
             url: format!("{scheme}://{host}:{}/api2/json", addr.port()),
             requests,
+            connections,
             task,
         }
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn count(&self, method: &str, path: &str) -> usize {

@@ -376,6 +376,22 @@ fn flaky(
 }
 
 #[tokio::test]
+async fn sequential_requests_reuse_one_pooled_connection() {
+    let server = MockServer::start(|_| Canned::data(json!(null))).await;
+    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    for _ in 0..10 {
+        client.execute(&get("/version")).await.unwrap();
+        client
+            .clone()
+            .execute(&post("/nodes/pve/qemu", Params::new()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.requests().len(), 20);
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
 async fn reads_are_retried_on_transient_errors() {
     let server = MockServer::start(flaky(596, "Connection timed out", 2)).await;
     let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
