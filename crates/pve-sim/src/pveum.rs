@@ -193,6 +193,34 @@ const COMMANDS: &[CommandSpec] = &[
         fixed: &[("delete", "1")],
     },
     CommandSpec {
+        words: &[&["pool", "add"]],
+        method: "POST",
+        path: "/pools",
+        positional: &["poolid"],
+        fixed: &[],
+    },
+    CommandSpec {
+        words: &[&["pool", "modify"]],
+        method: "PUT",
+        path: "/pools",
+        positional: &["poolid"],
+        fixed: &[],
+    },
+    CommandSpec {
+        words: &[&["pool", "delete"]],
+        method: "DELETE",
+        path: "/pools",
+        positional: &["poolid"],
+        fixed: &[],
+    },
+    CommandSpec {
+        words: &[&["pool", "list"]],
+        method: "GET",
+        path: "/pools",
+        positional: &[],
+        fixed: &[],
+    },
+    CommandSpec {
         words: &[&["acl", "list"]],
         method: "GET",
         path: "/access/acl",
@@ -539,7 +567,7 @@ pub fn render_table(headers: &[String], rows: &[Vec<String>]) -> String {
 }
 
 /// The key column of list answers, printed first.
-const KEY_COLUMNS: &[&str] = &["userid", "tokenid", "groupid", "roleid", "path"];
+const KEY_COLUMNS: &[&str] = &["userid", "tokenid", "groupid", "roleid", "poolid", "path"];
 
 /// Renders an API answer as pveum's `text` output.
 pub fn render_text(data: &Value) -> String {
@@ -607,7 +635,7 @@ pub async fn run(mut args: PveumArgs) -> anyhow::Result<()> {
     }
     let (spec, rest) = find_command(&args.command).ok_or_else(|| {
         anyhow!(
-            "unknown pveum command '{}' (supported: user add|modify|delete|list|permissions, user token add|modify|remove|list, passwd, group add|modify|delete|list, role add|modify|delete|list, acl modify|delete|list, and the aclmod/useradd/... aliases)",
+            "unknown pveum command '{}' (supported: user add|modify|delete|list|permissions, user token add|modify|remove|list, passwd, group add|modify|delete|list, role add|modify|delete|list, acl modify|delete|list, pool add|modify|delete|list, and the aclmod/useradd/... aliases)",
             args.command.join(" ")
         )
     })?;

@@ -12,7 +12,7 @@ use super::{AccessControl, AccessError, AclChange, UserOptions, names, params, s
 use crate::error::ApiError;
 use crate::router::{Ctx, Perm, Reply, Route};
 
-/// The `/access/*` routes of the simulator (`/access/ticket` is the server's own).
+/// The `/access/*` routes of the simulator (`/access/ticket` is the server's own) and `/pools`.
 pub fn routes() -> Vec<Route> {
     let sys_modify = Perm::Check {
         path: "/access",
@@ -65,10 +65,13 @@ pub fn routes() -> Vec<Route> {
         route("GET", "/access/permissions", Perm::All, read_permissions),
         route("PUT", "/access/password", Perm::All, change_password).no_token(),
     ]
+    .into_iter()
+    .chain(super::pools_api::routes())
+    .collect()
 }
 
-/// A route with the `/access` parameter table of the PVE 8.4 schema.
-fn route(
+/// A route with the parameter table of the PVE 8.4 schema.
+pub(super) fn route(
     method: &'static str,
     path: &'static str,
     perm: Perm,
@@ -149,6 +152,16 @@ fn format_error(format: &str, v: &str) -> Option<String> {
         "pve-priv" if !super::is_valid_privilege(v) => Some(format!("invalid privilege '{v}'")),
         "pve-tokenid" if names::split_tokenid(v).is_none() => {
             Some(format!("value '{v}' does not look like a valid token ID"))
+        }
+        "pve-vmid"
+            if !v
+                .parse::<u32>()
+                .is_ok_and(|id| (100..=999_999_999).contains(&id)) =>
+        {
+            Some("value does not look like a valid VM ID".to_string())
+        }
+        "pve-storage-id" if !super::names::is_valid_storeid(v) => {
+            Some(format!("storage ID '{v}' contains illegal characters"))
         }
         "email-opt" if !v.is_empty() && !looks_like_email(v) => {
             Some("value does not look like a valid email address".to_string())

@@ -554,3 +554,88 @@ async fn vm_allocators_may_only_hand_out_roles_they_hold() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn pools_hold_storages_whose_pool_acls_apply_and_must_be_emptied_before_deletion() {
+    let (sim, root) = start().await;
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::POST,
+        "/pools",
+        &[("poolid", "team"), ("comment", "Team")],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::PUT,
+        "/pools",
+        &[("poolid", "team"), ("storage", "local-lvm")],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _, body) = call(&sim, &root, Method::GET, "/pools", &[("poolid", "team")]).await;
+    assert_eq!(code, 200);
+    assert_eq!(body["data"][0]["comment"], json!("Team"));
+    assert_eq!(body["data"][0]["members"][0]["storage"], json!("local-lvm"));
+    assert_eq!(body["data"][0]["members"][0]["type"], json!("storage"));
+
+    let (code, _, _) = call(
+        &sim,
+        &root,
+        Method::POST,
+        "/access/users",
+        &[("userid", "ops@pve")],
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _, _) = call(
+        &sim,
+        &root,
+        Method::PUT,
+        "/access/acl",
+        &[
+            ("path", "/pool/team"),
+            ("users", "ops@pve"),
+            ("roles", "PVEDatastoreUser"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(sim.with_state(|s| s.access.check(
+        "ops@pve",
+        "/storage/local-lvm",
+        &["Datastore.AllocateSpace"],
+        false
+    )));
+
+    let (code, _, body) = call(&sim, &root, Method::DELETE, "/pools", &[("poolid", "team")]).await;
+    assert_eq!(code, 500);
+    assert_eq!(
+        body["message"],
+        json!("delete pool failed: pool 'team' is not empty (contains storage 'local-lvm')\n")
+    );
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::PUT,
+        "/pools/team",
+        &[("storage", "local-lvm"), ("delete", "1")],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _, _) = call(&sim, &root, Method::DELETE, "/pools/team", &[]).await;
+    assert_eq!(code, 200);
+    assert!(!sim.with_state(|s| s.access.check(
+        "ops@pve",
+        "/storage/local-lvm",
+        &["Datastore.AllocateSpace"],
+        false
+    )));
+    let (code, _, body) = call(&sim, &root, Method::GET, "/pools", &[]).await;
+    assert_eq!(code, 200);
+    assert_eq!(body["data"], json!([]));
+    sim.shutdown().await;
+}

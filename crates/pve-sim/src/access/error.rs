@@ -109,7 +109,33 @@ pub enum AccessError {
     /// A user create or update names a group that does not exist (the user handlers' wording).
     #[error("no such group '{0}'")]
     UnknownGroup(String),
-    /// Deleting a pool that still has members.
-    #[error("pool '{0}' is not empty")]
-    PoolNotEmpty(String),
+    /// Deleting a pool that still has members: the pool and what it contains (`VM 100`,
+    /// `storage 'local'`, `child pool 'a/b'`).
+    #[error("pool '{0}' is not empty (contains {1})")]
+    PoolNotEmpty(String, String),
+    /// Creating a nested pool whose parent does not exist.
+    #[error("parent '{parent}' of pool '{pool}' does not exist")]
+    NoSuchParentPool {
+        /// The missing parent.
+        parent: String,
+        /// The pool to create.
+        pool: String,
+    },
+    /// Adding a VM that belongs to another pool without `allow-move`.
+    #[error("VM {vmid} belongs already to pool '{pool}' and 'allow-move' is not set")]
+    VmInOtherPool {
+        /// The VM.
+        vmid: u32,
+        /// Its current pool.
+        pool: String,
+    },
+    /// Removing a VM that is not in the pool.
+    #[error("VM {0} is not a pool member")]
+    VmNotInPool(u32),
+    /// Adding a storage that is already in the pool.
+    #[error("Storage '{0}' is already a pool member")]
+    StorageInPool(String),
+    /// Removing a storage that is not in the pool.
+    #[error("Storage '{0}' is not a pool member")]
+    StorageNotInPool(String),
 }

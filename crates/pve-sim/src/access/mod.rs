@@ -10,8 +10,8 @@ mod error;
 mod model;
 mod mutate;
 mod names;
-#[rustfmt::skip]
 mod params;
+mod pools_api;
 mod privileges;
 mod secret;
 mod text;

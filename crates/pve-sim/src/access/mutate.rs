@@ -504,7 +504,10 @@ impl AccessControl {
         if let Some((parent, _)) = name.rsplit_once('/')
             && !self.pools.contains_key(parent)
         {
-            return Err(AccessError::NoSuchPool(parent.to_string()));
+            return Err(AccessError::NoSuchParentPool {
+                parent: parent.to_string(),
+                pool: name.to_string(),
+            });
         }
         let pool = Pool {
             comment: non_empty(comment.map(str::to_string)),
@@ -514,14 +517,78 @@ impl AccessControl {
         Ok(())
     }
 
-    /// Deletes an empty pool and its ACL entries.
+    /// Changes a pool's comment.
+    pub fn pool_modify(&mut self, name: &str, comment: Option<&str>) -> Result<(), AccessError> {
+        let pool = self.pool_mut(name)?;
+        if let Some(c) = comment {
+            pool.comment = non_empty(Some(c.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Adds VMs and storages to a pool, or removes them with `delete` (`PUT /pools`). A VM in
+    /// another pool moves only with `allow_move`. All or nothing.
+    pub fn pool_update_members(
+        &mut self,
+        name: &str,
+        vms: &[u32],
+        storages: &[String],
+        delete: bool,
+        allow_move: bool,
+    ) -> Result<(), AccessError> {
+        let mut updated = self.clone();
+        updated.pool_mut(name)?;
+        for &vmid in vms {
+            let current = updated.vm_pool(vmid).map(str::to_string);
+            if delete {
+                if current.as_deref() != Some(name) {
+                    return Err(AccessError::VmNotInPool(vmid));
+                }
+                updated.pool_remove_vm(vmid);
+                continue;
+            }
+            match current {
+                Some(p) if p == name => return Err(AccessError::VmInPool(vmid)),
+                Some(p) if !allow_move => {
+                    return Err(AccessError::VmInOtherPool { vmid, pool: p });
+                }
+                _ => {}
+            }
+            updated.pool_remove_vm(vmid);
+            updated.pool_mut(name)?.vms.insert(vmid);
+        }
+        for store in storages {
+            let pool = updated.pool_mut(name)?;
+            if delete {
+                if !pool.storage.remove(store) {
+                    return Err(AccessError::StorageNotInPool(store.clone()));
+                }
+            } else if !names::is_valid_storeid(store) {
+                return Err(AccessError::InvalidStorageId(store.clone()));
+            } else if !pool.storage.insert(store.clone()) {
+                return Err(AccessError::StorageInPool(store.clone()));
+            }
+        }
+        *self = updated;
+        Ok(())
+    }
+
+    /// Deletes an empty pool (no VMs, storages or child pools) and its ACL entries.
     pub fn pool_delete(&mut self, name: &str) -> Result<(), AccessError> {
         let pool = self
             .pools
             .get(name)
             .ok_or_else(|| AccessError::NoSuchPool(name.to_string()))?;
-        if !pool.vms.is_empty() || !pool.storage.is_empty() {
-            return Err(AccessError::PoolNotEmpty(name.to_string()));
+        let not_empty = |what: String| AccessError::PoolNotEmpty(name.to_string(), what);
+        if let Some(vmid) = pool.vms.iter().next() {
+            return Err(not_empty(format!("VM {vmid}")));
+        }
+        if let Some(store) = pool.storage.iter().next() {
+            return Err(not_empty(format!("storage '{store}'")));
+        }
+        let prefix = format!("{name}/");
+        if let Some(child) = self.pools.keys().find(|p| p.starts_with(&prefix)) {
+            return Err(not_empty(format!("child pool '{child}'")));
         }
         self.pools.remove(name);
         self.acl.remove(&format!("/pool/{name}"));
