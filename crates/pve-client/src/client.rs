@@ -134,6 +134,21 @@ struct Ticket {
     ticket: Secret,
     csrf: Secret,
     obtained: Instant,
+    /// After a transient renewal failure, the next renewal attempt waits until then.
+    renew_not_before: Option<Instant>,
+}
+
+/// How long to wait before renewing again after a transient renewal failure.
+const RENEW_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+impl Ticket {
+    /// Whether the ticket can be used as is (fresh, or renewal paused while still valid).
+    fn usable_without_renewal(&self, renew_after: Duration) -> bool {
+        let age = self.obtained.elapsed();
+        age < renew_after
+            || (self.renew_not_before.is_some_and(|t| Instant::now() < t)
+                && age + Duration::from_secs(60) < TICKET_LIFETIME)
+    }
 }
 
 struct RawResponse {
@@ -275,17 +290,16 @@ impl PveClient {
     async fn ticket(&self, t: &TicketAuth) -> Result<Arc<Ticket>> {
         let renew_after = self.inner.options.ticket_renew_after;
         if let Some(cur) = t.state.read().await.as_ref()
-            && cur.obtained.elapsed() < renew_after
+            && cur.usable_without_renewal(renew_after)
         {
             return Ok(cur.clone());
         }
         let mut state = t.state.write().await;
         if let Some(cur) = state.as_ref() {
-            let age = cur.obtained.elapsed();
-            if age < renew_after {
+            if cur.usable_without_renewal(renew_after) {
                 return Ok(cur.clone());
             }
-            if age + Duration::from_secs(60) < TICKET_LIFETIME {
+            if cur.obtained.elapsed() + Duration::from_secs(60) < TICKET_LIFETIME {
                 match self.login(&t.userid, &cur.ticket).await {
                     Ok(new) => {
                         *state = Some(new.clone());
@@ -295,8 +309,19 @@ impl PveClient {
                         tracing::debug!("ticket renewal refused; logging in with the password");
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "ticket renewal failed; using the current ticket until it expires");
-                        return Ok(cur.clone());
+                        tracing::warn!(
+                            error = %e,
+                            retry_in_s = RENEW_RETRY_DELAY.as_secs(),
+                            "ticket renewal failed; using the current ticket until it expires"
+                        );
+                        let kept = Arc::new(Ticket {
+                            ticket: cur.ticket.clone(),
+                            csrf: cur.csrf.clone(),
+                            obtained: cur.obtained,
+                            renew_not_before: Some(Instant::now() + RENEW_RETRY_DELAY),
+                        });
+                        *state = Some(kept.clone());
+                        return Ok(kept);
                     }
                 }
             }
@@ -328,6 +353,7 @@ impl PveClient {
                     ticket: Secret::new(ticket),
                     csrf: Secret::new(csrf),
                     obtained: Instant::now(),
+                    renew_not_before: None,
                 }))
             }
             _ => Err(PveError::decode(
@@ -440,7 +466,7 @@ impl TicketAuth {
     /// replaced it, in which case the new one is kept).
     async fn invalidate(&self, used: &Arc<Ticket>) {
         let mut state = self.state.write().await;
-        if state.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, used)) {
+        if state.as_ref().is_some_and(|cur| cur.ticket == used.ticket) {
             *state = None;
         }
     }

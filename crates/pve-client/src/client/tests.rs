@@ -323,6 +323,33 @@ async fn a_refused_renewal_falls_back_to_the_password() {
 }
 
 #[tokio::test]
+async fn a_transient_renewal_failure_keeps_the_ticket_and_pauses_renewal() {
+    let state = TicketServer::new();
+    let fail_renewals = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s, f) = (state.clone(), fail_renewals.clone());
+    let server = MockServer::start(move |r| {
+        if r.path == "/access/ticket" && f.load(Ordering::SeqCst) {
+            return Canned::raw(596, "Connection timed out", "");
+        }
+        s.handle(r)
+    })
+    .await;
+    let options = ClientOptions {
+        ticket_renew_after: Duration::ZERO,
+        ..fast_options()
+    };
+    let client = PveClient::with_options(&password_config(&server.url), options).unwrap();
+    client.execute(&get("/version")).await.unwrap();
+    fail_renewals.store(true, Ordering::SeqCst);
+    for _ in 0..5 {
+        client.execute(&get("/version")).await.unwrap();
+    }
+    // One failed renewal attempt, then the still valid ticket is used without new attempts.
+    assert_eq!(server.count("POST", "/access/ticket"), 2);
+    assert_eq!(server.count("GET", "/version"), 6);
+}
+
+#[tokio::test]
 async fn a_refused_password_is_unauthorized_and_not_retried_in_a_loop() {
     let server = MockServer::start(|r| {
         if r.path == "/access/ticket" {
