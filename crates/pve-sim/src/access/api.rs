@@ -496,6 +496,7 @@ fn read_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         GroupsParam::None,
     )?;
     check_formats(ctx, "GET", "/access/users/{userid}")?;
+    user_must_exist(ctx, &userid)?;
     Ok(Value::Object(user_json(acc(ctx), &userid, true)).into())
 }
 

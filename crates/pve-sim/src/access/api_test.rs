@@ -195,6 +195,9 @@ async fn acl_grants_show_up_in_permissions_and_in_the_acl_list() {
         body["data"],
         json!([{"path": "/vms", "type": "group", "ugid": "ops", "roleid": "Starter", "propagate": 1}])
     );
+    let (code, _, body) = call(&sim, &root, Method::GET, "/access/users/nobody@pve", &[]).await;
+    assert_eq!(code, 500);
+    assert_eq!(body["message"], json!("no such user ('nobody@pve')\n"));
     let (_, _, body) = call(&sim, &root, Method::GET, "/access/users/op@pve", &[]).await;
     assert_eq!(body["data"]["groups"], json!(["ops"]));
     assert_eq!(body["data"]["enable"], json!(1));
