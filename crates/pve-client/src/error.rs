@@ -100,7 +100,8 @@ pub enum PveError {
         exit_status: String,
         /// The last lines of the task log.
         log_tail: Vec<String>,
-        /// What the exit status means, classified like an API error message.
+        /// What the exit status means, classified like an API error message
+        /// ([`ErrorKind::TaskFailed`] when not recognised).
         cause: ErrorKind,
     },
     /// HTTP 501/506: the path, method or request form is not implemented by this server.
@@ -290,7 +291,12 @@ impl PveError {
         log_tail: Vec<String>,
     ) -> PveError {
         let exit_status = exit_status.into();
-        let cause = classify(500, exit_status.clone(), BTreeMap::new()).kind();
+        // A task that ran and failed for a reason not recognised as transient is not retried
+        // blindly: unknown task errors are permanent, unlike unknown HTTP 5xx answers.
+        let cause = match classify(500, exit_status.clone(), BTreeMap::new()).kind() {
+            ErrorKind::Server => ErrorKind::TaskFailed,
+            kind => kind,
+        };
         PveError::TaskFailed {
             upid: upid.into(),
             exit_status,

@@ -174,6 +174,10 @@ fn parameter_verification_failed_keeps_per_parameter_messages() {
         r#"{"foo":"property is not defined in schema and the schema does not allow additional properties"}"#,
         r#"{"path":"missing property - 'path' requires this property"}"#,
         r#"{"memory":"type check ('integer') failed - got 'abc'\\nvalue must have a minimum value of 16"}"#,
+        r#"{"description":"value may only be 8192 characters long"}"#,
+        r#"{"newid":"invalid format - value does not look like a valid VM ID\n"}"#,
+        r#"{"vmid":"value must have a maximum value of 999999999"}"#,
+        r#"{"_root":"no options specified"}"#,
     ] {
         for e in both(400, "Parameter verification failed.", Some(errors)) {
             match &e {
@@ -317,11 +321,18 @@ fn not_implemented_paths_and_request_forms() {
         "chunked transfer encoding not supported",
         "Unexpected content for method 'GET'",
         "method 'PATCH' not available",
+        "for data too large",
     ] {
         for e in both(501, msg, None) {
             assert_eq!(e.kind(), ErrorKind::NotImplemented, "{msg}");
         }
     }
+    let e = PveError::from_response(
+        506,
+        Some("upload 'Content-Type 'text/plain'' not implemented"),
+        b"",
+    );
+    assert_eq!(e.kind(), ErrorKind::NotImplemented);
 }
 
 #[test]
@@ -441,5 +452,62 @@ fn decode_error_carries_a_bounded_body_excerpt() {
     match PveError::decode("GET /version", "empty", b"") {
         PveError::Decode { excerpt, .. } => assert_eq!(excerpt, "<empty>"),
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn task_exit_texts_of_wire_behaviour_are_classified() {
+    let cases = [
+        ("VM 100 already running", ErrorKind::Conflict, false),
+        (
+            "you can't start a vm if it's a template",
+            ErrorKind::Conflict,
+            false,
+        ),
+        ("VM is locked (clone)", ErrorKind::Locked, true),
+        (
+            "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout",
+            ErrorKind::LockTimeout,
+            true,
+        ),
+        (
+            "VM quit/powerdown failed - got timeout",
+            ErrorKind::Timeout,
+            true,
+        ),
+        ("disk 'scsi1' does not exist", ErrorKind::NotFound, false),
+        (
+            "unable to create VM 100 - VM 100 already exists on node 'pve'",
+            ErrorKind::AlreadyExists,
+            false,
+        ),
+        (
+            "checksum mismatch (file change by other user?)",
+            ErrorKind::DigestMismatch,
+            false,
+        ),
+        (
+            "shrinking disks is not supported",
+            ErrorKind::TaskFailed,
+            false,
+        ),
+        ("unexpected status", ErrorKind::TaskFailed, false),
+    ];
+    for (text, kind, retryable) in cases {
+        let e = PveError::task_failed(
+            "UPID:pve:00000001:00000001:00000001:qmstart:100:root@pam:",
+            text,
+            vec![],
+        );
+        match &e {
+            PveError::TaskFailed {
+                cause, exit_status, ..
+            } => {
+                assert_eq!(*cause, kind, "{text}");
+                assert_eq!(exit_status, text);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.is_retryable(), retryable, "{text}");
     }
 }
