@@ -20,7 +20,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Map, Value};
 
 /// Arguments of `pve-sim pveum`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct PveumArgs {
     /// Base URL of the running simulator.
     #[arg(long, env = "PVE_SIM_URL", default_value = "https://127.0.0.1:8006")]
@@ -34,6 +34,30 @@ pub struct PveumArgs {
     /// The pveum command line, e.g. `user token add omni@pve provider --privsep 0`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     command: Vec<String>,
+}
+
+impl std::fmt::Debug for PveumArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PveumArgs")
+            .field("url", &self.url)
+            .field("root_password", &"***")
+            .field("output_format", &self.output_format)
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl PveumArgs {
+    /// Arguments for running `command` (pveum's words and options) against the simulator at
+    /// `url` with root@pam's `root_password`, printing text tables.
+    pub fn new(url: &str, root_password: &str, command: &[&str]) -> Self {
+        Self {
+            url: url.to_string(),
+            root_password: root_password.to_string(),
+            output_format: "text".to_string(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+        }
+    }
 }
 
 /// One pveum command: its words, the API method and path, and its positional parameters.
@@ -758,6 +782,84 @@ mod tests {
             error_text(500, "500 Internal Server Error", &body),
             "create user failed: user 'a@pve' already exists"
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_root_password() {
+        let args = PveumArgs::new("http://127.0.0.1:1", "hunter2-secret", &["user", "list"]);
+        let text = format!("{args:?}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        assert!(text.contains("***"));
+    }
+
+    #[tokio::test]
+    async fn a_guides_setup_steps_run_against_an_embedded_simulator() {
+        let mut opts = crate::SimOptions::new("root-pw-123");
+        opts.insecure_http = true;
+        let sim = match crate::SimServer::start(opts).await {
+            Ok(sim) => sim,
+            Err(e) => panic!("simulator did not start: {e}"),
+        };
+        let url = sim.base_url();
+        let steps: &[&[&str]] = &[
+            &[
+                "role",
+                "add",
+                "Provisioner",
+                "-privs",
+                "VM.Allocate,VM.Audit,Datastore.AllocateSpace",
+            ],
+            &["useradd", "omni@pve", "--comment", "Omni"],
+            &["aclmod", "/", "-user", "omni@pve", "-role", "Provisioner"],
+            &[
+                "user",
+                "token",
+                "add",
+                "omni@pve",
+                "omni-provider",
+                "--privsep",
+                "0",
+            ],
+            &["pool", "add", "omni"],
+        ];
+        for step in steps {
+            let result = run(PveumArgs::new(&url, "root-pw-123", step)).await;
+            assert!(result.is_ok(), "{step:?}: {result:?}");
+        }
+        let (allowed, token_privsep, pool) = sim.with_state(|s| {
+            (
+                s.access.check(
+                    "omni@pve!omni-provider",
+                    "/vms/123",
+                    &["VM.Allocate"],
+                    false,
+                ),
+                s.access
+                    .token("omni@pve", "omni-provider")
+                    .map(|t| t.privsep),
+                s.access.pool("omni").is_some(),
+            )
+        });
+        assert!(allowed, "the non-privsep token has the user's rights");
+        assert_eq!(token_privsep, Some(false));
+        assert!(pool);
+        let denied = run(PveumArgs::new(
+            &url,
+            "root-pw-123",
+            &[
+                "aclmod",
+                "/nowhere",
+                "-user",
+                "omni@pve",
+                "-role",
+                "Provisioner",
+            ],
+        ))
+        .await;
+        assert!(denied.is_err());
+        let bad_login = run(PveumArgs::new(&url, "wrong", &["user", "list"])).await;
+        assert!(bad_login.is_err());
+        sim.shutdown().await;
     }
 
     #[test]

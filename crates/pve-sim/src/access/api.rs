@@ -585,9 +585,14 @@ fn create_token(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     })
     .map_err(|e| failed("generating token failed", e))?;
     let mut info = Map::new();
-    info.insert("privsep".into(), json!(u8::from(privsep.unwrap_or(true))));
+    // PVE echoes given parameters as it received them (strings from a form body); only the
+    // default privsep is a number.
+    match privsep {
+        Some(p) => info.insert("privsep".into(), json!(u8::from(p).to_string())),
+        None => info.insert("privsep".into(), json!(1)),
+    };
     if let Some(e) = expire {
-        info.insert("expire".into(), json!(e));
+        info.insert("expire".into(), json!(e.to_string()));
     }
     if let Some(c) = comment.filter(|c| !c.is_empty()) {
         info.insert("comment".into(), json!(c));

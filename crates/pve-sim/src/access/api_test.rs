@@ -109,7 +109,7 @@ async fn token_create_answers_full_tokenid_info_and_value_that_authenticates() {
     assert_eq!(code, 200, "{body}");
     let data = &body["data"];
     assert_eq!(data["full-tokenid"], json!("ci@pve!deploy"));
-    assert_eq!(data["info"]["privsep"], json!(1));
+    assert_eq!(data["info"]["privsep"], json!(1), "the default is a number");
     assert_eq!(data["info"]["comment"], json!("for CI"));
     let value = data["value"].as_str().unwrap_or_default().to_string();
     assert_eq!(value.len(), 36);
@@ -225,6 +225,11 @@ async fn unprivileged_callers_get_pve_403s_and_bad_parameters_get_400s() {
     )
     .await;
     assert_eq!(body["data"]["full-tokenid"], json!("joe@pve!tk"), "{body}");
+    assert_eq!(
+        body["data"]["info"]["privsep"],
+        json!("0"),
+        "a given privsep is echoed as the string PVE received"
+    );
     let joe = format!(
         "PVEAPIToken=joe@pve!tk={}",
         body["data"]["value"].as_str().unwrap_or_default()
