@@ -23,6 +23,10 @@ acl:1:/vms/100:alice@pve:PVEVMUser:
 acl:1:/vms:carol@pve:VMCreator:
 acl:1:/storage/local-lvm:carol@pve:PVEDatastoreUser:
 acl:1:/sdn/zones/localnetwork/vmbr0:carol@pve:PVESDNUser:
+user:dave@pve:1:0:::::
+pool:dev:development::
+acl:1:/pool/dev:dave@pve:PVEVMAdmin:
+acl:1:/storage/local-lvm:dave@pve:PVEDatastoreUser:
 ";
 
 /// The reference material's directory (`../shared/pve-reference` beside the workspace).
@@ -1151,6 +1155,55 @@ async fn create_checks_allocate_storage_bridge_and_per_option_privileges() {
         .await;
     assert_eq!(code, 400);
     assert_eq!(body["errors"]["skiplock"], "Only root may use this option.");
+}
+
+#[tokio::test]
+async fn vm_allocate_on_a_pool_lets_a_user_create_vms_in_that_pool() {
+    let sim = start().await;
+    sim.with_state(|s| s.access.user_passwd("dave@pve", "davepw"))
+        .expect("password");
+    let dave = Api::login(&sim, "dave@pve", "davepw").await;
+    let (code, body) = dave
+        .call(
+            Method::POST,
+            "/nodes/pve/qemu",
+            &[("vmid", "180"), ("pool", "nope")],
+        )
+        .await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body["message"],
+        "Permission check failed (pool 'nope' does not exist)\n"
+    );
+    let (code, _) = dave
+        .call(
+            Method::POST,
+            "/nodes/pve/qemu",
+            &[("vmid", "180"), ("cores", "2")],
+        )
+        .await;
+    assert_eq!(code, 403, "no VM.Allocate on /vms/180 without the pool");
+    let exit = dave
+        .run(
+            Method::POST,
+            "/nodes/pve/qemu",
+            &[
+                ("vmid", "180"),
+                ("pool", "dev"),
+                ("cores", "2"),
+                ("scsi0", "local-lvm:2"),
+            ],
+        )
+        .await;
+    assert_eq!(exit, "OK");
+    let vms = dave.get("/cluster/resources?type=vm").await;
+    assert_eq!(vms.as_array().map(Vec::len), Some(1), "{vms}");
+    assert_eq!(vms[0]["pool"], "dev");
+    assert_eq!(
+        dave.run(Method::POST, "/nodes/pve/qemu/180/status/start", &[])
+            .await,
+        "OK"
+    );
 }
 
 #[tokio::test]
