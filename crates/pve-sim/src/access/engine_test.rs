@@ -1,7 +1,7 @@
 //! Behaviour tests of the engine beyond the vectors: tokens, passwords, mutations, the
 //! `/access/permissions` tree, persistence and secret redaction.
 
-use super::{AccessControl, AccessError, AclChange, UserOptions};
+use super::{AccessControl, AccessError, AclChange, AclSubject, UserOptions};
 
 /// A configuration with a VM operator, a token of each privsep kind and a pool.
 fn sample() -> AccessControl {
@@ -398,5 +398,26 @@ fn expiry_is_judged_at_the_given_clock() {
     assert_eq!(
         cfg.check_user_enabled_at("temp@pve", 2_001),
         Err(AccessError::UserExpired("temp@pve".into()))
+    );
+}
+
+#[test]
+fn single_acl_grants_propagate_only_when_asked() {
+    let mut cfg = sample();
+    let ops = || AclSubject::User("ops@pve".into());
+    assert_eq!(cfg.acl_modify("/nodes", ops(), "PVEAuditor", false), Ok(()));
+    assert!(cfg.check("ops@pve", "/nodes", &["Sys.Audit"], false));
+    assert!(!cfg.check("ops@pve", "/nodes/pve", &["Sys.Audit"], false));
+    assert_eq!(cfg.acl_modify("/nodes", ops(), "PVEAuditor", true), Ok(()));
+    assert!(cfg.check("ops@pve", "/nodes/pve", &["Sys.Audit"], false));
+    assert_eq!(cfg.acl_delete("/nodes", ops(), "PVEAuditor"), Ok(()));
+    assert!(!cfg.check("ops@pve", "/nodes", &["Sys.Audit"], false));
+    let token = AclSubject::Token("ops@pve!missing".into());
+    assert_eq!(
+        cfg.acl_modify("/", token, "PVEAuditor", true),
+        Err(AccessError::NoSuchToken {
+            user: "ops@pve".into(),
+            token: "missing".into()
+        })
     );
 }

@@ -402,6 +402,53 @@ impl AccessControl {
         Ok(())
     }
 
+    /// Grants one role to one user, group or token on `path` (as root does; `pveum aclmod`).
+    pub fn acl_modify(
+        &mut self,
+        path: &str,
+        subject: AclSubject,
+        role: &str,
+        propagate: bool,
+    ) -> Result<(), AccessError> {
+        self.acl_update(
+            &Self::single_change(path, subject, role, propagate, false),
+            None,
+        )
+    }
+
+    /// Revokes one role of one user, group or token on `path` (`pveum acldel`).
+    pub fn acl_delete(
+        &mut self,
+        path: &str,
+        subject: AclSubject,
+        role: &str,
+    ) -> Result<(), AccessError> {
+        self.acl_update(&Self::single_change(path, subject, role, false, true), None)
+    }
+
+    /// An [`AclChange`] for one subject and role.
+    fn single_change(
+        path: &str,
+        subject: AclSubject,
+        role: &str,
+        propagate: bool,
+        delete: bool,
+    ) -> AclChange {
+        let mut change = AclChange {
+            path: path.to_string(),
+            roles: vec![role.to_string()],
+            propagate,
+            delete,
+            ..AclChange::default()
+        };
+        match subject {
+            AclSubject::User(u) => change.users.push(u),
+            AclSubject::Group(g) => change.groups.push(g),
+            AclSubject::Token(t) => change.tokens.push(t),
+        }
+        change
+    }
+
     /// Sets or removes one role of one subject on a normalized path.
     fn set_acl(&mut self, path: &str, subject: AclSubject, role: &str, change: &AclChange) {
         let node = self.acl.entry(path.to_string()).or_default();
