@@ -101,14 +101,19 @@ impl RawProxmoxConfig {
     /// Parses a YAML (or JSON) document with a top-level `proxmox:` section; other top-level
     /// keys are ignored, unknown keys inside `proxmox:` are refused.
     pub fn from_yaml_str(doc: &str) -> Result<Self> {
-        let parsed: ConfigDocument = serde_yaml::from_str(doc).map_err(|e| {
-            let key = e
-                .to_string()
-                .split('`')
-                .nth(1)
-                .map(|k| format!("proxmox.{k}"))
-                .unwrap_or_else(|| "proxmox".into());
-            PveError::config(key, format!("cannot parse the configuration: {e}"))
+        let parsed: ConfigDocument = serde_path_to_error::deserialize(
+            serde_yaml::Deserializer::from_str(doc),
+        )
+        .map_err(|e| {
+            let inner = e.inner().to_string();
+            let path = e.path().to_string();
+            // An unknown field is named in backticks (`unknown field `tokenId`, ...`).
+            let key = match inner.split('`').nth(1) {
+                Some(k) if inner.contains("unknown field `") => format!("proxmox.{k}"),
+                _ if path.starts_with("proxmox.") => path.clone(),
+                _ => "proxmox".to_owned(),
+            };
+            PveError::config(key, format!("cannot parse the configuration: {inner}"))
         })?;
         parsed.proxmox.ok_or_else(|| {
             PveError::config(

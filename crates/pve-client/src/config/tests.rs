@@ -152,6 +152,11 @@ fn unknown_keys_and_missing_section_are_refused() {
         "proxmox:\n  url: https://pve:8006\n  tokenId: omni@pve!tk\n  tokenSecret: s\n",
     ));
     assert_eq!(e, "proxmox.tokenId");
+    let e = key_of(PveConfig::from_yaml_str(
+        "proxmox:\n  url: https://pve:8006\n  insecureSkipVerify: maybe\n  tokenID: omni@pve!tk\n  tokenSecret: s\n",
+    ));
+    assert_eq!(e, "proxmox.insecureSkipVerify");
+    assert_eq!(key_of(PveConfig::from_yaml_str("proxmox: [")), "proxmox");
     assert_eq!(key_of(PveConfig::from_yaml_str("other: 1\n")), "proxmox");
 }
 
