@@ -64,6 +64,7 @@ pub fn routes() -> Vec<Route> {
         route("PUT", "/access/acl", Perm::All, update_acl),
         route("GET", "/access/permissions", Perm::All, read_permissions),
         route("PUT", "/access/password", Perm::All, change_password).no_token(),
+        route("GET", "/access/domains", Perm::World, list_domains),
     ]
     .into_iter()
     .chain(super::pools_api::routes())
@@ -426,6 +427,16 @@ fn index(_ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         "permissions",
     ];
     Ok(Value::Array(dirs.iter().map(|d| json!({ "subdir": d })).collect()).into())
+}
+
+/// `GET /access/domains`: the realms of a default installation (no authentication needed: the
+/// login form lists them).
+fn list_domains(_ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    Ok(json!([
+        {"realm": "pam", "type": "pam", "comment": "Linux PAM standard authentication"},
+        {"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"},
+    ])
+    .into())
 }
 
 /// `GET /access/users`: users the caller may see (`User.Modify` or `Sys.Audit` on

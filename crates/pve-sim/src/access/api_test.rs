@@ -647,3 +647,20 @@ async fn pools_hold_storages_whose_pool_acls_apply_and_must_be_emptied_before_de
     assert_eq!(body["data"], json!([]));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn realms_are_listed_without_authentication() {
+    let (sim, _root) = start().await;
+    let resp = reqwest::get(format!("{}/access/domains", sim.url())).await;
+    let Ok(resp) = resp else {
+        panic!("request failed: {resp:?}");
+    };
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let realms: Vec<&str> = body["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["realm"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(realms, ["pam", "pve"]);
+    sim.shutdown().await;
+}

@@ -36,6 +36,7 @@ ENDPOINTS = [
     ("PUT", "/access/acl"),
     ("GET", "/access/permissions"),
     ("PUT", "/access/password"),
+    ("GET", "/access/domains"),
     ("GET", "/pools"),
     ("POST", "/pools"),
     ("PUT", "/pools"),

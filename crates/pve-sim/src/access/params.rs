@@ -31,13 +31,14 @@ pub fn table(method: &str, path: &str) -> Option<&'static [Param]> {
         ("PUT", "/access/acl") => Some(T22),
         ("GET", "/access/permissions") => Some(T23),
         ("PUT", "/access/password") => Some(T24),
-        ("GET", "/pools") => Some(T25),
-        ("POST", "/pools") => Some(T26),
-        ("PUT", "/pools") => Some(T27),
-        ("DELETE", "/pools") => Some(T28),
-        ("GET", "/pools/{poolid}") => Some(T29),
-        ("PUT", "/pools/{poolid}") => Some(T30),
-        ("DELETE", "/pools/{poolid}") => Some(T31),
+        ("GET", "/access/domains") => Some(T25),
+        ("GET", "/pools") => Some(T26),
+        ("POST", "/pools") => Some(T27),
+        ("PUT", "/pools") => Some(T28),
+        ("DELETE", "/pools") => Some(T29),
+        ("GET", "/pools/{poolid}") => Some(T30),
+        ("PUT", "/pools/{poolid}") => Some(T31),
+        ("DELETE", "/pools/{poolid}") => Some(T32),
         _ => None,
     }
 }
@@ -1135,7 +1136,9 @@ static T24: &[Param] = &[
     },
 ];
 
-static T25: &[Param] = &[
+static T25: &[Param] = &[];
+
+static T26: &[Param] = &[
     Param {
         name: "poolid",
         ty: Ty::String,
@@ -1170,7 +1173,7 @@ static T25: &[Param] = &[
     },
 ];
 
-static T26: &[Param] = &[
+static T27: &[Param] = &[
     Param {
         name: "comment",
         ty: Ty::String,
@@ -1205,7 +1208,7 @@ static T26: &[Param] = &[
     },
 ];
 
-static T27: &[Param] = &[
+static T28: &[Param] = &[
     Param {
         name: "allow-move",
         ty: Ty::Boolean,
@@ -1304,7 +1307,7 @@ static T27: &[Param] = &[
     },
 ];
 
-static T28: &[Param] = &[Param {
+static T29: &[Param] = &[Param {
     name: "poolid",
     ty: Ty::String,
     optional: false,
@@ -1321,7 +1324,7 @@ static T28: &[Param] = &[Param {
     indexed: None,
 }];
 
-static T29: &[Param] = &[
+static T30: &[Param] = &[
     Param {
         name: "poolid",
         ty: Ty::String,
@@ -1356,7 +1359,7 @@ static T29: &[Param] = &[
     },
 ];
 
-static T30: &[Param] = &[
+static T31: &[Param] = &[
     Param {
         name: "allow-move",
         ty: Ty::Boolean,
@@ -1455,7 +1458,7 @@ static T30: &[Param] = &[
     },
 ];
 
-static T31: &[Param] = &[Param {
+static T32: &[Param] = &[Param {
     name: "poolid",
     ty: Ty::String,
     optional: false,
