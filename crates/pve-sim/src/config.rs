@@ -67,6 +67,10 @@ pub struct ClusterConfig {
     pub nextid: NextIdConfig,
     /// An `/etc/pve/user.cfg` to start with (users, groups, roles, ACLs, pools, tokens).
     pub user_cfg: Option<String>,
+    /// How long a new VM appears in `/cluster/resources` with only `id, vmid, node, type`,
+    /// `status: unknown` (and the live `tags`, `lock`, `pool`) before pvestatd's RRD has it. Real
+    /// PVE: up to about 10 s. 0 (the default) turns this off.
+    pub rrd_delay_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -119,6 +123,7 @@ impl Default for ClusterConfig {
             json_error_message: true,
             nextid: NextIdConfig::default(),
             user_cfg: None,
+            rrd_delay_ms: 0,
         }
     }
 }

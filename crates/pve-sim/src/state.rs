@@ -44,6 +44,10 @@ pub struct Vm {
     pub power: Power,
     /// When it was started (seconds since the epoch).
     pub started_at: Option<u64>,
+    /// When the VM was created (ms since the epoch); `/cluster/resources` shows it as `unknown`
+    /// until the simulated RRD has seen it.
+    #[serde(default)]
+    pub created_ms: u64,
 }
 
 impl Vm {
@@ -58,6 +62,7 @@ impl Vm {
             lock: None,
             power: Power::Stopped,
             started_at: None,
+            created_ms: 0,
         }
     }
 

@@ -1072,6 +1072,34 @@ async fn cluster_resources_and_vm_lists_are_filtered_by_privileges() {
 }
 
 #[tokio::test]
+async fn fresh_vms_show_as_unknown_in_cluster_resources_until_the_rrd_has_them() {
+    let mut cfg = fast_config();
+    cfg.rrd_delay_ms = 60_000;
+    let sim = start_with(cfg, false).await;
+    let api = Api::root(&sim).await;
+    assert_eq!(create_vm(&api, "190", &[("tags", "k8s")]).await, "OK");
+    let vms = api.get("/cluster/resources?type=vm").await;
+    let fresh = vms
+        .as_array()
+        .and_then(|l| l.iter().find(|v| v["vmid"] == json!(190)))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        fresh,
+        json!({"id": "qemu/190", "vmid": 190, "node": "pve", "type": "qemu", "status": "unknown", "tags": "k8s"})
+    );
+    let template = vms
+        .as_array()
+        .and_then(|l| l.iter().find(|v| v["vmid"] == json!(9000)))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        template["status"], "stopped",
+        "VMs present at start have RRD data"
+    );
+}
+
+#[tokio::test]
 async fn create_checks_allocate_storage_bridge_and_per_option_privileges() {
     let sim = start().await;
     sim.with_state(|s| s.access.user_passwd("carol@pve", "carolpw"))

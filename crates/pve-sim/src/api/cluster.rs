@@ -55,6 +55,22 @@ fn resources(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             m.insert("vmid".into(), json!(vm.vmid));
             m.insert("node".into(), json!(vm.node));
             m.insert("type".into(), json!("qemu"));
+            let rrd_delay = state.config.rrd_delay_ms;
+            if rrd_delay > 0 && ctx.now_ms < vm.created_ms + rrd_delay {
+                // Not yet in pvestatd's RRD cache: only the live fields.
+                m.insert("status".into(), json!("unknown"));
+                if let Some(tags) = vm.conf.get("tags") {
+                    m.insert("tags".into(), json!(tags));
+                }
+                if let Some(lock) = &vm.lock {
+                    m.insert("lock".into(), json!(lock));
+                }
+                if let Some(pool) = state.access.vm_pool(vm.vmid) {
+                    m.insert("pool".into(), json!(pool));
+                }
+                out.push(Value::Object(m));
+                continue;
+            }
             m.insert(
                 "status".into(),
                 json!(if running { "running" } else { "stopped" }),

@@ -427,6 +427,7 @@ fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     }
     let mut vm = Vm::new(vmid, &node);
     vm.lock = Some("create".into());
+    vm.created_ms = ctx.now_ms;
     if let Some(p) = &pool {
         ctx.sim
             .state
@@ -961,6 +962,7 @@ fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     }
     let mut vm = Vm::new(newid, &target);
     vm.lock = Some("clone".into());
+    vm.created_ms = ctx.now_ms;
     if let Some(p) = &pool {
         ctx.sim
             .state
