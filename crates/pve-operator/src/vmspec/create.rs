@@ -1,0 +1,145 @@
+//! The create call (ISO or network boot) and the clone call (template boot), each carrying the
+//! marker so that the VM is never without its identity (principle 1).
+
+use pve_client::api::qemu::CloneOptions;
+use pve_client::api::vmconfig::{AgentConfig, Drive, ScsiHw, VmConfig};
+use pve_operator_api::machine_request::MachineRequestSpec;
+
+use super::desired::{Baseline, Desired, cloudinit_slot, iso_slot};
+use super::error::SpecError;
+use super::marker::Marker;
+
+/// The guest OS type of every created VM (Linux 2.6+ kernel; Proxmox's choice for modern
+/// Linux guests).
+const OSTYPE: &str = "l26";
+
+/// Full create parameters (ISO or network boot): cpu, memory, balloon, scsihw
+/// (`virtio-scsi-single`), ostype `l26`, disks, `efidisk0`, NICs, ISO CD-ROM (`ide2`,
+/// `media=cdrom`), cloud-init drive and keys, boot order, bios, machine, agent, tags
+/// (`pve-operator`, the uid tag, the user's), description (the user's text and the marker
+/// line), smbios1 (the uid), onboot, pool, name. The marker is part of the create call itself.
+///
+/// A template boot source is refused: it is cloned ([`clone_options`]), then configured with
+/// [`super::plan_update`].
+pub fn create_config(
+    spec: &MachineRequestSpec,
+    marker: &Marker,
+    vm_name: &str,
+) -> Result<VmConfig, SpecError> {
+    let d = Desired::from_spec(spec, marker, vm_name)?;
+    if d.baseline == Baseline::Template {
+        return Err(SpecError::invalid(
+            "spec.boot.template",
+            "is a template to clone, not a VM to create: use clone_options, then plan_update",
+        ));
+    }
+    let mut c = VmConfig::new();
+    c.name = Some(d.name.clone());
+    c.cores = Some(d.cores);
+    c.sockets = Some(d.sockets);
+    c.cpu = d.cpu_type.clone();
+    c.memory_mib = Some(d.memory_mib);
+    c.balloon_mib = d.balloon_mib;
+    c.scsihw = Some(ScsiHw::VirtioScsiSingle);
+    c.ostype = Some(OSTYPE.to_owned());
+    for disk in &d.disks {
+        c.drives.insert(disk.slot, disk.new_drive());
+    }
+    if let Some(iso) = &d.iso {
+        c.drives.insert(iso_slot()?, Drive::CdromIso(iso.clone()));
+    }
+    for nic in &d.nics {
+        c.nics.insert(nic.index, nic.to_nic(None));
+    }
+    if let Some(ci) = &d.cloud_init {
+        let storage = ci.storage.clone().ok_or_else(|| {
+            SpecError::invalid(
+                "spec.cloudInit.storage",
+                "is required when spec.disks is empty (the cloud-init drive needs a storage)",
+            )
+        })?;
+        let slot = cloudinit_slot(|s| c.drives.contains_key(&s)).ok_or_else(|| {
+            SpecError::invalid(
+                "spec.disks",
+                "leave no free ide or sata slot for the cloud-init drive",
+            )
+        })?;
+        c.drives.insert(slot, Drive::CloudInit { storage });
+        c.ciuser = ci.user.clone();
+        c.sshkeys = ci.sshkeys.clone();
+        c.ipconfigs = ci
+            .ipconfigs
+            .iter()
+            .map(|(i, (_, ip))| (*i, ip.clone()))
+            .collect();
+        c.nameservers = ci.nameservers.clone();
+        c.searchdomain = ci.searchdomain.clone();
+    }
+    c.efidisk = d.efidisk.clone();
+    c.boot_order = d.boot_order()?;
+    c.bios = Some(d.bios);
+    c.machine = d.machine.clone();
+    c.agent = d.agent.then_some(AgentConfig {
+        enabled: true,
+        fstrim_cloned_disks: None,
+    });
+    c.tags = d.tags.clone();
+    c.description = Some(d.description.clone());
+    c.smbios_uuid = d.smbios_uuid.clone();
+    c.onboot = Some(d.onboot);
+    c.pool = d.pool.clone();
+    c.to_params().map_err(|e| d.rejected(e))?;
+    if let Some(pool) = &c.pool {
+        pve_client::api::validate_pool("pool", pool).map_err(|e| d.rejected(e))?;
+    }
+    Ok(c)
+}
+
+/// Clone options for a template boot source: the new VM's id, name, pool, full or linked
+/// clone, target storage, and the description carrying the marker (the clone call takes no
+/// tags: until [`super::plan_update`] has run, the description is the VM's only marker). The
+/// reconciler sets `target` when the VM goes to another node than the template's.
+pub fn clone_options(
+    spec: &MachineRequestSpec,
+    marker: &Marker,
+    vm_name: &str,
+    newid: u32,
+) -> Result<CloneOptions, SpecError> {
+    let d = Desired::from_spec(spec, marker, vm_name)?;
+    let Some(template) = &spec.boot.template else {
+        return Err(SpecError::invalid(
+            "spec.boot",
+            "has no template to clone (iso and network boot sources are created with create_config)",
+        ));
+    };
+    if template.storage.is_some() && !template.full {
+        return Err(SpecError::invalid(
+            "spec.boot.template.storage",
+            "applies only to full clones; a linked clone stays on the template's storage",
+        ));
+    }
+    pve_client::api::validate_vmid("newid", newid).map_err(|e| d.rejected(e))?;
+    // The name and the description go through the same encoder as a config update.
+    let probe = VmConfig {
+        name: Some(d.name.clone()),
+        description: Some(d.description.clone()),
+        ..VmConfig::default()
+    };
+    probe.to_params().map_err(|e| d.rejected(e))?;
+    if let Some(s) = &template.storage {
+        pve_client::api::validate_storage("spec.boot.template.storage", s)
+            .map_err(|e| SpecError::invalid("spec.boot.template.storage", e.to_string()))?;
+    }
+    if let Some(pool) = &d.pool {
+        pve_client::api::validate_pool("pool", pool).map_err(|e| d.rejected(e))?;
+    }
+    Ok(CloneOptions {
+        newid,
+        name: Some(d.name.clone()),
+        full: template.full,
+        storage: template.storage.clone(),
+        target: None,
+        pool: d.pool.clone(),
+        description: Some(d.description.clone()),
+    })
+}

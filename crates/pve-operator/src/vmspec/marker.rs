@@ -1,0 +1,155 @@
+//! The identity marker that ties a Proxmox VM to its MachineRequest (DESIGN.md principles 1
+//! and 2): a tag (`mr-<uid>`, visible in `/cluster/resources`), a line in the description, and
+//! the SMBIOS uuid.
+
+use pve_client::api::vmconfig::VmConfigView;
+use pve_operator_api::MachineRequest;
+
+use super::wire;
+
+/// The prefix of the uid tag.
+const UID_TAG_PREFIX: &str = "mr-";
+/// The start of the description marker line.
+const LINE_PREFIX: &str = "pve-operator: MachineRequest ";
+/// What precedes the uid at the end of the description marker line.
+const LINE_UID: &str = " uid=";
+
+/// The identity of one MachineRequest, as written into its VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// The MachineRequest's `metadata.uid` (a UUID).
+    pub uid: String,
+    /// The MachineRequest's namespace.
+    pub namespace: String,
+    /// The MachineRequest's name.
+    pub name: String,
+}
+
+impl Marker {
+    /// The tag on every VM the controller manages.
+    pub const MANAGED_TAG: &'static str = "pve-operator";
+
+    /// The marker of the request with this uid, namespace and name.
+    pub fn new(
+        uid: impl Into<String>,
+        namespace: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        Self {
+            uid: uid.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Builds the marker of a MachineRequest (uid, namespace, name from metadata); `None`
+    /// without a uid (an object not yet stored by the API server).
+    pub fn of(request: &MachineRequest) -> Option<Self> {
+        let meta = &request.metadata;
+        let uid = meta.uid.as_deref().filter(|u| !u.is_empty())?;
+        Some(Self::new(
+            uid,
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        ))
+    }
+
+    /// The uid tag, `mr-<uid>`: lowercase, and a valid Proxmox tag (characters a tag cannot
+    /// hold become `-`; Kubernetes UIDs are UUIDs and pass unchanged).
+    pub fn uid_tag(&self) -> String {
+        let uid: String = self
+            .uid
+            .chars()
+            .map(|c| {
+                let c = c.to_ascii_lowercase();
+                if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        format!("{UID_TAG_PREFIX}{uid}")
+    }
+
+    /// The line appended to the VM's description, e.g.
+    /// `pve-operator: MachineRequest default/web-1 uid=0b6f...`.
+    pub fn description_line(&self) -> String {
+        format!(
+            "{LINE_PREFIX}{}/{}{LINE_UID}{}",
+            self.namespace, self.name, self.uid
+        )
+    }
+
+    /// The `smbios1` value, `uuid=<uid>`.
+    pub fn smbios1(&self) -> String {
+        format!("uuid={}", self.uid)
+    }
+
+    /// The uid as SMBIOS uuid, when it is a UUID (Proxmox refuses anything else there).
+    pub fn smbios_uuid(&self) -> Option<&str> {
+        wire::is_uuid(&self.uid).then_some(self.uid.as_str())
+    }
+
+    /// True when `/cluster/resources` tags (already split) carry this request's uid tag.
+    pub fn is_in_tags(&self, tags: &[&str]) -> bool {
+        let own = self.uid_tag();
+        tags.iter().any(|t| t.trim().eq_ignore_ascii_case(&own))
+    }
+
+    /// True when a description holds this request's marker line.
+    pub fn is_in_description(&self, description: &str) -> bool {
+        description
+            .lines()
+            .filter_map(uid_of_line)
+            .any(|uid| uid == self.uid)
+    }
+
+    /// True when a VM config carries this marker: uid tag, or description line, or smbios1
+    /// uuid. Any one of them is enough: a crash between the create (or clone) call and the
+    /// first update can leave only some of them in place.
+    pub fn is_in_config(&self, config: &VmConfigView) -> bool {
+        self.is_in_tags(&config.tags())
+            || config
+                .get("description")
+                .is_some_and(|d| self.is_in_description(d))
+            || config
+                .smbios_uuid()
+                .is_some_and(|u| u.eq_ignore_ascii_case(&self.uid))
+    }
+
+    /// The uid of any MachineRequest marker in these tags (to map inventory entries to
+    /// requests).
+    pub fn uid_from_tags(tags: &[&str]) -> Option<String> {
+        tags.iter().find_map(|t| {
+            let t = t.trim();
+            let prefix = t.get(..UID_TAG_PREFIX.len())?;
+            let uid = &t[UID_TAG_PREFIX.len()..];
+            (prefix.eq_ignore_ascii_case(UID_TAG_PREFIX) && !uid.is_empty())
+                .then(|| uid.to_ascii_lowercase())
+        })
+    }
+
+    /// The uid of any MachineRequest marker line in a description (the clone window: a VM
+    /// cloned from a template carries only the description marker until its first update).
+    pub fn uid_from_description(description: &str) -> Option<String> {
+        description.lines().find_map(uid_of_line).map(str::to_owned)
+    }
+
+    /// Whether `tag` is one of the marker's tags (the managed tag or this uid tag).
+    pub(crate) fn is_marker_tag(&self, tag: &str) -> bool {
+        tag.eq_ignore_ascii_case(Self::MANAGED_TAG) || tag.eq_ignore_ascii_case(&self.uid_tag())
+    }
+}
+
+/// The uid in a marker line, if `line` is one.
+fn uid_of_line(line: &str) -> Option<&str> {
+    let rest = line.trim().strip_prefix(LINE_PREFIX)?;
+    let (_, uid) = rest.rsplit_once(LINE_UID)?;
+    (!uid.is_empty() && !uid.contains(char::is_whitespace)).then_some(uid)
+}
+
+/// Whether `line` is a marker line of the request with `uid`.
+pub(crate) fn is_marker_line_of(line: &str, uid: &str) -> bool {
+    uid_of_line(line) == Some(uid)
+}
