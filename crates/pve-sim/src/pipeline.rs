@@ -244,7 +244,7 @@ async fn api(
     if caller.as_ref().is_some_and(|c| c.tokenid.is_some()) && !route.allow_token {
         return response::error(
             &ApiError::perm(format!(
-                "URI '{path}' not available with API token, need proper ticket."
+                "URI '{path}' not available with API token, need proper ticket.\n"
             )),
             json_message,
         );
@@ -252,7 +252,7 @@ async fn api(
     if world && matches!(creds, Credentials::Token(_)) && !route.allow_token {
         return response::error(
             &ApiError::perm(format!(
-                "URI '{path}' not available with API token, need proper ticket."
+                "URI '{path}' not available with API token, need proper ticket.\n"
             )),
             json_message,
         );

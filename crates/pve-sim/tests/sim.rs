@@ -478,6 +478,10 @@ async fn api_tokens_authenticate_and_privsep_tokens_start_without_privileges() {
         )
         .await;
     assert_eq!(code, 403, "tokens cannot use /access/ticket: {body}");
+    assert_eq!(
+        body["message"],
+        "Permission check failed (URI '/access/ticket' not available with API token, need proper ticket.\n)\n"
+    );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -880,6 +884,18 @@ async fn config_digest_pending_changes_and_tag_normalisation() {
     );
     let current = api.get("/nodes/pve/qemu/107/config?current=1").await;
     assert_eq!(current["cores"], json!(8), "pending changes apply at stop");
+    let (code, body) = api
+        .call(
+            Method::POST,
+            "/nodes/pve/qemu/107/config",
+            &[("onboot", "1"), ("background_delay", "5")],
+        )
+        .await;
+    assert_eq!(
+        (code, body["data"].clone()),
+        (200, Value::Null),
+        "a worker that ends within background_delay answers null"
+    );
     let (code, body) = api
         .call(
             Method::PUT,

@@ -728,6 +728,13 @@ fn update_config(ctx: &mut Ctx<'_>) -> Result<u32, ApiError> {
 fn update_config_async(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let node = ctx.param("node")?;
     let vmid = update_config(ctx)?;
+    // With `background_delay`, PVE waits that long for the worker and answers `null` when it
+    // finished in time.
+    if let Some(delay) = ctx.params.int("background_delay")
+        && ctx.sim.state.config.task_durations_ms.config <= delay.max(0) as u64 * 1000
+    {
+        return Ok(Value::Null.into());
+    }
     Ok(start_task(
         ctx,
         &node,
@@ -856,26 +863,33 @@ fn resize(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             "checksum mismatch (file change by other user?)",
         ));
     }
-    if !ctx.is_root()
-        && let Some(storage) = vm
-            .conf
-            .get(&disk)
-            .and_then(|v| Drive::parse(&disk, v))
-            .and_then(|d| d.storage().map(str::to_string))
-    {
-        ctx.require(
-            &format!("/storage/{storage}"),
-            &["Datastore.AllocateSpace"],
-            false,
-        )?;
-    }
-    Ok(start_task(
+    // The storage permission is checked inside the worker: a failure is a task error.
+    let denied = vm
+        .conf
+        .get(&disk)
+        .and_then(|v| Drive::parse(&disk, v))
+        .and_then(|d| d.storage().map(str::to_string))
+        .and_then(|storage| {
+            ctx.require(
+                &format!("/storage/{storage}"),
+                &["Datastore.AllocateSpace"],
+                false,
+            )
+            .err()
+        });
+    let reply = start_task(
         ctx,
         &node,
         "resize",
         &vmid.to_string(),
         TaskAction::Resize { vmid, disk, size },
-    ))
+    );
+    if let (Some(err), Value::String(upid)) = (denied, &reply.data)
+        && let Some(task) = ctx.sim.state.task_mut(upid)
+    {
+        task.injected_failure = Some(err.message.trim_end().to_string());
+    }
+    Ok(reply)
 }
 
 fn clone(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {

@@ -149,6 +149,12 @@ pub fn check_option(
     if is_unused_key(key) || DISK_OPTS.contains(&key) {
         return one("VM.Config.Disk");
     }
+    if key == "cpu"
+        && value.is_some_and(|v| v.trim_start_matches("cputype=").starts_with("custom-"))
+    {
+        one("VM.Config.CPU")?;
+        return ctx.require("/nodes", &["Sys.Audit"], false);
+    }
     if CPU.contains(&key) || key.starts_with("numa") {
         return one("VM.Config.CPU");
     }
