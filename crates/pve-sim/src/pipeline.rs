@@ -365,6 +365,17 @@ async fn api(
     if method != "GET" {
         shared.persist_notify.notify_one();
     }
+    // Never log parameters: they may carry passwords and token secrets.
+    tracing::debug!(
+        method,
+        endpoint = route.path,
+        caller = %caller_name,
+        status = match &result {
+            Ok(_) => 200,
+            Err(e) => e.code,
+        },
+        "api request"
+    );
     match result {
         Ok(reply) => response::ok(reply),
         Err(err) => {

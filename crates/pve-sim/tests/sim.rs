@@ -794,6 +794,18 @@ async fn starting_beyond_node_memory_fails_the_task() {
         .run(Method::POST, "/nodes/pve/qemu/104/status/start", &[])
         .await;
     assert_eq!(again, "VM 104 already running");
+    let (code, _) = api
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/105/config",
+            &[("memory", "512"), ("net0", "virtio,bridge=vmbr9")],
+        )
+        .await;
+    assert_eq!(code, 200);
+    let exit = api
+        .run(Method::POST, "/nodes/pve/qemu/105/status/start", &[])
+        .await;
+    assert_eq!(exit, "bridge 'vmbr9' does not exist");
 }
 
 #[tokio::test]
