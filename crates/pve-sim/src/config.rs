@@ -342,6 +342,25 @@ impl Default for TaskDurations {
 }
 
 impl TaskDurations {
+    /// Durations close to a real node with fast storage (seconds, not milliseconds), for
+    /// benchmarks: create 3 s, start 2 s, stop 1 s, shutdown 5 s, reboot 8 s, clone 10 s,
+    /// destroy 2 s.
+    pub fn realistic() -> Self {
+        Self {
+            create: 3_000,
+            start: 2_000,
+            stop: 1_000,
+            shutdown: 5_000,
+            reboot: 8_000,
+            reset: 500,
+            destroy: 2_000,
+            clone: 10_000,
+            config: 500,
+            resize: 1_000,
+            other: 1_000,
+        }
+    }
+
     /// The duration of a task of type `kind` (`qmcreate`, ...).
     pub fn for_kind(&self, kind: &str) -> u64 {
         match kind {
@@ -416,6 +435,12 @@ impl Default for NextIdConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn realistic_durations_are_slower_than_the_test_defaults() {
+        let (fast, real) = (TaskDurations::default(), TaskDurations::realistic());
+        assert!(real.create > fast.create && real.clone > fast.clone && real.start > fast.start);
+    }
 
     #[test]
     fn default_config_is_valid() {

@@ -176,6 +176,16 @@ impl RunningSim {
         f(&mut sim.state)
     }
 
+    /// The request and task counters (as `GET /_sim/stats`).
+    pub fn stats(&self) -> crate::stats::Stats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Replaces the fault rules (as `PUT /_sim/faults`).
+    pub fn set_faults(&self, faults: crate::faults::FaultConfig) {
+        self.shared.lock().faults.configure(faults);
+    }
+
     /// Stops the server, writes the state file one last time, and waits for it to finish.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);

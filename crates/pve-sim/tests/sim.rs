@@ -1421,6 +1421,11 @@ async fn stats_count_requests_per_endpoint_and_caller_and_tasks() {
     assert_eq!(stats["tasks_started"], json!(1));
     assert_eq!(stats["tasks_by_type"]["qmcreate"], json!(1));
     assert_eq!(stats["tasks_in_flight"], json!(0));
+    assert_eq!(
+        sim.stats().tasks_started,
+        1,
+        "the embedding API sees the same counters"
+    );
 }
 
 #[tokio::test]
