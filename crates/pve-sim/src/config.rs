@@ -71,6 +71,9 @@ pub struct ClusterConfig {
     /// `status: unknown` (and the live `tags`, `lock`, `pool`) before pvestatd's RRD has it. Real
     /// PVE: up to about 10 s. 0 (the default) turns this off.
     pub rrd_delay_ms: u64,
+    /// How long an operation waits for a VM's config lock held by a running task before it fails
+    /// with `can't lock file '/var/lock/qemu-server/lock-<vmid>.conf' - got timeout` (PVE: 10 s).
+    pub flock_timeout_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -124,6 +127,7 @@ impl Default for ClusterConfig {
             nextid: NextIdConfig::default(),
             user_cfg: None,
             rrd_delay_ms: 0,
+            flock_timeout_ms: 10_000,
         }
     }
 }

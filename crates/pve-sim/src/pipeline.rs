@@ -297,70 +297,95 @@ async fn api(
         }
     }
 
-    let result = {
-        let mut guard = shared.lock();
-        let sim = &mut *guard;
-        let now_ms = sim.now_ms();
-        sim.advance(now_ms);
-        let tasks_before = sim.state.tasks.len();
-        let empty = crate::params::Params::default();
-        let result = (|| {
-            let ctx = Ctx {
-                sim: &mut *sim,
-                caller: caller.as_ref(),
-                params: &empty,
-                now_ms,
-            };
-            // 403: the method's permission spec, before parameter validation.
-            route.perm.check(&ctx, &raw)?;
-            // A node that is not part of the cluster cannot be proxied to.
-            if let Some(Value::String(node)) = raw.get("node")
-                && route.path.contains("{node}")
-            {
-                match ctx.sim.state.config.node(node) {
-                    None => {
-                        return Err(ApiError::internal(format!(
-                            "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
-                        )));
+    let mut waited_ms = 0u64;
+    let result = loop {
+        let (result, lock_wait) = {
+            let mut guard = shared.lock();
+            let sim = &mut *guard;
+            let now_ms = sim.now_ms();
+            sim.advance(now_ms);
+            let tasks_before = sim.state.tasks.len();
+            let empty = crate::params::Params::default();
+            let result = (|| {
+                let ctx = Ctx {
+                    sim: &mut *sim,
+                    caller: caller.as_ref(),
+                    params: &empty,
+                    now_ms,
+                };
+                // 403: the method's permission spec, before parameter validation.
+                route.perm.check(&ctx, &raw)?;
+                // A node that is not part of the cluster cannot be proxied to.
+                if let Some(Value::String(node)) = raw.get("node")
+                    && route.path.contains("{node}")
+                {
+                    match ctx.sim.state.config.node(node) {
+                        None => {
+                            return Err(ApiError::internal(format!(
+                                "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
+                            )));
+                        }
+                        Some(n) if !n.online => return Err(ApiError::new(595, "No route to host")),
+                        Some(_) => {}
                     }
-                    Some(n) if !n.online => return Err(ApiError::new(595, "No route to host")),
-                    Some(_) => {}
                 }
+                // 400: parameter validation.
+                let params = match route.params {
+                    Some(table) => crate::params::validate(table, raw.clone())?,
+                    None => crate::params::Params(raw.clone()),
+                };
+                let mut ctx = Ctx {
+                    sim: &mut *sim,
+                    caller: caller.as_ref(),
+                    params: &params,
+                    now_ms,
+                };
+                (route.handler)(&mut ctx)
+            })();
+            let new_tasks: Vec<String> = sim.state.tasks[tasks_before.min(sim.state.tasks.len())..]
+                .iter()
+                .map(|t| t.kind.clone())
+                .collect();
+            for kind in &new_tasks {
+                sim.stats.count_task(kind);
             }
-            // 400: parameter validation.
-            let params = match route.params {
-                Some(table) => crate::params::validate(table, raw.clone())?,
-                None => crate::params::Params(raw.clone()),
-            };
-            let mut ctx = Ctx {
-                sim: &mut *sim,
-                caller: caller.as_ref(),
-                params: &params,
-                now_ms,
-            };
-            (route.handler)(&mut ctx)
-        })();
-        let new_tasks: Vec<String> = sim.state.tasks[tasks_before.min(sim.state.tasks.len())..]
-            .iter()
-            .map(|t| t.kind.clone())
-            .collect();
-        for kind in &new_tasks {
-            sim.stats.count_task(kind);
+            if let (Some(msg), Ok(reply)) = (&task_failure, &result)
+                && let Value::String(upid) = &reply.data
+                && let Some(task) = sim.state.task_mut(upid)
+            {
+                task.injected_failure = Some(msg.clone());
+            }
+            if method != "GET" || !new_tasks.is_empty() {
+                sim.dirty = true;
+            }
+            let lock_wait = sim.lock_wait.take().map(|until| {
+                (
+                    until.saturating_sub(now_ms),
+                    sim.state.config.flock_timeout_ms,
+                )
+            });
+            if lock_wait.is_none() {
+                sim.stats.count_status(match &result {
+                    Ok(_) => 200,
+                    Err(e) => e.code,
+                });
+            }
+            (result, lock_wait)
+        };
+        // A VM's config lock is held by a running task: wait for it like `lock_file_full`,
+        // then run again, or fail with the lock timeout.
+        match lock_wait {
+            Some((remaining, timeout)) if waited_ms + remaining <= timeout => {
+                tokio::time::sleep(Duration::from_millis(remaining + 1)).await;
+                waited_ms += remaining + 1;
+            }
+            Some((_, timeout)) => {
+                tokio::time::sleep(Duration::from_millis(timeout.saturating_sub(waited_ms))).await;
+                shared.lock().stats.count_status(500);
+                break result;
+            }
+            None => break result,
         }
-        if let (Some(msg), Ok(reply)) = (&task_failure, &result)
-            && let Value::String(upid) = &reply.data
-            && let Some(task) = sim.state.task_mut(upid)
-        {
-            task.injected_failure = Some(msg.clone());
-        }
-        if method != "GET" || !new_tasks.is_empty() {
-            sim.dirty = true;
-        }
-        sim.stats.count_status(match &result {
-            Ok(_) => 200,
-            Err(e) => e.code,
-        });
-        result
     };
     if method != "GET" {
         shared.persist_notify.notify_one();

@@ -465,6 +465,16 @@ impl SimState {
         self.tasks.iter_mut().rev().find(|t| t.upid == upid)
     }
 
+    /// When the running tasks holding the config lock (flock) of `vmid` are done, if any.
+    pub fn flock_busy_until(&self, vmid: u32) -> Option<u64> {
+        self.running
+            .iter()
+            .filter_map(|u| self.task(u))
+            .filter(|t| t.action.vmid() == vmid)
+            .map(|t| t.end_ms)
+            .max()
+    }
+
     /// Number of running tasks.
     pub fn tasks_in_flight(&self) -> usize {
         self.running.len()
@@ -491,6 +501,9 @@ pub struct Sim {
     pub dirty: bool,
     /// The state to return to on `/_sim/reset`.
     pub initial: SimState,
+    /// Set by a handler that found a VM's config lock busy: when the holder is done (ms). The
+    /// pipeline then waits (up to the flock timeout) and runs the handler again.
+    pub lock_wait: Option<u64>,
 }
 
 impl Sim {
@@ -502,6 +515,7 @@ impl Sim {
             stats: Stats::default(),
             faults: Faults::default(),
             dirty: true,
+            lock_wait: None,
         }
     }
 
@@ -522,6 +536,8 @@ impl Sim {
         if due.is_empty() {
             return;
         }
+        let mut due = due;
+        due.sort_by_key(|u| self.state.task(u).map(|t| t.end_ms).unwrap_or(0));
         self.state.running.retain(|u| !due.contains(u));
         for upid in due {
             crate::qemu::effects::complete_task(&mut self.state, &upid, now_ms);

@@ -88,6 +88,26 @@ pub enum TaskAction {
     },
 }
 
+impl TaskAction {
+    /// The VM whose config lock (flock) the task holds while it runs.
+    pub fn vmid(&self) -> u32 {
+        match self {
+            TaskAction::Create { vmid, .. }
+            | TaskAction::Start { vmid }
+            | TaskAction::Stop { vmid }
+            | TaskAction::Shutdown { vmid, .. }
+            | TaskAction::Reboot { vmid }
+            | TaskAction::Reset { vmid }
+            | TaskAction::Suspend { vmid }
+            | TaskAction::Resume { vmid }
+            | TaskAction::Destroy { vmid, .. }
+            | TaskAction::Clone { vmid, .. }
+            | TaskAction::Config { vmid }
+            | TaskAction::Resize { vmid, .. } => *vmid,
+        }
+    }
+}
+
 /// One task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Task {

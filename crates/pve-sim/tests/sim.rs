@@ -700,6 +700,7 @@ async fn create_rewrites_nics_and_disks_like_pve() {
 async fn config_shows_the_create_lock_while_creating_and_other_changes_are_refused() {
     let mut cfg = fast_config();
     cfg.task_durations_ms.create = 60_000;
+    cfg.flock_timeout_ms = 300;
     let sim = start_with(cfg, false).await;
     let api = Api::root(&sim).await;
     let upid = api
@@ -717,11 +718,19 @@ async fn config_shows_the_create_lock_while_creating_and_other_changes_are_refus
         Some(2),
         "only digest and lock: {conf}"
     );
+    let asked = Instant::now();
     let (code, body) = api
         .call(Method::PUT, "/nodes/pve/qemu/102/config", &[("cores", "4")])
         .await;
     assert_eq!(code, 500);
-    assert_eq!(body["message"], "VM is locked (create)\n");
+    assert_eq!(
+        body["message"], "can't lock file '/var/lock/qemu-server/lock-102.conf' - got timeout\n",
+        "the create worker holds the config lock"
+    );
+    assert!(
+        asked.elapsed() >= Duration::from_millis(300),
+        "it waited for the lock first"
+    );
     let (code, body) = api
         .call(Method::POST, "/nodes/pve/qemu", &[("vmid", "102")])
         .await;
@@ -754,6 +763,49 @@ async fn config_shows_the_create_lock_while_creating_and_other_changes_are_refus
         .call(Method::GET, "/nodes/pve/qemu/102/config", &[])
         .await;
     assert_eq!(code, 500, "a stopped create leaves no VM behind");
+}
+
+#[tokio::test]
+async fn config_changes_wait_for_a_task_holding_the_config_lock_and_stale_locks_refuse() {
+    let mut cfg = fast_config();
+    cfg.task_durations_ms.stop = 400;
+    let sim = start_with(cfg, false).await;
+    let api = Api::root(&sim).await;
+    assert_eq!(create_vm(&api, "111", &[("start", "1")]).await, "OK");
+    let stop = api
+        .upid(Method::POST, "/nodes/pve/qemu/111/status/stop", &[])
+        .await;
+    let (code, body) = api
+        .call(Method::PUT, "/nodes/pve/qemu/111/config", &[("cores", "3")])
+        .await;
+    assert_eq!(code, 200, "the change waited for the stop task: {body}");
+    let status = api
+        .get(&format!("/nodes/pve/tasks/{}/status", urlencode(&stop)))
+        .await;
+    assert_eq!(
+        status["status"], "stopped",
+        "the stop finished before the change ran"
+    );
+    let current = api.get("/nodes/pve/qemu/111/config?current=1").await;
+    assert_eq!(
+        current["cores"],
+        json!(3),
+        "applied directly: the VM was stopped by then"
+    );
+    sim.with_state(|s| {
+        if let Some(vm) = s.vms.get_mut(&111) {
+            vm.lock = Some("backup".into());
+        }
+    });
+    let (code, body) = api
+        .call(Method::PUT, "/nodes/pve/qemu/111/config", &[("cores", "4")])
+        .await;
+    assert_eq!(code, 500);
+    assert_eq!(body["message"], "VM is locked (backup)\n");
+    let exit = api
+        .run(Method::POST, "/nodes/pve/qemu/111/status/start", &[])
+        .await;
+    assert_eq!(exit, "VM is locked (backup)");
 }
 
 #[tokio::test]

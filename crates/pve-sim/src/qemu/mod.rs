@@ -204,13 +204,47 @@ fn load_mut<'a>(state: &'a mut SimState, node: &str, vmid: u32) -> Result<&'a mu
         .ok_or_else(|| conf_missing(node, vmid))
 }
 
+/// `can't lock file '/var/lock/qemu-server/lock-<vmid>.conf' - got timeout`.
+pub fn lock_timeout_message(vmid: u32) -> String {
+    format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout")
+}
+
+/// Starts a task. Its worker needs the VM's config lock: while another task holds it, the new
+/// task waits (its end moves back), and fails with a lock timeout if the wait is too long.
 fn start_task(ctx: &mut Ctx<'_>, node: &str, kind: &str, id: &str, action: TaskAction) -> Reply {
     let user = ctx.auth_id();
-    let upid = ctx
+    let now = ctx.now_ms;
+    let vmid = action.vmid();
+    let busy = ctx
         .sim
         .state
-        .start_task(node, kind, id, &user, action, ctx.now_ms);
+        .flock_busy_until(vmid)
+        .filter(|until| *until > now);
+    let timeout = ctx.sim.state.config.flock_timeout_ms;
+    let upid = ctx.sim.state.start_task(node, kind, id, &user, action, now);
+    if let Some(until) = busy
+        && let Some(task) = ctx.sim.state.task_mut(&upid)
+    {
+        if until - now > timeout {
+            task.end_ms = now + timeout;
+            task.injected_failure = Some(lock_timeout_message(vmid));
+        } else {
+            task.end_ms = until + (task.end_ms - now);
+        }
+    }
     Value::String(upid).into()
+}
+
+/// Takes the VM's config lock for a synchronous change; when a task holds it, asks the pipeline
+/// to wait for it (see [`crate::state::Sim::lock_wait`]).
+fn take_flock(ctx: &mut Ctx<'_>, vmid: u32) -> Result<(), ApiError> {
+    if let Some(until) = ctx.sim.state.flock_busy_until(vmid)
+        && until > ctx.now_ms
+    {
+        ctx.sim.lock_wait = Some(until);
+        return Err(ApiError::internal(lock_timeout_message(vmid)));
+    }
+    Ok(())
 }
 
 /// A config value as PVE types it in JSON: integers and booleans as numbers, the rest (including
@@ -573,6 +607,7 @@ fn update_config(ctx: &mut Ctx<'_>) -> Result<u32, ApiError> {
     let node = ctx.param("node")?;
     let vmid = ctx.vmid()?;
     perms::check_root_only(ctx)?;
+    take_flock(ctx, vmid)?;
     let skiplock = ctx.params.flag("skiplock");
     let mut set = config_options(ctx, UPDATE_ONLY);
     if let Some(cd) = set.remove("cdrom") {
