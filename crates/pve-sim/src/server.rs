@@ -297,7 +297,7 @@ async fn ticker(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Writes the state file when it changed, at most every 100 ms, and once more at shutdown.
+/// Writes the state file when it changed, at most every 500 ms, and once more at shutdown.
 async fn persister(shared: Arc<Shared>, path: PathBuf, mut stop: watch::Receiver<bool>) {
     loop {
         let stopping = tokio::select! {
@@ -326,6 +326,7 @@ async fn persister(shared: Arc<Shared>, path: PathBuf, mut stop: watch::Receiver
         if stopping {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // At most two writes a second: a big state is serialised under the lock.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

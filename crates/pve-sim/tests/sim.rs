@@ -1529,6 +1529,78 @@ async fn state_persists_across_restarts_and_reset_returns_to_the_start() {
 // Read endpoints
 
 #[tokio::test]
+async fn a_two_node_cluster_keeps_vms_and_local_storage_per_node() {
+    let mut cfg = ClusterConfig::from_yaml(
+        "cluster_name: lab\n\
+         nodes:\n  - {name: pve1, cpus: 8, memory: 16G, bridges: [vmbr0]}\n  - {name: pve2, cpus: 8, memory: 16G, bridges: [vmbr0]}\n\
+         storages:\n  - {id: local-lvm, type: lvmthin, content: [images], capacity: 20G}\n  - {id: ceph, type: rbd, content: [images], capacity: 100G, shared: true}\n\
+         isos: []\ntemplates: []\n",
+    )
+    .expect("valid config");
+    cfg.task_durations_ms.create = 50;
+    let sim = start_with(cfg, false).await;
+    let api = Api::root(&sim).await;
+    let exit = api
+        .run(
+            Method::POST,
+            "/nodes/pve2/qemu",
+            &[("vmid", "200"), ("scsi0", "local-lvm:15")],
+        )
+        .await;
+    assert_eq!(exit, "OK");
+    let exit = api
+        .run(
+            Method::POST,
+            "/nodes/pve1/qemu",
+            &[("vmid", "201"), ("scsi0", "local-lvm:15")],
+        )
+        .await;
+    assert_eq!(exit, "OK", "local storage capacity is per node");
+    let exit = api
+        .run(
+            Method::POST,
+            "/nodes/pve1/qemu",
+            &[("vmid", "202"), ("scsi0", "local-lvm:10")],
+        )
+        .await;
+    assert!(exit.contains("does not have enough free space"), "{exit}");
+    let (code, body) = api
+        .call(Method::GET, "/nodes/pve1/qemu/200/config", &[])
+        .await;
+    assert_eq!(code, 500);
+    assert_eq!(
+        body["message"],
+        "Configuration file 'nodes/pve1/qemu-server/200.conf' does not exist\n"
+    );
+    let (code, body) = api
+        .call(Method::POST, "/nodes/pve1/qemu", &[("vmid", "200")])
+        .await;
+    assert_eq!(code, 500);
+    assert_eq!(
+        body["message"],
+        "unable to create VM 200 - VM 200 already exists on node 'pve2'\n"
+    );
+    let status = api.get("/cluster/status").await;
+    assert_eq!(status[0]["type"], "cluster");
+    assert_eq!(status[0]["nodes"], json!(2));
+    let storages = api.get("/cluster/resources?type=storage").await;
+    assert_eq!(
+        storages.as_array().map(Vec::len),
+        Some(4),
+        "one entry per storage and node"
+    );
+    let anon = Api::anonymous(&sim);
+    let (_, login) = anon
+        .call(
+            Method::POST,
+            "/access/ticket",
+            &[("username", "root@pam"), ("password", ROOT_PW)],
+        )
+        .await;
+    assert_eq!(login["data"]["clustername"], "lab");
+}
+
+#[tokio::test]
 async fn read_endpoints_answer_like_pve() {
     let sim = start().await;
     let api = Api::root(&sim).await;
