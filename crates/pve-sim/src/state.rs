@@ -162,6 +162,17 @@ pub struct Volume {
     pub format: String,
 }
 
+/// A running task: its UPID, when it ends and the VM whose config lock it holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunningTask {
+    /// UPID.
+    pub upid: String,
+    /// End (ms since the epoch).
+    pub end_ms: u64,
+    /// VM.
+    pub vmid: u32,
+}
+
 /// Secrets used to sign tickets and CSRF tokens.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct AuthKeys {
@@ -194,8 +205,8 @@ pub struct SimState {
     pub volumes: Vec<Volume>,
     /// Tasks, oldest first.
     pub tasks: Vec<Task>,
-    /// UPIDs of the running tasks.
-    pub running: Vec<String>,
+    /// The running tasks (kept apart so that completing them needs no search of all tasks).
+    pub running: Vec<RunningTask>,
     /// Next simulated pid.
     pub next_pid: u32,
     /// Deterministic generator state for MACs, UUIDs and pids.
@@ -430,6 +441,7 @@ impl SimState {
         let pstart = (now_ms / 10).saturating_sub(self.boot_time * 100);
         let upid = encode_upid(node, pid, pstart, starttime, kind, id, user);
         let duration = self.config.task_durations_ms.for_kind(kind);
+        let vmid = action.vmid();
         self.tasks.push(Task {
             upid: upid.clone(),
             node: node.to_string(),
@@ -446,7 +458,11 @@ impl SimState {
             action,
             injected_failure: None,
         });
-        self.running.push(upid.clone());
+        self.running.push(RunningTask {
+            upid: upid.clone(),
+            end_ms: now_ms + duration,
+            vmid,
+        });
         if self.tasks.len() > MAX_TASKS
             && let Some(pos) = self.tasks.iter().position(|t| !t.running())
         {
@@ -469,10 +485,19 @@ impl SimState {
     pub fn flock_busy_until(&self, vmid: u32) -> Option<u64> {
         self.running
             .iter()
-            .filter_map(|u| self.task(u))
-            .filter(|t| t.action.vmid() == vmid)
-            .map(|t| t.end_ms)
+            .filter(|r| r.vmid == vmid)
+            .map(|r| r.end_ms)
             .max()
+    }
+
+    /// Moves the end of a running task (it waits for a lock, or fails earlier).
+    pub fn set_task_end(&mut self, upid: &str, end_ms: u64) {
+        if let Some(t) = self.task_mut(upid) {
+            t.end_ms = end_ms;
+        }
+        if let Some(r) = self.running.iter_mut().find(|r| r.upid == upid) {
+            r.end_ms = end_ms;
+        }
     }
 
     /// Number of running tasks.
@@ -526,20 +551,16 @@ impl Sim {
 
     /// Completes every task whose time has come, in start order.
     pub fn advance(&mut self, now_ms: u64) {
-        let due: Vec<String> = self
-            .state
-            .running
-            .iter()
-            .filter(|u| self.state.task(u).is_none_or(|t| t.end_ms <= now_ms))
-            .cloned()
-            .collect();
-        if due.is_empty() {
+        if !self.state.running.iter().any(|r| r.end_ms <= now_ms) {
             return;
         }
-        let mut due = due;
-        due.sort_by_key(|u| self.state.task(u).map(|t| t.end_ms).unwrap_or(0));
-        self.state.running.retain(|u| !due.contains(u));
-        for upid in due {
+        let (mut due, rest): (Vec<RunningTask>, Vec<RunningTask>) =
+            std::mem::take(&mut self.state.running)
+                .into_iter()
+                .partition(|r| r.end_ms <= now_ms);
+        self.state.running = rest;
+        due.sort_by_key(|r| r.end_ms);
+        for RunningTask { upid, .. } in due {
             crate::qemu::effects::complete_task(&mut self.state, &upid, now_ms);
             self.dirty = true;
         }

@@ -143,7 +143,7 @@ fn stop(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     if task.running() {
         let now = ctx.now_secs();
         crate::qemu::effects::fail_cleanup(&mut ctx.sim.state, &task.action);
-        ctx.sim.state.running.retain(|u| u != &task.upid);
+        ctx.sim.state.running.retain(|r| r.upid != task.upid);
         if let Some(t) = ctx.sim.state.task_mut(&task.upid) {
             t.finish("interrupted by signal", now);
         }

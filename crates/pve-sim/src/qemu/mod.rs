@@ -225,12 +225,13 @@ fn start_task(ctx: &mut Ctx<'_>, node: &str, kind: &str, id: &str, action: TaskA
     if let Some(until) = busy
         && let Some(task) = ctx.sim.state.task_mut(&upid)
     {
-        if until - now > timeout {
-            task.end_ms = now + timeout;
+        let end = if until - now > timeout {
             task.injected_failure = Some(lock_timeout_message(vmid));
+            now + timeout
         } else {
-            task.end_ms = until + (task.end_ms - now);
-        }
+            until + (task.end_ms - now)
+        };
+        ctx.sim.state.set_task_end(&upid, end);
     }
     Value::String(upid).into()
 }
