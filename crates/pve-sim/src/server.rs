@@ -272,6 +272,8 @@ where
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
         .serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {

@@ -1134,7 +1134,7 @@ async fn cluster_resources_and_vm_lists_are_filtered_by_privileges() {
         .unwrap_or_default();
     assert_eq!(
         types,
-        ["node", "qemu", "sdn", "storage"]
+        ["node", "pool", "qemu", "sdn", "storage"]
             .iter()
             .map(|s| s.to_string())
             .collect()
@@ -1271,6 +1271,13 @@ async fn vm_allocate_on_a_pool_lets_a_user_create_vms_in_that_pool() {
     sim.with_state(|s| s.access.user_passwd("dave@pve", "davepw"))
         .expect("password");
     let dave = Api::login(&sim, "dave@pve", "davepw").await;
+    let pools: Vec<Value> = dave
+        .get("/cluster/resources")
+        .await
+        .as_array()
+        .map(|l| l.iter().filter(|e| e["type"] == "pool").cloned().collect())
+        .unwrap_or_default();
+    assert_eq!(pools, Vec::<Value>::new(), "pool entries need Pool.Audit");
     let (code, body) = dave
         .call(
             Method::POST,

@@ -157,6 +157,13 @@ fn resources(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             }
         }
     }
+    if filter.is_none() {
+        for name in state.access.pools().keys() {
+            if ctx.check(&format!("/pool/{name}"), &["Pool.Audit"], false) {
+                out.push(json!({ "id": format!("/pool/{name}"), "pool": name, "type": "pool" }));
+            }
+        }
+    }
     if want("sdn") && ctx.check("/sdn/zones/localnetwork", &["SDN.Audit"], false) {
         for n in &state.config.nodes {
             out.push(json!({
