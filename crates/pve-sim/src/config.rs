@@ -447,6 +447,13 @@ mod tests {
     }
 
     #[test]
+    fn default_config_round_trips_through_yaml() {
+        let text = serde_yaml::to_string(&ClusterConfig::default()).expect("serialises");
+        let back = ClusterConfig::from_yaml(&text).expect("parses");
+        assert_eq!(serde_yaml::to_string(&back).expect("serialises"), text);
+    }
+
+    #[test]
     fn default_config_is_valid() {
         assert!(ClusterConfig::default().validate().is_ok());
     }
