@@ -394,13 +394,16 @@ impl Planner<'_> {
                 ));
             }
         }
+        // On a cloned VM, an option the spec leaves off (a bool's default) is the template's
+        // choice (Proxmox's GUI turns iothread on for new disks, for instance); one the spec
+        // turns on must be there.
         let mut differ = Vec::new();
         for (name, want, have) in [
             ("ssd", disk.ssd, v.flag("ssd")),
             ("discard", disk.discard, v.discard()),
             ("iothread", disk.iothread, v.flag("iothread")),
         ] {
-            if want != have {
+            if want != have && (self.defaults() || want) {
                 differ.push(format!("{name} is {want} in spec but {have} in Proxmox"));
             }
         }

@@ -196,3 +196,24 @@ fn a_full_clone_to_another_storage_matches_a_spec_disk_on_that_storage() {
     spec.disks[0].storage = "ceph".into();
     assert!(plan(&spec, &vm).conflicts.is_empty());
 }
+
+#[test]
+fn template_disk_options_the_spec_leaves_off_are_the_templates_but_options_it_asks_for_must_be_there()
+ {
+    let mut spec = cloud_init_template();
+    let t = template(json!({"scsi0": "local-lvm:base-9000-disk-0,discard=on,iothread=1,size=2G"}));
+    let mut vm = cloned(&spec, &t);
+    let p = plan(&spec, &vm);
+    assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+    vm.apply(&p);
+    assert!(plan(&spec, &vm).is_in_sync());
+    spec.disks[0].ssd = true;
+    let p = plan(&spec, &vm);
+    assert_eq!(
+        p.conflicts,
+        [
+            "spec.disks[0] (scsi0): ssd is true in spec but false in Proxmox; the options of an \
+          existing disk are set when it is added, change them in Proxmox or in the spec"
+        ]
+    );
+}
