@@ -557,6 +557,39 @@ async fn api_tokens_authenticate_and_privsep_tokens_start_without_privileges() {
     );
 }
 
+#[tokio::test]
+async fn disabling_a_user_invalidates_their_ticket_and_tokens() {
+    let sim = start().await;
+    let root = Api::root(&sim).await;
+    sim.with_state(|s| s.access.user_passwd("carol@pve", "carolpw"))
+        .expect("password");
+    let carol = Api::login(&sim, "carol@pve", "carolpw").await;
+    let (_, body) = root
+        .call(Method::POST, "/access/users/carol@pve/token/ci", &[])
+        .await;
+    let secret = body["data"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let token = Api::with_token(&sim, &format!("carol@pve!ci={secret}"));
+    assert_eq!(carol.call(Method::GET, "/version", &[]).await.0, 200);
+    assert_eq!(token.call(Method::GET, "/version", &[]).await.0, 200);
+    let (code, body) = root
+        .call(Method::PUT, "/access/users/carol@pve", &[("enable", "0")])
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(carol.call(Method::GET, "/version", &[]).await.0, 401);
+    assert_eq!(token.call(Method::GET, "/version", &[]).await.0, 401);
+    let (code, _) = Api::anonymous(&sim)
+        .call(
+            Method::POST,
+            "/access/ticket",
+            &[("username", "carol@pve"), ("password", "carolpw")],
+        )
+        .await;
+    assert_eq!(code, 401);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Pipeline order and errors
 

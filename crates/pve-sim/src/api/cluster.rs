@@ -104,7 +104,6 @@ fn resources(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             for k in ["netin", "netout", "diskread", "diskwrite"] {
                 m.insert(k.into(), json!(0));
             }
-            m.insert("hastate".into(), json!("none"));
             if let Some(tags) = vm.conf.get("tags") {
                 m.insert("tags".into(), json!(tags));
             }
@@ -131,7 +130,6 @@ fn resources(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             if n.online && ctx.check(&format!("/nodes/{}", n.name), &["Sys.Audit"], false) {
                 m.extend(super::nodes::node_stats(state, &n.name, now));
                 m.insert("cgroup-mode".into(), json!(2));
-                m.insert("hastate".into(), json!("online"));
             }
             out.push(Value::Object(m));
         }
