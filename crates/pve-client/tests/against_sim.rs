@@ -1606,3 +1606,92 @@ async fn a_vm_with_a_config_lock_refuses_updates_and_starts_with_locked() {
     );
     assert!(e.is_retryable());
 }
+
+#[tokio::test]
+async fn unknown_paths_nodes_and_an_exhausted_vmid_range_are_typed() {
+    let mut cfg = fast_cluster();
+    cfg.nextid.lower = 100;
+    cfg.nextid.upper = 101;
+    let h = Harness::start_with(cfg).await;
+    let root = h.root();
+    let e = expect_err(
+        Harness::raw(
+            &root,
+            Method::Get,
+            "/nodes/{node}/frobnicate",
+            &[("node", NODE)],
+            &[],
+        )
+        .await,
+        "an endpoint PVE does not have",
+    );
+    assert!(matches!(&e, PveError::NotImplemented { .. }), "{e:?}");
+    assert!(!e.is_retryable());
+    let e = expect_err(root.node_status("pve-nowhere").await, "an unknown node");
+    assert!(matches!(&e, PveError::NotFound { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("hostname lookup 'pve-nowhere' failed"),
+        "{e}"
+    );
+
+    assert_eq!(root.next_vmid().await.expect("the only free id"), 100);
+    create_and_wait(&root, 100, &small_vm("last-one")).await;
+    let e = expect_err(root.next_vmid().await, "nextid with the range used up");
+    assert!(matches!(&e, PveError::Conflict { .. }), "{e:?}");
+    assert!(e.to_string().contains("unable to get any free VMID"), "{e}");
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
+    let h = Harness::start().await;
+    let root = h.root();
+    root.version().await.expect("login");
+    h.faults(json!([
+        {"method": "GET", "path": "/nodes", "max_count": 1, "fault": {"kind": "drop"}},
+        {"method": "POST", "path": "/nodes/{node}/qemu", "max_count": 1, "fault": {"kind": "drop"}},
+        {"method": "GET", "path": "/cluster/nextid", "fault": {"kind": "latency", "ms": 2000}}
+    ]))
+    .await;
+    h.reset_stats().await;
+    root.nodes()
+        .await
+        .expect("GET /nodes after one dropped connection");
+    assert_eq!(h.requests_to("GET /nodes").await, 2, "one retry");
+
+    let e = expect_err(
+        root.qemu_create(NODE, 100, &small_vm("dropped"), false)
+            .await,
+        "create on a dropped connection",
+    );
+    assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
+    assert!(e.is_retryable());
+    assert_eq!(
+        h.requests_to("POST /nodes/{node}/qemu").await,
+        1,
+        "a write whose answer was lost is not resent blindly"
+    );
+
+    let impatient = h.password_client(
+        "root@pam",
+        ROOT_PW,
+        ClientOptions {
+            timeout: Duration::from_millis(150),
+            retry: RetryPolicy {
+                max_attempts: 2,
+                initial_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(5),
+            },
+            ..ClientOptions::default()
+        },
+    );
+    let e = expect_err(impatient.next_vmid().await, "a slow nextid");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
+    assert!(e.is_retryable());
+    assert_eq!(
+        h.requests_to("GET /cluster/nextid").await,
+        2,
+        "retried once"
+    );
+}
