@@ -91,15 +91,72 @@ async fn main() -> anyhow::Result<()> {
         vms as f64 / create_secs
     );
 
-    for (label, path) in [
+    // A token of an ordinary user (PVEAuditor on /, privsep=0), as a controller would use.
+    let form_post = |path: &str, form: Vec<(&'static str, String)>| {
+        client
+            .request(reqwest::Method::POST, format!("{}{path}", sim.url()))
+            .header("Cookie", &cookie)
+            .header("CSRFPreventionToken", &csrf)
+            .form(&form)
+    };
+    form_post(
+        "/access/users",
+        vec![
+            ("userid", "bench@pve".into()),
+            ("password", "benchbench".into()),
+        ],
+    )
+    .send()
+    .await?;
+    client
+        .put(format!("{}/access/acl", sim.url()))
+        .header("Cookie", &cookie)
+        .header("CSRFPreventionToken", &csrf)
+        .form(&[
+            ("path", "/"),
+            ("roles", "PVEAuditor"),
+            ("users", "bench@pve"),
+        ])
+        .send()
+        .await?;
+    let token: Value = form_post(
+        "/access/users/bench@pve/token/bench",
+        vec![("privsep", "0".into())],
+    )
+    .send()
+    .await?
+    .json()
+    .await?;
+    let token_header = format!(
+        "PVEAPIToken=bench@pve!bench={}",
+        token["data"]["value"].as_str().unwrap_or_default()
+    );
+
+    for (label, path, auth) in [
         (
             "GET status/current",
             "/nodes/pve/qemu/1000/status/current".to_string(),
+            ("Cookie", cookie.clone()),
         ),
-        ("GET version", "/version".to_string()),
+        (
+            "GET version",
+            "/version".to_string(),
+            ("Cookie", cookie.clone()),
+        ),
         (
             "GET cluster/resources (all VMs)",
             "/cluster/resources?type=vm".to_string(),
+            ("Cookie", cookie.clone()),
+        ),
+        (
+            "GET status/current (auditor token)",
+            "/nodes/pve/qemu/1000/status/current".to_string(),
+            ("Authorization", token_header.clone()),
+        ),
+        (
+            "GET cluster/resources (all VMs, auditor token)",
+            "/cluster/resources?type=vm".to_string(),
+            ("Authorization", token_header.clone()),
         ),
     ] {
         let count = Arc::new(AtomicU64::new(0));
@@ -107,16 +164,16 @@ async fn main() -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let mut workers = Vec::new();
         for _ in 0..concurrency {
-            let (client, url, cookie, count, errors) = (
+            let (client, url, auth, count, errors) = (
                 client.clone(),
                 format!("{}{path}", sim.url()),
-                cookie.clone(),
+                auth.clone(),
                 count.clone(),
                 errors.clone(),
             );
             workers.push(tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    match client.get(&url).header("Cookie", &cookie).send().await {
+                    match client.get(&url).header(auth.0, &auth.1).send().await {
                         Ok(r) if r.status().is_success() => {
                             let _ = r.bytes().await;
                             count.fetch_add(1, Ordering::Relaxed);
