@@ -12,6 +12,8 @@ mod desired;
 mod error;
 mod marker;
 mod name;
+mod plan;
+mod release;
 mod update;
 mod wire;
 
@@ -19,7 +21,9 @@ pub use create::{clone_options, create_config};
 pub use error::SpecError;
 pub use marker::Marker;
 pub use name::vm_name;
-pub use update::{UpdatePlan, plan_update, release_marker};
+pub use plan::UpdatePlan;
+pub use release::release_marker;
+pub use update::plan_update;
 
 /// Re-exported for the signatures of this module.
 pub use pve_operator_api::machine_request::MachineRequestSpec;

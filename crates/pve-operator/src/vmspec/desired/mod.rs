@@ -1,0 +1,213 @@
+//! The spec, checked and translated into Proxmox terms once, for both the create call and the
+//! drift comparison.
+
+mod cloud_init;
+mod fields;
+mod hardware;
+
+use pve_client::api::vmconfig::{Bios, DiskBus, DiskSlot, EfiDisk};
+use pve_operator_api::machine_request::{Bios as SpecBios, MachineRequestSpec};
+
+use super::error::SpecError;
+use super::marker::Marker;
+
+pub(crate) use cloud_init::DesiredCloudInit;
+pub(crate) use hardware::{DesiredDisk, DesiredNic, cache_name};
+
+/// What an omitted optional spec field means for a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Baseline {
+    /// Created from scratch: an omitted field means Proxmox's default, so a value set in
+    /// Proxmox behind the controller's back is removed.
+    Defaults,
+    /// Cloned from a template: an omitted field means "as the template has it", so the
+    /// controller leaves it alone.
+    Template,
+}
+
+/// The whole spec in Proxmox terms.
+#[derive(Debug, Clone)]
+pub(crate) struct Desired {
+    pub baseline: Baseline,
+    pub name: String,
+    pub cores: u32,
+    pub sockets: u32,
+    pub cpu_type: Option<String>,
+    pub memory_mib: u64,
+    pub balloon_mib: Option<u64>,
+    pub disks: Vec<DesiredDisk>,
+    pub nics: Vec<DesiredNic>,
+    /// The ISO volume for `ide2`.
+    pub iso: Option<String>,
+    pub network_boot: bool,
+    pub cloud_init: Option<DesiredCloudInit>,
+    pub bios: Bios,
+    pub efidisk: Option<EfiDisk>,
+    pub machine: Option<String>,
+    pub agent: bool,
+    pub tags: Vec<String>,
+    pub description: String,
+    pub smbios_uuid: Option<String>,
+    pub onboot: bool,
+    pub pool: Option<String>,
+}
+
+/// The slot of the ISO CD-ROM.
+pub(crate) fn iso_slot() -> Result<DiskSlot, SpecError> {
+    DiskSlot::ide(2).map_err(|e| SpecError::invalid("spec.boot.iso", e.to_string()))
+}
+
+/// Slots the cloud-init drive may take, best first (`ide2` is Proxmox's usual place).
+fn cloudinit_candidates() -> impl Iterator<Item = DiskSlot> {
+    [2u8, 0, 1, 3]
+        .into_iter()
+        .filter_map(|i| DiskSlot::ide(i).ok())
+        .chain((0..=5).filter_map(|i| DiskSlot::sata(i).ok()))
+}
+
+/// The first free slot for the cloud-init drive.
+pub(crate) fn cloudinit_slot(taken: impl Fn(DiskSlot) -> bool) -> Option<DiskSlot> {
+    cloudinit_candidates().find(|s| !taken(*s))
+}
+
+/// The description: the user's text, a blank line, the marker line.
+pub(crate) fn description(user: Option<&str>, marker: &Marker) -> String {
+    match user.map(str::trim_end).filter(|d| !d.trim().is_empty()) {
+        Some(d) => format!("{d}\n\n{}", marker.description_line()),
+        None => marker.description_line(),
+    }
+}
+
+/// The tags: the managed tag, the uid tag, then the user's (without case-insensitive repeats).
+pub(crate) fn tags(user: &[String], marker: &Marker) -> Vec<String> {
+    let mut out: Vec<String> = vec![Marker::MANAGED_TAG.to_owned(), marker.uid_tag()];
+    for t in user {
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(t)) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
+impl Desired {
+    /// Checks `spec` and translates it.
+    pub fn from_spec(
+        spec: &MachineRequestSpec,
+        marker: &Marker,
+        vm_name: &str,
+    ) -> Result<Self, SpecError> {
+        let boot = &spec.boot;
+        let sources = [
+            boot.iso.is_some(),
+            boot.template.is_some(),
+            boot.network.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(SpecError::invalid(
+                "spec.boot",
+                "must set exactly one boot source: iso, template or network",
+            ));
+        }
+        let disks = hardware::disks(spec)?;
+        let nics = hardware::nics(spec)?;
+        if boot.network.is_some() && nics.is_empty() {
+            return Err(SpecError::invalid(
+                "spec.networks",
+                "needs at least one interface to boot from the network (spec.boot.network)",
+            ));
+        }
+        let cloud_init = cloud_init::cloud_init(spec, &nics)?;
+        let fw = &spec.firmware;
+        let (bios, efidisk) = match (fw.bios, &fw.efi_disk) {
+            (SpecBios::OVMF, Some(e)) => (
+                Bios::Ovmf,
+                Some(EfiDisk {
+                    storage: e.storage.clone(),
+                    efitype_4m: true,
+                    pre_enrolled_keys: Some(e.pre_enrolled_keys),
+                }),
+            ),
+            (SpecBios::OVMF, None) => {
+                return Err(SpecError::invalid(
+                    "spec.firmware.efiDisk",
+                    "is required with bios: OVMF (UEFI keeps its variables there)",
+                ));
+            }
+            (SpecBios::SeaBIOS, None) => (Bios::Seabios, None),
+            (SpecBios::SeaBIOS, Some(_)) => {
+                return Err(SpecError::invalid(
+                    "spec.firmware.efiDisk",
+                    "is used only with bios: OVMF",
+                ));
+            }
+        };
+        if spec.cpu.cores == 0 || spec.cpu.sockets == 0 {
+            return Err(SpecError::invalid(
+                "spec.cpu",
+                "cores and sockets must be at least 1",
+            ));
+        }
+        if let Some(b) = spec.memory.balloon_mib
+            && b > spec.memory.size_mib
+        {
+            return Err(SpecError::invalid(
+                "spec.memory.balloonMiB",
+                format!("{b} exceeds sizeMiB ({})", spec.memory.size_mib),
+            ));
+        }
+        Ok(Self {
+            baseline: if boot.template.is_some() {
+                Baseline::Template
+            } else {
+                Baseline::Defaults
+            },
+            name: vm_name.to_owned(),
+            cores: spec.cpu.cores,
+            sockets: spec.cpu.sockets,
+            cpu_type: spec.cpu.cpu_type.clone(),
+            memory_mib: spec.memory.size_mib,
+            balloon_mib: spec.memory.balloon_mib,
+            disks,
+            nics,
+            iso: boot.iso.as_ref().map(|i| i.volume.clone()),
+            network_boot: boot.network.is_some(),
+            cloud_init,
+            bios,
+            efidisk,
+            machine: fw.machine.clone(),
+            agent: spec.guest_agent,
+            tags: tags(&spec.tags, marker),
+            description: description(spec.description.as_deref(), marker),
+            smbios_uuid: marker.smbios_uuid().map(str::to_owned),
+            onboot: spec.start_on_boot,
+            pool: spec.pool.clone(),
+        })
+    }
+
+    /// The boot order of a created VM: the network first for network boot (then the first
+    /// disk, once something is installed on it); the first disk, then the ISO for ISO boot (an
+    /// empty disk falls through to the installer, an installed one boots).
+    pub fn boot_order(&self) -> Result<Vec<String>, SpecError> {
+        let first_disk = self.disks.first().map(|d| d.slot.to_string());
+        let mut order = Vec::new();
+        if self.network_boot {
+            if let Some(n) = self.nics.iter().map(|n| n.index).min() {
+                order.push(format!("net{n}"));
+            }
+            order.extend(first_disk);
+        } else {
+            order.extend(first_disk);
+            if self.iso.is_some() {
+                order.push(iso_slot()?.to_string());
+            }
+        }
+        Ok(order)
+    }
+
+    /// Whether the SCSI controller must be `virtio-scsi-single` (an I/O thread on a SCSI disk).
+    pub fn needs_single_scsi(&self) -> bool {
+        self.disks
+            .iter()
+            .any(|d| d.iothread && d.slot.bus() == DiskBus::Scsi)
+    }
+}
