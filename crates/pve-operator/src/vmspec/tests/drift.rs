@@ -402,3 +402,27 @@ fn every_planned_value_passes_the_client_encoder_and_changed_keys_match_the_para
     assert_eq!(sent, keys);
     assert!(sent.contains(&"scsi0".to_owned()) && sent.contains(&"tags".to_owned()));
 }
+
+#[test]
+fn cloud_init_removed_from_spec_deletes_its_keys_and_drive() {
+    let mut spec = multi_disk_multi_nic();
+    let mut vm = created(&spec);
+    spec.cloud_init = None;
+    let p = plan(&spec, &vm);
+    let mut deleted = p.delete.clone();
+    deleted.sort();
+    assert_eq!(deleted, ["ide0", "ipconfig0", "ipconfig1"]);
+    apply_and_converge(&spec, &mut vm, &p);
+    assert!(vm.values.contains_key("ide2"), "the ISO CD-ROM stays");
+}
+
+#[test]
+fn an_ip_config_with_extra_ipv6_set_in_proxmox_is_set_back_to_the_spec() {
+    let spec = multi_disk_multi_nic();
+    let mut vm = created(&spec);
+    set(&mut vm, "ipconfig1", "ip=10.0.100.5/24,ip6=auto");
+    let p = plan(&spec, &vm);
+    assert_eq!(p.changed_keys(), ["ipconfig1"]);
+    assert_eq!(params(&p.config)["ipconfig1"], "ip=10.0.100.5/24");
+    apply_and_converge(&spec, &mut vm, &p);
+}

@@ -6,3 +6,4 @@ mod drift;
 mod fixtures;
 mod marker;
 mod template;
+mod wire;
