@@ -1078,6 +1078,56 @@ async fn config_digest_pending_changes_and_tag_normalisation() {
 }
 
 #[tokio::test]
+async fn config_update_allocates_disks_all_or_nothing_and_keeps_replaced_ones_unused() {
+    let sim = start().await;
+    let api = Api::root(&sim).await;
+    assert_eq!(create_vm(&api, "112", &[]).await, "OK");
+    let (code, body) = api
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/112/config",
+            &[("scsi1", "local-lvm:10"), ("scsi2", "local-lvm:5000")],
+        )
+        .await;
+    assert_eq!(code, 500, "{body}");
+    let volumes = api
+        .get("/nodes/pve/storage/local-lvm/content?vmid=112")
+        .await;
+    assert_eq!(
+        volumes.as_array().map(Vec::len),
+        Some(1),
+        "only the first disk: {volumes}"
+    );
+    let (code, body) = api
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/112/config",
+            &[("scsi0", "local-lvm:4")],
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let conf = api.get("/nodes/pve/qemu/112/config").await;
+    assert_eq!(conf["scsi0"], "local-lvm:vm-112-disk-1,size=4G");
+    assert_eq!(conf["unused0"], "local-lvm:vm-112-disk-0");
+    let (code, _) = api
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/112/config",
+            &[("delete", "unused0")],
+        )
+        .await;
+    assert_eq!(code, 200);
+    let volumes = api
+        .get("/nodes/pve/storage/local-lvm/content?vmid=112")
+        .await;
+    assert_eq!(
+        volumes.as_array().map(Vec::len),
+        Some(1),
+        "deleting unused0 frees it"
+    );
+}
+
+#[tokio::test]
 async fn resize_grows_disks_asynchronously_and_refuses_to_shrink() {
     let sim = start().await;
     let api = Api::root(&sim).await;

@@ -141,8 +141,10 @@ fn update_config(ctx: &mut Ctx<'_>) -> Result<u32, ApiError> {
             }
         }
     }
-    // Rewrite NICs (keeping the MAC of an existing NIC) and allocate new disks now.
+    // Rewrite NICs (keeping the MAC of an existing NIC) and allocate new disks now; if one
+    // allocation fails, the volumes of this request are freed again.
     let mut rewritten = BTreeMap::new();
+    let mut allocated: Vec<String> = Vec::new();
     for (k, v) in set {
         let v = if k == "tags" {
             normalise_tags(&v)
@@ -167,9 +169,21 @@ fn update_config(ctx: &mut Ctx<'_>) -> Result<u32, ApiError> {
                 None => v,
             }
         } else if is_drive_key(&k) {
-            alloc::allocate_disk(&mut ctx.sim.state, vmid, &node, &k, &v, None)
-                .map(|(v, _)| v)
-                .map_err(ApiError::internal)?
+            match alloc::allocate_disk(&mut ctx.sim.state, vmid, &node, &k, &v, None) {
+                Ok((value, created)) => {
+                    if created && let Some(d) = Drive::parse(&k, &value) {
+                        allocated.push(d.file);
+                    }
+                    value
+                }
+                Err(e) => {
+                    ctx.sim
+                        .state
+                        .volumes
+                        .retain(|vol| !allocated.contains(&vol.volid));
+                    return Err(ApiError::internal(e));
+                }
+            }
         } else {
             v
         };
@@ -207,6 +221,18 @@ fn update_config(ctx: &mut Ctx<'_>) -> Result<u32, ApiError> {
         }
     }
     for (k, v) in rewritten {
+        // A drive replaced by another volume keeps its old volume as `unusedN`.
+        if is_drive_key(&k)
+            && let Some(old) = vm.conf.get(&k).and_then(|o| Drive::parse(&k, o))
+            && !old.is_cdrom()
+            && old.file.contains(':')
+            && Drive::parse(&k, &v).is_none_or(|new| new.file != old.file)
+        {
+            let n = (0..256)
+                .find(|i| !vm.conf.contains_key(&format!("unused{i}")))
+                .unwrap_or(0);
+            vm.conf.insert(format!("unused{n}"), old.file);
+        }
         if running && !hotpluggable(&k) {
             vm.pending.insert(k, v);
         } else {
