@@ -22,7 +22,7 @@ use crate::router::Router;
 use crate::state::{Sim, SimState};
 
 /// How to start a simulator.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SimOptions {
     /// Address to listen on; port 0 picks a free port. Default `127.0.0.1:0`.
     pub listen: SocketAddr,
@@ -34,6 +34,17 @@ pub struct SimOptions {
     pub state_file: Option<PathBuf>,
     /// Serve plain HTTP instead of HTTPS.
     pub insecure_http: bool,
+}
+
+impl std::fmt::Debug for SimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimOptions")
+            .field("listen", &self.listen)
+            .field("root_password", &"***")
+            .field("state_file", &self.state_file)
+            .field("insecure_http", &self.insecure_http)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SimOptions {
@@ -330,5 +341,17 @@ async fn persister(shared: Arc<Shared>, path: PathBuf, mut stop: watch::Receiver
         }
         // At most two writes a second: a big state is serialised under the lock.
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_root_password() {
+        let text = format!("{:?}", SimOptions::new("hunter2-secret"));
+        assert!(!text.contains("hunter2-secret"), "{text}");
+        assert!(text.contains("***"));
     }
 }
