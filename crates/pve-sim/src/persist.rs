@@ -30,7 +30,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
         .unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let io = |what: &str, e| SimError::io(format!("{what} {}", tmp.display()), e);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
+    // The state holds the TLS key and the ticket signing keys: readable by the owner only.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&tmp).map_err(|e| io("creating", e))?;
     f.write_all(bytes).map_err(|e| io("writing", e))?;
     f.sync_all().map_err(|e| io("syncing", e))?;
     drop(f);
@@ -51,5 +56,14 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"a\":2}");
         let entries = std::fs::read_dir(dir.path()).expect("list").count();
         assert_eq!(entries, 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "the state file holds keys");
+        }
     }
 }
