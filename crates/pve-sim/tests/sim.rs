@@ -558,6 +558,31 @@ async fn api_tokens_authenticate_and_privsep_tokens_start_without_privileges() {
 }
 
 #[tokio::test]
+async fn the_readme_least_privilege_token_setup_works() {
+    use pve_sim::access::AclSubject;
+    let mut opts = SimOptions::new("secret");
+    opts.config.user_cfg = Some("user:ci@pve:1:0:::::\nacl:1:/vms:ci@pve:PVEVMAdmin:\n".into());
+    let sim = SimServer::start(opts).await.expect("starts");
+    let secret = sim
+        .with_state(|s| {
+            let secret = s.access.token_add("ci@pve", "op", Some(true), None, None)?;
+            s.access.acl_modify(
+                "/vms",
+                AclSubject::Token("ci@pve!op".into()),
+                "PVEVMAdmin",
+                true,
+            )?;
+            Ok::<_, pve_sim::access::AccessError>(secret)
+        })
+        .expect("token and ACL");
+    let token = Api::with_token(&sim, &format!("ci@pve!op={secret}"));
+    let conf = token.get("/nodes/pve/qemu/9000/config").await;
+    assert_eq!(conf["template"], json!(1));
+    let (code, _) = token.call(Method::GET, "/nodes/pve/status", &[]).await;
+    assert_eq!(code, 403, "nothing beyond /vms");
+}
+
+#[tokio::test]
 async fn disabling_a_user_invalidates_their_ticket_and_tokens() {
     let sim = start().await;
     let root = Api::root(&sim).await;
