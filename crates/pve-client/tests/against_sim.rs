@@ -16,7 +16,8 @@ use pve_client::api::qemu::{
 };
 use pve_client::api::tasks::{TaskListQuery, WaitOptions};
 use pve_client::api::vmconfig::{
-    AgentConfig, Disk, DiskSlot, Drive, IpConfig, Ipv4Config, Nic, NicModel, ScsiHw, VmConfig,
+    AgentConfig, Bios, CacheMode, Disk, DiskSlot, Drive, EfiDisk, IpConfig, Ipv4Config, Ipv6Config,
+    Nic, NicModel, ScsiHw, VmConfig,
 };
 use pve_client::request::{ApiRequest, Method, Params};
 use pve_client::{
@@ -1693,5 +1694,239 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
         h.requests_to("GET /cluster/nextid").await,
         2,
         "retried once"
+    );
+}
+
+const SSH_KEY_2: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNlY29uZGtleWZvcnB2ZWNsaWVudHRlc3Rz second@example";
+
+#[tokio::test]
+async fn uefi_sata_empty_cdrom_ipv6_and_pool_options_round_trip() {
+    let h = Harness::start().await;
+    let root = h.root();
+    Harness::raw(&root, Method::Post, "/pools", &[], &[("poolid", "team-a")])
+        .await
+        .expect("root creates a pool");
+    let vm = VmConfig {
+        name: Some("uefi-1".into()),
+        memory_mib: Some(1024),
+        bios: Some(Bios::Ovmf),
+        machine: Some("q35".into()),
+        efidisk: Some(EfiDisk {
+            storage: "local-lvm".into(),
+            efitype_4m: true,
+            pre_enrolled_keys: Some(true),
+        }),
+        cipassword: Some(pve_client::Secret::new("cloud-init-pw")),
+        sshkeys: vec![SSH_KEY.into(), SSH_KEY_2.into()],
+        nameservers: vec![
+            "192.0.2.53".parse().expect("ip"),
+            "2001:db8::53".parse().expect("ip"),
+        ],
+        pool: Some("team-a".into()),
+        onboot: Some(true),
+        ..VmConfig::default()
+    }
+    .drive(
+        DiskSlot::sata(0).expect("sata0"),
+        Drive::Disk(
+            Disk::new("local-lvm", 4.5)
+                .cache(CacheMode::Writeback)
+                .backup(false),
+        ),
+    )
+    .drive(
+        DiskSlot::virtio(0).expect("virtio0"),
+        Drive::Disk(Disk::new("local-lvm", 1.0).iothread(true).discard(true)),
+    )
+    .drive(DiskSlot::ide(2).expect("ide2"), Drive::CdromEmpty)
+    .nic(0, Nic::new(NicModel::Vmxnet3, "vmbr1"))
+    .ipconfig(
+        0,
+        IpConfig {
+            ipv4: Some(Ipv4Config::Dhcp),
+            ipv6: Some(Ipv6Config::Static {
+                cidr: "2001:db8::10/64".into(),
+                gateway: Some("2001:db8::1".parse().expect("ip")),
+            }),
+        },
+    )
+    .ipconfig(
+        1,
+        IpConfig {
+            ipv4: None,
+            ipv6: Some(Ipv6Config::Auto),
+        },
+    );
+    create_and_wait(&root, 100, &vm).await;
+    let cfg = root.qemu_config(NODE, 100).await.expect("config");
+    assert_eq!(cfg.get("bios"), Some("ovmf"));
+    assert_eq!(cfg.get("machine"), Some("q35"));
+    assert_eq!(cfg.get("onboot"), Some("1"));
+    assert_eq!(cfg.get("cipassword"), Some("**********"), "PVE masks it");
+    assert_eq!(cfg.get("nameserver"), Some("192.0.2.53 2001:db8::53"));
+    assert_eq!(cfg.get("ide2"), Some("none,media=cdrom"));
+    assert_eq!(
+        cfg.get("ipconfig0"),
+        Some("ip=dhcp,ip6=2001:db8::10/64,gw6=2001:db8::1")
+    );
+    assert_eq!(cfg.get("ipconfig1"), Some("ip6=auto"));
+    let keys = percent_decode(cfg.get("sshkeys").expect("sshkeys"));
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys, [SSH_KEY, SSH_KEY_2]);
+    let efi = cfg.get("efidisk0").expect("efidisk0");
+    assert!(
+        efi.starts_with("local-lvm:vm-100-disk-") && efi.contains("efitype=4m"),
+        "{efi}"
+    );
+    assert!(efi.contains("pre-enrolled-keys=1"), "{efi}");
+    let sata = cfg.get("sata0").expect("sata0");
+    for opt in ["backup=0", "cache=writeback", "size=4608M"] {
+        assert!(sata.contains(opt), "{sata} has {opt}");
+    }
+    let virtio = cfg.get("virtio0").expect("virtio0");
+    assert!(
+        virtio.contains("iothread=1") && virtio.contains("discard=on"),
+        "{virtio}"
+    );
+    assert_eq!(cfg.nics()[&0].model, NicModel::Vmxnet3);
+    let vms = root
+        .cluster_resources(Some(ResourceType::Vm))
+        .await
+        .expect("resources");
+    let entry = vms.iter().find(|r| r.vmid == Some(100)).expect("VM 100");
+    assert_eq!(entry.pool.as_deref(), Some("team-a"));
+    assert_eq!(entry.name.as_deref(), Some("uefi-1"));
+    assert_eq!(entry.maxmem, Some(1024 << 20));
+}
+
+#[tokio::test]
+async fn a_least_privilege_token_is_told_which_privilege_is_missing_where() {
+    let h = Harness::start().await;
+    let root = h.root();
+    let secret = h
+        .create_user(
+            &root,
+            "omni@pve",
+            "omni-password",
+            &[
+                ("/vms", "PVEVMAdmin"),
+                ("/storage/local-lvm", "PVEDatastoreUser"),
+            ],
+            Some("omni-provider"),
+        )
+        .await
+        .expect("secret");
+    let omni = h.token_client("omni@pve!omni-provider", &secret);
+    let perms = omni
+        .permissions(Some("/vms/100"), None)
+        .await
+        .expect("own permissions");
+    assert!(perms.has("/vms/100", "VM.Allocate"), "{perms:?}");
+    let perms = omni
+        .permissions(Some("/sdn/zones/localnetwork/vmbr0"), None)
+        .await
+        .expect("own permissions");
+    assert!(
+        !perms.has("/sdn/zones/localnetwork/vmbr0", "SDN.Use"),
+        "{perms:?}"
+    );
+
+    // No SDN.Use on the bridge: the NIC is refused with path and privilege.
+    let vm = small_vm("least-1");
+    let e = expect_err(
+        omni.qemu_create(NODE, 100, &vm, false).await,
+        "NIC without SDN.Use",
+    );
+    match &e {
+        PveError::PermissionDenied {
+            path, privileges, ..
+        } => {
+            assert_eq!(
+                path.as_deref(),
+                Some("/sdn/zones/localnetwork/vmbr0"),
+                "{e:?}"
+            );
+            assert_eq!(privileges, &["SDN.Use".to_owned()]);
+        }
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+    assert!(
+        e.to_string()
+            .contains("missing SDN.Use on /sdn/zones/localnetwork/vmbr0"),
+        "{e}"
+    );
+
+    // An unknown pool is reported as such.
+    let in_pool = VmConfig {
+        pool: Some("nope".into()),
+        ..small_vm("least-2")
+    };
+    let e = expect_err(
+        omni.qemu_create(NODE, 100, &in_pool, false).await,
+        "unknown pool",
+    );
+    assert!(
+        matches!(&e, PveError::PermissionDenied { path: None, detail: Some(d), .. }
+            if d == "pool 'nope' does not exist"),
+        "{e:?}"
+    );
+
+    // With SDN.Use on the bridge (propagating to its VLANs) the same request passes, a
+    // tagged NIC included, and the token can run the VM's whole life.
+    Harness::raw(
+        &root,
+        Method::Put,
+        "/access/acl",
+        &[],
+        &[
+            ("path", "/sdn/zones/localnetwork/vmbr0"),
+            ("roles", "PVESDNUser"),
+            ("users", "omni@pve"),
+            ("tokens", "omni@pve!omni-provider"),
+        ],
+    )
+    .await
+    .expect("grant SDN.Use");
+    let tagged = small_vm("least-3").nic(0, Nic::new(NicModel::Virtio, "vmbr0").tag(42));
+    create_and_wait(&omni, 100, &tagged).await;
+    run(&omni, omni.qemu_start(NODE, 100).await.expect("start")).await;
+    run(
+        &omni,
+        omni.qemu_stop(NODE, 100, &StopOptions::default())
+            .await
+            .expect("stop"),
+    )
+    .await;
+    // No SDN.Use on vmbr1.
+    let e = expect_err(
+        omni.qemu_update_sync(
+            NODE,
+            100,
+            &VmConfig::new().nic(1, Nic::new(NicModel::Virtio, "vmbr1")),
+            &ConfigUpdate::default(),
+        )
+        .await,
+        "a second NIC on vmbr1",
+    );
+    assert!(
+        matches!(&e, PveError::PermissionDenied { path: Some(p), .. } if p == "/sdn/zones/localnetwork/vmbr1"),
+        "{e:?}"
+    );
+    run(
+        &omni,
+        omni.qemu_delete(NODE, 100, DeleteOptions::default())
+            .await
+            .expect("delete"),
+    )
+    .await;
+
+    // Someone else's task: readable only with Sys.Audit on the node.
+    let root_task = create_and_wait(&root, 101, &small_vm("roots")).await;
+    let e = expect_err(omni.task_status(&root_task).await, "root's task");
+    assert!(
+        matches!(&e, PveError::PermissionDenied { path: Some(p), privileges, .. }
+            if p == "/nodes/pve" && privileges == &["Sys.Audit".to_owned()]),
+        "{e:?}"
     );
 }
