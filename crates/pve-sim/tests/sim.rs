@@ -940,6 +940,30 @@ async fn config_changes_wait_for_a_task_holding_the_config_lock_and_stale_locks_
 }
 
 #[tokio::test]
+async fn concurrent_creators_racing_for_one_vmid_get_exactly_one_winner() {
+    let sim = start().await;
+    let api = Api::root(&sim).await;
+    let id = api.get("/cluster/nextid").await;
+    let id = id.as_str().unwrap_or_default().to_string();
+    let attempts = (0..8).map(|_| {
+        let api = api.clone();
+        let id = id.clone();
+        async move {
+            api.call(Method::POST, "/nodes/pve/qemu", &[("vmid", id.as_str())])
+                .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let winners = results.iter().filter(|(code, _)| *code == 200).count();
+    assert_eq!(winners, 1, "{results:?}");
+    let expected = format!("unable to create VM {id} - VM {id} already exists on node 'pve'\n");
+    for (code, body) in results.iter().filter(|(code, _)| *code != 200) {
+        assert_eq!(*code, 500);
+        assert_eq!(body["message"], json!(expected));
+    }
+}
+
+#[tokio::test]
 async fn allocation_fails_the_task_when_the_storage_is_full() {
     let sim = start().await;
     let api = Api::root(&sim).await;
