@@ -71,7 +71,13 @@ pub async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response
     };
     let api_path = if api_path.is_empty() { "/" } else { api_path };
     let resp = api(&shared, &method, api_path, &query, &parts.headers, body).await;
-    if extjs { to_extjs(resp).await } else { resp }
+    let resp = if extjs { to_extjs(resp).await } else { resp };
+    let accept = parts
+        .headers
+        .get("accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    response::compress(resp, accept).await
 }
 
 /// Re-formats an answer for `/api2/extjs`: handler errors become HTTP 200 with

@@ -96,6 +96,58 @@ pub fn plain_json(status: u16, value: &Value) -> Response<Body> {
     resp
 }
 
+/// Compresses a JSON answer over 1 KiB with gzip or deflate when the client accepts it, as
+/// pve-http-server does.
+pub async fn compress(resp: Response<Body>, accept_encoding: &str) -> Response<Body> {
+    use std::io::Write;
+    let wants = |enc: &str| {
+        accept_encoding.split(',').any(|e| {
+            e.split(';')
+                .next()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(enc))
+        })
+    };
+    let encoding = if wants("gzip") {
+        "gzip"
+    } else if wants("deflate") {
+        "deflate"
+    } else {
+        return resp;
+    };
+    let is_json = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json || resp.extensions().get::<DropConnection>().is_some() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    if bytes.len() <= 1024 {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    let level = flate2::Compression::fast();
+    let compressed = if encoding == "gzip" {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), level);
+        enc.write_all(&bytes).and_then(|()| enc.finish())
+    } else {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), level);
+        enc.write_all(&bytes).and_then(|()| enc.finish())
+    };
+    match compressed {
+        Ok(data) => {
+            parts
+                .headers
+                .insert("content-encoding", HeaderValue::from_static(encoding));
+            parts.headers.remove("content-length");
+            Response::from_parts(parts, Body::from(data))
+        }
+        Err(_) => Response::from_parts(parts, Body::from(bytes)),
+    }
+}
+
 /// A response that makes the server drop the connection.
 pub fn dropped() -> Response<Body> {
     let mut resp = Response::new(Body::empty());

@@ -760,6 +760,54 @@ async fn extjs_format_answers_handler_errors_with_http_200() {
 }
 
 #[tokio::test]
+async fn answers_over_one_kib_are_gzipped_when_the_client_accepts_it() {
+    use std::io::Read;
+    let sim = start_with(fast_config(), true).await;
+    let api = Api::root(&sim).await;
+    for id in ["100", "101", "102"] {
+        assert_eq!(create_vm(&api, id, &[]).await, "OK");
+    }
+    let Auth::Ticket { ticket, .. } = &api.auth else {
+        panic!("ticket auth expected");
+    };
+    let cookie = format!("Cookie: PVEAuthCookie={ticket}\r\n");
+    // Raw bytes: the body is binary.
+    let mut stream = tokio::net::TcpStream::connect(sim.addr())
+        .await
+        .expect("connect");
+    let req = get_request(
+        "/cluster/resources",
+        &format!("{cookie}Accept-Encoding: gzip\r\n"),
+    );
+    stream.write_all(req.as_bytes()).await.expect("send");
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.expect("read");
+    let head = String::from_utf8_lossy(&buf[..buf.len().min(400)]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let start = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .unwrap_or(0);
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&buf[start..])
+        .read_to_string(&mut text)
+        .expect("valid gzip");
+    let json: Value = serde_json::from_str(&text).expect("JSON inside");
+    assert!(json["data"].as_array().is_some_and(|l| !l.is_empty()));
+    let (_, _, head, _) = raw(
+        &sim,
+        &get_request("/version", &format!("{cookie}Accept-Encoding: gzip\r\n")),
+    )
+    .await;
+    assert!(
+        !head.to_ascii_lowercase().contains("content-encoding"),
+        "small answers stay plain"
+    );
+}
+
+#[tokio::test]
 async fn unknown_node_fails_like_a_failed_proxy_lookup() {
     let sim = start().await;
     let root = Api::root(&sim).await;
