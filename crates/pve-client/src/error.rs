@@ -85,7 +85,8 @@ pub enum PveError {
         message: String,
     },
     /// The request conflicts with the current state of the guest or cluster (running, stopped,
-    /// paused, protected, HA-managed, no free VMID left in the configured range).
+    /// paused, protected, HA-managed, a template, no guest agent configured, no free VMID left in the
+    /// configured range).
     #[error("conflicts with the current state: {message}")]
     Conflict {
         /// Proxmox's message.
@@ -436,6 +437,11 @@ fn classify(status: u16, message: String, errors: BTreeMap<String, String>) -> P
     {
         return PveError::NotFound { message, errors };
     }
+    // qemu-server's `assert_agent_available`: the agent is configured and the VM runs, but the
+    // guest has not started its agent (yet). Transient, unlike "VM 100 not running" below.
+    if lower.contains("guest agent is not running") && status >= 500 {
+        return PveError::Server { status, message };
+    }
     if lower.contains("is running - destroy failed")
         || lower.contains(" not running")
         || lower.contains("already running")
@@ -445,6 +451,7 @@ fn classify(status: u16, message: String, errors: BTreeMap<String, String>) -> P
         || lower.contains("is a template")
         || lower.contains("if it's a template")
         || lower.contains("unable to get any free vmid")
+        || lower.starts_with("no qemu guest agent configured")
     {
         return PveError::Conflict { message };
     }

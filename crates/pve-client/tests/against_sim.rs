@@ -1930,3 +1930,109 @@ async fn a_least_privilege_token_is_told_which_privilege_is_missing_where() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn power_resize_clone_and_agent_edge_cases_have_the_right_kinds() {
+    let h = Harness::start().await;
+    let root = h.root();
+    create_and_wait(&root, 100, &small_vm("edges")).await;
+    let scsi0 = DiskSlot::scsi(0).expect("scsi0");
+
+    // Guest agent: not configured is permanent; a stopped VM is a state conflict.
+    let e = expect_err(
+        root.qemu_agent_network(NODE, 100).await,
+        "agent of a stopped VM",
+    );
+    assert!(matches!(&e, PveError::Conflict { .. }), "{e:?}");
+    run(&root, root.qemu_start(NODE, 100).await.expect("start")).await;
+    let e = expect_err(
+        root.qemu_agent_network(NODE, 100).await,
+        "agent not configured",
+    );
+    assert!(
+        matches!(&e, PveError::Conflict { message } if message == "No QEMU guest agent configured"),
+        "{e:?}"
+    );
+    assert!(
+        !e.is_retryable(),
+        "configuring the agent is the fix, not retrying"
+    );
+
+    // Starting a running VM fails in the task, as a conflict; reboot and reset succeed.
+    let e = expect_err(
+        root.wait_task(
+            &root.qemu_start(NODE, 100).await.expect("start"),
+            &fast_wait(),
+        )
+        .await,
+        "start of a running VM",
+    );
+    assert!(
+        matches!(&e, PveError::TaskFailed { exit_status, cause: ErrorKind::Conflict, .. }
+            if exit_status == "VM 100 already running"),
+        "{e:?}"
+    );
+    run(&root, root.qemu_reboot(NODE, 100).await.expect("reboot")).await;
+    run(&root, root.qemu_reset(NODE, 100).await.expect("reset")).await;
+    run(
+        &root,
+        root.qemu_stop(NODE, 100, &StopOptions::default())
+            .await
+            .expect("stop"),
+    )
+    .await;
+    // Stopping a stopped VM is fine.
+    run(
+        &root,
+        root.qemu_stop(NODE, 100, &StopOptions::default())
+            .await
+            .expect("stop again"),
+    )
+    .await;
+
+    // Resize: absolute sizes grow, shrinking fails in the task, permanently.
+    let digest = root.qemu_config(NODE, 100).await.expect("cfg").digest;
+    let task = root
+        .qemu_resize(NODE, 100, scsi0, DiskSize::AbsoluteGib(3), Some(&digest))
+        .await
+        .expect("resize")
+        .expect("a task");
+    run(&root, task).await;
+    assert_eq!(
+        root.qemu_config(NODE, 100).await.expect("cfg").drives()[&scsi0]
+            .1
+            .as_deref(),
+        Some("3G")
+    );
+    let task = root
+        .qemu_resize(NODE, 100, scsi0, DiskSize::AbsoluteGib(2), None)
+        .await
+        .expect("resize")
+        .expect("a task");
+    let e = expect_err(root.wait_task(&task, &fast_wait()).await, "shrink");
+    assert!(
+        matches!(&e, PveError::TaskFailed { exit_status, .. } if exit_status == "shrinking disks is not supported"),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
+
+    // Cloning onto a taken VMID.
+    let e = expect_err(
+        root.qemu_clone(
+            NODE,
+            9000,
+            &CloneOptions {
+                newid: 100,
+                name: None,
+                full: false,
+                storage: None,
+                target: None,
+                pool: None,
+                description: None,
+            },
+        )
+        .await,
+        "clone onto VM 100",
+    );
+    assert!(matches!(&e, PveError::AlreadyExists { .. }), "{e:?}");
+}

@@ -305,11 +305,22 @@ fn state_conflicts_are_conflict_not_retryable() {
         "VM is paused - cannot shutdown",
         "can't remove VM 100 - protection mode enabled",
         "unable to remove VM 100 - used in HA resources and purge parameter not set.",
+        // qemu-server Agent.pm `assert_agent_available`: the VM's config has no agent.
+        "No QEMU guest agent configured",
     ] {
         for e in both(500, msg, None) {
             assert_eq!(e.kind(), ErrorKind::Conflict, "{msg}");
             assert!(!e.is_retryable());
         }
+    }
+}
+
+#[test]
+fn a_guest_agent_that_is_not_up_yet_is_transient() {
+    // The agent is configured and the VM runs, but the guest has not started its agent yet.
+    for e in both(500, "QEMU guest agent is not running", None) {
+        assert_eq!(e.kind(), ErrorKind::Server);
+        assert!(e.is_retryable());
     }
 }
 
