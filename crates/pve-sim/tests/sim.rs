@@ -1061,6 +1061,37 @@ async fn starting_beyond_node_memory_fails_the_task() {
         .run(Method::POST, "/nodes/pve/qemu/105/status/start", &[])
         .await;
     assert_eq!(exit, "bridge 'vmbr9' does not exist");
+    let (code, _) = api
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/105/config",
+            &[
+                ("net0", "virtio,bridge=vmbr0"),
+                ("ide2", "local:iso/missing.iso,media=cdrom"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 200, "a missing ISO is accepted in the config");
+    let upid = api
+        .upid(Method::POST, "/nodes/pve/qemu/105/status/start", &[])
+        .await;
+    let status = api.wait_task(&upid).await;
+    assert_eq!(
+        status["exitstatus"],
+        "start failed: QEMU exited with code 1"
+    );
+    let (_, log) = api
+        .call(
+            Method::GET,
+            &format!("/nodes/pve/tasks/{}/log", urlencode(&upid)),
+            &[],
+        )
+        .await;
+    assert!(
+        log.to_string()
+            .contains("Could not open 'local:iso/missing.iso'"),
+        "{log}"
+    );
 }
 
 #[tokio::test]

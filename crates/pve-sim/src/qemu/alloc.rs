@@ -53,7 +53,10 @@ pub fn allocate_disk(
         if state.config.storage(&storage).is_none() {
             return Err(format!("storage '{storage}' does not exist"));
         }
-        return Err(format!("volume '{}' does not exist", drive.file));
+        // A missing CD-ROM image is only noticed when QEMU starts; a missing disk at once.
+        if !drive.is_cdrom() {
+            return Err(format!("volume '{}' does not exist", drive.file));
+        }
     }
     Ok((value.to_string(), false))
 }

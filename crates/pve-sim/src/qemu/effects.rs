@@ -293,6 +293,19 @@ fn start_vm(
             return Err(format!("bridge '{b}' does not exist"));
         }
     }
+    for (k, v) in &vm.conf {
+        if is_drive_key(k)
+            && let Some(d) = Drive::parse(k, v)
+            && d.file.contains(':')
+            && state.volume(&d.file, &node).is_none()
+        {
+            log.push(format!(
+                "kvm: -drive file={},if=none,id=drive-{k}: Could not open '{}': No such file or directory",
+                d.file, d.file
+            ));
+            return Err("start failed: QEMU exited with code 1".to_string());
+        }
+    }
     let want = vm.memory_mib() << 20;
     let used: u64 = state
         .vms
