@@ -94,12 +94,11 @@ pub enum AuthFailure {
     NoTicket,
     /// Bad, expired or forged ticket.
     InvalidTicket,
-    /// The ticket's or token's user is disabled or gone.
-    UserDisabled(String),
+    /// The access-control engine refused the user or token (disabled, expired, unknown, wrong
+    /// secret); its PVE message, e.g. `user 'x@pve' is disabled`, `invalid token value!`.
+    Refused(String),
     /// Token value without `=`.
     NoTokenId,
-    /// Token unknown or secret wrong.
-    InvalidToken,
     /// Missing or wrong CSRF prevention token.
     Csrf,
 }
@@ -112,9 +111,8 @@ impl AuthFailure {
             (AuthFailure::Csrf, _) => "Permission denied - invalid csrf token".to_string(),
             (_, AuthErrorStyle::Unified) => "Authentication failed!".to_string(),
             (AuthFailure::InvalidTicket, _) => "permission denied - invalid PVE ticket".to_string(),
-            (AuthFailure::UserDisabled(u), _) => format!("user '{u}' is disabled"),
+            (AuthFailure::Refused(msg), _) => msg.clone(),
             (AuthFailure::NoTokenId, _) => "no tokenid specified".to_string(),
-            (AuthFailure::InvalidToken, _) => "invalid token value!".to_string(),
         }
     }
 }
@@ -175,9 +173,10 @@ pub fn authenticate(
         Credentials::Ticket(ticket) => {
             let user = verify_ticket(&state.keys, ticket, now_secs, lifetime)
                 .ok_or(AuthFailure::InvalidTicket)?;
-            if !state.access.user_enabled(&user) {
-                return Err(AuthFailure::UserDisabled(user));
-            }
+            state
+                .access
+                .check_user_enabled_at(&user, now_secs)
+                .map_err(|e| AuthFailure::Refused(e.to_string()))?;
             if method != "GET"
                 && !csrf.is_some_and(|c| verify_csrf(&state.keys, c, &user, now_secs, lifetime))
             {
@@ -194,12 +193,12 @@ pub fn authenticate(
             if token.is_empty() {
                 return Err(AuthFailure::NoTokenId);
             }
-            if !state.access.user_enabled(user) {
-                return Err(AuthFailure::UserDisabled(user.to_string()));
-            }
-            if !state.access.verify_token(full, secret) {
-                return Err(AuthFailure::InvalidToken);
-            }
+            // Checks the user (enabled, not expired), the token (exists, not expired) and the
+            // secret, on the simulator's clock.
+            state
+                .access
+                .authenticate_token_at(full, secret, now_secs)
+                .map_err(|e| AuthFailure::Refused(e.to_string()))?;
             Ok(Caller {
                 userid: user.to_string(),
                 tokenid: Some(token.to_string()),
@@ -234,13 +233,11 @@ fn create_ticket(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let now = ctx.now_secs();
     let state = &ctx.sim.state;
     let lifetime = state.config.auth.ticket_lifetime_secs;
+    let enabled = state.access.check_user_enabled_at(&username, now).is_ok();
     let by_ticket = password.starts_with("PVE:")
-        && verify_ticket(&state.keys, &password, now, lifetime).is_some_and(|u| {
-            (u == username || u == "root@pam") && state.access.user_enabled(&username)
-        });
-    let ok = by_ticket
-        || (state.access.user_enabled(&username)
-            && state.access.verify_password(&username, &password));
+        && verify_ticket(&state.keys, &password, now, lifetime)
+            .is_some_and(|u| (u == username || u == "root@pam") && enabled);
+    let ok = by_ticket || (enabled && state.access.verify_password(&username, &password));
     if !ok {
         tracing::info!(user = %username, "authentication failure");
         return Err(auth_failure());

@@ -456,6 +456,38 @@ async fn older_auth_error_style_uses_the_detailed_reasons() {
     let colon = "Authorization: PVEAPIToken=root@pam!t:abc\r\n";
     let (_, reason, _, _) = raw(&sim, &get_request("/version", colon)).await;
     assert_eq!(reason, "no tokenid specified");
+    let header = |t: &str| format!("Authorization: PVEAPIToken={t}\r\n");
+    let (_, reason, _, _) = raw(&sim, &get_request("/version", &header("carol@pve!nope=x"))).await;
+    assert_eq!(reason, "no such token 'nope' for user 'carol@pve'");
+    let now = sim.with_state(|s| pve_sim::clock::now_ms(s.clock_offset_ms) / 1000);
+    let secret = sim
+        .with_state(|s| {
+            s.access
+                .token_add("carol@pve", "ci", Some(false), Some(now + 100), None)
+        })
+        .expect("token");
+    let (code, _, _, _) = raw(
+        &sim,
+        &get_request("/version", &header(&format!("carol@pve!ci={secret}"))),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (_, reason, _, _) = raw(
+        &sim,
+        &get_request("/version", &header("carol@pve!ci=wrong")),
+    )
+    .await;
+    assert_eq!(reason, "invalid token value!");
+    sim.with_state(|s| s.clock_offset_ms += 200_000);
+    let (_, reason, _, _) = raw(
+        &sim,
+        &get_request("/version", &header(&format!("carol@pve!ci={secret}"))),
+    )
+    .await;
+    assert_eq!(
+        reason, "token 'ci' access expired",
+        "expiry follows the simulator clock"
+    );
 }
 
 #[tokio::test]
