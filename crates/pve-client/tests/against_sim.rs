@@ -1652,7 +1652,7 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
     h.faults(json!([
         {"method": "GET", "path": "/nodes", "max_count": 1, "fault": {"kind": "drop"}},
         {"method": "POST", "path": "/nodes/{node}/qemu", "max_count": 1, "fault": {"kind": "drop"}},
-        {"method": "GET", "path": "/cluster/nextid", "fault": {"kind": "latency", "ms": 2000}}
+        {"method": "GET", "path": "/cluster/nextid", "fault": {"kind": "latency", "ms": 5000}}
     ]))
     .await;
     h.reset_stats().await;
@@ -1678,7 +1678,7 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
         "root@pam",
         ROOT_PW,
         ClientOptions {
-            timeout: Duration::from_millis(150),
+            timeout: Duration::from_millis(400),
             retry: RetryPolicy {
                 max_attempts: 2,
                 initial_backoff: Duration::from_millis(5),
@@ -1687,6 +1687,8 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
             ..ClientOptions::default()
         },
     );
+    // Log in and open the connection first, so that only the slow answer can time out.
+    impatient.version().await.expect("login");
     let e = expect_err(impatient.next_vmid().await, "a slow nextid");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
     assert!(e.is_retryable());
