@@ -189,3 +189,64 @@ pub fn free_vm_volumes(state: &mut SimState, vmid: u32, all: bool) {
         .volumes
         .retain(|v| !(v.vmid == Some(vmid) && (all || referenced.contains(&v.volid))));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClusterConfig, Size, StorageConfig};
+
+    fn state() -> SimState {
+        let mut cfg = ClusterConfig::default();
+        cfg.storages.push(StorageConfig {
+            id: "nfs".into(),
+            r#type: "nfs".into(),
+            content: vec!["images".into()],
+            capacity: Size(10 << 30),
+            shared: true,
+            nodes: None,
+        });
+        SimState::new(cfg, "pw", 1_700_000_000_000).expect("state")
+    }
+
+    #[test]
+    fn path_based_storages_get_qcow2_files_in_a_vmid_directory() {
+        let mut s = state();
+        let (v, created) = allocate_disk(&mut s, 100, "pve", "scsi0", "nfs:4,discard=on", None)
+            .expect("allocated");
+        assert!(created);
+        assert_eq!(v, "nfs:100/vm-100-disk-0.qcow2,discard=on,size=4G");
+        let (v, _) = allocate_disk(&mut s, 100, "pve", "scsi1", "nfs:1", None).expect("allocated");
+        assert_eq!(v, "nfs:100/vm-100-disk-1.qcow2,size=1G");
+        assert_eq!(
+            s.storage_used("nfs", "other-node"),
+            5 << 30,
+            "shared storage counts everywhere"
+        );
+    }
+
+    #[test]
+    fn storages_without_images_and_full_storages_are_refused() {
+        let mut s = state();
+        let err = allocate_disk(&mut s, 100, "pve", "scsi0", "local:4", None);
+        assert_eq!(
+            err,
+            Err("storage 'local' does not support vm images".to_string())
+        );
+        let err = allocate_disk(&mut s, 100, "pve", "scsi0", "nfs:11", None)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("does not have enough free space"), "{err}");
+        assert!(
+            s.volumes.iter().all(|v| v.vmid != Some(100)),
+            "nothing allocated"
+        );
+    }
+
+    #[test]
+    fn cloud_init_drives_are_named_after_the_vm() {
+        let mut s = state();
+        let (v, _) = allocate_disk(&mut s, 101, "pve", "ide2", "local-lvm:cloudinit", None)
+            .expect("allocated");
+        assert_eq!(v, "local-lvm:vm-101-cloudinit,media=cdrom");
+    }
+}
