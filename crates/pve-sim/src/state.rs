@@ -48,6 +48,10 @@ pub struct Vm {
     /// until the simulated RRD has seen it.
     #[serde(default)]
     pub created_ms: u64,
+    /// The cloud-init options as they were when the cloud-init image was last generated (at
+    /// start or `PUT .../cloudinit`); `GET .../cloudinit` shows changes since as pending.
+    #[serde(default)]
+    pub cloudinit: BTreeMap<String, String>,
 }
 
 impl Vm {
@@ -63,6 +67,7 @@ impl Vm {
             power: Power::Stopped,
             started_at: None,
             created_ms: 0,
+            cloudinit: BTreeMap::new(),
         }
     }
 

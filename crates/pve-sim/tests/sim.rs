@@ -1375,6 +1375,89 @@ async fn clone_makes_linked_and_full_copies_of_a_template() {
 }
 
 #[tokio::test]
+async fn cloud_init_changes_are_pending_until_the_image_is_regenerated() {
+    let sim = start().await;
+    let api = Api::root(&sim).await;
+    let exit = create_vm(
+        &api,
+        "113",
+        &[
+            ("ide2", "local-lvm:cloudinit"),
+            ("ciuser", "ubuntu"),
+            ("ipconfig0", "ip=10.9.8.7/24,gw=10.9.8.1"),
+            ("sshkeys", "ssh-ed25519%20AAAAC3Nza%20me%40host"),
+        ],
+    )
+    .await;
+    assert_eq!(exit, "OK");
+    assert_eq!(
+        api.get("/nodes/pve/qemu/113/config").await["ide2"],
+        "local-lvm:vm-113-cloudinit,media=cdrom"
+    );
+    let ci = api.get("/nodes/pve/qemu/113/cloudinit").await;
+    let ciuser = ci
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["key"] == "ciuser"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        ciuser,
+        json!({"key": "ciuser", "pending": "ubuntu"}),
+        "never generated yet"
+    );
+    assert_eq!(
+        api.run(Method::POST, "/nodes/pve/qemu/113/status/start", &[])
+            .await,
+        "OK"
+    );
+    let ci = api.get("/nodes/pve/qemu/113/cloudinit").await;
+    assert!(
+        ci.as_array()
+            .is_some_and(|l| l.iter().all(|e| e.get("pending").is_none())),
+        "{ci}"
+    );
+    let (code, _) = api
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/113/config",
+            &[("ciuser", "admin")],
+        )
+        .await;
+    assert_eq!(code, 200);
+    let ci = api.get("/nodes/pve/qemu/113/cloudinit").await;
+    let ciuser = ci
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["key"] == "ciuser"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        ciuser,
+        json!({"key": "ciuser", "value": "ubuntu", "pending": "admin"})
+    );
+    let (code, _) = api
+        .call(Method::PUT, "/nodes/pve/qemu/113/cloudinit", &[])
+        .await;
+    assert_eq!(code, 200);
+    let user = api
+        .get("/nodes/pve/qemu/113/cloudinit/dump?type=user")
+        .await;
+    let user = user.as_str().unwrap_or_default();
+    assert!(user.starts_with("#cloud-config\n"), "{user}");
+    assert!(user.contains("user: admin\n"), "{user}");
+    assert!(
+        user.contains("  - ssh-ed25519 AAAAC3Nza me@host\n"),
+        "{user}"
+    );
+    let network = api
+        .get("/nodes/pve/qemu/113/cloudinit/dump?type=network")
+        .await;
+    let network = network.as_str().unwrap_or_default();
+    assert!(network.contains("address: '10.9.8.7'"), "{network}");
+    assert!(network.contains("netmask: '255.255.255.0'"), "{network}");
+    assert!(network.contains("gateway: '10.9.8.1'"), "{network}");
+}
+
+#[tokio::test]
 async fn guest_agent_reports_addresses_of_running_vms_with_the_agent_enabled() {
     let sim = start().await;
     let api = Api::root(&sim).await;
@@ -2140,7 +2223,12 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
     let sim = start().await;
     let api = Api::root(&sim).await;
     assert_eq!(
-        create_vm(&api, "170", &[("agent", "1"), ("start", "1")]).await,
+        create_vm(
+            &api,
+            "170",
+            &[("agent", "1"), ("start", "1"), ("ciuser", "u")]
+        )
+        .await,
         "OK"
     );
     let upid = api
@@ -2184,6 +2272,14 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
         (
             "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
             "/nodes/pve/qemu/170/agent/network-get-interfaces".into(),
+        ),
+        (
+            "/nodes/{node}/qemu/{vmid}/cloudinit",
+            "/nodes/pve/qemu/170/cloudinit".into(),
+        ),
+        (
+            "/nodes/{node}/qemu/{vmid}/cloudinit/dump",
+            "/nodes/pve/qemu/170/cloudinit/dump?type=network".into(),
         ),
         ("/nodes/{node}/tasks", "/nodes/pve/tasks".into()),
         (

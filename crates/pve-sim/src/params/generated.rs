@@ -37,13 +37,16 @@ pub fn table(method: &str, path: &str) -> Option<&'static [Param]> {
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => Some(T28),
         ("POST", "/nodes/{node}/qemu/{vmid}/clone") => Some(T29),
         ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces") => Some(T30),
-        ("GET", "/nodes/{node}/tasks") => Some(T31),
-        ("GET", "/nodes/{node}/tasks/{upid}") => Some(T32),
-        ("GET", "/nodes/{node}/tasks/{upid}/status") => Some(T33),
-        ("GET", "/nodes/{node}/tasks/{upid}/log") => Some(T34),
-        ("DELETE", "/nodes/{node}/tasks/{upid}") => Some(T35),
-        ("POST", "/access/ticket") => Some(T36),
-        ("GET", "/access/ticket") => Some(T37),
+        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T31),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T32),
+        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit/dump") => Some(T33),
+        ("GET", "/nodes/{node}/tasks") => Some(T34),
+        ("GET", "/nodes/{node}/tasks/{upid}") => Some(T35),
+        ("GET", "/nodes/{node}/tasks/{upid}/status") => Some(T36),
+        ("GET", "/nodes/{node}/tasks/{upid}/log") => Some(T37),
+        ("DELETE", "/nodes/{node}/tasks/{upid}") => Some(T38),
+        ("POST", "/access/ticket") => Some(T39),
+        ("GET", "/access/ticket") => Some(T40),
         _ => None,
     }
 }
@@ -81,6 +84,9 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
     ("POST", "/nodes/{node}/qemu/{vmid}/clone"),
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit"),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit/dump"),
     ("GET", "/nodes/{node}/tasks"),
     ("GET", "/nodes/{node}/tasks/{upid}"),
     ("GET", "/nodes/{node}/tasks/{upid}/status"),
@@ -543,6 +549,22 @@ static T30: &[Param] = &[
 ];
 
 static T31: &[Param] = &[
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T32: &[Param] = &[
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T33: &[Param] = &[
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "type", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["user", "network", "meta"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T34: &[Param] = &[
     Param {name: "errors", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "limit", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -556,17 +578,17 @@ static T31: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: true, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T32: &[Param] = &[
+static T35: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T33: &[Param] = &[
+static T36: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T34: &[Param] = &[
+static T37: &[Param] = &[
     Param {name: "download", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "limit", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -574,12 +596,12 @@ static T34: &[Param] = &[
     Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T35: &[Param] = &[
+static T38: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T36: &[Param] = &[
+static T39: &[Param] = &[
     Param {name: "new-format", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "otp", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "password", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -590,7 +612,7 @@ static T36: &[Param] = &[
     Param {name: "username", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: Some(64), pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T37: &[Param] = &[
+static T40: &[Param] = &[
 ];
 
 static F0: &[Param] = &[

@@ -327,6 +327,7 @@ fn start_vm(
         apply_pending(vm);
         vm.power = Power::Running;
         vm.started_at = Some(now_ms / 1000);
+        crate::qemu::cloudinit::regenerate(vm);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! `digest` and pending changes, status, power actions, resize, clone, delete, guest agent.
 
 pub mod alloc;
+pub mod cloudinit;
 pub mod drive;
 pub mod effects;
 mod lifecycle;
@@ -149,6 +150,28 @@ pub fn routes() -> Vec<Route> {
                 any: false,
             },
             clone,
+        ),
+        Route::new(
+            "GET",
+            "/nodes/{node}/qemu/{vmid}/cloudinit",
+            audit,
+            cloudinit::pending,
+        ),
+        Route::new(
+            "PUT",
+            "/nodes/{node}/qemu/{vmid}/cloudinit",
+            Perm::Check {
+                path: "/vms/{vmid}",
+                privs: &["VM.Config.Cloudinit"],
+                any: false,
+            },
+            cloudinit::update,
+        ),
+        Route::new(
+            "GET",
+            "/nodes/{node}/qemu/{vmid}/cloudinit/dump",
+            audit,
+            cloudinit::dump,
         ),
         Route::new(
             "GET",
