@@ -2027,6 +2027,18 @@ async fn read_endpoints_answer_like_pve() {
         .await;
     assert_eq!(code, 400);
     assert_eq!(body["errors"]["storage"], "No such storage.");
+    let status = api.get("/nodes/pve/storage/local-lvm/status").await;
+    assert_eq!(status["total"], json!(2u64 << 40));
+    assert_eq!(
+        status["avail"]
+            .as_u64()
+            .zip(status["used"].as_u64())
+            .map(|(a, u)| a + u),
+        Some(2u64 << 40)
+    );
+    let defs = api.get("/storage").await;
+    assert_eq!(defs.as_array().map(Vec::len), Some(2));
+    assert_eq!(api.get("/storage/local-lvm").await["thinpool"], "data");
     let isos = api
         .get("/nodes/pve/storage/local/content?content=iso")
         .await;
@@ -2246,6 +2258,16 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
         (
             "/nodes/{node}/storage/{storage}/content",
             "/nodes/pve/storage/local-lvm/content".into(),
+        ),
+        ("/storage", "/storage".into()),
+        ("/storage/{storage}", "/storage/local-lvm".into()),
+        (
+            "/nodes/{node}/storage/{storage}",
+            "/nodes/pve/storage/local-lvm".into(),
+        ),
+        (
+            "/nodes/{node}/storage/{storage}/status",
+            "/nodes/pve/storage/local-lvm/status".into(),
         ),
         ("/cluster", "/cluster".into()),
         ("/cluster/resources", "/cluster/resources".into()),

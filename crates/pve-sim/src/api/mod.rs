@@ -2,6 +2,7 @@
 
 mod cluster;
 mod nodes;
+mod storage;
 mod tasks;
 
 use serde_json::{Value, json};
@@ -22,6 +23,7 @@ pub fn routes() -> Vec<Route> {
     ];
     r.extend(crate::auth::routes());
     r.extend(nodes::routes());
+    r.extend(storage::routes());
     r.extend(cluster::routes());
     r.extend(tasks::routes());
     r.extend(crate::qemu::routes());

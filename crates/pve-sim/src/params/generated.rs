@@ -13,40 +13,44 @@ pub fn table(method: &str, path: &str) -> Option<&'static [Param]> {
         ("GET", "/nodes/{node}/network") => Some(T4),
         ("GET", "/nodes/{node}/storage") => Some(T5),
         ("GET", "/nodes/{node}/storage/{storage}/content") => Some(T6),
-        ("GET", "/cluster") => Some(T7),
-        ("GET", "/cluster/resources") => Some(T8),
-        ("GET", "/cluster/status") => Some(T9),
-        ("GET", "/cluster/nextid") => Some(T10),
-        ("GET", "/nodes/{node}/qemu") => Some(T11),
-        ("POST", "/nodes/{node}/qemu") => Some(T12),
-        ("GET", "/nodes/{node}/qemu/{vmid}") => Some(T13),
-        ("DELETE", "/nodes/{node}/qemu/{vmid}") => Some(T14),
-        ("GET", "/nodes/{node}/qemu/{vmid}/config") => Some(T15),
-        ("POST", "/nodes/{node}/qemu/{vmid}/config") => Some(T16),
-        ("PUT", "/nodes/{node}/qemu/{vmid}/config") => Some(T17),
-        ("GET", "/nodes/{node}/qemu/{vmid}/pending") => Some(T18),
-        ("GET", "/nodes/{node}/qemu/{vmid}/status") => Some(T19),
-        ("GET", "/nodes/{node}/qemu/{vmid}/status/current") => Some(T20),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/start") => Some(T21),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/stop") => Some(T22),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown") => Some(T23),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot") => Some(T24),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/reset") => Some(T25),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend") => Some(T26),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/resume") => Some(T27),
-        ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => Some(T28),
-        ("POST", "/nodes/{node}/qemu/{vmid}/clone") => Some(T29),
-        ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces") => Some(T30),
-        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T31),
-        ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T32),
-        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit/dump") => Some(T33),
-        ("GET", "/nodes/{node}/tasks") => Some(T34),
-        ("GET", "/nodes/{node}/tasks/{upid}") => Some(T35),
-        ("GET", "/nodes/{node}/tasks/{upid}/status") => Some(T36),
-        ("GET", "/nodes/{node}/tasks/{upid}/log") => Some(T37),
-        ("DELETE", "/nodes/{node}/tasks/{upid}") => Some(T38),
-        ("POST", "/access/ticket") => Some(T39),
-        ("GET", "/access/ticket") => Some(T40),
+        ("GET", "/nodes/{node}/storage/{storage}") => Some(T7),
+        ("GET", "/nodes/{node}/storage/{storage}/status") => Some(T8),
+        ("GET", "/storage") => Some(T9),
+        ("GET", "/storage/{storage}") => Some(T10),
+        ("GET", "/cluster") => Some(T11),
+        ("GET", "/cluster/resources") => Some(T12),
+        ("GET", "/cluster/status") => Some(T13),
+        ("GET", "/cluster/nextid") => Some(T14),
+        ("GET", "/nodes/{node}/qemu") => Some(T15),
+        ("POST", "/nodes/{node}/qemu") => Some(T16),
+        ("GET", "/nodes/{node}/qemu/{vmid}") => Some(T17),
+        ("DELETE", "/nodes/{node}/qemu/{vmid}") => Some(T18),
+        ("GET", "/nodes/{node}/qemu/{vmid}/config") => Some(T19),
+        ("POST", "/nodes/{node}/qemu/{vmid}/config") => Some(T20),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/config") => Some(T21),
+        ("GET", "/nodes/{node}/qemu/{vmid}/pending") => Some(T22),
+        ("GET", "/nodes/{node}/qemu/{vmid}/status") => Some(T23),
+        ("GET", "/nodes/{node}/qemu/{vmid}/status/current") => Some(T24),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/start") => Some(T25),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/stop") => Some(T26),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown") => Some(T27),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot") => Some(T28),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/reset") => Some(T29),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend") => Some(T30),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/resume") => Some(T31),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => Some(T32),
+        ("POST", "/nodes/{node}/qemu/{vmid}/clone") => Some(T33),
+        ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces") => Some(T34),
+        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T35),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T36),
+        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit/dump") => Some(T37),
+        ("GET", "/nodes/{node}/tasks") => Some(T38),
+        ("GET", "/nodes/{node}/tasks/{upid}") => Some(T39),
+        ("GET", "/nodes/{node}/tasks/{upid}/status") => Some(T40),
+        ("GET", "/nodes/{node}/tasks/{upid}/log") => Some(T41),
+        ("DELETE", "/nodes/{node}/tasks/{upid}") => Some(T42),
+        ("POST", "/access/ticket") => Some(T43),
+        ("GET", "/access/ticket") => Some(T44),
         _ => None,
     }
 }
@@ -60,6 +64,10 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/nodes/{node}/network"),
     ("GET", "/nodes/{node}/storage"),
     ("GET", "/nodes/{node}/storage/{storage}/content"),
+    ("GET", "/nodes/{node}/storage/{storage}"),
+    ("GET", "/nodes/{node}/storage/{storage}/status"),
+    ("GET", "/storage"),
+    ("GET", "/storage/{storage}"),
     ("GET", "/cluster"),
     ("GET", "/cluster/resources"),
     ("GET", "/cluster/status"),
@@ -132,25 +140,43 @@ static T6: &[Param] = &[
 ];
 
 static T7: &[Param] = &[
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "storage", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-storage-id"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
 static T8: &[Param] = &[
-    Param {name: "type", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["vm", "storage", "node", "sdn"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "storage", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-storage-id"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
 static T9: &[Param] = &[
+    Param {name: "type", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["btrfs", "cephfs", "cifs", "dir", "esxi", "glusterfs", "iscsi", "iscsidirect", "lvm", "lvmthin", "nfs", "pbs", "rbd", "zfs", "zfspool"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
 static T10: &[Param] = &[
-    Param {name: "vmid", ty: Ty::Integer, optional: true, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "storage", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-storage-id"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
 static T11: &[Param] = &[
+];
+
+static T12: &[Param] = &[
+    Param {name: "type", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["vm", "storage", "node", "sdn"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T13: &[Param] = &[
+];
+
+static T14: &[Param] = &[
+    Param {name: "vmid", ty: Ty::Integer, optional: true, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T15: &[Param] = &[
     Param {name: "full", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T12: &[Param] = &[
+static T16: &[Param] = &[
     Param {name: "acpi", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "affinity", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-cpuset"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "agent", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Props(F0), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -243,12 +269,12 @@ static T12: &[Param] = &[
     Param {name: "watchdog", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-qm-watchdog"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T13: &[Param] = &[
+static T17: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T14: &[Param] = &[
+static T18: &[Param] = &[
     Param {name: "destroy-unreferenced-disks", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "purge", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -256,14 +282,14 @@ static T14: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T15: &[Param] = &[
+static T19: &[Param] = &[
     Param {name: "current", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "snapshot", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: Some(40), pattern: None, enumeration: &[], format: Format::Named("pve-configid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T16: &[Param] = &[
+static T20: &[Param] = &[
     Param {name: "acpi", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "affinity", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-cpuset"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "agent", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Props(F0), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -354,7 +380,7 @@ static T16: &[Param] = &[
     Param {name: "watchdog", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-qm-watchdog"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T17: &[Param] = &[
+static T21: &[Param] = &[
     Param {name: "acpi", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "affinity", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-cpuset"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "agent", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Props(F0), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -443,22 +469,22 @@ static T17: &[Param] = &[
     Param {name: "watchdog", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-qm-watchdog"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T18: &[Param] = &[
+static T22: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T19: &[Param] = &[
+static T23: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T20: &[Param] = &[
+static T24: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T21: &[Param] = &[
+static T25: &[Param] = &[
     Param {name: "force-cpu", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "machine", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Props(F5), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "migratedfrom", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -473,7 +499,7 @@ static T21: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T22: &[Param] = &[
+static T26: &[Param] = &[
     Param {name: "keepActive", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "migratedfrom", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -483,7 +509,7 @@ static T22: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T23: &[Param] = &[
+static T27: &[Param] = &[
     Param {name: "forceStop", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "keepActive", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -492,19 +518,19 @@ static T23: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T24: &[Param] = &[
+static T28: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "timeout", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T25: &[Param] = &[
+static T29: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "skiplock", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T26: &[Param] = &[
+static T30: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "skiplock", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "statestorage", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-storage-id"), default_key: false, alias: None, key_alias: None, requires: Some("todisk"), indexed: None },
@@ -512,14 +538,14 @@ static T26: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T27: &[Param] = &[
+static T31: &[Param] = &[
     Param {name: "nocheck", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "skiplock", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T28: &[Param] = &[
+static T32: &[Param] = &[
     Param {name: "digest", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: Some(40), pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "disk", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["ide0", "ide1", "ide2", "ide3", "scsi0", "scsi1", "scsi2", "scsi3", "scsi4", "scsi5", "scsi6", "scsi7", "scsi8", "scsi9", "scsi10", "scsi11", "scsi12", "scsi13", "scsi14", "scsi15", "scsi16", "scsi17", "scsi18", "scsi19", "scsi20", "scsi21", "scsi22", "scsi23", "scsi24", "scsi25", "scsi26", "scsi27", "scsi28", "scsi29", "scsi30", "virtio0", "virtio1", "virtio2", "virtio3", "virtio4", "virtio5", "virtio6", "virtio7", "virtio8", "virtio9", "virtio10", "virtio11", "virtio12", "virtio13", "virtio14", "virtio15", "sata0", "sata1", "sata2", "sata3", "sata4", "sata5", "efidisk0", "tpmstate0"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -528,7 +554,7 @@ static T28: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T29: &[Param] = &[
+static T33: &[Param] = &[
     Param {name: "bwlimit", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "description", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "format", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["raw", "qcow2", "vmdk"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -543,28 +569,28 @@ static T29: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T30: &[Param] = &[
+static T34: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T31: &[Param] = &[
+static T35: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T32: &[Param] = &[
+static T36: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T33: &[Param] = &[
+static T37: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "type", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["user", "network", "meta"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T34: &[Param] = &[
+static T38: &[Param] = &[
     Param {name: "errors", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "limit", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -578,17 +604,17 @@ static T34: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: true, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T35: &[Param] = &[
+static T39: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T36: &[Param] = &[
+static T40: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T37: &[Param] = &[
+static T41: &[Param] = &[
     Param {name: "download", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "limit", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -596,12 +622,12 @@ static T37: &[Param] = &[
     Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T38: &[Param] = &[
+static T42: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T39: &[Param] = &[
+static T43: &[Param] = &[
     Param {name: "new-format", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "otp", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "password", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -612,7 +638,7 @@ static T39: &[Param] = &[
     Param {name: "username", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: Some(64), pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T40: &[Param] = &[
+static T44: &[Param] = &[
 ];
 
 static F0: &[Param] = &[
