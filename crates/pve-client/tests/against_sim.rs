@@ -2038,3 +2038,56 @@ async fn power_resize_clone_and_agent_edge_cases_have_the_right_kinds() {
     );
     assert!(matches!(&e, PveError::AlreadyExists { .. }), "{e:?}");
 }
+
+#[tokio::test]
+async fn concurrent_requests_on_an_expired_ticket_share_one_relogin() {
+    let h = Harness::start().await;
+    let root = h.root();
+    h.create_user(
+        &root,
+        "alice@pve",
+        "alice-password",
+        &[("/", "PVEAuditor")],
+        None,
+    )
+    .await;
+    // The source documents' form: user name and realm given separately.
+    let alice = h.client_yaml(
+        "  username: alice\n  realm: pve\n  password: \"alice-password\"\n",
+        Trust::Fingerprint(h.sim.fingerprint()),
+        fast_options(),
+    );
+    alice
+        .version()
+        .await
+        .expect("login as alice with realm pve");
+    assert_eq!(alice.login_count(), 1);
+    h.control(
+        reqwest::Method::POST,
+        "/clock",
+        Some(json!({ "advance_secs": 3 * 3600 })),
+    )
+    .await;
+    h.reset_stats().await;
+    let calls: Vec<_> = (0..16).map(|_| alice.cluster_resources(None)).collect();
+    for r in futures::future::join_all(calls).await {
+        r.expect("a request after the ticket expired");
+    }
+    assert_eq!(
+        alice.login_count(),
+        2,
+        "one re-login for 16 refused requests"
+    );
+    let stats = h.stats().await;
+    assert_eq!(
+        stats["requests_by_endpoint"]["POST /access/ticket"].as_u64(),
+        Some(1),
+        "{stats}"
+    );
+    assert_eq!(
+        stats["requests_by_endpoint"]["GET /cluster/resources"].as_u64(),
+        Some(32),
+        "each request was refused once and resent once"
+    );
+    assert_eq!(stats["responses_by_status"]["401"].as_u64(), Some(16));
+}
