@@ -2,6 +2,8 @@
 //! fingerprint, keep-alive connections), on one 2-worker tokio runtime shared by the client and
 //! the simulator:
 //!
+//! * `version/one_thread/{token,ticket}`: one `GET /version` at a time with client and simulator
+//!   on a single thread (current-thread runtime): the CPU cost per request, without wake-ups;
 //! * `version/sequential/{token,ticket}`: one `GET /version` at a time, API token vs. ticket auth;
 //! * `version/concurrent/{16,64}`: 16 or 64 `GET /version` in flight at once (token auth; the
 //!   client's concurrency bound is raised to match);
@@ -120,6 +122,34 @@ async fn create_vms(client: &PveClient, first: u32, count: u32) {
     }
 }
 
+/// Client and simulator on ONE thread (a current-thread runtime): no thread wake-ups in the
+/// measurement, so this is the CPU cost of a request, client and server together.
+fn one_thread(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let sim = rt.block_on(start_sim());
+    let token_creds = rt.block_on(token_credentials(&sim));
+    let token = client(&sim, &token_creds, 16);
+    let ticket = ticket_client(&sim);
+    rt.block_on(ticket.version()).expect("ticket login");
+    let mut g = c.benchmark_group("version/one_thread");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("token", |b| {
+        b.to_async(&rt)
+            .iter(|| async { token.version().await.expect("GET /version") });
+    });
+    g.bench_function("ticket", |b| {
+        b.to_async(&rt)
+            .iter(|| async { ticket.version().await.expect("GET /version") });
+    });
+    g.finish();
+    drop(token);
+    drop(ticket);
+    rt.block_on(sim.shutdown());
+}
+
 fn benches(c: &mut Criterion) {
     let rt = runtime();
     let sim = rt.block_on(start_sim());
@@ -209,6 +239,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = throughput;
     config = config();
-    targets = benches
+    targets = one_thread, benches
 }
 criterion_main!(throughput);
