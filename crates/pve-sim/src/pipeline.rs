@@ -346,7 +346,14 @@ async fn api(
                     params: &params,
                     now_ms,
                 };
-                (route.handler)(&mut ctx)
+                // A bug in a handler answers 500 instead of dropping the connection.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (route.handler)(&mut ctx)))
+                    .unwrap_or_else(|_| {
+                        tracing::error!(endpoint = route.path, "handler panicked");
+                        Err(ApiError::internal(
+                            "pve-sim: internal error (handler panicked)",
+                        ))
+                    })
             })();
             let new_tasks: Vec<String> = sim.state.tasks[tasks_before.min(sim.state.tasks.len())..]
                 .iter()

@@ -264,7 +264,7 @@ impl SimState {
             next_pid: 0x1000 + (u64::from_le_bytes(seed) % 0x8000) as u32,
             rng: u64::from_le_bytes(seed) | 1,
             clock_offset_ms: 0,
-            boot_time: now_ms / 1000 - 86_400,
+            boot_time: (now_ms / 1000).saturating_sub(86_400),
         };
         state.seed_inventory();
         Ok(state)

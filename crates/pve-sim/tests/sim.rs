@@ -2050,6 +2050,69 @@ async fn read_endpoints_answer_like_pve() {
     assert_eq!(cluster[0]["type"], "node");
 }
 
+#[tokio::test]
+async fn odd_inputs_get_answers_not_crashes() {
+    let sim = start().await;
+    let api = Api::root(&sim).await;
+    assert_eq!(create_vm(&api, "114", &[]).await, "OK");
+    let odd = [
+        "",
+        ",",
+        "=",
+        "==,==",
+        "local-lvm:",
+        ":",
+        "local-lvm:-1",
+        "local-lvm:99999999999999999999",
+        "ünïcödé",
+        "virtio=zz:zz",
+        "0.0000001",
+        "+",
+        "18446744073709551616",
+    ];
+    let keys = [
+        "scsi1", "net1", "memory", "cores", "tags", "name", "ide2", "boot", "agent", "cpu",
+    ];
+    for value in odd {
+        for key in keys {
+            let (code, body) = api
+                .call(Method::PUT, "/nodes/pve/qemu/114/config", &[(key, value)])
+                .await;
+            assert!(
+                code == 200 || (400..=599).contains(&code),
+                "{key}={value:?}: {code} {body}"
+            );
+        }
+        for (method, path, params) in [
+            (
+                Method::PUT,
+                "/nodes/pve/qemu/114/resize",
+                vec![("disk", "scsi0"), ("size", value)],
+            ),
+            (
+                Method::POST,
+                "/nodes/pve/qemu/114/clone",
+                vec![("newid", value)],
+            ),
+            (
+                Method::POST,
+                "/nodes/pve/qemu",
+                vec![("vmid", "115"), ("scsi0", value)],
+            ),
+            (Method::GET, "/cluster/nextid", vec![("vmid", value)]),
+            (Method::GET, "/nodes/pve/tasks", vec![("limit", value)]),
+        ] {
+            let (code, body) = api.call(method, path, &params).await;
+            assert!(
+                code == 200 || (400..=599).contains(&code),
+                "{path} {value:?}: {code} {body}"
+            );
+        }
+    }
+    let (code, _) = api.call(Method::GET, "/version", &[]).await;
+    assert_eq!(code, 200, "the simulator still answers");
+}
+
 // ------------------------------------------------------------------------------------------------
 // Conformance with the published schema
 

@@ -107,7 +107,7 @@ fn add_volume(
         .map(|s| s.capacity.0)
         .unwrap_or(0);
     let used = state.storage_used(storage, node);
-    if used + size > capacity {
+    if used.saturating_add(size) > capacity {
         return Err(format!(
             "storage '{storage}' does not have enough free space (requested {}, available {})",
             format_size(size),

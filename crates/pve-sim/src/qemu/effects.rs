@@ -314,7 +314,7 @@ fn start_vm(
         .map(|v| v.memory_mib() << 20)
         .sum();
     let total = state.config.node(&node).map(|n| n.memory.0).unwrap_or(0);
-    if used + want > total {
+    if used.saturating_add(want) > total {
         log.push(format!(
             "kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory (VM {vmid} needs {}, {} of {} in use)",
             format_size(want),
@@ -461,7 +461,8 @@ fn resize(
     }
     let old = drive_size(&value);
     let new = match size.strip_prefix('+') {
-        Some(rel) => old + parse_size(rel, true).ok_or_else(|| format!("invalid size '{size}'"))?,
+        Some(rel) => old
+            .saturating_add(parse_size(rel, true).ok_or_else(|| format!("invalid size '{size}'"))?),
         None => parse_size(size, true).ok_or_else(|| format!("invalid size '{size}'"))?,
     };
     if new < old {
@@ -477,7 +478,11 @@ fn resize(
         .storage(&storage)
         .map(|s| s.capacity.0)
         .unwrap_or(0);
-    if state.storage_used(&storage, &node) + (new - old) > capacity {
+    if state
+        .storage_used(&storage, &node)
+        .saturating_add(new - old)
+        > capacity
+    {
         return Err(format!(
             "storage '{storage}' does not have enough free space"
         ));
