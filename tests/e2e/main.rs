@@ -3,6 +3,8 @@
 //! One test binary for the whole workspace: each module is one area of behaviour.
 
 mod control_plane;
+mod controller;
 mod crds;
+mod demo;
 mod support;
 mod third_party;

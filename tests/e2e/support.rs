@@ -21,3 +21,13 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     })
     .await;
 }
+
+/// Sends the tests' logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}

@@ -3,3 +3,6 @@
 pub mod cli;
 pub mod logging;
 pub mod privileges;
+pub mod proxmox;
+pub mod reconcile;
+pub mod vmspec;

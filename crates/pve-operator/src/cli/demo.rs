@@ -1,28 +1,241 @@
-//! `pve-operator demo`: the whole system on one machine, for trying it out.
-//!
-//! Today it brings up the local Kubernetes control plane (a real kube-apiserver and etcd) and
-//! tells how to use it; the simulator and the controller join it as they land.
+//! `pve-operator demo`: the whole system on one machine, for trying it out. It starts a real
+//! kube-apiserver and etcd (testenv), a Proxmox VE simulator (pve-sim), installs the CRDs, runs
+//! the controller, applies the examples of `deploy/examples/`, shows their progress until all are
+//! Ready, and keeps everything running until Ctrl-C.
 
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
 use clap::Args;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::{conditions, wait::await_condition};
+use kube::{Api, Client, ResourceExt};
+use pve_operator_api::MachineRequest;
+use pve_sim::{SimOptions, SimServer};
+
+use super::run::{RunArgs, run_with_client};
 
 /// Options of `pve-operator demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Directory of MachineRequest manifests to apply.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/examples"))]
+    pub examples: PathBuf,
+    /// Exit (stopping everything) once every request is Ready, instead of waiting for Ctrl-C.
+    #[arg(long)]
+    pub exit_when_ready: bool,
+    /// Give up when the requests are not all Ready after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
 
-/// Starts the local control plane, prints how to reach it, and runs until Ctrl-C.
-pub async fn run(_args: DemoArgs) -> anyhow::Result<()> {
-    eprintln!("Starting a local Kubernetes control plane (kube-apiserver + etcd)...");
+const NAMESPACE: &str = "default";
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let manifests = read_examples(&args.examples)?;
+
+    eprintln!("[1/5] starting a local Kubernetes control plane (kube-apiserver + etcd)...");
     let env = testenv::TestEnv::start().await?;
-    let kubeconfig = env.kubeconfig_path().display();
-    println!(
-        "\nKubernetes API server ready at {} (started in {:.1}s).\n\n\
-         Use it from another shell:\n  export KUBECONFIG={kubeconfig}\n  kubectl get namespaces\n\n\
-         Press Ctrl-C to stop; everything started here is stopped and removed.",
-        env.server_url(),
-        env.startup_time().as_secs_f64()
+    let kube = env.client()?;
+
+    eprintln!("[2/5] starting the Proxmox VE simulator...");
+    let sim = SimServer::start(SimOptions::new("demo-root-password")).await?;
+    let config_path = env.dir().join("proxmox.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root\n  realm: pam\n  password: \"{}\"\n",
+            sim.url(),
+            sim.fingerprint(),
+            sim.root_password()
+        ),
+    )?;
+
+    eprintln!("[3/5] installing the CRDs...");
+    install_crds(&kube).await?;
+
+    eprintln!("[4/5] starting the controller...");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run_args = RunArgs {
+        kubeconfig: None,
+        config: Some(config_path.clone()),
+        namespace: None,
+        concurrency: 16,
+        inventory_interval: 2,
+        task_poll_interval: 200,
+        resync_interval: 3600,
+        shutdown_grace: 5,
+    };
+    let controller = tokio::spawn(run_with_client(run_args, kube.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    eprintln!(
+        "[5/5] applying {} example MachineRequest(s) from {}...",
+        manifests.len(),
+        args.examples.display()
     );
-    tokio::signal::ctrl_c().await?;
+    let requests: Api<MachineRequest> = Api::namespaced(kube.clone(), NAMESPACE);
+    for request in &manifests {
+        requests
+            .patch(
+                &request.name_any(),
+                &PatchParams::apply("pve-operator-demo").force(),
+                &Patch::Apply(request),
+            )
+            .await
+            .with_context(|| format!("applying MachineRequest {}", request.name_any()))?;
+    }
+
+    let ready = show_progress(
+        &requests,
+        manifests.len(),
+        Duration::from_secs(args.timeout),
+    )
+    .await;
+    let kubeconfig = env.kubeconfig_path().display().to_string();
+    match &ready {
+        Ok(()) => println!("\nAll {} MachineRequests are Ready.", manifests.len()),
+        Err(error) => println!("\n{error}"),
+    }
+    println!(
+        "\nKubernetes: {}\nProxmox (simulated): {} (connection settings and credentials in {})\n\n\
+         Use it from another shell:\n  export KUBECONFIG={kubeconfig}\n  kubectl get machinerequests\n  \
+         kubectl describe mr cloud-init-vm\n  kubectl delete mr small-iso-vm\n",
+        env.server_url(),
+        sim.url(),
+        config_path.display()
+    );
+    if !args.exit_when_ready {
+        println!("Press Ctrl-C to stop; everything started here is stopped and removed.");
+        tokio::signal::ctrl_c().await?;
+    }
     eprintln!("Stopping...");
+    let _ = stop.send(());
+    match controller.await {
+        Ok(result) => result?,
+        Err(error) => bail!("the controller task failed: {error}"),
+    }
+    sim.shutdown().await;
     drop(env);
+    ready
+}
+
+fn read_examples(dir: &Path) -> anyhow::Result<Vec<MachineRequest>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading the examples directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let mut requests = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        let request: MachineRequest = serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not a valid MachineRequest", file.display()))?;
+        requests.push(request);
+    }
+    if requests.is_empty() {
+        bail!("no MachineRequest manifests (*.yaml) in {}", dir.display());
+    }
+    Ok(requests)
+}
+
+async fn install_crds(kube: &Client) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(kube.clone());
+    for crd in pve_operator_api::crds() {
+        let name = crd.name_any();
+        crds.patch(
+            &name,
+            &PatchParams::apply("pve-operator-demo").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .with_context(|| format!("CRD {name} did not become Established"))??;
+    }
     Ok(())
+}
+
+/// Prints a table of the requests whenever it changes, until all are Ready or time runs out.
+async fn show_progress(
+    requests: &Api<MachineRequest>,
+    expected: usize,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let tty = std::io::stdout().is_terminal();
+    let mut last = String::new();
+    let mut drawn_lines = 0;
+    loop {
+        let list = requests.list(&Default::default()).await?;
+        let mut rows = BTreeMap::new();
+        let mut ready = 0;
+        for request in &list.items {
+            let status = request.status.clone().unwrap_or_default();
+            let condition = status.conditions.iter().find(|c| c.type_ == "Ready");
+            if condition.is_some_and(|c| c.status == "True") {
+                ready += 1;
+            }
+            rows.insert(
+                request.name_any(),
+                format!(
+                    "{:<15} {:<13} {:<6} {:<6} {:<6} {}",
+                    request.name_any(),
+                    status
+                        .phase
+                        .map(|p| format!("{p:?}"))
+                        .unwrap_or_else(|| "-".into()),
+                    status.node.unwrap_or_else(|| "-".into()),
+                    status
+                        .vmid
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    condition.map(|c| c.status.as_str()).unwrap_or("-"),
+                    condition
+                        .map(|c| c.message.chars().take(60).collect::<String>())
+                        .unwrap_or_default(),
+                ),
+            );
+        }
+        let table = format!(
+            "{:<15} {:<13} {:<6} {:<6} {:<6} {}\n{}\n",
+            "NAME",
+            "PHASE",
+            "NODE",
+            "VMID",
+            "READY",
+            "MESSAGE",
+            rows.into_values().collect::<Vec<_>>().join("\n")
+        );
+        if table != last {
+            if tty && drawn_lines > 0 {
+                print!("\x1b[{drawn_lines}A\x1b[J");
+            } else if !tty {
+                println!("--- after {:.1}s", started.elapsed().as_secs_f64());
+            }
+            print!("{table}");
+            drawn_lines = table.lines().count();
+            last = table;
+        }
+        if ready == expected {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!(
+                "{ready} of {expected} MachineRequests Ready after {}s; see `kubectl describe mr`",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

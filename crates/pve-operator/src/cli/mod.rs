@@ -5,6 +5,7 @@ pub mod crd;
 pub mod demo;
 pub mod manifests;
 pub mod privileges;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ pub struct Cli {
 /// The commands of `pve-operator`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller (in-cluster, or with --kubeconfig).
+    Run(run::RunArgs),
     /// Print the CustomResourceDefinitions (MachineRequest, ProxmoxCluster) as YAML.
     Crd(crd::CrdArgs),
     /// Print the `pveum` commands that create a least-privilege role, user, token and ACLs.

@@ -1,0 +1,321 @@
+//! One Proxmox inventory per cluster (DESIGN principle 8): a single periodic `/cluster/resources`
+//! read shared by every reconcile, which also notices VMs that changed or vanished behind the
+//! controller's back and triggers their requests. Steady state costs one Proxmox call per
+//! interval, whatever the number of machines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::runtime::reflector::ObjectRef;
+use pve_client::api::cluster::ClusterResource;
+use pve_client::{PveClient, PveError};
+use pve_operator_api::MachineRequest;
+use tokio::sync::{Mutex as AsyncMutex, watch};
+
+use super::Trigger;
+use crate::vmspec::Marker;
+
+/// A QEMU guest as the inventory sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmEntry {
+    /// Its VMID.
+    pub vmid: u32,
+    /// The node it is on.
+    pub node: String,
+    /// Its name.
+    pub name: String,
+    /// `running`, `stopped`, `unknown`, ...
+    pub status: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its config lock (`create`, `clone`, `destroyed`, ...), if any.
+    pub lock: Option<String>,
+    /// Whether it is a template.
+    pub template: bool,
+}
+
+impl VmEntry {
+    /// Whether the VM runs.
+    pub fn is_running(&self) -> bool {
+        self.status == "running"
+    }
+}
+
+/// What a VM looks like to change detection: VMID, node and power status.
+pub type VmFingerprint = (u32, String, String);
+
+/// A watched request: whom to trigger, and what its last reconcile left the VM as.
+struct Watched {
+    request: ObjectRef<MachineRequest>,
+    expected: Option<VmFingerprint>,
+}
+
+/// A node as the inventory sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEntry {
+    /// The node's name.
+    pub name: String,
+    /// Whether it is online.
+    pub online: bool,
+    /// Memory in bytes, when the caller may see node statistics.
+    pub max_memory: Option<u64>,
+    /// Used memory in bytes, when the caller may see node statistics.
+    pub used_memory: Option<u64>,
+}
+
+/// One read of `/cluster/resources`.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// QEMU guests by VMID.
+    pub vms: BTreeMap<u32, VmEntry>,
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, NodeEntry>,
+    /// When the read started.
+    pub read_at: Option<Instant>,
+}
+
+impl Snapshot {
+    fn from_resources(resources: Vec<ClusterResource>, read_at: Instant) -> Self {
+        let mut snapshot = Snapshot {
+            read_at: Some(read_at),
+            ..Snapshot::default()
+        };
+        for r in resources {
+            match r.resource_type.as_str() {
+                "qemu" => {
+                    let (Some(vmid), Some(node)) = (r.vmid, r.node.clone()) else {
+                        continue;
+                    };
+                    snapshot.vms.insert(
+                        vmid,
+                        VmEntry {
+                            vmid,
+                            node,
+                            name: r.name.clone().unwrap_or_default(),
+                            status: r.status.clone().unwrap_or_default(),
+                            tags: r.tag_list().into_iter().map(str::to_string).collect(),
+                            lock: r.lock.clone(),
+                            template: r.template.unwrap_or(false),
+                        },
+                    );
+                }
+                "node" => {
+                    let Some(name) = r.node.clone().or(r.name.clone()) else {
+                        continue;
+                    };
+                    snapshot.nodes.insert(
+                        name.clone(),
+                        NodeEntry {
+                            name,
+                            online: r.status.as_deref() == Some("online"),
+                            max_memory: r.maxmem,
+                            used_memory: r.mem,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        snapshot
+    }
+
+    /// The VM that carries `marker`'s uid tag.
+    pub fn find_marked(&self, marker: &Marker) -> Option<&VmEntry> {
+        self.vms.values().find(|vm| {
+            let tags: Vec<&str> = vm.tags.iter().map(String::as_str).collect();
+            marker.is_in_tags(&tags)
+        })
+    }
+
+    /// The template called `name`, or with VMID `vmid`.
+    pub fn find_template(&self, vmid: Option<u32>, name: Option<&str>) -> Option<&VmEntry> {
+        self.vms.values().find(|vm| {
+            vm.template
+                && (Some(vm.vmid) == vmid || (name.is_some() && Some(vm.name.as_str()) == name))
+        })
+    }
+
+    /// What a request's VM looks like, for change detection, or `None` when it has none.
+    pub fn fingerprint_of(&self, uid: &str) -> Option<VmFingerprint> {
+        self.vms.values().find_map(|vm| {
+            let tags: Vec<&str> = vm.tags.iter().map(String::as_str).collect();
+            (Marker::uid_from_tags(&tags).as_deref() == Some(uid))
+                .then(|| (vm.vmid, vm.node.clone(), vm.status.clone()))
+        })
+    }
+}
+
+struct Shared {
+    latest: watch::Sender<Arc<Snapshot>>,
+    /// Requests whose VMs the inventory watches, by uid.
+    watched: Mutex<HashMap<String, Watched>>,
+    /// Serialises reads, so that concurrent `refresh` callers share one call.
+    refreshing: AsyncMutex<()>,
+    pve: PveClient,
+    trigger: Trigger,
+}
+
+/// The shared inventory of one Proxmox cluster.
+#[derive(Clone)]
+pub struct Inventory {
+    shared: Arc<Shared>,
+}
+
+impl Inventory {
+    /// Starts the periodic read (every `interval`); it stops when every clone is dropped.
+    pub fn spawn(pve: PveClient, trigger: Trigger, interval: Duration) -> Self {
+        let (latest, _) = watch::channel(Arc::new(Snapshot::default()));
+        let inventory = Inventory {
+            shared: Arc::new(Shared {
+                latest,
+                watched: Mutex::default(),
+                refreshing: AsyncMutex::new(()),
+                pve,
+                trigger,
+            }),
+        };
+        let weak = Arc::downgrade(&inventory.shared);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(shared) = weak.upgrade() else { break };
+                let inventory = Inventory { shared };
+                if let Err(error) = inventory.refresh().await {
+                    tracing::warn!(%error, "reading /cluster/resources failed; keeping the last inventory");
+                }
+            }
+        });
+        inventory
+    }
+
+    /// The last snapshot (possibly empty before the first read).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.latest.borrow().clone()
+    }
+
+    /// A snapshot read after this call began: callers that need to be sure (before creating a
+    /// VM) use it. Concurrent callers share one read.
+    pub async fn fresh_snapshot(&self) -> Result<Arc<Snapshot>, PveError> {
+        let asked_at = Instant::now();
+        let _guard = self.shared.refreshing.lock().await;
+        let current = self.snapshot();
+        if current.read_at.is_some_and(|t| t >= asked_at) {
+            return Ok(current);
+        }
+        self.read_locked().await
+    }
+
+    /// Reads now and notifies the requests whose VMs changed.
+    pub async fn refresh(&self) -> Result<Arc<Snapshot>, PveError> {
+        let _guard = self.shared.refreshing.lock().await;
+        self.read_locked().await
+    }
+
+    async fn read_locked(&self) -> Result<Arc<Snapshot>, PveError> {
+        let read_at = Instant::now();
+        let resources = self.shared.pve.cluster_resources(None).await?;
+        let next = Arc::new(Snapshot::from_resources(resources, read_at));
+        tracing::trace!(
+            vms = next.vms.len(),
+            nodes = next.nodes.len(),
+            ms = read_at.elapsed().as_millis() as u64,
+            "inventory read"
+        );
+        let previous = self.shared.latest.send_replace(next.clone());
+        if previous.read_at.is_some() {
+            self.notify_changes(&previous, &next);
+        }
+        Ok(next)
+    }
+
+    /// Registers `request` (by uid) so that a change of its VM triggers a reconcile. With
+    /// `expected` (what a reconcile just left the VM as), any read that differs from it triggers
+    /// once, even when the VM changed and changed back between two reads; without it, a change
+    /// between two reads triggers.
+    pub fn watch(
+        &self,
+        uid: &str,
+        request: ObjectRef<MachineRequest>,
+        expected: Option<VmFingerprint>,
+    ) {
+        let mut watched = self
+            .shared
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        watched.insert(uid.to_string(), Watched { request, expected });
+    }
+
+    /// Stops watching a request (after its deletion).
+    pub fn unwatch(&self, uid: &str) {
+        let mut watched = self
+            .shared
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        watched.remove(uid);
+    }
+
+    fn notify_changes(&self, previous: &Snapshot, next: &Snapshot) {
+        let mut watched = self
+            .shared
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (uid, entry) in watched.iter_mut() {
+            let after = next.fingerprint_of(uid);
+            let before = match entry.expected.take() {
+                Some(expected) => Some(expected),
+                None => previous.fingerprint_of(uid),
+            };
+            if before != after {
+                tracing::debug!(%uid, ?before, ?after, "VM changed in Proxmox");
+                let _ = self.shared.trigger.send(entry.request.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(json: serde_json::Value) -> ClusterResource {
+        serde_json::from_value(json).expect("resource JSON")
+    }
+
+    #[test]
+    fn snapshot_indexes_vms_and_nodes_and_finds_a_request_by_its_tag() {
+        let marker = Marker::new("0b9b1a2c-1111-4c8e-9f00-123456789abc", "ns", "web");
+        let tags = format!("pve-operator;{}", marker.uid_tag());
+        let snapshot = Snapshot::from_resources(
+            vec![
+                resource(
+                    serde_json::json!({"id": "qemu/100", "type": "qemu", "vmid": 100, "node": "pve", "name": "web", "status": "running", "tags": tags}),
+                ),
+                resource(
+                    serde_json::json!({"id": "qemu/101", "type": "qemu", "vmid": "101", "node": "pve", "status": "stopped", "template": 1, "name": "tpl"}),
+                ),
+                resource(
+                    serde_json::json!({"id": "node/pve", "type": "node", "node": "pve", "status": "online", "maxmem": 8_589_934_592u64, "mem": "1073741824"}),
+                ),
+            ],
+            Instant::now(),
+        );
+        assert_eq!(snapshot.find_marked(&marker).map(|vm| vm.vmid), Some(100));
+        assert!(
+            snapshot
+                .find_marked(&Marker::new("other", "ns", "x"))
+                .is_none()
+        );
+        assert_eq!(
+            snapshot.find_template(None, Some("tpl")).map(|vm| vm.vmid),
+            Some(101)
+        );
+        assert_eq!(snapshot.nodes["pve"].used_memory, Some(1 << 30));
+        assert!(snapshot.nodes["pve"].online);
+    }
+}

@@ -1,0 +1,155 @@
+//! One task tracker per Proxmox cluster: reconciles never wait on a Proxmox task. They record
+//! the UPID and return; the tracker polls every in-flight task of the cluster on one timer and
+//! triggers the owning request's reconcile when its task ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::reflector::ObjectRef;
+use pve_client::{ExitStatus, PveClient, Upid};
+use pve_operator_api::MachineRequest;
+
+use super::Trigger;
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOutcome {
+    /// Its exit status (`OK`, `WARNINGS: N`, or Proxmox's error text).
+    pub exit: ExitStatus,
+    /// The last lines of its log when it failed, for the user.
+    pub log_tail: Vec<String>,
+}
+
+impl TaskOutcome {
+    /// Whether the task did what it was asked.
+    pub fn succeeded(&self) -> bool {
+        self.exit.is_success()
+    }
+}
+
+#[derive(Debug)]
+struct Tracked {
+    upid: Upid,
+    owner: ObjectRef<MachineRequest>,
+    outcome: Option<TaskOutcome>,
+}
+
+/// In-flight tasks of one cluster.
+#[derive(Clone)]
+pub struct TaskTracker {
+    tasks: Arc<Mutex<HashMap<String, Tracked>>>,
+}
+
+impl TaskTracker {
+    /// Starts the tracker's polling loop; it ends when the returned tracker and all its clones
+    /// are dropped.
+    pub fn spawn(pve: PveClient, trigger: Trigger, interval: Duration) -> Self {
+        let tracker = TaskTracker {
+            tasks: Arc::default(),
+        };
+        let weak = Arc::downgrade(&tracker.tasks);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(tasks) = weak.upgrade() else { break };
+                poll_once(&pve, &tasks, &trigger).await;
+            }
+        });
+        tracker
+    }
+
+    /// Starts tracking `upid` for `owner` (idempotent: a UPID read back from status after a
+    /// restart is tracked again).
+    pub fn track(&self, upid: &Upid, owner: ObjectRef<MachineRequest>) {
+        let mut tasks = self.lock();
+        tasks.entry(upid.to_string()).or_insert_with(|| Tracked {
+            upid: upid.clone(),
+            owner,
+            outcome: None,
+        });
+    }
+
+    /// The outcome of a finished task, removing it from the tracker; `None` while it runs.
+    pub fn take_outcome(&self, upid: &Upid) -> Option<TaskOutcome> {
+        let mut tasks = self.lock();
+        let key = upid.to_string();
+        let finished = tasks.get(&key).is_some_and(|t| t.outcome.is_some());
+        if finished {
+            tasks.remove(&key).and_then(|t| t.outcome)
+        } else {
+            None
+        }
+    }
+
+    /// Number of tasks still running.
+    pub fn in_flight(&self) -> usize {
+        self.lock().values().filter(|t| t.outcome.is_none()).count()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tracked>> {
+        // A panic while holding this lock cannot leave the map inconsistent: recover it.
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+async fn poll_once(pve: &PveClient, tasks: &Mutex<HashMap<String, Tracked>>, trigger: &Trigger) {
+    let running: Vec<Upid> = {
+        let tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks
+            .values()
+            .filter(|t| t.outcome.is_none())
+            .map(|t| t.upid.clone())
+            .collect()
+    };
+    for upid in running {
+        let status = match pve.task_status(&upid).await {
+            Ok(status) => status,
+            Err(error) if error.kind() == pve_client::ErrorKind::NotFound => {
+                // The task is gone from the node's log (a very old UPID): nothing to wait for.
+                tracing::warn!(%upid, %error, "task no longer known to Proxmox");
+                finish(
+                    tasks,
+                    &upid,
+                    TaskOutcome {
+                        exit: ExitStatus::parse("unknown task"),
+                        log_tail: vec![],
+                    },
+                    trigger,
+                );
+                continue;
+            }
+            Err(error) => {
+                tracing::debug!(%upid, %error, "task status not readable yet");
+                continue;
+            }
+        };
+        if status.is_running() {
+            continue;
+        }
+        let exit = ExitStatus::parse(status.exitstatus.as_deref().unwrap_or("unknown"));
+        let log_tail = if exit.is_success() {
+            Vec::new()
+        } else {
+            pve.task_log_tail(&upid, 10).await.unwrap_or_default()
+        };
+        finish(tasks, &upid, TaskOutcome { exit, log_tail }, trigger);
+    }
+}
+
+fn finish(
+    tasks: &Mutex<HashMap<String, Tracked>>,
+    upid: &Upid,
+    outcome: TaskOutcome,
+    trigger: &Trigger,
+) {
+    let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(tracked) = tasks.get_mut(&upid.to_string()) {
+        tracked.outcome = Some(outcome);
+        let _ = trigger.send(tracked.owner.clone());
+    }
+}

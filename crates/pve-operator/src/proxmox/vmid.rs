@@ -1,0 +1,85 @@
+//! VMID allocation, serialised per Proxmox cluster (DESIGN principle 3): `/cluster/nextid` does
+//! not reserve, so the controller hands out one id at a time, never the same twice while its VM
+//! is not yet visible, optionally within a configured range, and the reconciler asks again when
+//! Proxmox answers that the id already exists.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pve_client::{PveClient, PveError};
+use pve_operator_api::VmidRange;
+use tokio::sync::Mutex;
+
+use super::Snapshot;
+
+/// How long a handed-out id is held back from others: long enough for the create to show up in
+/// the inventory.
+const HOLD: Duration = Duration::from_secs(600);
+
+/// Why no VMID could be allocated.
+#[derive(Debug, thiserror::Error)]
+pub enum VmidError {
+    /// Proxmox could not be asked.
+    #[error(transparent)]
+    Proxmox(#[from] PveError),
+    /// Every id in the configured range is taken.
+    #[error(
+        "no free VMID left in the range {min}-{max} of the ProxmoxCluster; widen spec.vmidRange"
+    )]
+    RangeExhausted {
+        /// Lowest id of the range.
+        min: u32,
+        /// Highest id of the range.
+        max: u32,
+    },
+}
+
+/// Hands out VMIDs of one cluster, one caller at a time.
+#[derive(Default)]
+pub struct VmidAllocator {
+    held: Mutex<HashMap<u32, Instant>>,
+}
+
+impl VmidAllocator {
+    /// A free VMID: not in `snapshot`, not handed out recently, inside `range` when given, and
+    /// free according to Proxmox right now.
+    pub async fn allocate(
+        &self,
+        pve: &PveClient,
+        snapshot: &Snapshot,
+        range: Option<VmidRange>,
+    ) -> Result<u32, VmidError> {
+        let mut held = self.held.lock().await;
+        held.retain(|_, at| at.elapsed() < HOLD);
+        let taken = |id: u32| snapshot.vms.contains_key(&id) || held.contains_key(&id);
+        let mut candidate = match range {
+            Some(range) => range.min,
+            None => pve.next_vmid().await?,
+        };
+        loop {
+            if let Some(range) = range
+                && candidate > range.max
+            {
+                return Err(VmidError::RangeExhausted {
+                    min: range.min,
+                    max: range.max,
+                });
+            }
+            if !taken(candidate) && pve.vmid_is_free(candidate).await? {
+                held.insert(candidate, Instant::now());
+                return Ok(candidate);
+            }
+            candidate += 1;
+        }
+    }
+
+    /// Forgets that `vmid` was handed out (its VM now exists, or it was never used).
+    pub async fn release(&self, vmid: u32) {
+        self.held.lock().await.remove(&vmid);
+    }
+
+    /// Marks `vmid` as taken by someone else (Proxmox said it already exists).
+    pub async fn mark_taken(&self, vmid: u32) {
+        self.held.lock().await.insert(vmid, Instant::now());
+    }
+}

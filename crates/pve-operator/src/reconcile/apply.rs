@@ -1,0 +1,643 @@
+//! Bringing a VM to what its MachineRequest says: find it (or create it), correct its config and
+//! power state, and tell the story in status. Every Proxmox task is recorded in status and handed
+//! to the cluster's task tracker; a reconcile never waits for one.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use pve_client::api::qemu::{ConfigUpdate, DiskSize, ShutdownOptions};
+use pve_client::{ErrorKind, Upid};
+use pve_operator_api::{
+    MachineRequest, MachineRequestStatus, PendingChangePolicy, Phase, PowerState, TaskRef,
+};
+
+use super::error::ReconcileError;
+use super::placement::choose_node;
+use super::status::{self, is_true, set_condition, types};
+use super::{Context, RequestScope};
+use crate::proxmox::{Connection, VmEntry};
+use crate::vmspec;
+
+/// How long to wait before looking again while something runs in Proxmox; the task tracker and
+/// the inventory usually trigger the reconcile much earlier.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One pass of the apply path. Changes `status` in place; the caller writes it.
+pub async fn apply(
+    request: &MachineRequest,
+    scope: &RequestScope<'_>,
+    conn: &Connection,
+    status: &mut MachineRequestStatus,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let marker = scope.marker;
+    let generation = request.metadata.generation;
+
+    // 1. A task in flight: nothing to do until the tracker says it ended.
+    if let Some(task) = status.current_task.clone() {
+        match task.upid.parse::<Upid>() {
+            Ok(upid) => {
+                conn.tasks.track(&upid, scope.object_ref.clone());
+                match conn.tasks.take_outcome(&upid) {
+                    None => return Ok(Action::requeue(WAIT)),
+                    Some(outcome) => {
+                        status.current_task = None;
+                        if !outcome.succeeded() {
+                            let log = outcome
+                                .log_tail
+                                .last()
+                                .map(|l| format!(" (task log: {l})"))
+                                .unwrap_or_default();
+                            return Err(ReconcileError::TaskFailed {
+                                action: describe_task(&task),
+                                exit: outcome.exit.to_string(),
+                                log,
+                            });
+                        }
+                        scope
+                            .event(
+                                ctx,
+                                EventType::Normal,
+                                "TaskSucceeded",
+                                &format!("{} finished", describe_task(&task)),
+                            )
+                            .await;
+                    }
+                }
+            }
+            Err(_) => status.current_task = None,
+        }
+    }
+
+    // 2. Find the VM: by the recorded VMID (verifying it is ours), else by our marker.
+    let vm = match find_own_vm(request, scope, conn, status, ctx).await? {
+        Found::Ours(vm) => vm,
+        Found::Nothing => return create(request, scope, conn, status, ctx).await,
+        Found::Undecided(why) => {
+            status.phase = Some(Phase::Provisioning);
+            set_condition(
+                status,
+                generation,
+                types::READY,
+                false,
+                "VerifyingOwnership",
+                why,
+            );
+            return Ok(Action::requeue(Duration::from_secs(2)));
+        }
+    };
+
+    // 3. The VM exists and is ours.
+    status.vmid = Some(vm.vmid);
+    status.node = Some(vm.node.clone());
+    conn.vmids.release(vm.vmid).await;
+    if !is_true(status, types::PROVISIONED) {
+        scope
+            .event(
+                ctx,
+                EventType::Normal,
+                "Provisioned",
+                &format!("VM {} exists on node {}", vm.vmid, vm.node),
+            )
+            .await;
+    }
+    set_condition(
+        status,
+        generation,
+        types::PROVISIONED,
+        true,
+        "VmExists",
+        format!("VM {} on node {}", vm.vmid, vm.node),
+    );
+    if let Some(lock) = &vm.lock {
+        status.phase = Some(Phase::Provisioning);
+        set_condition(
+            status,
+            generation,
+            types::READY,
+            false,
+            "VmLocked",
+            format!("VM {} is locked ({lock}) in Proxmox; waiting", vm.vmid),
+        );
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+
+    // 4. Config drift.
+    let pve = &conn.pve;
+    let config = pve
+        .qemu_config(&vm.node, vm.vmid)
+        .await
+        .map_err(ReconcileError::proxmox(format!(
+            "reading the config of VM {}",
+            vm.vmid
+        )))?;
+    let plan = vmspec::plan_update(&request.spec, marker, &scope.vm_name, &config)?;
+    if !plan.conflicts.is_empty() {
+        set_condition(
+            status,
+            generation,
+            types::READY,
+            false,
+            "ConfigConflict",
+            plan.conflicts.join("; "),
+        );
+        scope
+            .event(
+                ctx,
+                EventType::Warning,
+                "ConfigConflict",
+                &plan.conflicts.join("; "),
+            )
+            .await;
+    }
+    let keys = plan.changed_keys();
+    let sets_keys = plan
+        .config
+        .to_params()
+        .map(|p| !p.is_empty())
+        .unwrap_or(true);
+    if sets_keys || !plan.delete.is_empty() {
+        let update = ConfigUpdate {
+            delete: plan.delete.clone(),
+            digest: Some(config.digest.clone()).filter(|d| !d.is_empty()),
+            revert: Vec::new(),
+        };
+        let upid = pve
+            .qemu_update_async(&vm.node, vm.vmid, &plan.config, &update)
+            .await
+            .map_err(ReconcileError::proxmox(format!(
+                "updating the config of VM {} ({})",
+                vm.vmid,
+                keys.join(", ")
+            )))?;
+        scope
+            .event(
+                ctx,
+                EventType::Normal,
+                "ConfigUpdated",
+                &format!("VM {}: {}", vm.vmid, keys.join(", ")),
+            )
+            .await;
+        if let Some(upid) = upid {
+            return Ok(start_task(status, conn, scope, upid, "qmconfig"));
+        }
+    }
+
+    // Disks grow after the config update (a resize changes the digest the update was planned on).
+    for (slot, size_gib) in &plan.resizes {
+        pve.qemu_resize(
+            &vm.node,
+            vm.vmid,
+            *slot,
+            DiskSize::AbsoluteGib(*size_gib),
+            None,
+        )
+        .await
+        .map_err(ReconcileError::proxmox(format!(
+            "growing disk {slot} of VM {} to {size_gib}G",
+            vm.vmid
+        )))?;
+        scope
+            .event(
+                ctx,
+                EventType::Normal,
+                "DiskGrown",
+                &format!("disk {slot} of VM {} grown to {size_gib} GiB", vm.vmid),
+            )
+            .await;
+    }
+
+    // 5. Changes that need a restart.
+    let pending = pve
+        .qemu_pending(&vm.node, vm.vmid)
+        .await
+        .map_err(ReconcileError::proxmox(format!(
+            "reading the pending changes of VM {}",
+            vm.vmid
+        )))?;
+    let pending_keys: Vec<String> = pending
+        .iter()
+        .filter(|p| p.pending.is_some() || p.delete.is_some())
+        .map(|p| p.key.clone())
+        .collect();
+    // The inventory may lag behind (a start sent just before a controller restart): before
+    // acting on the power state, ask Proxmox for the VM's current state.
+    let wants_running = request.spec.power_state == PowerState::Running;
+    let running = if vm.is_running() == wants_running {
+        vm.is_running()
+    } else {
+        pve.qemu_status(&vm.node, vm.vmid)
+            .await
+            .map_err(ReconcileError::proxmox(format!(
+                "reading the status of VM {}",
+                vm.vmid
+            )))?
+            .is_running()
+    };
+    if running && !pending_keys.is_empty() {
+        let keys = pending_keys.join(", ");
+        match request.spec.pending_changes {
+            PendingChangePolicy::Report => {
+                set_condition(
+                    status,
+                    generation,
+                    types::RESTART_REQUIRED,
+                    true,
+                    "PendingChanges",
+                    format!("restart VM {} to apply: {keys}", vm.vmid),
+                );
+            }
+            PendingChangePolicy::Restart => {
+                scope
+                    .event(
+                        ctx,
+                        EventType::Normal,
+                        "Restarting",
+                        &format!("VM {} restarts to apply: {keys}", vm.vmid),
+                    )
+                    .await;
+                let upid = pve
+                    .qemu_shutdown(
+                        &vm.node,
+                        vm.vmid,
+                        &ShutdownOptions {
+                            timeout: Some(120),
+                            force_stop: Some(true),
+                        },
+                    )
+                    .await
+                    .map_err(ReconcileError::proxmox(format!(
+                        "shutting down VM {} to apply pending changes",
+                        vm.vmid
+                    )))?;
+                return Ok(start_task(status, conn, scope, upid, "qmshutdown"));
+            }
+        }
+    } else {
+        status::clear_condition(status, types::RESTART_REQUIRED);
+    }
+
+    // 6. Power state.
+    match (request.spec.power_state, running) {
+        (PowerState::Running, false) => {
+            let upid = pve
+                .qemu_start(&vm.node, vm.vmid)
+                .await
+                .map_err(ReconcileError::proxmox(format!("starting VM {}", vm.vmid)))?;
+            scope
+                .event(
+                    ctx,
+                    EventType::Normal,
+                    "Starting",
+                    &format!("starting VM {}", vm.vmid),
+                )
+                .await;
+            set_condition(
+                status,
+                generation,
+                types::POWERED,
+                false,
+                "Starting",
+                "the VM is starting",
+            );
+            return Ok(start_task(status, conn, scope, upid, "qmstart"));
+        }
+        (PowerState::Stopped, true) => {
+            let upid = pve
+                .qemu_shutdown(
+                    &vm.node,
+                    vm.vmid,
+                    &ShutdownOptions {
+                        timeout: Some(120),
+                        force_stop: Some(true),
+                    },
+                )
+                .await
+                .map_err(ReconcileError::proxmox(format!(
+                    "shutting down VM {}",
+                    vm.vmid
+                )))?;
+            scope
+                .event(
+                    ctx,
+                    EventType::Normal,
+                    "ShuttingDown",
+                    &format!("shutting down VM {}", vm.vmid),
+                )
+                .await;
+            return Ok(start_task(status, conn, scope, upid, "qmshutdown"));
+        }
+        _ => {}
+    }
+
+    // 7. Addresses from the guest agent.
+    status.ip_addresses = if running && request.spec.guest_agent {
+        match pve.qemu_agent_network(&vm.node, vm.vmid).await {
+            Ok(interfaces) => interfaces
+                .iter()
+                .filter(|i| i.name != "lo")
+                .flat_map(|i| i.ip_addresses.iter())
+                .filter(|a| {
+                    !a.ip_address.starts_with("127.")
+                        && a.ip_address != "::1"
+                        && !a.ip_address.starts_with("fe80:")
+                })
+                .map(|a| a.ip_address.clone())
+                .collect(),
+            Err(error) => {
+                tracing::debug!(vmid = vm.vmid, %error, "guest agent not answering yet");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+
+    // 8. Done: the VM is as specified.
+    let (phase, powered) = if running {
+        (Phase::Running, "the VM is running")
+    } else {
+        (Phase::Stopped, "the VM is stopped, as specified")
+    };
+    status.phase = Some(phase);
+    set_condition(
+        status,
+        generation,
+        types::POWERED,
+        running,
+        if running { "Running" } else { "Stopped" },
+        powered,
+    );
+    if plan.conflicts.is_empty() {
+        set_condition(
+            status,
+            generation,
+            types::READY,
+            true,
+            "AsSpecified",
+            format!("VM {} on node {} matches the spec", vm.vmid, vm.node),
+        );
+    }
+    status.observed_generation = generation;
+    Ok(ctx
+        .settings
+        .resync
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// What is at a request's place in Proxmox.
+enum Found {
+    /// The request's own VM.
+    Ours(VmEntry),
+    /// No VM: one is to be created.
+    Nothing,
+    /// A VM at the recorded VMID whose ownership cannot be told yet (a create or clone still
+    /// holds its lock; the config carries no keys until the worker writes them). It is neither
+    /// touched nor replaced until the lock clears.
+    Undecided(String),
+}
+
+/// Finds the request's VM, verifying ownership (DESIGN principles 1 and 2). A VM at the recorded
+/// VMID that does not carry our marker is never touched: a warning says so and a new VM is made.
+async fn find_own_vm(
+    request: &MachineRequest,
+    scope: &RequestScope<'_>,
+    conn: &Connection,
+    status: &mut MachineRequestStatus,
+    ctx: &Context,
+) -> Result<Found, ReconcileError> {
+    let marker = scope.marker;
+    let mut snapshot = conn.inventory.snapshot();
+    let recorded = status.vmid;
+    let stale = |s: &crate::proxmox::Snapshot| {
+        s.read_at.is_none()
+            || recorded.is_some_and(|id| !s.vms.contains_key(&id))
+            || s.find_marked(marker).is_none()
+    };
+    if stale(&snapshot) {
+        // Before deciding that the VM does not exist, look at Proxmox now, not at a cached read.
+        snapshot = conn
+            .inventory
+            .fresh_snapshot()
+            .await
+            .map_err(ReconcileError::proxmox("reading /cluster/resources"))?;
+    }
+    if let Some(vm) = snapshot.find_marked(marker) {
+        return Ok(Found::Ours(vm.clone()));
+    }
+    let Some(vmid) = recorded else {
+        return Ok(Found::Nothing);
+    };
+    let Some(vm) = snapshot.vms.get(&vmid) else {
+        if is_true(status, types::PROVISIONED) {
+            scope
+                .event(
+                    ctx,
+                    EventType::Warning,
+                    "VmMissing",
+                    &format!("VM {vmid} is gone from Proxmox; creating it again"),
+                )
+                .await;
+            status::clear_condition(status, types::PROVISIONED);
+        }
+        return Ok(Found::Nothing);
+    };
+    // Not tagged: a clone still in progress carries the marker only in its description.
+    let config = conn
+        .pve
+        .qemu_config(&vm.node, vmid)
+        .await
+        .map_err(ReconcileError::proxmox(format!(
+            "reading the config of VM {vmid}"
+        )))?;
+    if marker.is_in_config(&config) {
+        return Ok(Found::Ours(vm.clone()));
+    }
+    if let Some(lock) = config.lock().or(vm.lock.as_deref()) {
+        return Ok(Found::Undecided(format!(
+            "VM {vmid} is locked ({lock}) and carries no marker yet; waiting for the lock to clear before deciding whether it is this request's"
+        )));
+    }
+    let message = format!(
+        "VM {vmid} on node {} does not carry this request's marker; it belongs to someone else and will not be touched. A new VM is created for this request.",
+        vm.node
+    );
+    scope
+        .event(ctx, EventType::Warning, "ForeignVm", &message)
+        .await;
+    set_condition(
+        status,
+        request.metadata.generation,
+        types::PROVISIONED,
+        false,
+        "ForeignVmAtVmid",
+        message,
+    );
+    status.vmid = None;
+    status.node = None;
+    Ok(Found::Nothing)
+}
+
+/// Creates the VM: VMID and node are chosen and recorded in status before the create is sent,
+/// and the create itself carries the marker, so a crash at any point finds the VM again.
+async fn create(
+    request: &MachineRequest,
+    scope: &RequestScope<'_>,
+    conn: &Connection,
+    status: &mut MachineRequestStatus,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let generation = request.metadata.generation;
+    let spec = &request.spec;
+    let snapshot = conn
+        .inventory
+        .fresh_snapshot()
+        .await
+        .map_err(ReconcileError::proxmox("reading /cluster/resources"))?;
+
+    let template = match &spec.boot.template {
+        Some(t) => Some(
+            snapshot
+                .find_template(t.vmid, t.name.as_deref())
+                .cloned()
+                .ok_or_else(|| {
+                    ReconcileError::Placement(format!(
+                        "spec.boot.template {} is not a template visible to the controller's token",
+                        t.vmid
+                            .map(|v| v.to_string())
+                            .or_else(|| t.name.clone())
+                            .unwrap_or_default()
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    // A clone is made on the template's node.
+    let node = match (&template, &status.node) {
+        (Some(t), _) => t.node.clone(),
+        (None, Some(recorded)) if snapshot.nodes.get(recorded).is_some_and(|n| n.online) => {
+            recorded.clone()
+        }
+        (None, _) => choose_node(spec, &snapshot).map_err(ReconcileError::Placement)?,
+    };
+    let vmid = match status.vmid {
+        Some(id)
+            if !snapshot.vms.contains_key(&id)
+                && conn.pve.vmid_is_free(id).await.unwrap_or(false) =>
+        {
+            id
+        }
+        _ => {
+            conn.vmids
+                .allocate(&conn.pve, &snapshot, conn.vmid_range)
+                .await?
+        }
+    };
+
+    // Record the choice first (a crash after this point reuses the same VMID).
+    status.vmid = Some(vmid);
+    status.node = Some(node.clone());
+    status.phase = Some(Phase::Provisioning);
+    set_condition(
+        status,
+        generation,
+        types::PROVISIONED,
+        false,
+        "Creating",
+        format!("creating VM {vmid} on node {node}"),
+    );
+    set_condition(
+        status,
+        generation,
+        types::READY,
+        false,
+        "Provisioning",
+        format!("creating VM {vmid} on node {node}"),
+    );
+    status::write(&scope.api, request, status).await?;
+
+    let sent = match &template {
+        Some(t) => {
+            let options = vmspec::clone_options(spec, scope.marker, &scope.vm_name, vmid)?;
+            conn.pve
+                .qemu_clone(&node, t.vmid, &options)
+                .await
+                .map(|u| (u, "qmclone"))
+        }
+        None => {
+            let config = vmspec::create_config(spec, scope.marker, &scope.vm_name)?;
+            conn.pve
+                .qemu_create(&node, vmid, &config, false)
+                .await
+                .map(|u| (u, "qmcreate"))
+        }
+    };
+    match sent {
+        Ok((upid, kind)) => {
+            scope
+                .event(
+                    ctx,
+                    EventType::Normal,
+                    "Creating",
+                    &format!("creating VM {vmid} on node {node}"),
+                )
+                .await;
+            Ok(start_task(status, conn, scope, upid, kind))
+        }
+        Err(error) if error.kind() == ErrorKind::AlreadyExists => {
+            // Someone took the VMID between our check and the create: pick another next time.
+            conn.vmids.mark_taken(vmid).await;
+            status.vmid = None;
+            scope
+                .event(
+                    ctx,
+                    EventType::Normal,
+                    "VmidTaken",
+                    &format!("VMID {vmid} was taken meanwhile; choosing another"),
+                )
+                .await;
+            Ok(Action::requeue(Duration::from_millis(100)))
+        }
+        Err(error) => Err(ReconcileError::Proxmox {
+            action: format!("creating VM {vmid} on node {node}"),
+            source: error,
+        }),
+    }
+}
+
+fn start_task(
+    status: &mut MachineRequestStatus,
+    conn: &Connection,
+    scope: &RequestScope<'_>,
+    upid: Upid,
+    kind: &str,
+) -> Action {
+    conn.tasks.track(&upid, scope.object_ref.clone());
+    status.current_task = Some(TaskRef {
+        upid: upid.to_string(),
+        task_type: kind.to_string(),
+    });
+    Action::requeue(WAIT)
+}
+
+fn describe_task(task: &TaskRef) -> String {
+    let what = match task.task_type.as_str() {
+        "qmcreate" => "creating the VM",
+        "qmclone" => "cloning the template",
+        "qmstart" => "starting the VM",
+        "qmshutdown" => "shutting down the VM",
+        "qmstop" => "stopping the VM",
+        "qmdestroy" => "destroying the VM",
+        "qmconfig" => "updating the VM's config",
+        _ => "a Proxmox task",
+    };
+    format!("{what} ({})", task.upid)
+}
+
+/// The object reference of a request, for triggers.
+pub fn object_ref(request: &MachineRequest) -> ObjectRef<MachineRequest> {
+    ObjectRef::new(&request.name_any()).within(&request.namespace().unwrap_or_default())
+}

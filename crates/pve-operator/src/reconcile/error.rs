@@ -1,0 +1,128 @@
+//! Every failure of a reconcile, classified (DESIGN principle 5): transient ones back off and
+//! retry; permanent ones become a condition with a reason and wait for a change; permission
+//! errors name the privilege and the ACL path.
+
+use pve_client::{ErrorKind, PveError};
+
+use crate::proxmox::registry::ConnectionError;
+use crate::proxmox::vmid::VmidError;
+use crate::vmspec::SpecError;
+
+/// Why a reconcile could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Proxmox answered with an error (its own message is inside).
+    #[error("{action}: {source}")]
+    Proxmox {
+        /// What the controller was doing, e.g. `creating VM 101 on pve`.
+        action: String,
+        /// What Proxmox said.
+        source: PveError,
+    },
+    /// A Proxmox task failed.
+    #[error("{action} failed in Proxmox: {exit}{log}")]
+    TaskFailed {
+        /// What the task did.
+        action: String,
+        /// Its exit status.
+        exit: String,
+        /// The end of its log, if any.
+        log: String,
+    },
+    /// The cluster connection could not be made.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The spec cannot be expressed as a Proxmox config.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// No VMID could be allocated.
+    #[error(transparent)]
+    Vmid(#[from] VmidError),
+    /// Placement found no node.
+    #[error("{0}")]
+    Placement(String),
+    /// Writing to Kubernetes failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The object lacks something the API server always sets (uid, namespace).
+    #[error("the MachineRequest has no {0}")]
+    Incomplete(&'static str),
+    /// Deletion is under way (waiting for a Proxmox task); not a failure.
+    #[error("deletion in progress: {0}")]
+    DeletionInProgress(String),
+}
+
+/// How the controller reacts to an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Class {
+    /// Retry with backoff.
+    Transient,
+    /// Report in a condition with this reason; retry only slowly (or on a spec change).
+    Permanent(&'static str),
+    /// A missing privilege: report it with the privilege and path; retry slowly.
+    Permission {
+        /// The privilege(s) Proxmox named.
+        privileges: Vec<String>,
+        /// The ACL path Proxmox named.
+        path: Option<String>,
+    },
+}
+
+impl ReconcileError {
+    /// Wraps a Proxmox error with what the controller was doing.
+    pub fn proxmox(action: impl Into<String>) -> impl FnOnce(PveError) -> ReconcileError {
+        let action = action.into();
+        move |source| ReconcileError::Proxmox { action, source }
+    }
+
+    /// The reaction to this error.
+    pub fn class(&self) -> Class {
+        match self {
+            ReconcileError::Proxmox { source, .. } => classify_pve(source),
+            ReconcileError::Vmid(VmidError::Proxmox(source)) => classify_pve(source),
+            ReconcileError::Vmid(VmidError::RangeExhausted { .. }) => {
+                Class::Permanent("VmidRangeExhausted")
+            }
+            ReconcileError::TaskFailed { .. } => Class::Transient,
+            ReconcileError::Connection(ConnectionError::Kube(_)) => Class::Transient,
+            ReconcileError::Connection(_) => Class::Permanent("ClusterUnavailable"),
+            ReconcileError::Spec(_) => Class::Permanent("InvalidSpec"),
+            ReconcileError::Placement(_) => Class::Permanent("NoSuitableNode"),
+            ReconcileError::Kube(_) | ReconcileError::DeletionInProgress(_) => Class::Transient,
+            ReconcileError::Incomplete(_) => Class::Permanent("Incomplete"),
+        }
+    }
+
+    /// The condition reason for this error.
+    pub fn reason(&self) -> &'static str {
+        match (self, self.class()) {
+            (_, Class::Permission { .. }) => "MissingPrivilege",
+            (_, Class::Permanent(reason)) => reason,
+            (ReconcileError::TaskFailed { .. }, _) => "TaskFailed",
+            (ReconcileError::Proxmox { .. }, _) => "ProxmoxUnavailable",
+            _ => "Retrying",
+        }
+    }
+}
+
+fn classify_pve(error: &PveError) -> Class {
+    if let PveError::PermissionDenied {
+        path, privileges, ..
+    } = error
+    {
+        return Class::Permission {
+            privileges: privileges.clone(),
+            path: path.clone(),
+        };
+    }
+    if error.is_retryable() {
+        return Class::Transient;
+    }
+    match error.kind() {
+        ErrorKind::InvalidParameters => Class::Permanent("ProxmoxRejectedSpec"),
+        ErrorKind::Unauthorized => Class::Permanent("CredentialsInvalid"),
+        ErrorKind::NotFound => Class::Permanent("NotFoundInProxmox"),
+        ErrorKind::Conflict => Class::Permanent("ProxmoxConflict"),
+        _ => Class::Transient,
+    }
+}

@@ -1,0 +1,314 @@
+//! The MachineRequest controller: kube's runtime `Controller` with the finalizer helper, driven
+//! by watch events, by the task trackers and by the inventories of the Proxmox clusters.
+
+pub mod apply;
+pub mod cleanup;
+pub mod cluster;
+pub mod error;
+pub mod placement;
+pub mod status;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase};
+use tokio::sync::mpsc;
+
+use crate::proxmox::ClusterRegistry;
+use crate::vmspec::{self, Marker};
+use error::{Class, ReconcileError};
+use status::{set_condition, types};
+
+/// The finalizer that keeps a MachineRequest until its VM is gone (or released).
+pub const FINALIZER: &str = "pve-operator.dev/vm-cleanup";
+
+/// How the controller behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Reconcile every request this often even without a trigger (`None`: only on change).
+    pub resync: Option<Duration>,
+    /// Requests reconciled at once.
+    pub concurrency: u16,
+    /// How long a permanent failure waits before it is tried again without a spec change.
+    pub permanent_retry: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync: Some(Duration::from_secs(3600)),
+            concurrency: 16,
+            permanent_retry: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The Kubernetes client.
+    pub kube: Client,
+    /// The Proxmox clusters.
+    pub clusters: ClusterRegistry,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Behaviour settings.
+    pub settings: Settings,
+    failures: Mutex<HashMap<ObjectRef<MachineRequest>, u32>>,
+}
+
+impl Context {
+    /// A context; `reporter` names the controller in Events.
+    pub fn new(kube: Client, clusters: ClusterRegistry, settings: Settings) -> Self {
+        let reporter = Reporter {
+            controller: "pve-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(kube.clone(), reporter),
+            kube,
+            clusters,
+            settings,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn failure_count(&self, object: &ObjectRef<MachineRequest>, reset: bool) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if reset {
+            failures.remove(object);
+            return 0;
+        }
+        let count = failures.entry(object.clone()).or_insert(0);
+        *count += 1;
+        *count
+    }
+}
+
+/// What a reconcile knows about the request it works on.
+pub struct RequestScope<'a> {
+    /// The request's marker in Proxmox.
+    pub marker: &'a Marker,
+    /// The VM's name in Proxmox.
+    pub vm_name: String,
+    /// The MachineRequest API of the request's namespace.
+    pub api: Api<MachineRequest>,
+    /// The request, for triggers.
+    pub object_ref: ObjectRef<MachineRequest>,
+    reference: ObjectReference,
+}
+
+impl RequestScope<'_> {
+    /// Publishes an Event on the request (failures to publish are logged, not fatal).
+    pub async fn event(&self, ctx: &Context, type_: EventType, reason: &str, note: &str) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note.to_string()),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &self.reference).await {
+            tracing::warn!(%error, reason, "could not publish an Event");
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` completes. `triggers` carries reconcile requests from
+/// the task trackers and inventories (the receiving end of the registry's trigger).
+pub async fn run(
+    ctx: Arc<Context>,
+    api: Api<MachineRequest>,
+    triggers: mpsc::UnboundedReceiver<ObjectRef<MachineRequest>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let triggers = futures::stream::unfold(triggers, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let concurrency = ctx.settings.concurrency;
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(request = %object, "reconciled"),
+                Err(controller::Error::ReconcilerFailed(error, object)) => {
+                    tracing::debug!(request = %object, %error, "reconcile will be retried")
+                }
+                Err(error) => tracing::warn!(%error, "controller error"),
+            }
+        })
+        .await;
+}
+
+/// The controller's error: the finalizer helper wraps ours.
+pub type Error = finalizer::Error<ReconcileError>;
+
+async fn reconcile(request: Arc<MachineRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace =
+        request
+            .namespace()
+            .ok_or(finalizer::Error::ApplyFailed(ReconcileError::Incomplete(
+                "namespace",
+            )))?;
+    let api: Api<MachineRequest> = Api::namespaced(ctx.kube.clone(), &namespace);
+    finalizer(&api, FINALIZER, request, |event| async {
+        match event {
+            finalizer::Event::Apply(request) => step(&request, &ctx, false).await,
+            finalizer::Event::Cleanup(request) => step(&request, &ctx, true).await,
+        }
+    })
+    .await
+}
+
+/// One pass of apply or cleanup, with status written and errors reported either way.
+async fn step(
+    request: &MachineRequest,
+    ctx: &Context,
+    deleting: bool,
+) -> Result<Action, ReconcileError> {
+    let namespace = request
+        .namespace()
+        .ok_or(ReconcileError::Incomplete("namespace"))?;
+    let marker = Marker::of(request).ok_or(ReconcileError::Incomplete("uid"))?;
+    let api: Api<MachineRequest> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let scope = RequestScope {
+        marker: &marker,
+        vm_name: vmspec::vm_name(request),
+        api: api.clone(),
+        object_ref: apply::object_ref(request),
+        reference: request.object_ref(&()),
+    };
+    let mut status = request.status.clone().unwrap_or_default();
+    let cluster_ref = request.spec.cluster_ref.as_ref().map(|c| c.name.as_str());
+    let result = match ctx.clusters.connection(&namespace, cluster_ref).await {
+        Ok(conn) => {
+            if deleting {
+                cleanup::cleanup(request, &scope, &conn, &mut status, ctx).await
+            } else {
+                let result = apply::apply(request, &scope, &conn, &mut status, ctx).await;
+                // What this pass left the VM as: the inventory triggers when Proxmox differs.
+                let expected = match (&result, status.vmid, &status.node, status.phase) {
+                    (Ok(_), Some(vmid), Some(node), Some(Phase::Running | Phase::Stopped))
+                        if status.current_task.is_none() =>
+                    {
+                        let power = if status.phase == Some(Phase::Running) {
+                            "running"
+                        } else {
+                            "stopped"
+                        };
+                        Some((vmid, node.clone(), power.to_string()))
+                    }
+                    _ => None,
+                };
+                conn.inventory
+                    .watch(&marker.uid, scope.object_ref.clone(), expected);
+                result
+            }
+        }
+        Err(error) => Err(error.into()),
+    };
+    let outcome = match result {
+        Ok(action) => {
+            ctx.failure_count(&scope.object_ref, true);
+            if status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == types::PRIVILEGES && c.status == "False")
+            {
+                set_condition(
+                    &mut status,
+                    request.metadata.generation,
+                    types::PRIVILEGES,
+                    true,
+                    "NoLongerDenied",
+                    "Proxmox accepted every call of the last reconcile",
+                );
+            }
+            Ok(action)
+        }
+        Err(ReconcileError::DeletionInProgress(what)) => {
+            Err(ReconcileError::DeletionInProgress(what))
+        }
+        Err(error) => {
+            report(request, &scope, &mut status, &error, ctx).await;
+            match error.class() {
+                Class::Transient => Err(error),
+                _ => Ok(Action::requeue(ctx.settings.permanent_retry)),
+            }
+        }
+    };
+    if !(deleting && outcome.is_ok()) {
+        // After a successful cleanup the finalizer goes and the object with it: no status.
+        status::write(&api, request, &status).await?;
+    }
+    outcome
+}
+
+/// Puts an error into conditions and an Event, worded for the user.
+async fn report(
+    request: &MachineRequest,
+    scope: &RequestScope<'_>,
+    status: &mut MachineRequestStatus,
+    error: &ReconcileError,
+    ctx: &Context,
+) {
+    let generation = request.metadata.generation;
+    let message = error.to_string();
+    let reason = error.reason();
+    let class = error.class();
+    if let Class::Permission { privileges, path } = &class {
+        let missing = format!(
+            "Proxmox refused: missing {} on {}",
+            if privileges.is_empty() {
+                "a privilege".to_string()
+            } else {
+                privileges.join(" or ")
+            },
+            path.as_deref().unwrap_or("(path not named by Proxmox)")
+        );
+        set_condition(
+            status,
+            generation,
+            types::PRIVILEGES,
+            false,
+            "MissingPrivilege",
+            format!("{missing} ({message})"),
+        );
+    }
+    if !matches!(class, Class::Transient) {
+        status.phase = Some(Phase::Failed);
+    }
+    set_condition(
+        status,
+        generation,
+        types::READY,
+        false,
+        reason,
+        message.clone(),
+    );
+    scope.event(ctx, EventType::Warning, reason, &message).await;
+    tracing::info!(request = %scope.object_ref, reason, %message, "reconcile did not complete");
+}
+
+fn error_policy(request: Arc<MachineRequest>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let finalizer::Error::CleanupFailed(ReconcileError::DeletionInProgress(_)) = error {
+        // The task tracker triggers the next pass when the task ends.
+        return Action::requeue(Duration::from_secs(30));
+    }
+    let attempts = ctx.failure_count(&apply::object_ref(&request), false);
+    let backoff = Duration::from_secs(1u64 << attempts.min(8)).min(Duration::from_secs(300));
+    tracing::debug!(request = %request.name_any(), %error, attempts, ?backoff, "backing off");
+    Action::requeue(backoff)
+}

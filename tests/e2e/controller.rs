@@ -1,0 +1,473 @@
+//! The controller end to end: a real kube-apiserver, pve-sim, and the controller running in the
+//! test process against its own namespace.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client, ResourceExt};
+use pve_client::{PveClient, PveConfig};
+use pve_operator::cli::run::{RunArgs, run_with_client};
+use pve_operator_api::MachineRequest;
+use pve_sim::{RunningSim, SimOptions, SimServer};
+use serde_json::json;
+
+use crate::crds::install_crds;
+use crate::support::within;
+
+/// A controller, a simulator and a namespace for one test.
+pub struct Harness {
+    pub client: Client,
+    pub namespace: String,
+    pub sim: RunningSim,
+    pub pve: PveClient,
+    pub config_path: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    controller: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start(prefix: &str) -> Harness {
+        crate::support::init_logging();
+        let env = testenv::TestEnv::shared().await.expect("control plane");
+        let client = env.client().expect("client");
+        install_crds(&client).await;
+        let namespace = env
+            .create_namespace(&client, prefix)
+            .await
+            .expect("namespace");
+        let sim = SimServer::start(SimOptions::new("e2e-root-password"))
+            .await
+            .expect("simulator");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("proxmox.yaml");
+        let config = format!(
+            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: \"{}\"\n",
+            sim.url(),
+            sim.fingerprint(),
+            sim.root_password()
+        );
+        std::fs::write(&config_path, &config).expect("config written");
+        let pve = PveClient::new(&PveConfig::from_yaml_str(&config).expect("config parses"))
+            .expect("pve client");
+        let mut harness = Harness {
+            client,
+            namespace,
+            sim,
+            pve,
+            config_path,
+            stop: None,
+            controller: None,
+            _dir: dir,
+        };
+        harness.start_controller();
+        harness
+    }
+
+    /// Starts the controller (again), watching only this test's namespace.
+    pub fn start_controller(&mut self) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let args = RunArgs {
+            kubeconfig: None,
+            config: Some(self.config_path.clone()),
+            namespace: Some(self.namespace.clone()),
+            concurrency: 16,
+            inventory_interval: 1,
+            task_poll_interval: 100,
+            resync_interval: 0,
+            shutdown_grace: 5,
+        };
+        self.controller = Some(tokio::spawn(run_with_client(
+            args,
+            self.client.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        )));
+        self.stop = Some(stop);
+    }
+
+    /// Stops the controller abruptly, as a crash would (no graceful shutdown).
+    pub async fn crash_controller(&mut self) {
+        if let Some(handle) = self.controller.take() {
+            handle.abort();
+            let _ = handle.await;
+        }
+        self.stop = None;
+    }
+
+    pub fn requests(&self) -> Api<MachineRequest> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    pub async fn apply(&self, name: &str, spec: serde_json::Value) {
+        let request = json!({
+            "apiVersion": "pve-operator.dev/v1alpha1",
+            "kind": "MachineRequest",
+            "metadata": { "name": name },
+            "spec": spec,
+        });
+        self.requests()
+            .patch(
+                name,
+                &PatchParams::apply("e2e-tests").force(),
+                &Patch::Apply(&request),
+            )
+            .await
+            .expect("MachineRequest applies");
+    }
+
+    pub async fn apply_example(&self, file: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/examples")
+            .join(file);
+        let text = std::fs::read_to_string(&path).expect("example readable");
+        let request: serde_json::Value = serde_yaml::from_str(&text).expect("example is YAML");
+        let name = request["metadata"]["name"]
+            .as_str()
+            .expect("example has a name")
+            .to_string();
+        self.apply(&name, request["spec"].clone()).await;
+        name
+    }
+
+    /// Waits until the request's Ready condition is True, and returns it.
+    pub async fn wait_ready(&self, name: &str) -> MachineRequest {
+        let ready = |obj: Option<&MachineRequest>| {
+            obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        };
+        let result = tokio::time::timeout(
+            Duration::from_secs(60),
+            await_condition(self.requests(), name, ready),
+        )
+        .await;
+        match result {
+            Ok(Ok(Some(obj))) => obj,
+            other => {
+                let now = self.requests().get_opt(name).await.ok().flatten();
+                panic!(
+                    "{name} did not become Ready ({:?}); status now: {:#?}",
+                    other.map(|r| r.map(|o| o.is_some())),
+                    now.and_then(|o| o.status)
+                )
+            }
+        }
+    }
+
+    /// Deletes a request and waits until the object is gone (the finalizer released).
+    pub async fn delete_and_wait_gone(&self, name: &str) {
+        self.requests()
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete accepted");
+        let gone = |obj: Option<&MachineRequest>| obj.is_none();
+        within(
+            "the MachineRequest to be deleted (finalizer released)",
+            await_condition(self.requests(), name, gone),
+        )
+        .await
+        .expect("watch works");
+    }
+
+    /// The VMs of the simulator, by VMID, with their raw config.
+    pub async fn vm_config(&self, vmid: u32) -> Option<pve_client::api::vmconfig::VmConfigView> {
+        self.pve.qemu_config("pve", vmid).await.ok()
+    }
+
+    pub async fn vm_exists(&self, vmid: u32) -> bool {
+        self.pve
+            .cluster_resources(None)
+            .await
+            .expect("resources")
+            .iter()
+            .any(|r| r.vmid == Some(vmid))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.controller.take() {
+            let _ = within("the controller to stop", handle).await;
+        }
+        self.sim.shutdown().await;
+    }
+}
+
+fn vmid_of(request: &MachineRequest) -> u32 {
+    request
+        .status
+        .as_ref()
+        .and_then(|s| s.vmid)
+        .expect("status.vmid is set")
+}
+
+#[tokio::test]
+async fn every_example_becomes_ready_with_its_config_and_deletion_follows_its_policy() {
+    let h = Harness::start("examples").await;
+    let mut names = Vec::new();
+    for file in [
+        "small-iso-vm.yaml",
+        "cloud-init-from-template.yaml",
+        "stopped-vm.yaml",
+        "multi-disk-multi-nic.yaml",
+    ] {
+        names.push(h.apply_example(file).await);
+    }
+    let mut vmids = Vec::new();
+    for name in &names {
+        let request = h.wait_ready(name).await;
+        let vmid = vmid_of(&request);
+        let config = h.vm_config(vmid).await.expect("the VM exists in Proxmox");
+        let spec = &request.spec;
+        assert_eq!(
+            config.get("cores"),
+            Some(spec.cpu.cores.to_string().as_str()),
+            "{name}: cores"
+        );
+        assert_eq!(
+            config.memory_mib(),
+            Some(spec.memory.size_mib),
+            "{name}: memory"
+        );
+        assert!(
+            config.tags().contains(&"pve-operator"),
+            "{name}: managed tag in {:?}",
+            config.tags()
+        );
+        for disk in &spec.disks {
+            let value = config.get(&disk.slot).unwrap_or_default();
+            assert!(
+                value.starts_with(&format!("{}:", disk.storage))
+                    && value.contains(&format!("size={}G", disk.size_gib)),
+                "{name}: {} is {value}",
+                disk.slot
+            );
+        }
+        for nic in &spec.networks {
+            let value = config.get(&nic.name).unwrap_or_default();
+            assert!(
+                value.contains(&format!("bridge={}", nic.bridge)),
+                "{name}: {} is {value}",
+                nic.name
+            );
+        }
+        let status = h.pve.qemu_status("pve", vmid).await.expect("status");
+        let expect_running = spec.power_state == pve_operator_api::PowerState::Running;
+        assert_eq!(status.is_running(), expect_running, "{name}: power state");
+        vmids.push((name.clone(), vmid, spec.deletion_policy));
+    }
+
+    for (name, vmid, policy) in vmids {
+        h.delete_and_wait_gone(&name).await;
+        match policy {
+            pve_operator_api::DeletionPolicy::Delete => {
+                assert!(!h.vm_exists(vmid).await, "{name}: VM {vmid} destroyed");
+            }
+            pve_operator_api::DeletionPolicy::Retain => {
+                let config = h.vm_config(vmid).await.expect("a retained VM stays");
+                assert!(
+                    !config.tags().contains(&"pve-operator"),
+                    "{name}: marker removed, tags {:?}",
+                    config.tags()
+                );
+            }
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_vm_stopped_or_deleted_behind_the_controllers_back_is_started_or_recreated() {
+    let h = Harness::start("drift").await;
+    let name = h.apply_example("small-iso-vm.yaml").await;
+    let vmid = vmid_of(&h.wait_ready(&name).await);
+
+    // Stopped in Proxmox: the inventory notices and the controller starts it again.
+    let upid = h
+        .pve
+        .qemu_stop("pve", vmid, &Default::default())
+        .await
+        .expect("stop");
+    h.pve
+        .wait_task(&upid, &Default::default())
+        .await
+        .expect("stopped");
+    within("the VM to run again", async {
+        loop {
+            if h.pve
+                .qemu_status("pve", vmid)
+                .await
+                .is_ok_and(|s| s.is_running())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+
+    // Deleted in Proxmox: a new VM is made for the request.
+    let upid = h
+        .pve
+        .qemu_stop("pve", vmid, &Default::default())
+        .await
+        .expect("stop");
+    h.pve
+        .wait_task(&upid, &Default::default())
+        .await
+        .expect("stopped");
+    let upid = h
+        .pve
+        .qemu_delete("pve", vmid, Default::default())
+        .await
+        .expect("delete");
+    h.pve
+        .wait_task(&upid, &Default::default())
+        .await
+        .expect("deleted");
+    within("a replacement VM", async {
+        loop {
+            let request = h.requests().get(&name).await.expect("request");
+            let status = request.status.clone().unwrap_or_default();
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            // The replacement may reuse the VMID (it is free again) or get a new one.
+            let current = status.vmid.unwrap_or(0);
+            if ready
+                && h.vm_exists(current).await
+                && h.pve
+                    .qemu_status("pve", current)
+                    .await
+                    .is_ok_and(|s| s.is_running())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_foreign_vm_at_the_recorded_vmid_is_never_touched() {
+    let mut h = Harness::start("foreign").await;
+    let name = h.apply_example("small-iso-vm.yaml").await;
+    let request = h.wait_ready(&name).await;
+    let vmid = vmid_of(&request);
+    h.crash_controller().await;
+
+    // Behind the controller's back: its VM goes, and someone else's VM takes the VMID.
+    for step in ["stop", "delete"] {
+        let upid = if step == "stop" {
+            h.pve.qemu_stop("pve", vmid, &Default::default()).await
+        } else {
+            h.pve.qemu_delete("pve", vmid, Default::default()).await
+        }
+        .expect(step);
+        h.pve
+            .wait_task(&upid, &Default::default())
+            .await
+            .expect(step);
+    }
+    let foreign = pve_client::api::vmconfig::VmConfig {
+        name: Some("someone-elses-vm".into()),
+        memory_mib: Some(512),
+        ..Default::default()
+    };
+    let upid = h
+        .pve
+        .qemu_create("pve", vmid, &foreign, false)
+        .await
+        .expect("foreign create");
+    h.pve
+        .wait_task(&upid, &Default::default())
+        .await
+        .expect("foreign VM created");
+    let before = h.vm_config(vmid).await.expect("foreign VM");
+
+    h.start_controller();
+    let request = within("a new VM for the request", async {
+        loop {
+            let request = h.requests().get(&name).await.expect("request");
+            let status = request.status.clone().unwrap_or_default();
+            if status.vmid.is_some_and(|v| v != vmid)
+                && status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            {
+                break request;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let after = h
+        .vm_config(vmid)
+        .await
+        .expect("the foreign VM is still there");
+    assert_eq!(before.get("name"), after.get("name"));
+    assert_eq!(
+        before.digest, after.digest,
+        "the foreign VM's config was not changed"
+    );
+
+    // Deleting the request removes only its own VM.
+    let own = vmid_of(&request);
+    h.delete_and_wait_gone(&name).await;
+    assert!(!h.vm_exists(own).await, "own VM destroyed");
+    assert!(h.vm_exists(vmid).await, "foreign VM kept");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn restarting_the_controller_at_any_step_never_duplicates_a_vm() {
+    let mut h = Harness::start("crash").await;
+    let names: Vec<String> = (0..4).map(|i| format!("crash-{i}")).collect();
+    for name in &names {
+        h.apply(
+            name,
+            json!({
+                "memory": { "sizeMiB": 512 },
+                "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 4 }],
+                "networks": [{ "name": "net0", "bridge": "vmbr0" }],
+                "boot": { "network": {} },
+            }),
+        )
+        .await;
+    }
+    // Crash repeatedly while the requests are provisioning, at whatever step each one is.
+    for round in 0..6 {
+        tokio::time::sleep(Duration::from_millis(150 + 90 * round)).await;
+        h.crash_controller().await;
+        h.start_controller();
+    }
+    for name in &names {
+        h.wait_ready(name).await;
+    }
+    let resources = h.pve.cluster_resources(None).await.expect("resources");
+    for name in &names {
+        let request = h.requests().get(name).await.expect("request");
+        let uid = request.uid().expect("uid");
+        let tagged: Vec<_> = resources
+            .iter()
+            .filter(|r| r.tag_list().iter().any(|t| t.contains(&uid)))
+            .collect();
+        assert_eq!(
+            tagged.len(),
+            1,
+            "{name}: exactly one VM carries its marker: {tagged:#?}"
+        );
+    }
+    h.stop().await;
+}
