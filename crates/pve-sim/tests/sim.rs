@@ -1755,6 +1755,15 @@ async fn tasks_are_visible_to_their_owner_or_with_sys_audit() {
         .await;
     assert_eq!(code, 400);
     assert_eq!(body["errors"]["upid"], "unable to parse worker upid");
+    let cluster = carol.get("/cluster/tasks").await;
+    assert_eq!(cluster.as_array().map(Vec::len), Some(1), "{cluster}");
+    assert_eq!(cluster[0]["upid"], json!(upid));
+    assert_eq!(cluster[0]["status"], "OK");
+    assert_eq!(
+        alice.get("/cluster/tasks").await,
+        json!([]),
+        "others' tasks are hidden"
+    );
     let list = carol.call(Method::GET, "/nodes/pve/tasks", &[]).await.1;
     assert_eq!(list["total"], json!(1));
     assert_eq!(
@@ -2336,6 +2345,7 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
         ("/cluster/resources", "/cluster/resources".into()),
         ("/cluster/status", "/cluster/status".into()),
         ("/cluster/nextid", "/cluster/nextid".into()),
+        ("/cluster/tasks", "/cluster/tasks".into()),
         ("/nodes/{node}/qemu", "/nodes/pve/qemu".into()),
         ("/nodes/{node}/qemu/{vmid}", "/nodes/pve/qemu/170".into()),
         (

@@ -24,6 +24,7 @@ ENDPOINTS = [
     ("GET", "/cluster/resources"),
     ("GET", "/cluster/status"),
     ("GET", "/cluster/nextid"),
+    ("GET", "/cluster/tasks"),
     ("GET", "/nodes/{node}/qemu"),
     ("POST", "/nodes/{node}/qemu"),
     ("GET", "/nodes/{node}/qemu/{vmid}"),

@@ -23,7 +23,44 @@ pub fn routes() -> Vec<Route> {
         ),
         Route::new("GET", "/nodes/{node}/tasks/{upid}/log", Perm::All, log),
         Route::new("DELETE", "/nodes/{node}/tasks/{upid}", Perm::All, stop),
+        Route::new("GET", "/cluster/tasks", Perm::All, cluster_tasks),
     ]
+}
+
+/// How many finished tasks `/cluster/tasks` keeps listing (PVE lists the running tasks and the
+/// recently finished ones that pvestatd still has).
+const RECENT_FINISHED: usize = 50;
+
+/// `GET /cluster/tasks`: the running tasks and the most recent finished ones of every node, that
+/// the caller may see (own tasks, or Sys.Audit on the node). One call gives a task tracker the
+/// state of all tasks in flight.
+fn cluster_tasks(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let auth_id = ctx.auth_id();
+    let mut finished = 0;
+    let out: Vec<Value> = ctx
+        .sim
+        .state
+        .tasks
+        .iter()
+        .rev()
+        .filter(|t| {
+            t.running() || {
+                finished += 1;
+                finished <= RECENT_FINISHED
+            }
+        })
+        .filter(|t| {
+            t.owned_by(&auth_id) || ctx.check(&format!("/nodes/{}", t.node), &["Sys.Audit"], false)
+        })
+        .map(|t| {
+            let mut v = t.list_json();
+            if !t.running() {
+                v["saved"] = json!("1");
+            }
+            v
+        })
+        .collect();
+    Ok(Value::Array(out).into())
 }
 
 /// The task of the request, if the caller may see it (`priv` on the node otherwise).
