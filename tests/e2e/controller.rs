@@ -471,3 +471,285 @@ async fn restarting_the_controller_at_any_step_never_duplicates_a_vm() {
     }
     h.stop().await;
 }
+
+/// Waits until the request has condition `type_` with `status`, returning the request.
+async fn wait_condition(h: &Harness, name: &str, type_: &str, status: &str) -> MachineRequest {
+    let wanted = |obj: Option<&MachineRequest>| {
+        obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == type_ && c.status == status)
+        })
+    };
+    let found = within("the condition", await_condition(h.requests(), name, wanted))
+        .await
+        .expect("watch works");
+    found.expect("the request exists")
+}
+
+#[tokio::test]
+async fn changed_cores_and_memory_wait_as_pending_and_a_restart_policy_applies_them() {
+    let h = Harness::start("spec-drift").await;
+    let name = h.apply_example("small-iso-vm.yaml").await;
+    let vmid = vmid_of(&h.wait_ready(&name).await);
+
+    // More cores and memory on a running VM: Proxmox keeps them pending until a restart.
+    let mut request = h.requests().get(&name).await.expect("request");
+    request.spec.cpu.cores = 4;
+    request.spec.memory.size_mib = 4096;
+    request.metadata.managed_fields = None;
+    request.metadata.resource_version = None;
+    request.status = None;
+    h.requests()
+        .patch(
+            &name,
+            &PatchParams::apply("e2e-tests").force(),
+            &Patch::Apply(&request),
+        )
+        .await
+        .expect("spec change applies");
+    let reported = wait_condition(&h, &name, "RestartRequired", "True").await;
+    let message = reported
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "RestartRequired"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("cores") && message.contains("memory"),
+        "the condition names the pending keys: {message}"
+    );
+    let pending = h.pve.qemu_pending("pve", vmid).await.expect("pending");
+    let cores = pending
+        .iter()
+        .find(|p| p.key == "cores")
+        .expect("cores entry");
+    assert_eq!(
+        cores.pending.as_deref(),
+        Some("4"),
+        "cores=4 waits as a pending change"
+    );
+    assert!(
+        h.pve
+            .qemu_status("pve", vmid)
+            .await
+            .expect("status")
+            .is_running(),
+        "Report does not restart"
+    );
+
+    // With pendingChanges: Restart the controller restarts the VM and the changes take effect.
+    request.spec.pending_changes = pve_operator_api::PendingChangePolicy::Restart;
+    h.requests()
+        .patch(
+            &name,
+            &PatchParams::apply("e2e-tests").force(),
+            &Patch::Apply(&request),
+        )
+        .await
+        .expect("policy change applies");
+    within("the pending changes to be applied by a restart", async {
+        loop {
+            let config = h.pve.qemu_config("pve", vmid).await.expect("config");
+            let pending = h.pve.qemu_pending("pve", vmid).await.expect("pending");
+            let running = h
+                .pve
+                .qemu_status("pve", vmid)
+                .await
+                .expect("status")
+                .is_running();
+            if config.get("cores") == Some("4")
+                && pending.iter().all(|p| p.pending.is_none())
+                && running
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let request = wait_condition(&h, &name, "Ready", "True").await;
+    let status = request.status.expect("status");
+    assert!(
+        !status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "RestartRequired" && c.status == "True"),
+        "RestartRequired is cleared: {:?}",
+        status.conditions
+    );
+    h.stop().await;
+}
+
+fn small_spec() -> serde_json::Value {
+    json!({
+        "memory": { "sizeMiB": 256 },
+        "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 2 }],
+        "networks": [{ "name": "net0", "bridge": "vmbr0" }],
+        "boot": { "network": {} },
+    })
+}
+
+/// Every request has exactly one VM carrying its marker.
+async fn assert_one_vm_per_request(h: &Harness, names: &[String]) {
+    let resources = h.pve.cluster_resources(None).await.expect("resources");
+    for name in names {
+        let uid = h
+            .requests()
+            .get(name)
+            .await
+            .expect("request")
+            .uid()
+            .expect("uid");
+        let tagged = resources
+            .iter()
+            .filter(|r| r.tag_list().iter().any(|t| t.contains(&uid)))
+            .count();
+        assert_eq!(tagged, 1, "{name}: exactly one VM carries its marker");
+    }
+}
+
+#[tokio::test]
+async fn proxmox_outages_5xx_bursts_and_lock_timeouts_delay_but_never_lose_or_duplicate() {
+    use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
+    let h = Harness::start("faults").await;
+    let rule = |method: Option<&str>, path: Option<&str>, rate: f64, fault: FaultKind| FaultRule {
+        method: method.map(str::to_string),
+        path: path.map(str::to_string),
+        rate,
+        max_count: None,
+        fault,
+    };
+    // First Proxmox is unreachable (every connection dropped) ...
+    h.sim.set_faults(FaultConfig {
+        seed: 7,
+        rules: vec![rule(None, None, 1.0, FaultKind::Drop)],
+    });
+    let names: Vec<String> = (0..6).map(|i| format!("faulty-{i}")).collect();
+    for name in &names {
+        h.apply(name, small_spec()).await;
+    }
+    within("a request to report that Proxmox is unreachable", async {
+        loop {
+            let request = h.requests().get(&names[0]).await.expect("request");
+            let reported = request.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "False")
+            });
+            if reported {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    // ... then it answers, but badly: 5xx and proxy errors, lock timeouts on creates and config
+    // writes, failing start tasks, dropped connections and latency.
+    h.sim.set_faults(FaultConfig {
+        seed: 42,
+        rules: vec![
+            rule(
+                None,
+                None,
+                0.15,
+                FaultKind::Error {
+                    status: 500,
+                    message: "internal error".into(),
+                },
+            ),
+            rule(
+                None,
+                None,
+                0.05,
+                FaultKind::Proxy {
+                    status: 596,
+                    reason: "Connection timed out".into(),
+                },
+            ),
+            rule(
+                Some("POST"),
+                Some("/nodes/{node}/qemu"),
+                0.3,
+                FaultKind::LockTimeout,
+            ),
+            rule(
+                Some("POST"),
+                Some("/nodes/{node}/qemu/{vmid}/config"),
+                0.3,
+                FaultKind::LockTimeout,
+            ),
+            rule(
+                Some("POST"),
+                Some("/nodes/{node}/qemu/{vmid}/status/start"),
+                0.3,
+                FaultKind::TaskFailure {
+                    message: "start failed: got timeout".into(),
+                },
+            ),
+            rule(None, None, 0.05, FaultKind::Drop),
+            rule(None, None, 0.2, FaultKind::Latency { ms: 50 }),
+        ],
+    });
+    for name in &names {
+        h.wait_ready(name).await;
+    }
+    h.sim.set_faults(FaultConfig::default());
+    assert!(h.sim.stats().faults_injected > 0, "faults were injected");
+    assert_one_vm_per_request(&h, &names).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_requests_become_ready_and_idle_cost_does_not_grow_with_their_number() {
+    let h = Harness::start("scale").await;
+    let names: Vec<String> = (0..50).map(|i| format!("scale-{i:02}")).collect();
+    let before = h.sim.stats().requests_total;
+    for name in &names {
+        h.apply(name, small_spec()).await;
+    }
+    for name in &names {
+        h.wait_ready(name).await;
+    }
+    let provisioning_calls = h.sim.stats().requests_total - before;
+    assert_one_vm_per_request(&h, &names).await;
+
+    // Idle: only the shared inventory reads Proxmox, whatever the number of requests. Count the
+    // calls over a window of inventory reads (the harness reads every second).
+    let idle_calls = |window: u32| {
+        let h = &h;
+        async move {
+            let start = h.sim.stats();
+            tokio::time::sleep(Duration::from_secs(window as u64)).await;
+            let end = h.sim.stats();
+            let by_endpoint: Vec<(String, u64)> = end
+                .requests_by_endpoint
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v - start.requests_by_endpoint.get(k).copied().unwrap_or(0),
+                    )
+                })
+                .filter(|(_, v)| *v > 0)
+                .collect();
+            (end.requests_total - start.requests_total, by_endpoint)
+        }
+    };
+    let (idle, endpoints) = idle_calls(5).await;
+    println!(
+        "50 machines: {provisioning_calls} Proxmox calls to provision ({:.1} per machine); {idle} calls in 5 idle seconds: {endpoints:?}",
+        provisioning_calls as f64 / 50.0
+    );
+    assert!(
+        endpoints
+            .iter()
+            .all(|(endpoint, _)| endpoint.contains("/cluster/resources")),
+        "while idle, only the shared inventory reads Proxmox: {endpoints:?}"
+    );
+    assert!(
+        idle <= 7,
+        "one inventory read per second, not one per machine: {idle} calls in 5 s"
+    );
+    h.stop().await;
+}
