@@ -53,6 +53,15 @@ fn json_body(resp: &mut Response<Body>) {
 
 /// A successful API answer.
 pub fn ok(reply: Reply) -> Response<Body> {
+    if let Some(raw) = reply.raw {
+        let total = reply
+            .total
+            .map(|t| format!(",\"total\":{t}"))
+            .unwrap_or_default();
+        let mut resp = base(200, None, Body::from(format!("{{\"data\":{raw}{total}}}")));
+        json_body(&mut resp);
+        return resp;
+    }
     let mut obj = Map::new();
     obj.insert("data".to_string(), reply.data);
     if let Some(total) = reply.total {

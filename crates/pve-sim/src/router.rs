@@ -42,11 +42,38 @@ pub struct Reply {
     pub data: Value,
     /// A top-level `total` (task list, task log).
     pub total: Option<u64>,
+    /// Already serialised JSON used as `data` instead of [`Reply::data`] (big lists, built
+    /// without an intermediate `Value`).
+    pub raw: Option<String>,
+}
+
+impl Reply {
+    /// `data` with a top-level `total`.
+    pub fn with_total(data: Value, total: u64) -> Self {
+        Self {
+            data,
+            total: Some(total),
+            raw: None,
+        }
+    }
+
+    /// Pre-serialised JSON as `data`.
+    pub fn raw(json: String) -> Self {
+        Self {
+            data: Value::Null,
+            total: None,
+            raw: Some(json),
+        }
+    }
 }
 
 impl From<Value> for Reply {
     fn from(data: Value) -> Self {
-        Self { data, total: None }
+        Self {
+            data,
+            total: None,
+            raw: None,
+        }
     }
 }
 

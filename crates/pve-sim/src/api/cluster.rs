@@ -1,10 +1,12 @@
 //! `/cluster`, `/cluster/resources`, `/cluster/status`, `/cluster/nextid`.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
+use crate::qemu::drive;
 use crate::router::{Ctx, Perm, Reply, Route};
-use crate::state::Power;
+use crate::state::{Power, SimState, Vm};
 
 /// The cluster routes.
 pub fn routes() -> Vec<Route> {
@@ -44,76 +46,15 @@ fn resources(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let state = &ctx.sim.state;
     let now = ctx.now_secs();
     let mut out = Vec::new();
+    // VM entries are serialised straight from a struct: with thousands of VMs this list is the
+    // biggest answer the simulator gives.
+    let mut vm_entries: Vec<VmResource<'_>> = Vec::new();
     if want("vm") {
         for vm in state.vms.values() {
             if !ctx.check(&format!("/vms/{}", vm.vmid), &["VM.Audit"], false) {
                 continue;
             }
-            let running = vm.power != Power::Stopped;
-            let mut m = Map::new();
-            m.insert("id".into(), json!(format!("qemu/{}", vm.vmid)));
-            m.insert("vmid".into(), json!(vm.vmid));
-            m.insert("node".into(), json!(vm.node));
-            m.insert("type".into(), json!("qemu"));
-            let rrd_delay = state.config.rrd_delay_ms;
-            if rrd_delay > 0 && ctx.now_ms < vm.created_ms + rrd_delay {
-                // Not yet in pvestatd's RRD cache: only the live fields.
-                m.insert("status".into(), json!("unknown"));
-                if let Some(tags) = vm.conf.get("tags") {
-                    m.insert("tags".into(), json!(tags));
-                }
-                if let Some(lock) = &vm.lock {
-                    m.insert("lock".into(), json!(lock));
-                }
-                if let Some(pool) = state.access.vm_pool(vm.vmid) {
-                    m.insert("pool".into(), json!(pool));
-                }
-                out.push(Value::Object(m));
-                continue;
-            }
-            m.insert(
-                "status".into(),
-                json!(if running { "running" } else { "stopped" }),
-            );
-            m.insert("name".into(), json!(vm.name()));
-            m.insert("template".into(), json!(u8::from(vm.is_template())));
-            m.insert("maxcpu".into(), json!(vm.cpus()));
-            m.insert("cpu".into(), json!(if running { 0.01 } else { 0.0 }));
-            m.insert("maxmem".into(), json!(vm.memory_mib() << 20));
-            m.insert(
-                "mem".into(),
-                json!(if running {
-                    (vm.memory_mib() << 20) / 2
-                } else {
-                    0
-                }),
-            );
-            let maxdisk: u64 = vm
-                .conf
-                .iter()
-                .filter(|(k, v)| crate::qemu::drive::is_drive_key(k) && !v.contains("media=cdrom"))
-                .map(|(_, v)| crate::qemu::drive::drive_size(v))
-                .next()
-                .unwrap_or(0);
-            m.insert("maxdisk".into(), json!(maxdisk));
-            m.insert("disk".into(), json!(0));
-            m.insert(
-                "uptime".into(),
-                json!(vm.started_at.map(|s| now.saturating_sub(s)).unwrap_or(0)),
-            );
-            for k in ["netin", "netout", "diskread", "diskwrite"] {
-                m.insert(k.into(), json!(0));
-            }
-            if let Some(tags) = vm.conf.get("tags") {
-                m.insert("tags".into(), json!(tags));
-            }
-            if let Some(lock) = &vm.lock {
-                m.insert("lock".into(), json!(lock));
-            }
-            if let Some(pool) = state.access.vm_pool(vm.vmid) {
-                m.insert("pool".into(), json!(pool));
-            }
-            out.push(Value::Object(m));
+            vm_entries.push(VmResource::of(state, vm, ctx.now_ms, now));
         }
     }
     if want("node") {
@@ -173,7 +114,105 @@ fn resources(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             }));
         }
     }
-    Ok(Value::Array(out).into())
+    let mut text = serde_json::to_string(&vm_entries).unwrap_or_else(|_| "[]".to_string());
+    if !out.is_empty() {
+        let rest = Value::Array(out).to_string();
+        text = if vm_entries.is_empty() {
+            rest
+        } else {
+            // Join the two JSON arrays: drop `]` of the first and `[` of the second.
+            format!("{},{}", &text[..text.len() - 1], &rest[1..])
+        };
+    }
+    Ok(Reply::raw(text))
+}
+
+/// One `qemu` entry of `/cluster/resources`.
+#[derive(Serialize)]
+struct VmResource<'a> {
+    id: String,
+    vmid: u32,
+    node: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    stats: Option<VmStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<&'a str>,
+}
+
+/// The fields that come from pvestatd's RRD cache.
+#[derive(Serialize)]
+struct VmStats {
+    name: String,
+    template: u8,
+    maxcpu: u64,
+    cpu: f64,
+    maxmem: u64,
+    mem: u64,
+    maxdisk: u64,
+    disk: u64,
+    uptime: u64,
+    netin: u64,
+    netout: u64,
+    diskread: u64,
+    diskwrite: u64,
+}
+
+impl<'a> VmResource<'a> {
+    fn of(state: &'a SimState, vm: &'a Vm, now_ms: u64, now_secs: u64) -> Self {
+        let running = vm.power != Power::Stopped;
+        let rrd_delay = state.config.rrd_delay_ms;
+        // Not yet in pvestatd's RRD cache: only the live fields, status unknown.
+        let fresh = rrd_delay > 0 && now_ms < vm.created_ms.saturating_add(rrd_delay);
+        let stats = (!fresh).then(|| {
+            let maxmem = vm.memory_mib() << 20;
+            VmStats {
+                name: vm.name(),
+                template: u8::from(vm.is_template()),
+                maxcpu: vm.cpus(),
+                cpu: if running { 0.01 } else { 0.0 },
+                maxmem,
+                mem: if running { maxmem / 2 } else { 0 },
+                maxdisk: vm
+                    .conf
+                    .iter()
+                    .filter(|(k, v)| drive::is_drive_key(k) && !v.contains("media=cdrom"))
+                    .map(|(_, v)| drive::drive_size(v))
+                    .next()
+                    .unwrap_or(0),
+                disk: 0,
+                uptime: vm
+                    .started_at
+                    .map(|s| now_secs.saturating_sub(s))
+                    .unwrap_or(0),
+                netin: 0,
+                netout: 0,
+                diskread: 0,
+                diskwrite: 0,
+            }
+        });
+        Self {
+            id: format!("qemu/{}", vm.vmid),
+            vmid: vm.vmid,
+            node: &vm.node,
+            kind: "qemu",
+            status: match (fresh, running) {
+                (true, _) => "unknown",
+                (false, true) => "running",
+                (false, false) => "stopped",
+            },
+            stats,
+            tags: vm.conf.get("tags").map(String::as_str),
+            lock: vm.lock.as_deref(),
+            pool: state.access.vm_pool(vm.vmid),
+        }
+    }
 }
 
 fn status(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {

@@ -143,10 +143,7 @@ fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         .take(limit)
         .map(|t| t.list_json())
         .collect();
-    Ok(Reply {
-        data: Value::Array(page),
-        total: Some(total),
-    })
+    Ok(Reply::with_total(Value::Array(page), total))
 }
 
 fn log(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
@@ -155,10 +152,7 @@ fn log(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let limit = ctx.params.int("limit").unwrap_or(50).max(0) as usize;
     let total = task.log.len() as u64;
     if task.log.is_empty() {
-        return Ok(Reply {
-            data: json!([{ "n": 1, "t": "no content" }]),
-            total: Some(1),
-        });
+        return Ok(Reply::with_total(json!([{ "n": 1, "t": "no content" }]), 1));
     }
     let take = if limit == 0 { usize::MAX } else { limit };
     let lines: Vec<Value> = task
@@ -169,10 +163,7 @@ fn log(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         .take(take)
         .map(|(i, t)| json!({ "n": i + 1, "t": t }))
         .collect();
-    Ok(Reply {
-        data: Value::Array(lines),
-        total: Some(total),
-    })
+    Ok(Reply::with_total(Value::Array(lines), total))
 }
 
 fn stop(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
