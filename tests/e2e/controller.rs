@@ -30,6 +30,12 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(prefix: &str) -> Harness {
+        Self::start_with(prefix, |_| {}).await
+    }
+
+    /// Like [`Harness::start`], with the simulator's options adjusted first (task durations,
+    /// cluster shape, ...).
+    pub async fn start_with(prefix: &str, adjust: impl FnOnce(&mut SimOptions)) -> Harness {
         crate::support::init_logging();
         let env = testenv::TestEnv::shared().await.expect("control plane");
         let client = env.client().expect("client");
@@ -38,9 +44,9 @@ impl Harness {
             .create_namespace(&client, prefix)
             .await
             .expect("namespace");
-        let sim = SimServer::start(SimOptions::new("e2e-root-password"))
-            .await
-            .expect("simulator");
+        let mut options = SimOptions::new("e2e-root-password");
+        adjust(&mut options);
+        let sim = SimServer::start(options).await.expect("simulator");
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("proxmox.yaml");
         let config = format!(
@@ -750,6 +756,204 @@ async fn fifty_requests_become_ready_and_idle_cost_does_not_grow_with_their_numb
     assert!(
         idle <= 7,
         "one inventory read per second, not one per machine: {idle} calls in 5 s"
+    );
+    h.stop().await;
+}
+
+/// Crashes the controller as soon as `request`'s status satisfies `at`, then restarts it.
+async fn crash_when(
+    h: &mut Harness,
+    name: &str,
+    what: &str,
+    at: impl Fn(&pve_operator_api::MachineRequestStatus) -> bool,
+) {
+    let reached =
+        |obj: Option<&MachineRequest>| obj.and_then(|o| o.status.as_ref()).is_some_and(&at);
+    within(what, await_condition(h.requests(), name, reached))
+        .await
+        .expect("watch works");
+    h.crash_controller().await;
+    h.start_controller();
+}
+
+#[tokio::test]
+async fn a_crash_at_each_provisioning_step_still_ends_with_exactly_one_vm() {
+    let mut h = Harness::start_with("crash-steps", |options| {
+        // Slow tasks, so that each step lasts long enough to crash inside it.
+        options.config.task_durations_ms.create = 1500;
+        options.config.task_durations_ms.start = 1500;
+    })
+    .await;
+    let names: Vec<String> = ["after-vmid", "during-create", "during-start"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+
+    // After the VMID is chosen and recorded (the create may or may not have been sent).
+    h.apply(&names[0], small_spec()).await;
+    crash_when(&mut h, &names[0], "a recorded VMID", |s| s.vmid.is_some()).await;
+    h.wait_ready(&names[0]).await;
+
+    // While the create task runs.
+    h.apply(&names[1], small_spec()).await;
+    crash_when(&mut h, &names[1], "a running create task", |s| {
+        s.current_task
+            .as_ref()
+            .is_some_and(|t| t.task_type == "qmcreate")
+    })
+    .await;
+    h.wait_ready(&names[1]).await;
+
+    // While the start task runs.
+    h.apply(&names[2], small_spec()).await;
+    crash_when(&mut h, &names[2], "a running start task", |s| {
+        s.current_task
+            .as_ref()
+            .is_some_and(|t| t.task_type == "qmstart")
+    })
+    .await;
+    h.wait_ready(&names[2]).await;
+
+    assert_one_vm_per_request(&h, &names).await;
+    for name in &names {
+        let request = h.requests().get(name).await.expect("request");
+        let vmid = vmid_of(&request);
+        assert!(
+            h.pve
+                .qemu_status("pve", vmid)
+                .await
+                .expect("status")
+                .is_running(),
+            "{name} runs"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_cluster_refs() {
+    use k8s_openapi::api::core::v1::Secret;
+    use pve_operator_api::ProxmoxCluster;
+    let h = Harness::start("cluster").await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.namespace);
+    let clusters: Api<ProxmoxCluster> = Api::namespaced(h.client.clone(), &h.namespace);
+    let secret = |password: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "pve-credentials" },
+            "stringData": { "config.yaml": format!(
+                "proxmox:\n  url: \"https://ignored.example:8006\"\n  username: root\n  realm: pam\n  password: \"{password}\"\n"
+            ) },
+        })
+    };
+    let apply_secret = |password: String| {
+        let secrets = secrets.clone();
+        let doc = secret(&password);
+        async move {
+            secrets
+                .patch(
+                    "pve-credentials",
+                    &PatchParams::apply("e2e-tests").force(),
+                    &Patch::Apply(&doc),
+                )
+                .await
+                .expect("secret applies");
+        }
+    };
+    apply_secret(h.sim.root_password().to_string()).await;
+    let cluster = json!({
+        "apiVersion": "pve-operator.dev/v1alpha1", "kind": "ProxmoxCluster",
+        "metadata": { "name": "lab" },
+        "spec": {
+            "endpoint": h.sim.url(),
+            "tls": { "fingerprint": h.sim.fingerprint() },
+            "credentialsRef": { "name": "pve-credentials" },
+            "vmidRange": { "min": 5000, "max": 5099 },
+        },
+    });
+    clusters
+        .patch(
+            "lab",
+            &PatchParams::apply("e2e-tests").force(),
+            &Patch::Apply(&cluster),
+        )
+        .await
+        .expect("cluster applies");
+    let condition_is = |type_: &'static str, value: &'static str| {
+        move |obj: Option<&ProxmoxCluster>| {
+            obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.status == value)
+            })
+        }
+    };
+    let ready = within(
+        "the ProxmoxCluster to be Ready",
+        await_condition(clusters.clone(), "lab", condition_is("Ready", "True")),
+    )
+    .await
+    .expect("watch")
+    .expect("cluster exists");
+    let status = ready.status.expect("status");
+    assert!(
+        status
+            .version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("8.")),
+        "version: {:?}",
+        status.version
+    );
+    assert_eq!(
+        status
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.online))
+            .collect::<Vec<_>>(),
+        [("pve", true)]
+    );
+
+    // A request on that cluster gets a VMID from the cluster's range.
+    let mut spec = small_spec();
+    spec["clusterRef"] = json!({ "name": "lab" });
+    h.apply("on-lab", spec).await;
+    let vmid = vmid_of(&h.wait_ready("on-lab").await);
+    assert!(
+        (5000..=5099).contains(&vmid),
+        "VMID {vmid} from spec.vmidRange"
+    );
+
+    // Broken credentials are noticed through the Secret, and said so without the secret.
+    apply_secret("wrong-password".into()).await;
+    let failing = within(
+        "CredentialsValid to turn False",
+        await_condition(
+            clusters.clone(),
+            "lab",
+            condition_is("CredentialsValid", "False"),
+        ),
+    )
+    .await
+    .expect("watch")
+    .expect("cluster exists");
+    let message = failing
+        .status
+        .and_then(|s| {
+            s.conditions
+                .into_iter()
+                .find(|c| c.type_ == "CredentialsValid")
+        })
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        !message.contains("wrong-password"),
+        "no secret in status: {message}"
+    );
+    assert!(
+        message.to_lowercase().contains("authentication")
+            || message.contains("401")
+            || message.contains("refused"),
+        "says why: {message}"
     );
     h.stop().await;
 }
