@@ -1044,6 +1044,33 @@ async fn concurrent_creators_racing_for_one_vmid_get_exactly_one_winner() {
 }
 
 #[tokio::test]
+async fn tasks_on_one_vm_queue_behind_its_config_lock_in_order() {
+    let sim = start().await;
+    let api = Api::root(&sim).await;
+    assert_eq!(create_vm(&api, "116", &[]).await, "OK");
+    let start = api
+        .upid(Method::POST, "/nodes/pve/qemu/116/status/start", &[])
+        .await;
+    let stop = api
+        .upid(Method::POST, "/nodes/pve/qemu/116/status/stop", &[])
+        .await;
+    let destroy = api
+        .upid(Method::DELETE, "/nodes/pve/qemu/116", &[("purge", "1")])
+        .await;
+    assert_eq!(api.wait_task(&destroy).await["exitstatus"], "OK");
+    assert_eq!(
+        api.wait_task(&start).await["exitstatus"],
+        "OK",
+        "start ran first"
+    );
+    assert_eq!(api.wait_task(&stop).await["exitstatus"], "OK", "then stop");
+    let (code, _) = api
+        .call(Method::GET, "/nodes/pve/qemu/116/config", &[])
+        .await;
+    assert_eq!(code, 500, "then the VM was destroyed");
+}
+
+#[tokio::test]
 async fn allocation_fails_the_task_when_the_storage_is_full() {
     let sim = start().await;
     let api = Api::root(&sim).await;

@@ -132,6 +132,9 @@ fn apply(
                 return Err(format!("VM is locked ({lock})"));
             }
             let vm = state.vms.get(vmid).ok_or_else(|| missing(*vmid))?;
+            if let Some(lock) = vm.lock.as_deref().filter(|l| *l != "destroyed") {
+                return Err(format!("VM is locked ({lock})"));
+            }
             if vm.power != Power::Stopped {
                 return Err(format!("VM {vmid} is running - destroy failed"));
             }

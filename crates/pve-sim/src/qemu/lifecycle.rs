@@ -278,7 +278,15 @@ pub(super) fn destroy(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     }
     let locked = if skiplock { None } else { vm.lock.clone() };
     let destroy_unreferenced = ctx.params.flag("destroy-unreferenced-disks");
+    // The worker marks the config `lock: destroyed` once it has the config lock; when no other
+    // task holds it, that is now.
+    let lock_free = ctx
+        .sim
+        .state
+        .flock_busy_until(vmid)
+        .is_none_or(|until| until <= ctx.now_ms);
     if locked.is_none()
+        && lock_free
         && let Ok(vm) = load_mut(&mut ctx.sim.state, &node, vmid)
     {
         vm.lock = Some("destroyed".into());
