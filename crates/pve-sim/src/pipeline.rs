@@ -279,18 +279,24 @@ async fn api(
         faults
     };
     let mut task_failure = None;
+    let count_status = |code: u16| shared.lock().stats.count_status(code);
     for fault in &faults {
         match fault {
             FaultKind::Latency { ms } => tokio::time::sleep(Duration::from_millis(*ms)).await,
             FaultKind::Drop => return response::dropped(),
-            FaultKind::Proxy { status, reason } => return response::bare(*status, reason),
+            FaultKind::Proxy { status, reason } => {
+                count_status(*status);
+                return response::bare(*status, reason);
+            }
             FaultKind::Error { status, message } => {
+                count_status(*status);
                 return response::error(
                     &ApiError::new(*status, format!("{message}\n")),
                     json_message,
                 );
             }
             FaultKind::LockTimeout => {
+                count_status(500);
                 let file = substitute("{vmid}", &raw).replace("{vmid}", "0");
                 return response::error(
                     &ApiError::internal(format!(

@@ -1868,6 +1868,9 @@ async fn faults_inject_proxy_errors_lock_timeouts_task_failures_and_drops() {
     );
     let fired = sim_get(&sim, "/_sim/faults").await;
     assert_eq!(fired["fired"], json!([1, 1, 1, 1]));
+    let stats = sim_get(&sim, "/_sim/stats").await;
+    assert_eq!(stats["faults_injected"], json!(4));
+    assert_eq!(stats["responses_by_status"]["596"], json!(1));
 }
 
 #[tokio::test]
