@@ -7,10 +7,15 @@
 //! qemu-server's `create_vm` and `$check_vm_modify_config_perm`, pve-guest-common's
 //! `check_vnet_access`, pve-storage's `check_volume_access` and the API schema's `permissions`).
 
+mod check;
 mod docs;
 mod pveum;
 mod table;
 
+pub use check::{
+    Identity, PERMISSION_CACHE_TTL, PermissionCache, PrivilegeError, Privsep, Report, Step,
+    Subject, Warning, WarningKind, check, concrete_needs, evaluate, missing_privileges, require,
+};
 pub use docs::{BEGIN_MARKER, END_MARKER, markdown_table};
 pub use pveum::{PveumPlan, pveum_plan};
 pub use table::{Feature, Scope, VERSION_NOTES};
@@ -90,9 +95,14 @@ pub fn features_of(spec: &MachineRequestSpec) -> Vec<Feature> {
         features.push(Feature::IsoCdrom { storage });
     }
     if let Some(template) = &spec.boot.template {
+        // Without a target storage a full clone keeps the template's storage, which the spec's
+        // disks describe (their first entry is the template's disk, e.g. grown).
         features.push(Feature::CloneTemplate {
             template: template.vmid,
-            target_storage: template.storage.clone(),
+            target_storage: template
+                .storage
+                .clone()
+                .or_else(|| spec.disks.first().map(|d| d.storage.clone())),
         });
     }
     if let Some(cloud_init) = &spec.cloud_init {

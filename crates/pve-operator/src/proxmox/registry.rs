@@ -110,6 +110,8 @@ pub struct Connection {
     pub vmids: VmidAllocator,
     /// The VMIDs the controller may use here.
     pub vmid_range: Option<VmidRange>,
+    /// The credentials' effective privileges, read at most once a minute per path.
+    pub permissions: crate::privileges::PermissionCache,
     fingerprint: u64,
 }
 
@@ -181,6 +183,10 @@ impl ClusterRegistry {
             pve,
             vmids: VmidAllocator::default(),
             vmid_range: range,
+            permissions: crate::privileges::PermissionCache::new(
+                &config,
+                crate::privileges::PERMISSION_CACHE_TTL,
+            ),
             fingerprint,
         });
         tracing::info!(cluster = %key, url = %config.url, "connected to Proxmox");

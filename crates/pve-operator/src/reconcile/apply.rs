@@ -18,6 +18,7 @@ use super::error::ReconcileError;
 use super::placement::choose_node;
 use super::status::{self, is_true, set_condition, types};
 use super::{Context, RequestScope};
+use crate::privileges::{self, Step};
 use crate::proxmox::{Connection, VmEntry};
 use crate::vmspec;
 
@@ -259,6 +260,7 @@ pub async fn apply(
                         &format!("VM {} restarts to apply: {keys}", vm.vmid),
                     )
                     .await;
+                privileges::require(conn, &request.spec, Step::Power).await?;
                 let upid = pve
                     .qemu_shutdown(
                         &vm.node,
@@ -283,6 +285,7 @@ pub async fn apply(
     // 6. Power state.
     match (request.spec.power_state, running) {
         (PowerState::Running, false) => {
+            privileges::require(conn, &request.spec, Step::Power).await?;
             let upid = pve
                 .qemu_start(&vm.node, vm.vmid)
                 .await
@@ -306,6 +309,7 @@ pub async fn apply(
             return Ok(start_task(status, conn, scope, upid, "qmstart"));
         }
         (PowerState::Stopped, true) => {
+            privileges::require(conn, &request.spec, Step::Power).await?;
             let upid = pve
                 .qemu_shutdown(
                     &vm.node,
@@ -492,6 +496,8 @@ async fn create(
 ) -> Result<Action, ReconcileError> {
     let generation = request.metadata.generation;
     let spec = &request.spec;
+    // Nothing is created that Proxmox would refuse to create, configure, start or delete.
+    privileges::require(conn, spec, Step::Create).await?;
     let snapshot = conn
         .inventory
         .fresh_snapshot()

@@ -10,6 +10,7 @@ use pve_operator_api::{DeletionPolicy, MachineRequest, MachineRequestStatus, Pha
 
 use super::error::ReconcileError;
 use super::{Context, RequestScope};
+use crate::privileges::{self, Step};
 use crate::proxmox::Connection;
 use crate::vmspec;
 
@@ -142,6 +143,7 @@ pub async fn cleanup(
 
     let pve = &conn.pve;
     let (upid, kind, message) = if vm.is_running() {
+        privileges::require(conn, &request.spec, Step::Power).await?;
         let upid = pve
             .qemu_stop(&vm.node, vm.vmid, &StopOptions::default())
             .await
@@ -155,6 +157,7 @@ pub async fn cleanup(
             format!("stopping VM {} for deletion", vm.vmid),
         )
     } else {
+        privileges::require(conn, &request.spec, Step::Delete).await?;
         let upid = pve
             .qemu_delete(&vm.node, vm.vmid, DeleteOptions::default())
             .await

@@ -4,6 +4,7 @@
 
 use pve_client::{ErrorKind, PveError};
 
+use crate::privileges::PrivilegeError;
 use crate::proxmox::registry::ConnectionError;
 use crate::proxmox::vmid::VmidError;
 use crate::vmspec::SpecError;
@@ -50,6 +51,10 @@ pub enum ReconcileError {
     /// Deletion is under way (waiting for a Proxmox task); not a failure.
     #[error("deletion in progress: {0}")]
     DeletionInProgress(String),
+    /// The credentials lack a privilege the next step needs (nothing was sent), or their
+    /// privileges could not be read.
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
 }
 
 /// How the controller reacts to an error.
@@ -90,6 +95,20 @@ impl ReconcileError {
             ReconcileError::Placement(_) => Class::Permanent("NoSuitableNode"),
             ReconcileError::Kube(_) | ReconcileError::DeletionInProgress(_) => Class::Transient,
             ReconcileError::Incomplete(_) => Class::Permanent("Incomplete"),
+            ReconcileError::Privileges(PrivilegeError::Missing { missing, .. }) => {
+                // The condition names the first path and every privilege missing there; the
+                // message lists all of them.
+                let path = missing.first().map(|n| n.path.clone());
+                Class::Permission {
+                    privileges: missing
+                        .iter()
+                        .filter(|n| Some(&n.path) == path.as_ref())
+                        .map(|n| n.privilege.to_string())
+                        .collect(),
+                    path,
+                }
+            }
+            ReconcileError::Privileges(PrivilegeError::Unreadable(source)) => classify_pve(source),
         }
     }
 

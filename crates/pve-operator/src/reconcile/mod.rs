@@ -245,6 +245,9 @@ async fn step(
             report(request, &scope, &mut status, &error, ctx).await;
             match error.class() {
                 Class::Transient => Err(error),
+                // During deletion an Ok releases the finalizer (and would orphan the VM): keep
+                // it until the deletion works; the error policy retries with backoff.
+                _ if deleting => Err(error),
                 _ => Ok(Action::requeue(ctx.settings.permanent_retry)),
             }
         }
@@ -278,13 +281,20 @@ async fn report(
             },
             path.as_deref().unwrap_or("(path not named by Proxmox)")
         );
+        let text = match error {
+            // Checked before sending: the error names every missing privilege already.
+            ReconcileError::Privileges(crate::privileges::PrivilegeError::Missing { .. }) => {
+                message.clone()
+            }
+            _ => format!("{missing} ({message})"),
+        };
         set_condition(
             status,
             generation,
             types::PRIVILEGES,
             false,
             "MissingPrivilege",
-            format!("{missing} ({message})"),
+            text,
         );
     }
     if !matches!(class, Class::Transient) {
