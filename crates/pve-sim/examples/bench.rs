@@ -195,6 +195,54 @@ async fn main() -> anyhow::Result<()> {
             errors.load(Ordering::Relaxed)
         );
     }
+    // Many tasks in flight: start every VM with realistic (seconds-long) task durations, then
+    // read while they run.
+    sim.with_state(|s| s.config.task_durations_ms = pve_sim::config::TaskDurations::realistic());
+    let started = Instant::now();
+    for i in 0..vms {
+        let resp = client
+            .post(format!(
+                "{}/nodes/pve/qemu/{}/status/start",
+                sim.url(),
+                1000 + i
+            ))
+            .header("Cookie", &cookie)
+            .header("CSRFPreventionToken", &csrf)
+            .send()
+            .await?;
+        let _ = resp.bytes().await;
+    }
+    let in_flight = sim.with_state(|s| s.tasks_in_flight());
+    println!(
+        "started {vms} start tasks in {:.2} s; {in_flight} tasks in flight",
+        started.elapsed().as_secs_f64()
+    );
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, cookie, count) = (
+            client.clone(),
+            format!("{}/nodes/pve/qemu/1000/status/current", sim.url()),
+            cookie.clone(),
+            count.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                if let Ok(r) = client.get(&url).header("Cookie", &cookie).send().await {
+                    let _ = r.bytes().await;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await?;
+    }
+    println!(
+        "GET status/current with {in_flight} tasks in flight: {} req/s",
+        count.load(Ordering::Relaxed)
+    );
     let stats: Value = client
         .get(format!("{}/_sim/stats", sim.base_url()))
         .send()
