@@ -50,7 +50,7 @@ step "cargo test --workspace"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test "${locked[@]}" --workspace 2>&1 | tee "$log"
+cargo test "${locked[@]}" --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 
