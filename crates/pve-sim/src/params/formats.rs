@@ -28,6 +28,8 @@ re!(DISK_SIZE, r"^\d+(\.\d+)?[KMGT]?$");
 re!(REALM, r"^[A-Za-z][A-Za-z0-9.\-_]+$");
 re!(USERID, r"^[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+$");
 re!(VOLUME_ID, r"^[^:\s]+:[^\s]*$");
+re!(BOOTDISK, r"^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$");
+re!(STARTUP, r"^(order=\d+)?(,?(up|down)=\d+)*$");
 
 /// Splits a PVE list (`split_list`: separators `,`, `;`, whitespace and NUL).
 pub fn split_list(text: &str) -> impl Iterator<Item = &str> {
@@ -99,11 +101,62 @@ pub fn check(format: &str, text: &str) -> Result<(), String> {
             USERID.is_match(text) && text.len() <= 64,
             "value does not look like a valid user name",
         ),
+        "pve-vmid-list" => {
+            for id in split_list(text) {
+                ok(
+                    VMID.is_match(id),
+                    &format!("value '{id}' does not look like a valid VM ID"),
+                )?;
+            }
+            Ok(())
+        }
+        "pve-storage-id-list" => {
+            for id in split_list(text) {
+                ok(
+                    STORAGE_ID.is_match(id),
+                    &format!("storage ID '{id}' contains illegal characters"),
+                )?;
+            }
+            Ok(())
+        }
+        "CIDR" => ok(
+            is_cidr(text),
+            "value does not look like a valid CIDR network",
+        ),
+        "address-list" => {
+            for a in split_list(text) {
+                ok(
+                    a.parse::<std::net::IpAddr>().is_ok(),
+                    &format!("value '{a}' does not look like a valid IP address"),
+                )?;
+            }
+            Ok(())
+        }
+        "pve-qm-bootdisk" => ok(
+            BOOTDISK.is_match(text),
+            &format!("invalid drive name '{text}'"),
+        ),
+        "pve-startup-order" => ok(STARTUP.is_match(text), "unable to parse startup options"),
         "pve-volume-id" => ok(
             VOLUME_ID.is_match(text),
             &format!("unable to parse volume ID '{text}'"),
         ),
         _ => Ok(()),
+    }
+}
+
+/// `address/prefix` with an IPv4 (prefix <= 32) or IPv6 (prefix <= 128) address.
+fn is_cidr(text: &str) -> bool {
+    let Some((addr, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
+        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
+        Err(_) => false,
     }
 }
 
@@ -119,5 +172,14 @@ mod tests {
         assert!(check("pve-tag-list", "web;pr od!").is_err());
         assert!(check("mac-addr", "BC:24:11:00:00:01").is_ok());
         assert!(check("mac-addr", "BD:24:11:00:00:01").is_err());
+        assert!(check("pve-vmid-list", "100,101;102").is_ok());
+        assert!(check("pve-vmid-list", "100,abc").is_err());
+        assert!(check("CIDR", "10.0.0.0/8").is_ok() && check("CIDR", "10.0.0.0/33").is_err());
+        assert!(check("address-list", "1.1.1.1 2606:4700::1111").is_ok());
+        assert!(check("address-list", "1.1.1.999").is_err());
+        assert!(
+            check("pve-qm-bootdisk", "scsi0").is_ok() && check("pve-qm-bootdisk", "net0").is_err()
+        );
+        assert!(check("pve-startup-order", "order=1,up=30").is_ok());
     }
 }
