@@ -36,6 +36,29 @@ impl Harness {
     /// Like [`Harness::start`], with the simulator's options adjusted first (task durations,
     /// cluster shape, ...).
     pub async fn start_with(prefix: &str, adjust: impl FnOnce(&mut SimOptions)) -> Harness {
+        let mut harness = Self::prepare(prefix, adjust).await;
+        harness.start_controller();
+        harness
+    }
+
+    /// Like [`Harness::start`], with the controller connecting with the `proxmox:` config that
+    /// `config` writes for the running simulator (e.g. for a least-privilege token it set up
+    /// there first). `pve` and the simulator stay root@pam's, for the test's own reads and
+    /// changes.
+    pub async fn start_with_config(
+        prefix: &str,
+        config: impl AsyncFnOnce(&RunningSim) -> String,
+    ) -> Harness {
+        let mut harness = Self::prepare(prefix, |_| {}).await;
+        let path = harness._dir.path().join("controller.yaml");
+        std::fs::write(&path, config(&harness.sim).await).expect("controller config written");
+        harness.config_path = path;
+        harness.start_controller();
+        harness
+    }
+
+    /// Everything but the controller: namespace, simulator, root@pam config and client.
+    async fn prepare(prefix: &str, adjust: impl FnOnce(&mut SimOptions)) -> Harness {
         crate::support::init_logging();
         let env = testenv::TestEnv::shared().await.expect("control plane");
         let client = env.client().expect("client");
@@ -58,7 +81,7 @@ impl Harness {
         std::fs::write(&config_path, &config).expect("config written");
         let pve = PveClient::new(&PveConfig::from_yaml_str(&config).expect("config parses"))
             .expect("pve client");
-        let mut harness = Harness {
+        Harness {
             client,
             namespace,
             sim,
@@ -67,9 +90,7 @@ impl Harness {
             stop: None,
             controller: None,
             _dir: dir,
-        };
-        harness.start_controller();
-        harness
+        }
     }
 
     /// Starts the controller (again), watching only this test's namespace.
@@ -717,7 +738,14 @@ async fn fifty_requests_become_ready_and_idle_cost_does_not_grow_with_their_numb
     for name in &names {
         h.wait_ready(name).await;
     }
-    let provisioning_calls = h.sim.stats().requests_total - before;
+    let after = h.sim.stats();
+    let provisioning_calls = after.requests_total - before;
+    let per_endpoint: Vec<String> = after
+        .requests_by_endpoint
+        .iter()
+        .map(|(endpoint, n)| format!("{endpoint}: {:.2}/machine", *n as f64 / 50.0))
+        .collect();
+    println!("provisioning calls by endpoint:\n  {}", per_endpoint.join("\n  "));
     assert_one_vm_per_request(&h, &names).await;
 
     // Idle: only the shared inventory reads Proxmox, whatever the number of requests. Count the

@@ -54,7 +54,15 @@ impl VmidAllocator {
         let taken = |id: u32| snapshot.vms.contains_key(&id) || held.contains_key(&id);
         let mut candidate = match range {
             Some(range) => range.min,
-            None => pve.next_vmid().await?,
+            None => {
+                // Proxmox just said this one is free: no need to ask again unless it is held.
+                let next = pve.next_vmid().await?;
+                if !taken(next) {
+                    held.insert(next, Instant::now());
+                    return Ok(next);
+                }
+                next
+            }
         };
         loop {
             if let Some(range) = range

@@ -211,19 +211,6 @@ pub async fn apply(
             .await;
     }
 
-    // 5. Changes that need a restart.
-    let pending = pve
-        .qemu_pending(&vm.node, vm.vmid)
-        .await
-        .map_err(ReconcileError::proxmox(format!(
-            "reading the pending changes of VM {}",
-            vm.vmid
-        )))?;
-    let pending_keys: Vec<String> = pending
-        .iter()
-        .filter(|p| p.pending.is_some() || p.delete.is_some())
-        .map(|p| p.key.clone())
-        .collect();
     // The inventory may lag behind (a start sent just before a controller restart): before
     // acting on the power state, ask Proxmox for the VM's current state.
     let wants_running = request.spec.power_state == PowerState::Running;
@@ -238,6 +225,24 @@ pub async fn apply(
             )))?
             .is_running()
     };
+
+    // 5. Changes that need a restart.
+    // Only a running VM keeps changes pending; a stopped one takes them at once.
+    let pending = if running {
+        pve.qemu_pending(&vm.node, vm.vmid)
+            .await
+            .map_err(ReconcileError::proxmox(format!(
+                "reading the pending changes of VM {}",
+                vm.vmid
+            )))?
+    } else {
+        Vec::new()
+    };
+    let pending_keys: Vec<String> = pending
+        .iter()
+        .filter(|p| p.pending.is_some() || p.delete.is_some())
+        .map(|p| p.key.clone())
+        .collect();
     if running && !pending_keys.is_empty() {
         let keys = pending_keys.join(", ");
         match request.spec.pending_changes {

@@ -19,9 +19,11 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use tokio::sync::mpsc;
 
 use crate::proxmox::ClusterRegistry;
@@ -63,6 +65,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Behaviour settings.
     pub settings: Settings,
+    /// Metrics and cache readiness for the operations endpoints.
+    pub instruments: crate::ops::Instruments,
     failures: Mutex<HashMap<ObjectRef<MachineRequest>, u32>>,
 }
 
@@ -78,6 +82,7 @@ impl Context {
             kube,
             clusters,
             settings,
+            instruments: crate::ops::Instruments::default(),
             failures: Mutex::default(),
         }
     }
@@ -135,7 +140,16 @@ pub async fn run(
         rx.recv().await.map(|item| (item, rx))
     });
     let concurrency = ctx.settings.concurrency;
-    Controller::new(api, watcher::Config::default().any_semantic())
+    // Reconcile on what the controller acts on (the spec, finalizers, deletion), not on every
+    // status write of its own, each of which would cost another pass of Proxmox reads.
+    let (reader, writer) = reflector::store();
+    ctx.instruments.machine_request_cache(reader.clone());
+    let requests = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
+    Controller::for_stream(requests, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
@@ -150,6 +164,21 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// A hash of the parts of a request whose change needs a reconcile: generation (the spec),
+/// finalizers and the deletion timestamp.
+fn spec_or_lifecycle(request: &MachineRequest) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    request.metadata.generation.hash(&mut hasher);
+    request.metadata.finalizers.hash(&mut hasher);
+    request
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// The controller's error: the finalizer helper wraps ours.
@@ -178,6 +207,7 @@ async fn step(
     ctx: &Context,
     deleting: bool,
 ) -> Result<Action, ReconcileError> {
+    let started = std::time::Instant::now();
     let namespace = request
         .namespace()
         .ok_or(ReconcileError::Incomplete("namespace"))?;
@@ -219,6 +249,10 @@ async fn step(
         }
         Err(error) => Err(error.into()),
     };
+    let failure = match &result {
+        Ok(_) | Err(ReconcileError::DeletionInProgress(_)) => None,
+        Err(error) => Some(error.reason()),
+    };
     let outcome = match result {
         Ok(action) => {
             ctx.failure_count(&scope.object_ref, true);
@@ -256,6 +290,11 @@ async fn step(
         // After a successful cleanup the finalizer goes and the object with it: no status.
         status::write(&api, request, &status).await?;
     }
+    ctx.instruments.reconciled(
+        crate::ops::metrics::MACHINE_REQUEST,
+        started.elapsed(),
+        failure,
+    );
     outcome
 }
 
