@@ -6,5 +6,6 @@ mod control_plane;
 mod controller;
 mod crds;
 mod demo;
+mod privileges;
 mod support;
 mod third_party;

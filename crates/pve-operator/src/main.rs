@@ -12,6 +12,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => pve_operator::cli::run::run(args).await,
         Command::Crd(args) => pve_operator::cli::crd::run(args),
         Command::Privileges(args) => pve_operator::cli::privileges::run(args),
+        Command::Preflight(args) => {
+            std::process::exit(pve_operator::cli::preflight::run(args).await)
+        }
         #[cfg(feature = "demo")]
         Command::Demo(args) => pve_operator::cli::demo::run(args).await,
     }

@@ -4,6 +4,7 @@ pub mod crd;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod manifests;
+pub mod preflight;
 pub mod privileges;
 pub mod run;
 
@@ -32,6 +33,9 @@ pub enum Command {
     Crd(crd::CrdArgs),
     /// Print the `pveum` commands that create a least-privilege role, user, token and ACLs.
     Privileges(privileges::PrivilegesArgs),
+    /// Check that the Proxmox credentials hold every privilege the MachineRequests need, and
+    /// nothing dangerous (exit 0: all held, 1: something missing, 2: could not check).
+    Preflight(preflight::PreflightArgs),
     /// Run everything locally: a real kube-apiserver and etcd on loopback, ready for kubectl.
     #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),

@@ -28,9 +28,14 @@ pub struct PrivilegesArgs {
 
 /// Prints the commands (or the Markdown table).
 pub fn run(args: PrivilegesArgs) -> anyhow::Result<()> {
+    print!("{}", output(&args)?);
+    Ok(())
+}
+
+/// What `pve-operator privileges` prints: the commands (or the Markdown table).
+pub fn output(args: &PrivilegesArgs) -> anyhow::Result<String> {
     if args.markdown {
-        print!("{}", markdown_table());
-        return Ok(());
+        return Ok(markdown_table());
     }
     if !args.user.contains('@') {
         anyhow::bail!(
@@ -40,6 +45,5 @@ pub fn run(args: PrivilegesArgs) -> anyhow::Result<()> {
     }
     let specs = read_machine_requests(&args.files)?;
     let needs = needs_for_specs(&specs);
-    print!("{}", pveum_plan(&needs, &args.user, &args.token).commands());
-    Ok(())
+    Ok(pveum_plan(&needs, &args.user, &args.token).commands())
 }

@@ -153,7 +153,7 @@ impl Subject {
             None => Privsep {
                 privsep: None,
                 how: format!(
-                    "unknown: Proxmox lets a token read its own settings only with User.Modify or Sys.Audit on /access/groups, which this one lacks; check on a node with `pveum user token list {userid}`"
+                    "Proxmox lets a token read its own settings only with User.Modify or Sys.Audit on /access/groups, which this one lacks; check on a node with `pveum user token list {userid}`"
                 ),
             },
         });
@@ -534,11 +534,7 @@ impl PermissionCache {
 
     /// The privileges (with their propagate flags) held on `path`, or `None` when this Proxmox
     /// cannot tell (`/access/permissions` not implemented).
-    pub async fn on_path(
-        &self,
-        pve: &PveClient,
-        path: &str,
-    ) -> Result<Option<Held>, PveError> {
+    pub async fn on_path(&self, pve: &PveClient, path: &str) -> Result<Option<Held>, PveError> {
         let mut entries = self.entries.lock().await;
         if let Some((read_at, privileges)) = entries.get(path)
             && read_at.elapsed() < self.ttl

@@ -58,6 +58,9 @@ pub fn pveum_plan(needs: &[Need], user: &str, token: &str) -> PveumPlan {
     }
 }
 
+/// The prefix of the generated roles' names.
+const ROLE_PREFIX: &str = "Operator";
+
 fn role_base_name(path: &str, privileges: &[&str]) -> String {
     let kind = if path == "/vms" || path.starts_with("/pool/") {
         "VMs"
@@ -74,7 +77,8 @@ fn role_base_name(path: &str, privileges: &[&str]) -> String {
     } else {
         "Other"
     };
-    format!("PVEOperator{kind}")
+    // Proxmox reserves role ids starting with "PVE" (case-insensitive) for its built-in roles.
+    format!("{ROLE_PREFIX}{kind}")
 }
 
 impl PveumPlan {
@@ -150,14 +154,13 @@ mod tests {
         ];
         let plan = pveum_plan(&needs, "op@pve", "ctl");
         assert_eq!(plan.roles.len(), 2);
-        assert_eq!(plan.roles["PVEOperatorVMs"], ["VM.Allocate", "VM.Audit"]);
+        assert_eq!(plan.roles["OperatorVMs"], ["VM.Allocate", "VM.Audit"]);
         assert_eq!(plan.acls.len(), 3);
         let commands = plan.commands();
-        assert!(commands.contains("pveum role add PVEOperatorVMs -privs \"VM.Allocate,VM.Audit\""));
+        assert!(commands.contains("pveum role add OperatorVMs -privs \"VM.Allocate,VM.Audit\""));
         assert!(commands.contains("pveum user token add op@pve ctl --privsep 1"));
         assert!(
-            commands
-                .contains("pveum aclmod /storage/b -token 'op@pve!ctl' -role PVEOperatorStorage")
+            commands.contains("pveum aclmod /storage/b -token 'op@pve!ctl' -role OperatorStorage")
         );
     }
 
@@ -171,8 +174,20 @@ mod tests {
         ];
         let plan = pveum_plan(&needs, "op@pve", "ctl");
         assert_eq!(plan.roles.len(), 3, "{:?}", plan.roles);
-        assert!(plan.roles.contains_key("PVEOperatorStorage2"));
-        assert_eq!(plan.roles["PVEOperatorStorageRead"], ["Datastore.Audit"]);
+        assert!(plan.roles.contains_key("OperatorStorage2"));
+        assert_eq!(plan.roles["OperatorStorageRead"], ["Datastore.Audit"]);
+    }
+
+    #[test]
+    fn no_role_name_is_in_the_namespace_proxmox_reserves() {
+        let needs = crate::privileges::needs_for_specs(&[]);
+        let plan = pveum_plan(&needs, "op@pve", "ctl");
+        for role in plan.roles.keys() {
+            assert!(
+                !role.to_ascii_lowercase().starts_with("pve"),
+                "Proxmox refuses role ids starting with PVE: {role}"
+            );
+        }
     }
 
     #[test]

@@ -13,11 +13,13 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use pve_operator_api::{NodeStatus, ProxmoxCluster, ProxmoxClusterStatus};
+use pve_operator_api::{MachineRequest, NodeStatus, ProxmoxCluster, ProxmoxClusterStatus};
 use serde_json::json;
 
 use super::Context;
 use super::status::FIELD_MANAGER;
+use crate::privileges::{self, needs_for_specs};
+use crate::proxmox::Connection;
 use crate::proxmox::registry::ConnectionError;
 
 /// How often a healthy cluster is checked again.
@@ -111,6 +113,14 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
                     "Authenticated",
                     "Proxmox accepted the credentials".into(),
                 );
+                match privileges_condition(&ctx, &conn, &namespace, &name).await {
+                    Ok((ok, reason, message)) => {
+                        condition("PrivilegesSufficient", ok, reason, message)
+                    }
+                    Err(error) => {
+                        tracing::info!(cluster = %name, %error, "could not check the privileges")
+                    }
+                }
                 let nodes = conn.inventory.fresh_snapshot().await.map(|s| {
                     s.nodes
                         .values()
@@ -169,4 +179,73 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
     } else {
         Duration::from_secs(30)
     }))
+}
+
+/// The `PrivilegesSufficient` condition: the needs of the MachineRequests in the cluster's
+/// namespace that reference it (every feature when none does, storages and bridges then on
+/// `/storage` and `/sdn/zones/localnetwork`), checked as `pve-operator preflight` checks them.
+/// Requests are listed at each check (every few minutes), so a new request's storage shows up
+/// here at the next check; the request itself is checked before anything is created for it.
+async fn privileges_condition(
+    ctx: &Context,
+    conn: &Connection,
+    namespace: &str,
+    name: &str,
+) -> Result<(bool, &'static str, String), String> {
+    let requests: Api<MachineRequest> = Api::namespaced(ctx.kube.clone(), namespace);
+    let specs: Vec<_> = requests
+        .list(&Default::default())
+        .await
+        .map_err(|e| format!("listing the MachineRequests of {namespace}: {e}"))?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.cluster_ref.as_ref().is_some_and(|c| c.name == name))
+        .map(|r| r.spec)
+        .collect();
+    let mut subject = conn.permissions.subject().clone();
+    subject
+        .discover_privsep(&conn.pve)
+        .await
+        .map_err(|e| format!("asking about the token's privilege separation: {e}"))?;
+    let report = privileges::check(&conn.pve, &subject, &needs_for_specs(&specs))
+        .await
+        .map_err(|e| format!("reading the effective permissions: {e}"))?;
+    let scope = if specs.is_empty() {
+        "every feature (no MachineRequest references this cluster yet)".to_string()
+    } else {
+        format!(
+            "the {} MachineRequest(s) referencing this cluster",
+            specs.len()
+        )
+    };
+    let warnings = if report.warnings.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<&str> = report.warnings.iter().map(|w| w.message.as_str()).collect();
+        format!("; warnings: {}", list.join("; "))
+    };
+    Ok(if report.sufficient() {
+        (
+            true,
+            if warnings.is_empty() {
+                "AllPresent"
+            } else {
+                "AllPresentWithWarnings"
+            },
+            format!(
+                "the credentials hold all {} privileges needed by {scope}{warnings}",
+                report.present.len()
+            ),
+        )
+    } else {
+        let missing: Vec<String> = report.missing.iter().map(ToString::to_string).collect();
+        (
+            false,
+            "MissingPrivilege",
+            format!(
+                "missing for {scope}: {}; `pve-operator privileges` prints the pveum commands that grant them{warnings}",
+                missing.join(", ")
+            ),
+        )
+    })
 }

@@ -1,0 +1,610 @@
+//! Least privilege end to end: the `pveum` commands that `pve-operator privileges` prints, run
+//! verbatim against pve-sim (whose permission engine follows Proxmox VE 8), give a token with
+//! which `pve-operator preflight` passes and every example's lifecycle succeeds; without any one
+//! of their privileges, preflight names exactly that privilege and path, and the controller stops
+//! before the step that needs it with a `PrivilegesSufficient=False` condition naming it.
+//!
+//! Token secrets are captured from the `user token add` output and only ever written to the
+//! controller's config file; nothing here prints them.
+
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use kube::runtime::wait::await_condition;
+use pve_client::Secret;
+use pve_operator::cli::preflight::{Outcome, Output, PreflightArgs, preflight};
+use pve_operator::cli::privileges::{PrivilegesArgs, output};
+use pve_operator::privileges::{Need, WarningKind, needs_for_specs, pveum_plan};
+use pve_operator_api::{MachineRequest, MachineRequestSpec, PowerState};
+use pve_sim::{RunningSim, SimOptions, SimServer};
+
+use crate::controller::Harness;
+use crate::support::within;
+
+const USER: &str = "pve-operator@pve";
+const TOKEN: &str = "controller";
+const EXAMPLES: [&str; 4] = [
+    "cloud-init-from-template.yaml",
+    "multi-disk-multi-nic.yaml",
+    "small-iso-vm.yaml",
+    "stopped-vm.yaml",
+];
+
+fn example_paths() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    EXAMPLES.iter().map(|f| dir.join(f)).collect()
+}
+
+/// Each example's file name and spec.
+fn example_specs() -> Vec<(&'static str, MachineRequestSpec)> {
+    EXAMPLES
+        .iter()
+        .zip(example_paths())
+        .map(|(file, path)| {
+            let text = std::fs::read_to_string(&path).expect("example readable");
+            let request: MachineRequest = serde_yaml::from_str(&text).expect("example parses");
+            (*file, request.spec)
+        })
+        .collect()
+}
+
+fn all_needs() -> Vec<Need> {
+    let specs: Vec<MachineRequestSpec> = example_specs().into_iter().map(|(_, s)| s).collect();
+    needs_for_specs(&specs)
+}
+
+/// Runs `commands` line by line (blank lines and comments skipped) through bash, with `pveum`
+/// being `pve-sim pveum` against `sim`, exactly as a user would paste them. Returns the secret
+/// printed by a `user token add` line, if any.
+async fn run_pveum(sim: &RunningSim, commands: &str) -> Option<Secret> {
+    let mut secret = None;
+    let lines = commands
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    for line in lines {
+        let output = tokio::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("pveum() {{ \"$SIM_PVEUM\" \"$@\"; }}\n{line}"))
+            .env("SIM_PVEUM", env!("CARGO_BIN_EXE_sim-pveum"))
+            .env("PVE_SIM_URL", sim.url())
+            .env("PVE_SIM_ROOT_PASSWORD", sim.root_password())
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .await
+            .expect("bash runs");
+        assert!(
+            output.status.success(),
+            "`{line}` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if line.contains(" token add ") {
+            secret = Some(token_value(&String::from_utf8_lossy(&output.stdout)));
+        }
+    }
+    secret
+}
+
+/// The `value` row of pveum's `user token add` table (never shown, not even when wrong).
+fn token_value(table: &str) -> Secret {
+    let value = table
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('│').map(str::trim).collect();
+            (cells.get(1) == Some(&"value")).then(|| cells.get(2).map(|v| v.to_string()))
+        })
+        .flatten()
+        .next()
+        .unwrap_or_default();
+    let is_uuid = value.len() == 36
+        && value.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    assert!(
+        is_uuid,
+        "`user token add` printed a value row with a UUID secret (the output is not shown: it holds the secret)"
+    );
+    value.into()
+}
+
+/// The `proxmox:` config of a token on `sim`, with the certificate pinned.
+fn token_config(sim: &RunningSim, token_id: &str, secret: &Secret) -> String {
+    format!(
+        "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  tokenID: \"{token_id}\"\n  tokenSecret: \"{}\"\n",
+        sim.url(),
+        sim.fingerprint(),
+        secret.expose()
+    )
+}
+
+/// Sets up `pveum_plan(needs)` on `sim` through `pveum` and returns the token's config.
+async fn token_for(sim: &RunningSim, needs: &[Need]) -> String {
+    let commands = pveum_plan(needs, USER, TOKEN).commands();
+    let secret = run_pveum(sim, &commands)
+        .await
+        .expect("the plan creates a token");
+    token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+}
+
+/// `pve-operator preflight --config <config> -f <files>`, in process.
+async fn run_preflight(config: &str, files: &[PathBuf]) -> Outcome {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).expect("config written");
+    let args = PreflightArgs {
+        config: path,
+        files: files.to_vec(),
+        output: Output::Json,
+    };
+    preflight(&args).await.expect("preflight could check")
+}
+
+fn pairs(needs: &[Need]) -> Vec<(String, String)> {
+    needs
+        .iter()
+        .map(|n| (n.privilege.to_string(), n.path.clone()))
+        .collect()
+}
+
+/// Waits until the request satisfies `wanted`, returning it.
+async fn wait_for(
+    h: &Harness,
+    name: &str,
+    what: &str,
+    wanted: impl Fn(&MachineRequest) -> bool,
+) -> MachineRequest {
+    let found = within(
+        what,
+        await_condition(h.requests(), name, |o: Option<&MachineRequest>| {
+            o.is_some_and(&wanted)
+        }),
+    )
+    .await
+    .expect("watch works");
+    found.expect("the request exists")
+}
+
+fn condition<'a>(
+    request: &'a MachineRequest,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    request
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+}
+
+fn denied(request: &MachineRequest) -> Option<String> {
+    condition(request, "PrivilegesSufficient")
+        .filter(|c| c.status == "False")
+        .map(|c| c.message.clone())
+}
+
+/// The VMIDs in the simulator (read as root).
+async fn vmids(h: &Harness) -> Vec<u32> {
+    let mut ids: Vec<u32> = h
+        .pve
+        .cluster_resources(None)
+        .await
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r.vmid)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_generated_commands_give_a_token_that_passes_preflight_and_runs_every_example() {
+    let commands = output(&PrivilegesArgs {
+        files: example_paths(),
+        user: USER.into(),
+        token: TOKEN.into(),
+        markdown: false,
+    })
+    .expect("pve-operator privileges prints the commands");
+    let needs = all_needs();
+    let h = Harness::start_with_config("least-privilege", async |sim: &RunningSim| {
+        let secret = run_pveum(sim, &commands)
+            .await
+            .expect("the printed commands create a token");
+        token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+    })
+    .await;
+
+    let config = std::fs::read_to_string(&h.config_path).expect("controller config");
+    let outcome = run_preflight(&config, &example_paths()).await;
+    assert_eq!(
+        outcome.exit_code(),
+        0,
+        "preflight passes: {:?}",
+        outcome.report.missing
+    );
+    assert_eq!(pairs(&outcome.report.present), pairs(&needs));
+    assert!(
+        outcome.report.warnings.is_empty(),
+        "nothing dangerous, no risky setting: {:?}",
+        outcome.report.warnings
+    );
+    assert_eq!(outcome.report.identity, format!("API token {USER}!{TOKEN}"));
+
+    // The whole lifecycle of every example: created, configured, powered as specified.
+    let mut names = Vec::new();
+    for file in EXAMPLES {
+        names.push(h.apply_example(file).await);
+    }
+    let mut vms = Vec::new();
+    for name in &names {
+        let request = h.wait_ready(name).await;
+        assert!(denied(&request).is_none(), "{name}: {:?}", denied(&request));
+        let status = request.status.clone().expect("status");
+        let vmid = status.vmid.expect("vmid");
+        let running = h
+            .pve
+            .qemu_status("pve", vmid)
+            .await
+            .expect("status")
+            .is_running();
+        assert_eq!(
+            running,
+            request.spec.power_state == PowerState::Running,
+            "{name}: power state"
+        );
+        vms.push((name.clone(), vmid, request.spec.clone()));
+    }
+    // A power change: the ISO VM is stopped through the controller.
+    let (name, vmid, spec) = vms
+        .iter()
+        .find(|(n, _, _)| n == "small-iso-vm")
+        .expect("small-iso-vm")
+        .clone();
+    let mut stopped = serde_json::to_value(&spec).expect("spec serialises");
+    stopped["powerState"] = "Stopped".into();
+    h.apply(&name, stopped).await;
+    wait_for(&h, &name, "small-iso-vm to be stopped", |r| {
+        r.metadata.generation == r.status.as_ref().and_then(|s| s.observed_generation)
+            && r.status.as_ref().and_then(|s| s.phase) == Some(pve_operator_api::Phase::Stopped)
+    })
+    .await;
+    assert!(
+        !h.pve
+            .qemu_status("pve", vmid)
+            .await
+            .expect("status")
+            .is_running()
+    );
+    // Deletion as each example's policy says.
+    for (name, vmid, spec) in &vms {
+        h.delete_and_wait_gone(name).await;
+        let exists = vmids(&h).await.contains(vmid);
+        match spec.deletion_policy {
+            pve_operator_api::DeletionPolicy::Delete => {
+                assert!(!exists, "{name}: VM {vmid} destroyed")
+            }
+            pve_operator_api::DeletionPolicy::Retain => assert!(exists, "{name}: VM {vmid} kept"),
+        }
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_any_one_generated_privilege_preflight_names_exactly_that_privilege_and_path() {
+    let needs = all_needs();
+    let plan = pveum_plan(&needs, USER, TOKEN);
+    let in_roles: usize = plan.roles.values().map(Vec::len).sum();
+    assert!(
+        needs.len() >= in_roles,
+        "every role privilege is a need on some path"
+    );
+    let files = example_paths();
+    let results: Vec<(Need, Outcome)> = futures::stream::iter(needs.clone())
+        .map(|removed| {
+            let needs = &needs;
+            let files = &files;
+            async move {
+                let sim = SimServer::start(SimOptions::new("privileges-root"))
+                    .await
+                    .expect("simulator");
+                let reduced: Vec<Need> = needs.iter().filter(|n| **n != removed).cloned().collect();
+                let config = token_for(&sim, &reduced).await;
+                let outcome = run_preflight(&config, files).await;
+                sim.shutdown().await;
+                (removed, outcome)
+            }
+        })
+        .buffer_unordered(6)
+        .collect()
+        .await;
+    assert_eq!(results.len(), needs.len());
+    for (removed, outcome) in results {
+        assert_eq!(
+            pairs(&outcome.report.missing),
+            pairs(std::slice::from_ref(&removed)),
+            "without {} on {}, exactly that is missing",
+            removed.privilege,
+            removed.path
+        );
+        assert_eq!(outcome.report.present.len(), needs.len() - 1);
+        assert_eq!(outcome.exit_code(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_any_one_generated_privilege_the_request_needing_it_stops_before_sending() {
+    let needs = all_needs();
+    let specs = example_specs();
+    let started = std::time::Instant::now();
+    let checked: Vec<usize> = futures::stream::iter(needs.iter().enumerate())
+        .map(|(i, removed)| {
+            let needs = &needs;
+            let specs = &specs;
+            async move {
+                let reduced: Vec<Need> = needs.iter().filter(|n| *n != removed).cloned().collect();
+                let h = Harness::start_with_config(
+                    &format!("no-priv-{i}"),
+                    async |sim: &RunningSim| token_for(sim, &reduced).await,
+                )
+                .await;
+                let before = vmids(&h).await;
+                let affected: Vec<&str> = specs
+                    .iter()
+                    .filter(|(_, spec)| {
+                        needs_for_specs(std::slice::from_ref(spec))
+                            .iter()
+                            .any(|n| n.privilege == removed.privilege && n.path == removed.path)
+                    })
+                    .map(|(file, _)| *file)
+                    .collect();
+                assert!(!affected.is_empty(), "some example needs {removed}");
+                let mut names = Vec::new();
+                for file in &affected {
+                    names.push(h.apply_example(file).await);
+                }
+                let wanted = format!("{} on {} (for", removed.privilege, removed.path);
+                for name in &names {
+                    let request = wait_for(&h, name, "PrivilegesSufficient=False", |r| {
+                        denied(r).is_some()
+                    })
+                    .await;
+                    let message = denied(&request).unwrap_or_default();
+                    assert!(message.contains(&wanted), "{name}: {message}");
+                    for other in needs.iter().filter(|n| *n != removed) {
+                        let named = format!("{} on {} (for", other.privilege, other.path);
+                        assert!(
+                            !message.contains(&named),
+                            "{name} names only {removed}: {message}"
+                        );
+                    }
+                    let ready = condition(&request, "Ready").expect("Ready condition");
+                    assert_eq!(ready.status, "False");
+                }
+                assert_eq!(vmids(&h).await, before, "nothing was created");
+                h.stop().await;
+                affected.len()
+            }
+        })
+        .buffer_unordered(6)
+        .collect()
+        .await;
+    assert_eq!(checked.len(), needs.len());
+    eprintln!(
+        "{} privileges checked at the controller in {:?}",
+        needs.len(),
+        started.elapsed()
+    );
+}
+
+fn kinds(outcome: &Outcome) -> Vec<WarningKind> {
+    outcome.report.warnings.iter().map(|w| w.kind).collect()
+}
+
+fn dangerous(outcome: &Outcome) -> Vec<(String, String)> {
+    outcome
+        .report
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::DangerousPrivilege)
+        .map(|w| {
+            (
+                w.privilege.clone().unwrap_or_default(),
+                w.path.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn root_a_token_without_privsep_and_dangerous_surplus_privileges_are_warnings() {
+    let sim = SimServer::start(SimOptions::new("privileges-root"))
+        .await
+        .expect("simulator");
+    let files = example_paths();
+
+    // root@pam with a password: everything is held, and that is the warning.
+    let root = format!(
+        "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: \"{}\"\n",
+        sim.url(),
+        sim.fingerprint(),
+        sim.root_password()
+    );
+    let outcome = run_preflight(&root, &files).await;
+    assert_eq!(outcome.exit_code(), 0);
+    assert_eq!(
+        kinds(&outcome),
+        [WarningKind::RootUser, WarningKind::PasswordLogin]
+    );
+
+    // A token without privilege separation of an administrator: it can read its own settings
+    // (User.Modify), so privsep=0 is known, and every dangerous privilege is listed.
+    let secret = run_pveum(
+        &sim,
+        "pveum user add admin@pve\n\
+         pveum aclmod / -user admin@pve -role Administrator\n\
+         pveum user token add admin@pve everything --privsep 0\n",
+    )
+    .await
+    .expect("token");
+    let outcome = run_preflight(&token_config(&sim, "admin@pve!everything", &secret), &files).await;
+    assert_eq!(outcome.exit_code(), 0);
+    assert_eq!(
+        outcome.report.privsep.as_ref().and_then(|p| p.privsep),
+        Some(false)
+    );
+    assert!(kinds(&outcome).contains(&WarningKind::TokenWithoutPrivsep));
+    let mut flagged: Vec<String> = dangerous(&outcome).into_iter().map(|(p, _)| p).collect();
+    flagged.sort();
+    let mut every: Vec<String> = pve_operator::privileges::DANGEROUS_PRIVILEGES
+        .iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    every.sort();
+    assert_eq!(flagged, every, "Pool.Allocate too: no example uses a pool");
+
+    // The generated least-privilege token plus a surplus role on /, over unverified TLS.
+    let mut commands = pveum_plan(&all_needs(), USER, TOKEN).commands();
+    commands.push_str(&format!(
+        "pveum role add Surplus -privs \"Sys.Modify,VM.Console\"\n\
+         pveum aclmod / -user {USER} -role Surplus\n\
+         pveum aclmod / -token '{USER}!{TOKEN}' -role Surplus\n"
+    ));
+    let secret = run_pveum(&sim, &commands).await.expect("token");
+    let insecure = token_config(&sim, &format!("{USER}!{TOKEN}"), &secret).replace(
+        "  fingerprint:",
+        "  insecureSkipVerify: true\n  # fingerprint:",
+    );
+    let outcome = run_preflight(&insecure, &files).await;
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.report.missing);
+    assert_eq!(
+        dangerous(&outcome),
+        [
+            ("Sys.Modify".to_string(), "/".to_string()),
+            ("VM.Console".to_string(), "/".to_string())
+        ]
+    );
+    assert!(kinds(&outcome).contains(&WarningKind::InsecureSkipVerify));
+    assert!(
+        !kinds(&outcome).contains(&WarningKind::TokenWithoutPrivsep),
+        "privsep=1 is not flagged"
+    );
+    assert_eq!(
+        outcome.report.privsep.as_ref().map(|p| p.privsep),
+        Some(None),
+        "a least-privilege token cannot read its own settings: unknown, and said so"
+    );
+    sim.shutdown().await;
+}
+
+/// Gives role `role` exactly `privileges`, through pveum.
+async fn set_role(sim: &RunningSim, role: &str, privileges: &[&str]) {
+    run_pveum(
+        sim,
+        &format!(
+            "pveum role modify {role} -privs \"{}\"",
+            privileges.join(",")
+        ),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_power_or_delete_privilege_stops_that_step_with_a_condition_naming_it() {
+    let needs = all_needs();
+    let plan = pveum_plan(&needs, USER, TOKEN);
+    let vm_role = plan
+        .roles
+        .iter()
+        .find(|(_, p)| p.contains(&"VM.PowerMgmt"))
+        .map(|(name, p)| (name.clone(), p.clone()))
+        .expect("a role with the VM privileges");
+    let without = |privilege: &str| -> Vec<&str> {
+        vm_role
+            .1
+            .iter()
+            .copied()
+            .filter(|p| *p != privilege)
+            .collect()
+    };
+    let mut h = Harness::start_with_config("revoked", async |sim: &RunningSim| {
+        token_for(sim, &needs).await
+    })
+    .await;
+    let name = h.apply_example("small-iso-vm.yaml").await;
+    let request = h.wait_ready(&name).await;
+    let vmid = request.status.as_ref().and_then(|s| s.vmid).expect("vmid");
+    let mut spec = serde_json::to_value(&request.spec).expect("spec serialises");
+
+    // No VM.PowerMgmt: the shutdown is not sent. (The controller caches its permissions for a
+    // minute; a restarted one reads them anew.)
+    set_role(&h.sim, &vm_role.0, &without("VM.PowerMgmt")).await;
+    h.crash_controller().await;
+    h.start_controller();
+    spec["powerState"] = "Stopped".into();
+    h.apply(&name, spec.clone()).await;
+    let request = wait_for(&h, &name, "the power change to be refused", |r| {
+        denied(r).is_some()
+    })
+    .await;
+    let message = denied(&request).unwrap_or_default();
+    assert!(
+        message.contains("VM.PowerMgmt on /vms (for")
+            && message.contains("changing the VM's power state was not attempted"),
+        "{message}"
+    );
+    assert!(
+        h.pve
+            .qemu_status("pve", vmid)
+            .await
+            .expect("status")
+            .is_running(),
+        "still running: no shutdown was sent"
+    );
+
+    // VM.PowerMgmt back, VM.Allocate gone: the VM stops, its deletion is not sent.
+    set_role(&h.sim, &vm_role.0, &without("VM.Allocate")).await;
+    h.crash_controller().await;
+    h.start_controller();
+    wait_for(
+        &h,
+        &name,
+        "the VM to stop and the condition to clear",
+        |r| {
+            r.status.as_ref().and_then(|s| s.phase) == Some(pve_operator_api::Phase::Stopped)
+                && condition(r, "PrivilegesSufficient").is_some_and(|c| c.status == "True")
+        },
+    )
+    .await;
+    h.requests()
+        .delete(&name, &Default::default())
+        .await
+        .expect("delete accepted");
+    let request = wait_for(&h, &name, "the deletion to be refused", |r| {
+        r.metadata.deletion_timestamp.is_some() && denied(r).is_some()
+    })
+    .await;
+    let message = denied(&request).unwrap_or_default();
+    assert!(
+        message.contains("VM.Allocate on /vms (for")
+            && message.contains("deleting the VM was not attempted"),
+        "{message}"
+    );
+    assert!(vmids(&h).await.contains(&vmid), "the VM is kept");
+
+    // Everything back: the deletion completes.
+    set_role(&h.sim, &vm_role.0, &vm_role.1).await;
+    h.crash_controller().await;
+    h.start_controller();
+    within(
+        "the MachineRequest to be deleted",
+        await_condition(h.requests(), &name, |o: Option<&MachineRequest>| {
+            o.is_none()
+        }),
+    )
+    .await
+    .expect("watch works");
+    assert!(!vmids(&h).await.contains(&vmid), "VM {vmid} destroyed");
+    h.stop().await;
+}
