@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command (the README's): lints, prepares what the tests need through the
-# project's own scripts (the local control plane, the Python clients; cached after the first run), runs every test of
+# project's own scripts (the local control plane, helm and kustomize, the Python clients; cached after the first run), runs every test of
 # the workspace, checks that no control-plane process outlived the tests, and ends with a summary.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,6 +23,10 @@ command -v cargo >/dev/null || { echo "error: cargo not found; install Rust from
 step "local control plane: kube-apiserver and etcd (hack/envtest/build.sh)"
 assets=$(hack/envtest/build.sh | tail -n 1)
 export KUBEBUILDER_ASSETS="${KUBEBUILDER_ASSETS:-$assets}"
+
+step "deployment tools: helm and kustomize (hack/helm/build.sh)"
+tools=$(hack/helm/build.sh | tail -n 1)
+export PVE_OPERATOR_DEPLOY_TOOLS="${PVE_OPERATOR_DEPLOY_TOOLS:-$tools}"
 
 step "third-party Proxmox clients: proxmoxer and Ansible (hack/pyenv.sh)"
 pyenv=$(hack/pyenv.sh | tail -n 1)
