@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod logging;
+pub mod ops;
 pub mod privileges;
 pub mod proxmox;
 pub mod reconcile;

@@ -1,7 +1,12 @@
-//! Log output: `tracing` with text or JSON lines, level from `--log-level` or `RUST_LOG`.
+//! Log output: `tracing` with text or JSON lines, level from `--log-level` or `RUST_LOG`; the
+//! same subscriber feeds the Proxmox request metrics ([`ProxmoxRequestLayer`]).
 
 use clap::{Args, ValueEnum};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+use crate::ops::metrics::ProxmoxRequestLayer;
 
 /// The log format.
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
@@ -31,12 +36,18 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--log-level {level:?} is not a valid filter: {e}"))?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match args.log_format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+    };
+    // The Proxmox request metrics come from pve-client's `pve_request` spans, which this layer
+    // sees through its own filter whatever the log level.
+    let proxmox = ProxmoxRequestLayer.with_filter(ProxmoxRequestLayer::filter());
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(proxmox)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))?;
     Ok(())
 }

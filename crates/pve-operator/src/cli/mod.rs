@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller (in-cluster, or with --kubeconfig).
-    Run(run::RunArgs),
+    Run(run::RunCommand),
     /// Print the CustomResourceDefinitions (MachineRequest, ProxmoxCluster) as YAML.
     Crd(crd::CrdArgs),
     /// Print the `pveum` commands that create a least-privilege role, user, token and ACLs.

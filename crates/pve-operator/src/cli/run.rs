@@ -1,5 +1,7 @@
-//! `pve-operator run`: the controller.
+//! `pve-operator run`: the controller, with its operations endpoints (`/metrics`, `/healthz`,
+//! `/readyz`) and, with `--leader-elect`, leader election on a Lease.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,8 @@ use kube::{Api, Client, Config};
 use pve_client::PveConfig;
 use pve_operator_api::{MachineRequest, ProxmoxCluster};
 
+use crate::ops::leader::{LeaderElector, LeaseSettings};
+use crate::ops::{Instruments, Role, server};
 use crate::proxmox::ClusterRegistry;
 use crate::proxmox::registry::Intervals;
 use crate::reconcile::{self, Context, Settings};
@@ -46,18 +50,210 @@ pub struct RunArgs {
     pub shutdown_grace: u64,
 }
 
-/// Connects to Kubernetes (and, lazily, to Proxmox) and runs the controller until SIGINT or
-/// SIGTERM; in-flight reconciles finish first.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let kube = kube_client(args.kubeconfig.as_deref()).await?;
-    run_with_client(args, kube, shutdown_signal()).await
+/// Options of `pve-operator run` about operating it: metrics, probes, leader election.
+#[derive(Debug, Args, Clone)]
+pub struct OpsArgs {
+    /// Address of the operations endpoints: /metrics (OpenMetrics), /healthz and /readyz.
+    #[arg(
+        long,
+        env = "PVE_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Run the controllers only while holding a coordination.k8s.io Lease, so that several
+    /// replicas are safe (one leads, the others stand by).
+    #[arg(long, env = "PVE_OPERATOR_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "pve-operator-leader")]
+    pub lease_name: String,
+    /// The Lease's namespace; by default $POD_NAMESPACE, else the client's default namespace
+    /// (in a pod: its own).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a standby waits for a silent leader before taking over, in seconds.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration: u64,
+    /// How often the leader renews the Lease and a standby tries to take it, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub lease_renew_interval: u64,
+    /// This replica's identity in the Lease; by default $POD_NAME, else the host name and
+    /// process id.
+    #[arg(long, env = "POD_NAME")]
+    pub leader_identity: Option<String>,
 }
 
-/// Runs the controller with an existing client until `shutdown` completes.
+/// Everything `pve-operator run` takes.
+#[derive(Debug, Args, Clone)]
+pub struct RunCommand {
+    /// The controllers' options.
+    #[command(flatten)]
+    pub controller: RunArgs,
+    /// Metrics, probes and leader election.
+    #[command(flatten)]
+    pub ops: OpsArgs,
+}
+
+/// Connects to Kubernetes (and, lazily, to Proxmox) and runs the controller with its
+/// operations endpoints until SIGINT or SIGTERM; in-flight reconciles finish first.
+pub async fn run(command: RunCommand) -> anyhow::Result<()> {
+    let kube = kube_client(command.controller.kubeconfig.as_deref()).await?;
+    let listener = tokio::net::TcpListener::bind(command.ops.metrics_addr)
+        .await
+        .with_context(|| format!("listening on --metrics-addr {}", command.ops.metrics_addr))?;
+    run_operator(command, kube, listener, shutdown_signal()).await
+}
+
+/// Runs the operator with an existing client until `shutdown` completes: the operations
+/// endpoints on `listener`, and the controllers (only while leading, with `--leader-elect`).
+/// Returns an error when leadership is lost (the process should exit and start over as a
+/// standby) or the endpoints fail.
+pub async fn run_operator(
+    command: RunCommand,
+    kube: Client,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let instruments = Instruments::default();
+    let router = server::router(instruments.metrics.registry(), instruments.health.clone());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(listener, router, async {
+        let _ = server_stopped.await;
+    }));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let result = if command.ops.leader_elect {
+        lead(command, kube, instruments.clone(), until_stopped).await
+    } else {
+        instruments.health.set_role(Role::Leading);
+        run_controllers(
+            command.controller,
+            kube,
+            until_stopped(),
+            instruments.clone(),
+        )
+        .await
+    };
+    instruments.health.set_role(Role::Stopping);
+    let _ = stop_server.send(());
+    match served.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "the operations endpoints failed"),
+        Err(error) => tracing::warn!(%error, "the operations endpoints panicked"),
+    }
+    result
+}
+
+/// Stands by until this replica holds the Lease, then runs the controllers while renewing it.
+async fn lead<F>(
+    command: RunCommand,
+    kube: Client,
+    instruments: Instruments,
+    until_stopped: impl Fn() -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + Sync + 'static,
+{
+    let ops = &command.ops;
+    let settings = LeaseSettings {
+        name: ops.lease_name.clone(),
+        namespace: ops
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| kube.default_namespace().to_string()),
+        identity: ops.leader_identity.clone().unwrap_or_else(default_identity),
+        lease_duration: Duration::from_secs(ops.lease_duration.max(1)),
+        renew_every: Duration::from_secs(ops.lease_renew_interval.max(1)),
+    };
+    anyhow::ensure!(
+        settings.renew_every < settings.renew_deadline(),
+        "--lease-renew-interval ({}s) must be well below --lease-duration ({}s): the leader stops after failing to renew for two thirds of the lease duration",
+        ops.lease_renew_interval,
+        ops.lease_duration
+    );
+    tracing::info!(
+        lease = %settings.name,
+        namespace = %settings.namespace,
+        identity = %settings.identity,
+        "leader election: standing by for the Lease"
+    );
+    let mut elector = LeaderElector::new(kube.clone(), settings);
+    instruments.health.set_role(Role::Standby);
+    tokio::select! {
+        _ = elector.acquire() => {}
+        _ = until_stopped() => return Ok(()),
+    }
+    instruments.health.set_role(Role::Leading);
+    // The renewer runs beside the controllers; losing the Lease stops them, and a shutdown
+    // stops them first and then releases the Lease (which is renewed until then).
+    let (lost_tx, mut lost_rx) = tokio::sync::watch::channel(None);
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let renewer = tokio::spawn(async move {
+        tokio::select! {
+            lost = elector.keep_renewing() => {
+                tracing::error!(error = %lost, "lost the leader Lease; stopping the controllers");
+                let _ = lost_tx.send(Some(lost.to_string()));
+            }
+            _ = release_rx => elector.release().await,
+        }
+    });
+    let stop_controllers = {
+        let stopped = until_stopped();
+        let mut lost_rx = lost_rx.clone();
+        async move {
+            tokio::select! {
+                _ = stopped => {}
+                _ = lost_rx.wait_for(|lost| lost.is_some()) => {}
+            }
+        }
+    };
+    let result = run_controllers(command.controller, kube, stop_controllers, instruments).await;
+    let _ = release_tx.send(());
+    let _ = renewer.await;
+    if let Some(lost) = lost_rx.borrow_and_update().clone() {
+        anyhow::bail!("leadership lost: {lost}");
+    }
+    result
+}
+
+/// `<host name>-<process id>`, the identity when no POD_NAME is given.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "pve-operator".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Runs the controllers with an existing client until `shutdown` completes, without
+/// operations endpoints or leader election (tests and the demo).
 pub async fn run_with_client(
     args: RunArgs,
     kube: Client,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let instruments = Instruments::default();
+    instruments.health.set_role(Role::Leading);
+    run_controllers(args, kube, shutdown, instruments).await
+}
+
+/// Runs both controllers until `shutdown` completes, reporting into `instruments`.
+pub async fn run_controllers(
+    args: RunArgs,
+    kube: Client,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    instruments: Instruments,
 ) -> anyhow::Result<()> {
     let default =
         match &args.config {
@@ -84,7 +280,9 @@ pub async fn run_with_client(
         concurrency: args.concurrency,
         ..Settings::default()
     };
-    let ctx = Arc::new(Context::new(kube.clone(), registry, settings));
+    let mut ctx = Context::new(kube.clone(), registry, settings);
+    ctx.instruments = instruments;
+    let ctx = Arc::new(ctx);
     let (requests, clusters, secrets): (Api<MachineRequest>, Api<ProxmoxCluster>, Api<Secret>) =
         match &args.namespace {
             Some(ns) => (

@@ -34,6 +34,7 @@ pub async fn run(
 ) {
     let controller = Controller::new(clusters, watcher::Config::default().any_semantic());
     let store = controller.store();
+    ctx.instruments.proxmox_cluster_cache(store.clone());
     controller
         .watches(
             secrets,
