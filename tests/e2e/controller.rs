@@ -291,6 +291,24 @@ async fn every_example_becomes_ready_with_its_config_and_deletion_follows_its_po
         vmids.push((name.clone(), vmid, spec.deletion_policy));
     }
 
+    // The guest agent answers once the guest has booted; its addresses then reach status.
+    let with_ip = |obj: Option<&MachineRequest>| {
+        obj.and_then(|o| o.status.as_ref())
+            .is_some_and(|s| !s.ip_addresses.is_empty())
+    };
+    let request = within(
+        "cloud-init-vm's IP address in status",
+        await_condition(h.requests(), "cloud-init-vm", with_ip),
+    )
+    .await
+    .expect("watch works")
+    .expect("request exists");
+    let ips = request.status.map(|s| s.ip_addresses).unwrap_or_default();
+    assert!(
+        ips.iter().all(|ip| !ip.starts_with("127.")),
+        "no loopback addresses: {ips:?}"
+    );
+
     for (name, vmid, policy) in vmids {
         h.delete_and_wait_gone(&name).await;
         match policy {
@@ -745,7 +763,10 @@ async fn fifty_requests_become_ready_and_idle_cost_does_not_grow_with_their_numb
         .iter()
         .map(|(endpoint, n)| format!("{endpoint}: {:.2}/machine", *n as f64 / 50.0))
         .collect();
-    println!("provisioning calls by endpoint:\n  {}", per_endpoint.join("\n  "));
+    println!(
+        "provisioning calls by endpoint:\n  {}",
+        per_endpoint.join("\n  ")
+    );
     assert_one_vm_per_request(&h, &names).await;
 
     // Idle: only the shared inventory reads Proxmox, whatever the number of requests. Count the

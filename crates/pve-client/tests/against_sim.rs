@@ -884,6 +884,14 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     assert!(status.is_running(), "{status:?}");
     assert_eq!(status.agent, Some(true));
     assert!(status.pid.is_some());
+    // While the guest boots, PVE answers that the agent is not running: retry later.
+    let booting = root
+        .qemu_agent_network(NODE, vmid)
+        .await
+        .expect_err("the agent does not answer right after start");
+    assert!(booting.is_retryable(), "a booting guest's agent is worth waiting for: {booting}");
+    assert!(booting.to_string().contains("QEMU guest agent is not running"), "{booting}");
+    h.sim.with_state(|s| s.clock_offset_ms += 5_000); // the guest has booted
     let ifaces = root
         .qemu_agent_network(NODE, vmid)
         .await

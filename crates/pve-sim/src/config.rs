@@ -74,6 +74,9 @@ pub struct ClusterConfig {
     /// How long an operation waits for a VM's config lock held by a running task before it fails
     /// with `can't lock file '/var/lock/qemu-server/lock-<vmid>.conf' - got timeout` (PVE: 10 s).
     pub flock_timeout_ms: u64,
+    /// How long after a VM starts its guest agent answers; until then agent calls fail with
+    /// `QEMU guest agent is not running`, as on real PVE while the guest boots (tens of seconds).
+    pub agent_boot_delay_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -128,6 +131,7 @@ impl Default for ClusterConfig {
             user_cfg: None,
             rrd_delay_ms: 0,
             flock_timeout_ms: 10_000,
+            agent_boot_delay_ms: 1_000,
         }
     }
 }

@@ -1484,6 +1484,21 @@ async fn cloud_init_changes_are_pending_until_the_image_is_regenerated() {
     assert!(network.contains("gateway: '10.9.8.1'"), "{network}");
 }
 
+/// Moves the simulator's clock forward (tickets age, guests boot) without waiting.
+async fn advance_clock(sim: &pve_sim::RunningSim, secs: u64) {
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    let answer = client
+        .post(format!("{}/_sim/clock", sim.base_url()))
+        .json(&json!({ "advance_secs": secs }))
+        .send()
+        .await
+        .expect("clock");
+    assert_eq!(answer.status().as_u16(), 200);
+}
+
 #[tokio::test]
 async fn guest_agent_reports_addresses_of_running_vms_with_the_agent_enabled() {
     let sim = start().await;
@@ -1497,6 +1512,20 @@ async fn guest_agent_reports_addresses_of_running_vms_with_the_agent_enabled() {
         .await,
         "OK"
     );
+    // qemu-server's assert_agent_available, in order: an agent key, a running VM, an agent
+    // that answers.
+    assert_eq!(create_vm(&api, "108", &[]).await, "OK");
+    let (code, body) = api
+        .call(
+            Method::GET,
+            "/nodes/pve/qemu/108/agent/network-get-interfaces",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (code, body["message"].clone()),
+        (500, json!("No QEMU guest agent configured\n"))
+    );
     let path = "/nodes/pve/qemu/109/agent/network-get-interfaces";
     let (code, body) = api.call(Method::GET, path, &[]).await;
     assert_eq!(code, 500);
@@ -1506,6 +1535,13 @@ async fn guest_agent_reports_addresses_of_running_vms_with_the_agent_enabled() {
             .await,
         "OK"
     );
+    let (code, body) = api.call(Method::GET, path, &[]).await;
+    assert_eq!(
+        (code, body["message"].clone()),
+        (500, json!("QEMU guest agent is not running\n")),
+        "the guest is still booting"
+    );
+    advance_clock(&sim, 5).await;
     let data = api.get(path).await;
     let eth0 = data["result"]
         .as_array()
@@ -2349,6 +2385,7 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
         .upid(Method::POST, "/nodes/pve/qemu/170/status/reset", &[])
         .await;
     api.wait_task(&upid).await;
+    advance_clock(&sim, 5).await; // the guest agent answers once the guest has booted
     let enc = urlencode(&upid);
     let calls: Vec<(&str, String)> = vec![
         ("/version", "/version".into()),

@@ -26,6 +26,9 @@ use crate::vmspec;
 /// the inventory usually trigger the reconcile much earlier.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// How soon to ask a guest agent again that did not answer (the guest is still booting).
+const AGENT_RETRY: Duration = Duration::from_secs(5);
+
 /// One pass of the apply path. Changes `status` in place; the caller writes it.
 pub async fn apply(
     request: &MachineRequest,
@@ -357,13 +360,16 @@ pub async fn apply(
                 .map(|a| a.ip_address.clone())
                 .collect(),
             Err(error) => {
+                // A booting guest's agent is not up yet (PVE: "QEMU guest agent is not
+                // running"): keep the addresses known so far and ask again soon.
                 tracing::debug!(vmid = vm.vmid, %error, "guest agent not answering yet");
-                Vec::new()
+                std::mem::take(&mut status.ip_addresses)
             }
         }
     } else {
         Vec::new()
     };
+    let waiting_for_agent = running && request.spec.guest_agent && status.ip_addresses.is_empty();
 
     // 8. Done: the VM is as specified.
     let (phase, powered) = if running {
@@ -391,6 +397,9 @@ pub async fn apply(
         );
     }
     status.observed_generation = generation;
+    if waiting_for_agent {
+        return Ok(Action::requeue(AGENT_RETRY));
+    }
     Ok(ctx
         .settings
         .resync

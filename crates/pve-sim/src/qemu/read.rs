@@ -203,11 +203,20 @@ pub(super) fn agent_interfaces(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let node = ctx.param("node")?;
     let vmid = ctx.vmid()?;
     let vm = load(&ctx.sim.state, &node, vmid)?;
+    // qemu-server's Agent.pm::assert_agent_available, in its order: an `agent` key at all, a
+    // running VM, then an agent that answers (enabled, and the guest booted far enough).
+    if !vm.conf.contains_key("agent") {
+        return Err(ApiError::internal("No QEMU guest agent configured"));
+    }
     if vm.power == Power::Stopped {
         return Err(ApiError::internal(format!("VM {vmid} is not running")));
     }
-    if !vm.agent_enabled() {
-        return Err(ApiError::internal("No QEMU guest agent configured"));
+    let booted_ms = vm
+        .started_at
+        .map(|s| ctx.now_ms.saturating_sub(s.saturating_mul(1000)))
+        .unwrap_or(0);
+    if !vm.agent_enabled() || booted_ms < ctx.sim.state.config.agent_boot_delay_ms {
+        return Err(ApiError::internal("QEMU guest agent is not running"));
     }
     let mut ifaces = vec![json!({
         "name": "lo",
