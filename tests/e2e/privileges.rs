@@ -608,3 +608,303 @@ async fn a_revoked_power_or_delete_privilege_stops_that_step_with_a_condition_na
     assert!(!vmids(&h).await.contains(&vmid), "VM {vmid} destroyed");
     h.stop().await;
 }
+
+/// Makes `GET /access/permissions` answer 501, as a Proxmox that cannot report permissions:
+/// the controller then sends its requests unchecked, and Proxmox itself decides.
+fn without_permission_reports(sim: &RunningSim) {
+    use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
+    sim.set_faults(FaultConfig {
+        seed: 0,
+        rules: vec![FaultRule {
+            method: Some("GET".into()),
+            path: Some("/access/permissions".into()),
+            rate: 1.0,
+            max_count: None,
+            fault: FaultKind::Error {
+                status: 501,
+                message: "Method 'GET /access/permissions' not implemented".into(),
+            },
+        }],
+    });
+}
+
+/// A client with the credentials of `config`.
+fn client(config: &str) -> pve_client::PveClient {
+    pve_client::PveClient::new(&pve_client::PveConfig::from_yaml_str(config).expect("config"))
+        .expect("client")
+}
+
+/// Whether `message` (a condition) reports Proxmox's own refusal of `removed`: the privilege
+/// on its path or, for a path that stands for its children, on a child (`/vms` → `/vms/100`).
+/// Creating without VM.Allocate gets Proxmox's bare `Permission check failed`.
+fn refusal_names(message: &str, removed: &Need) -> bool {
+    if !message.starts_with("Proxmox refused: missing ") {
+        return false;
+    }
+    if removed.privilege == "VM.Allocate" {
+        return message.contains("— Proxmox said: Permission check failed)");
+    }
+    let named = message
+        .trim_start_matches("Proxmox refused: missing ")
+        .split(" (")
+        .next()
+        .unwrap_or_default();
+    let Some((privileges, path)) = named.split_once(" on ") else {
+        return false;
+    };
+    privileges.split(" or ").any(|p| p == removed.privilege)
+        && (path == removed.path || path.starts_with(&format!("{}/", removed.path)))
+}
+
+/// The simulator's permission engine follows Proxmox VE 8 and shares no code with the
+/// controller's table: with `/access/permissions` unavailable, the controller cannot check
+/// first, sends its requests, and Proxmox itself refuses the step that needs the removed
+/// privilege. Three privileges are not refused by any call of the lifecycle and are shown
+/// directly instead: VM.Audit (without it Proxmox hides the VMs, so the controller could not
+/// find its own again), Sys.Audit on /nodes (nodes are listed without memory figures, so
+/// placement cannot compare free memory) and VM.Monitor (the guest agent's addresses, read
+/// best-effort).
+#[tokio::test(flavor = "multi_thread")]
+async fn proxmox_itself_refuses_what_needs_each_generated_privilege() {
+    let needs = all_needs();
+    let specs = example_specs();
+    let checked: Vec<String> = futures::stream::iter(needs.iter().enumerate())
+        .map(|(i, removed)| {
+            let needs = &needs;
+            let specs = &specs;
+            async move {
+                let reduced: Vec<Need> = needs.iter().filter(|n| *n != removed).cloned().collect();
+                match (removed.privilege, removed.path.as_str()) {
+                    ("VM.Audit", _) | ("Sys.Audit", "/nodes") => {
+                        let sim = SimServer::start(SimOptions::new("privileges-root"))
+                            .await
+                            .expect("simulator");
+                        let token = client(&token_for(&sim, &reduced).await);
+                        let resources = token.cluster_resources(None).await.expect("resources");
+                        if removed.privilege == "VM.Audit" {
+                            assert!(
+                                resources.iter().all(|r| r.vmid.is_none()),
+                                "without VM.Audit no VM is listed, not even template 9000"
+                            );
+                            match token.qemu_config("pve", 9000).await {
+                                Err(pve_client::PveError::PermissionDenied {
+                                    path,
+                                    privileges,
+                                    ..
+                                }) => {
+                                    assert_eq!(path.as_deref(), Some("/vms/9000"));
+                                    assert_eq!(privileges, ["VM.Audit"]);
+                                }
+                                other => panic!("reading a config needs VM.Audit: {other:?}"),
+                            }
+                        } else {
+                            let node = resources
+                                .iter()
+                                .find(|r| r.resource_type == "node")
+                                .expect("nodes are listed");
+                            assert!(
+                                node.maxmem.is_none() && node.mem.is_none(),
+                                "without Sys.Audit on /nodes, no memory figures: {node:?}"
+                            );
+                        }
+                        sim.shutdown().await;
+                        return format!("{removed}: shown directly");
+                    }
+                    _ => {}
+                }
+                let h = Harness::start_with_config(
+                    &format!("refused-{i}"),
+                    async |sim: &RunningSim| {
+                        without_permission_reports(sim);
+                        token_for(sim, &reduced).await
+                    },
+                )
+                .await;
+                let affected: Vec<&str> = specs
+                    .iter()
+                    .filter(|(_, spec)| {
+                        needs_for_specs(std::slice::from_ref(spec))
+                            .iter()
+                            .any(|n| n.privilege == removed.privilege && n.path == removed.path)
+                    })
+                    .map(|(file, _)| *file)
+                    .collect();
+                let mut refused = Vec::new();
+                for file in &affected {
+                    let name = h.apply_example(file).await;
+                    let request = wait_for(&h, &name, "a refusal or Ready", |r| {
+                        denied(r).is_some()
+                            || condition(r, "Ready").is_some_and(|c| c.status == "True")
+                    })
+                    .await;
+                    match denied(&request) {
+                        Some(message) => {
+                            assert!(refusal_names(&message, removed), "{name}: {message}");
+                            refused.push(name);
+                        }
+                        None if removed.privilege == "VM.Monitor" => {
+                            let vmid = request.status.as_ref().and_then(|s| s.vmid).expect("vmid");
+                            let token =
+                                client(&std::fs::read_to_string(&h.config_path).expect("config"));
+                            match token.qemu_agent_network("pve", vmid).await {
+                                Err(pve_client::PveError::PermissionDenied {
+                                    privileges, ..
+                                }) => {
+                                    assert_eq!(privileges, ["VM.Monitor"]);
+                                    refused.push(name);
+                                }
+                                other => panic!("the agent needs VM.Monitor: {other:?}"),
+                            }
+                            let addresses =
+                                request.status.map(|s| s.ip_addresses).unwrap_or_default();
+                            assert!(addresses.is_empty(), "no addresses: {addresses:?}");
+                        }
+                        // This example happens not to send what needs it (a clone whose
+                        // template already has the requested CPU, memory and NIC).
+                        None => {}
+                    }
+                }
+                assert!(
+                    !refused.is_empty(),
+                    "Proxmox refuses something of {affected:?} without {removed}"
+                );
+                h.stop().await;
+                format!("{removed}: refused for {refused:?}")
+            }
+        })
+        .buffer_unordered(6)
+        .collect()
+        .await;
+    assert_eq!(checked.len(), needs.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxmox_cluster_reports_whether_its_credentials_suffice_for_the_requests_using_it() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::Api;
+    use kube::api::{Patch, PatchParams};
+    use pve_operator_api::ProxmoxCluster;
+
+    let h = Harness::start("cluster-privileges").await;
+    // A token for small-iso-vm, without SDN.Use on its bridge.
+    let (_, spec) = example_specs()
+        .into_iter()
+        .find(|(file, _)| *file == "small-iso-vm.yaml")
+        .expect("example");
+    let bridge = "/sdn/zones/localnetwork/vmbr0";
+    let reduced: Vec<Need> = needs_for_specs(std::slice::from_ref(&spec))
+        .into_iter()
+        .filter(|n| !(n.privilege == "SDN.Use" && n.path == bridge))
+        .collect();
+    let config = token_for(&h.sim, &reduced).await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.namespace);
+    let clusters: Api<ProxmoxCluster> = Api::namespaced(h.client.clone(), &h.namespace);
+    let apply_secret = async |generation: &str| {
+        let doc = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "token", "labels": { "touched": generation } },
+            "stringData": { "config.yaml": config },
+        });
+        secrets
+            .patch(
+                "token",
+                &PatchParams::apply("e2e-tests").force(),
+                &Patch::Apply(&doc),
+            )
+            .await
+            .expect("secret applies");
+    };
+    apply_secret("1").await;
+    let cluster = serde_json::json!({
+        "apiVersion": "pve-operator.dev/v1alpha1", "kind": "ProxmoxCluster",
+        "metadata": { "name": "least" },
+        "spec": {
+            "endpoint": h.sim.url(),
+            "tls": { "fingerprint": h.sim.fingerprint() },
+            "credentialsRef": { "name": "token" },
+        },
+    });
+    clusters
+        .patch(
+            "least",
+            &PatchParams::apply("e2e-tests").force(),
+            &Patch::Apply(&cluster),
+        )
+        .await
+        .expect("cluster applies");
+    let privileges_condition = async |wanted: &dyn Fn(&str, &str) -> bool| {
+        let found = within(
+            "the ProxmoxCluster's PrivilegesSufficient condition",
+            await_condition(clusters.clone(), "least", |o: Option<&ProxmoxCluster>| {
+                o.and_then(|c| c.status.as_ref()).is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "PrivilegesSufficient" && wanted(&c.status, &c.message))
+                })
+            }),
+        )
+        .await
+        .expect("watch works")
+        .expect("cluster exists");
+        found
+            .status
+            .and_then(|s| {
+                s.conditions
+                    .into_iter()
+                    .find(|c| c.type_ == "PrivilegesSufficient")
+            })
+            .map(|c| c.message)
+            .unwrap_or_default()
+    };
+    // No request uses it yet: every feature, storages and bridges in general.
+    let message = privileges_condition(&|status, message| {
+        status == "False" && message.contains("every feature")
+    })
+    .await;
+    assert!(
+        message.contains("Datastore.AllocateSpace on /storage (for"),
+        "{message}"
+    );
+
+    // A request on the cluster: the condition covers exactly its needs.
+    let mut request = serde_json::to_value(&spec).expect("spec serialises");
+    request["clusterRef"] = serde_json::json!({ "name": "least" });
+    h.apply("on-least", request).await;
+    let denied_request = wait_for(&h, "on-least", "the request to be refused", |r| {
+        denied(r).is_some()
+    })
+    .await;
+    assert!(
+        denied(&denied_request)
+            .unwrap_or_default()
+            .contains(&format!("SDN.Use on {bridge} (for")),
+        "{:?}",
+        denied(&denied_request)
+    );
+    apply_secret("2").await;
+    let message = privileges_condition(&|status, message| {
+        status == "False" && message.contains("1 MachineRequest(s)")
+    })
+    .await;
+    let wanted = format!("SDN.Use on {bridge} (for");
+    assert!(message.contains(&wanted), "{message}");
+    assert_eq!(
+        message.matches(" on /").count(),
+        1,
+        "only that one is missing: {message}"
+    );
+
+    // Granted: the condition turns True at the next check.
+    run_pveum(
+        &h.sim,
+        &format!(
+            "pveum aclmod {bridge} -user {USER} -role PVESDNUser\n\
+             pveum aclmod {bridge} -token '{USER}!{TOKEN}' -role PVESDNUser\n"
+        ),
+    )
+    .await;
+    apply_secret("3").await;
+    let message = privileges_condition(&|status, _| status == "True").await;
+    assert!(message.contains("1 MachineRequest(s)"), "{message}");
+    h.stop().await;
+}

@@ -23,7 +23,7 @@ pub use table::{Feature, Scope, VERSION_NOTES};
 use std::collections::BTreeSet;
 use std::fmt;
 
-use pve_operator_api::MachineRequestSpec;
+use pve_operator_api::{MachineRequestSpec, PlacementStrategy};
 
 /// One privilege needed on one ACL path, and what needs it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -70,15 +70,23 @@ impl VmScope {
 /// The features a MachineRequest spec uses, in table order, including what the controller does
 /// for every request (inventory reads, create, power, delete).
 pub fn features_of(spec: &MachineRequestSpec) -> Vec<Feature> {
-    let mut features = vec![
-        Feature::Inventory,
-        Feature::PlacementByFreeMemory,
+    let mut features = vec![Feature::Inventory];
+    // Free memory matters only when the controller chooses the node by it: a clone is made on
+    // its template's node, and a fixed node or the fewest-VMs strategy reads no node statistics.
+    let placement = spec.placement.clone().unwrap_or_default();
+    if spec.boot.template.is_none()
+        && placement.node.is_none()
+        && placement.strategy == PlacementStrategy::MostFreeMemory
+    {
+        features.push(Feature::PlacementByFreeMemory);
+    }
+    features.extend([
         Feature::Create,
         Feature::Cpu,
         Feature::Memory,
         Feature::Hardware,
         Feature::Options,
-    ];
+    ]);
     for disk in &spec.disks {
         features.push(Feature::Disk {
             storage: disk.storage.clone(),
@@ -243,6 +251,32 @@ mod tests {
             !needs.iter().any(|n| n.path.contains('<')),
             "no placeholders for a concrete spec"
         );
+    }
+
+    #[test]
+    fn node_statistics_are_needed_only_when_the_node_is_chosen_by_free_memory() {
+        assert!(has(
+            &needs_for_specs(&[spec(serde_json::json!({}))]),
+            "Sys.Audit",
+            "/nodes"
+        ));
+        for extra in [
+            serde_json::json!({ "placement": { "node": "pve1" } }),
+            serde_json::json!({ "placement": { "strategy": "FewestVMs" } }),
+            serde_json::json!({ "boot": { "template": { "name": "tpl" } } }),
+        ] {
+            let needs = needs_for_specs(&[spec(extra.clone())]);
+            assert!(!has(&needs, "Sys.Audit", "/nodes"), "{extra}");
+        }
+    }
+
+    #[test]
+    fn a_full_clone_without_target_storage_needs_space_on_the_storage_of_its_disks() {
+        let needs = needs_for_specs(&[spec(
+            serde_json::json!({ "boot": { "template": { "name": "tpl", "full": true } } }),
+        )]);
+        assert!(has(&needs, "Datastore.AllocateSpace", "/storage/fast-ssd"));
+        assert!(!needs.iter().any(|n| n.path.contains('<')), "{needs:#?}");
     }
 
     #[test]
