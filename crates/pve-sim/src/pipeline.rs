@@ -317,12 +317,14 @@ async fn api(
             let now_ms = sim.now_ms();
             sim.advance(now_ms);
             let tasks_before = sim.state.tasks.len();
-            let empty = crate::params::Params::default();
+            // The permission stage sees the raw parameters (PVE checks permissions before it
+            // verifies parameters).
+            let unvalidated = crate::params::Params(raw.clone());
             let result = (|| {
                 let ctx = Ctx {
                     sim: &mut *sim,
                     caller: caller.as_ref(),
-                    params: &empty,
+                    params: &unvalidated,
                     now_ms,
                 };
                 // 403: the method's permission spec, before parameter validation.

@@ -180,13 +180,21 @@ pub enum Perm {
     },
     /// Only `root@pam`.
     RootOnly,
+    /// A permission spec the variants above cannot express (`userid-param`, `userid-group`,
+    /// `perm-modify`, ...): a check that runs at the same stage, before parameter validation,
+    /// with `ctx.params` holding the raw (unvalidated) parameters.
+    Custom(PermCheck),
 }
+
+/// A permission check of [`Perm::Custom`].
+pub type PermCheck = fn(&Ctx<'_>) -> Result<(), ApiError>;
 
 impl Perm {
     /// Checks the spec for the caller with the raw (unvalidated) parameters.
     pub fn check(&self, ctx: &Ctx<'_>, raw: &BTreeMap<String, Value>) -> Result<(), ApiError> {
         match self {
             Perm::World | Perm::All => Ok(()),
+            Perm::Custom(check) => check(ctx),
             Perm::RootOnly => {
                 if ctx.is_root() {
                     Ok(())

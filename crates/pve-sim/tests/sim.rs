@@ -687,6 +687,30 @@ async fn pipeline_answers_401_then_501_then_403_then_400() {
         "property is not defined in schema and the schema does not allow additional properties"
     );
     assert_eq!(body["message"], "Parameter verification failed.\n");
+
+    // The same order where the permission spec is one the router cannot express in a table
+    // (userid-param, userid-group, perm-modify): bob may not create users or change ACLs, and
+    // hears that before anything about his parameters.
+    let bad = [
+        ("userid", "carol@pve"),
+        ("bogus", "1"),
+        ("email", "not an address"),
+    ];
+    let (code, body) = bob.call(Method::POST, "/access/users", &bad).await;
+    assert_eq!(code, 403, "userid-param check precedes validation: {body}");
+    let (code, body) = bob
+        .call(
+            Method::PUT,
+            "/access/acl",
+            &[("path", "/vms"), ("roles", "PVEAdmin"), ("bogus", "1")],
+        )
+        .await;
+    assert_eq!(code, 403, "perm-modify check precedes validation: {body}");
+    let (code, body) = root.call(Method::POST, "/access/users", &bad).await;
+    assert_eq!(
+        code, 400,
+        "root passes the check and meets validation: {body}"
+    );
 }
 
 #[tokio::test]

@@ -36,15 +36,40 @@ pub fn routes() -> Vec<Route> {
     vec![
         route("GET", "/access", Perm::All, index),
         route("GET", users, Perm::All, list_users),
-        route("POST", users, Perm::All, create_user),
-        route("GET", user, Perm::All, read_user),
-        route("PUT", user, Perm::All, update_user),
-        route("DELETE", user, Perm::All, delete_user),
-        route("GET", tokens, Perm::All, list_tokens),
-        route("GET", token, Perm::All, read_token),
-        route("POST", token, Perm::All, create_token),
-        route("PUT", token, Perm::All, update_token),
-        route("DELETE", token, Perm::All, delete_token),
+        route("POST", users, Perm::Custom(perm_create_user), create_user),
+        route("GET", user, Perm::Custom(perm_read_user), read_user),
+        route("PUT", user, Perm::Custom(perm_update_user), update_user),
+        route("DELETE", user, Perm::Custom(perm_delete_user), delete_user),
+        route(
+            "GET",
+            tokens,
+            Perm::Custom(perm_own_or_user_modify),
+            list_tokens,
+        ),
+        route(
+            "GET",
+            token,
+            Perm::Custom(perm_own_or_user_modify),
+            read_token,
+        ),
+        route(
+            "POST",
+            token,
+            Perm::Custom(perm_own_or_user_modify),
+            create_token,
+        ),
+        route(
+            "PUT",
+            token,
+            Perm::Custom(perm_own_or_user_modify),
+            update_token,
+        ),
+        route(
+            "DELETE",
+            token,
+            Perm::Custom(perm_own_or_user_modify),
+            delete_token,
+        ),
         route("GET", "/access/groups", Perm::All, list_groups),
         route("POST", "/access/groups", group_alloc, create_group),
         route("GET", "/access/groups/{groupid}", group_read, read_group),
@@ -61,9 +86,20 @@ pub fn routes() -> Vec<Route> {
         route("PUT", "/access/roles/{roleid}", sys_modify, update_role),
         route("DELETE", "/access/roles/{roleid}", sys_modify, delete_role),
         route("GET", "/access/acl", Perm::All, list_acl),
-        route("PUT", "/access/acl", Perm::All, update_acl),
+        route(
+            "PUT",
+            "/access/acl",
+            Perm::Custom(perm_update_acl),
+            update_acl,
+        ),
         route("GET", "/access/permissions", Perm::All, read_permissions),
-        route("PUT", "/access/password", Perm::All, change_password).no_token(),
+        route(
+            "PUT",
+            "/access/password",
+            Perm::Custom(perm_change_password),
+            change_password,
+        )
+        .no_token(),
         route("GET", "/access/domains", Perm::World, list_domains),
     ]
     .into_iter()
@@ -487,8 +523,6 @@ fn list_users(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 /// `POST /access/users`.
 fn create_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let userid = required(ctx, "userid")?;
-    userid_realm_alloc(ctx, &userid)?;
-    userid_group(ctx, &userid, &["User.Modify"], GroupsParam::Create)?;
     check_formats(ctx, "POST", "/access/users")?;
     let password = ctx.params.str("password");
     let opts = user_options(ctx);
@@ -500,12 +534,6 @@ fn create_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 /// `GET /access/users/{userid}`.
 fn read_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let userid = required(ctx, "userid")?;
-    userid_group(
-        ctx,
-        &userid,
-        &["User.Modify", "Sys.Audit"],
-        GroupsParam::None,
-    )?;
     check_formats(ctx, "GET", "/access/users/{userid}")?;
     user_must_exist(ctx, &userid)?;
     Ok(Value::Object(user_json(acc(ctx), &userid, true)).into())
@@ -514,7 +542,6 @@ fn read_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 /// `PUT /access/users/{userid}`.
 fn update_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let userid = required(ctx, "userid")?;
-    userid_group(ctx, &userid, &["User.Modify"], GroupsParam::Update)?;
     check_formats(ctx, "PUT", "/access/users/{userid}")?;
     let append = ctx.params.flag("append");
     if append && !ctx.params.has("groups") {
@@ -532,8 +559,6 @@ fn update_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 /// `DELETE /access/users/{userid}`.
 fn delete_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let userid = required(ctx, "userid")?;
-    userid_realm_alloc(ctx, &userid)?;
-    userid_group(ctx, &userid, &["User.Modify"], GroupsParam::None)?;
     check_formats(ctx, "DELETE", "/access/users/{userid}")?;
     change(ctx, |a| a.user_delete(&userid)).map_err(|e| failed("delete user failed", e))?;
     Ok(Value::Null.into())
@@ -542,7 +567,6 @@ fn delete_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 /// `GET /access/users/{userid}/token`.
 fn list_tokens(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let userid = required(ctx, "userid")?;
-    self_or_user_modify(ctx, &userid)?;
     check_formats(ctx, "GET", "/access/users/{userid}/token")?;
     let user = acc(ctx)
         .user(&userid)
@@ -565,7 +589,6 @@ fn list_tokens(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 fn path_token(ctx: &Ctx<'_>) -> Result<(String, String), ApiError> {
     let userid = required(ctx, "userid")?;
     let tokenid = required(ctx, "tokenid")?;
-    self_or_user_modify(ctx, &userid)?;
     Ok((userid, tokenid))
 }
 
@@ -834,23 +857,6 @@ fn list_param(ctx: &Ctx<'_>, name: &str) -> Vec<String> {
 /// `PUT /access/acl`: `perm-modify` on the path, then grant or revoke.
 fn update_acl(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let raw_path = required(ctx, "path")?;
-    let who = ctx.auth_id();
-    // An unnormalizable path passes this check and fails parameter checks below, as in PVE.
-    if let Some(p) = names::normalize_path(&raw_path)
-        && !ctx.is_root()
-        && !acc(ctx).check_perm_modify(&who, Some(&p))
-    {
-        let extra = if p.starts_with("/storage/") {
-            "|Datastore.Allocate"
-        } else if p.starts_with("/vms/") {
-            "|VM.Allocate"
-        } else if p.starts_with("/pool/") {
-            "|Pool.Allocate"
-        } else {
-            ""
-        };
-        return Err(ApiError::perm(format!("{p}, Permissions.Modify{extra}")));
-    }
     check_formats(ctx, "PUT", "/access/acl")?;
     let change_req = AclChange {
         path: raw_path.clone(),
@@ -861,7 +867,7 @@ fn update_acl(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         propagate: opt_bool(ctx, "propagate").unwrap_or(true),
         delete: ctx.params.flag("delete"),
     };
-    let caller = (!ctx.is_root()).then_some(who);
+    let caller = (!ctx.is_root()).then(|| ctx.auth_id());
     match change(ctx, |a| a.acl_update(&change_req, caller.as_deref())) {
         Ok(()) => Ok(Value::Null.into()),
         Err(AccessError::InvalidAclPath(_)) => Err(ApiError::param(
@@ -912,10 +918,6 @@ fn read_permissions(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 fn change_password(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let userid = required(ctx, "userid")?;
     let me = ctx.auth_id();
-    either(userid_self(ctx, &userid), || {
-        userid_realm_alloc(ctx, &userid)?;
-        userid_group(ctx, &userid, &["User.Modify"], GroupsParam::None)
-    })?;
     check_formats(ctx, "PUT", "/access/password")?;
     let password = required(ctx, "password")?;
     // reauth_user_for_user_modification
@@ -942,4 +944,92 @@ fn change_password(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     }
     change(ctx, |a| a.user_passwd(&userid, &password)).map_err(ApiError::internal)?;
     Ok(Value::Null.into())
+}
+
+// ------------------------------------------------------------------------------------------------
+// Permission checks that the router's simple specs cannot express. They run at the pipeline's
+// permission stage, before parameter validation, on the raw parameters, as PVE checks them. A
+// missing identifying parameter is left to validation (400).
+
+/// `['and', ['userid-param', 'Realm.AllocateUser'], ['userid-group', ['User.Modify'], groups_param => 'create']]`.
+fn perm_create_user(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let Some(userid) = ctx.params.str("userid") else {
+        return Ok(());
+    };
+    userid_realm_alloc(ctx, &userid)?;
+    userid_group(ctx, &userid, &["User.Modify"], GroupsParam::Create)
+}
+
+/// `['userid-group', ['User.Modify', 'Sys.Audit']]`.
+fn perm_read_user(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let Some(userid) = ctx.params.str("userid") else {
+        return Ok(());
+    };
+    userid_group(
+        ctx,
+        &userid,
+        &["User.Modify", "Sys.Audit"],
+        GroupsParam::None,
+    )
+}
+
+/// `['userid-group', ['User.Modify'], groups_param => 'update']`.
+fn perm_update_user(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let Some(userid) = ctx.params.str("userid") else {
+        return Ok(());
+    };
+    userid_group(ctx, &userid, &["User.Modify"], GroupsParam::Update)
+}
+
+/// `['and', ['userid-param', 'Realm.AllocateUser'], ['userid-group', ['User.Modify']]]`.
+fn perm_delete_user(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let Some(userid) = ctx.params.str("userid") else {
+        return Ok(());
+    };
+    userid_realm_alloc(ctx, &userid)?;
+    userid_group(ctx, &userid, &["User.Modify"], GroupsParam::None)
+}
+
+/// `['or', ['userid-param', 'self'], ['perm', '/access/users/{userid}', ['User.Modify']]]`.
+fn perm_own_or_user_modify(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let Some(userid) = ctx.params.str("userid") else {
+        return Ok(());
+    };
+    self_or_user_modify(ctx, &userid)
+}
+
+/// `['perm-modify', '{path}']`.
+fn perm_update_acl(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let Some(raw_path) = ctx.params.str("path") else {
+        return Ok(()); // missing: parameter validation answers 400
+    };
+    let who = ctx.auth_id();
+    // An unnormalizable path passes this check and fails parameter checks below, as in PVE.
+    if let Some(p) = names::normalize_path(&raw_path)
+        && !ctx.is_root()
+        && !acc(ctx).check_perm_modify(&who, Some(&p))
+    {
+        let extra = if p.starts_with("/storage/") {
+            "|Datastore.Allocate"
+        } else if p.starts_with("/vms/") {
+            "|VM.Allocate"
+        } else if p.starts_with("/pool/") {
+            "|Pool.Allocate"
+        } else {
+            ""
+        };
+        return Err(ApiError::perm(format!("{p}, Permissions.Modify{extra}")));
+    }
+    Ok(())
+}
+
+/// `['or', ['userid-param', 'self'], ['and', ['userid-param', 'Realm.AllocateUser'], ['userid-group', ['User.Modify']]]]`.
+fn perm_change_password(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let Some(userid) = ctx.params.str("userid") else {
+        return Ok(());
+    };
+    either(userid_self(ctx, &userid), || {
+        userid_realm_alloc(ctx, &userid)?;
+        userid_group(ctx, &userid, &["User.Modify"], GroupsParam::None)
+    })
 }
