@@ -291,6 +291,25 @@ async fn every_example_becomes_ready_with_its_config_and_deletion_follows_its_po
         vmids.push((name.clone(), vmid, spec.deletion_policy));
     }
 
+    // Each step left an Event on its request.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(h.client.clone(), &h.namespace);
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("small-iso-vm"))
+        .filter_map(|e| e.reason)
+        .collect();
+    for step in ["Creating", "TaskSucceeded", "Provisioned", "Starting"] {
+        assert!(
+            reasons.iter().any(|r| r == step),
+            "an Event for {step}: {reasons:?}"
+        );
+    }
+
     // The guest agent answers once the guest has booted; its addresses then reach status.
     let with_ip = |obj: Option<&MachineRequest>| {
         obj.and_then(|o| o.status.as_ref())
