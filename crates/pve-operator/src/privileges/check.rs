@@ -908,3 +908,68 @@ mod tests {
         );
     }
 }
+
+/// The cache against pve-sim (a dependency of the default `demo` feature).
+#[cfg(all(test, feature = "demo"))]
+mod with_simulator {
+    use super::*;
+    use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
+
+    #[tokio::test]
+    async fn the_cache_asks_proxmox_once_per_path_within_its_ttl_and_tolerates_no_answer() {
+        let sim = pve_sim::SimServer::start(pve_sim::SimOptions::new("pw"))
+            .await
+            .expect("simulator");
+        let config = PveConfig::from_yaml_str(&format!(
+            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: pw\n",
+            sim.url(),
+            sim.fingerprint()
+        ))
+        .expect("config");
+        let pve = PveClient::new(&config).expect("client");
+        let asked = || -> u64 {
+            sim.stats()
+                .requests_by_endpoint
+                .iter()
+                .filter(|(endpoint, _)| endpoint.contains("/access/permissions"))
+                .map(|(_, n)| *n)
+                .sum()
+        };
+        let cache = PermissionCache::new(&config, Duration::from_secs(60));
+        for _ in 0..3 {
+            let held = cache.on_path(&pve, "/vms").await.expect("permissions");
+            assert!(held.is_some_and(|h| h.get("VM.Allocate") == Some(&true)));
+        }
+        assert_eq!(asked(), 1, "three checks, one request");
+        cache.on_path(&pve, "/nodes").await.expect("permissions");
+        assert_eq!(asked(), 2, "one request per path");
+        let expired = PermissionCache::new(&config, Duration::ZERO);
+        expired.on_path(&pve, "/vms").await.expect("permissions");
+        expired.on_path(&pve, "/vms").await.expect("permissions");
+        assert_eq!(asked(), 4, "asked again once the answer expired");
+
+        sim.set_faults(FaultConfig {
+            seed: 0,
+            rules: vec![FaultRule {
+                method: Some("GET".into()),
+                path: Some("/access/permissions".into()),
+                rate: 1.0,
+                max_count: None,
+                fault: FaultKind::Error {
+                    status: 501,
+                    message: "Method 'GET /access/permissions' not implemented".into(),
+                },
+            }],
+        });
+        let unreadable = PermissionCache::new(&config, Duration::from_secs(60));
+        assert_eq!(
+            unreadable
+                .on_path(&pve, "/vms")
+                .await
+                .expect("not an error"),
+            None,
+            "a Proxmox that cannot tell: unchecked, Proxmox decides"
+        );
+        sim.shutdown().await;
+    }
+}
