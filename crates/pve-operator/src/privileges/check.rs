@@ -582,6 +582,27 @@ pub async fn missing_privileges(
     Ok(missing)
 }
 
+/// Logs the warnings of a new connection (dangerous surplus privileges, root@pam, a token
+/// without privilege separation, insecure TLS) once, as `pve-operator preflight` would show them.
+/// Failures to check are logged at debug level: the requests' own checks report what matters.
+pub async fn log_warnings(conn: std::sync::Arc<Connection>) {
+    let mut subject = conn.permissions.subject().clone();
+    let report = match subject.discover_privsep(&conn.pve).await {
+        Ok(()) => check(&conn.pve, &subject, &[]).await,
+        Err(error) => Err(error),
+    };
+    match report {
+        Ok(report) => {
+            for warning in report.warnings {
+                tracing::warn!(cluster = %conn.key, kind = ?warning.kind, "{}", warning.message);
+            }
+        }
+        Err(error) => {
+            tracing::debug!(cluster = %conn.key, %error, "could not check the credentials' privileges")
+        }
+    }
+}
+
 /// Why a step may not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum PrivilegeError {

@@ -14,7 +14,8 @@ mod table;
 
 pub use check::{
     Identity, PERMISSION_CACHE_TTL, PermissionCache, PrivilegeError, Privsep, Report, Step,
-    Subject, Warning, WarningKind, check, concrete_needs, evaluate, missing_privileges, require,
+    Subject, Warning, WarningKind, check, concrete_needs, evaluate, log_warnings,
+    missing_privileges, require,
 };
 pub use docs::{BEGIN_MARKER, END_MARKER, markdown_table};
 pub use pveum::{PveumPlan, pveum_plan};

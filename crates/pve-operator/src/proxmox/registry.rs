@@ -190,6 +190,7 @@ impl ClusterRegistry {
             fingerprint,
         });
         tracing::info!(cluster = %key, url = %config.url, "connected to Proxmox");
+        tokio::spawn(crate::privileges::log_warnings(connection.clone()));
         connections.insert(key, connection.clone());
         Ok(connection)
     }
