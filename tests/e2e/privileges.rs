@@ -498,6 +498,47 @@ async fn root_a_token_without_privsep_and_dangerous_surplus_privileges_are_warni
     sim.shutdown().await;
 }
 
+/// Proxmox checks `/vms/<vmid>`: a VM role on `/vms` without propagation grants nothing there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vm_role_on_vms_without_propagation_counts_as_missing_with_a_warning() {
+    let files = example_paths();
+    let sim = SimServer::start(SimOptions::new("privileges-root"))
+        .await
+        .expect("simulator");
+    let needs = all_needs();
+    let commands: String = pveum_plan(&needs, USER, TOKEN)
+        .commands()
+        .lines()
+        .map(|line| {
+            if line.starts_with("pveum aclmod /vms ") {
+                format!("{line} -propagate 0\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    let secret = run_pveum(&sim, &commands).await.expect("token");
+    let outcome = run_preflight(
+        &token_config(&sim, &format!("{USER}!{TOKEN}"), &secret),
+        &files,
+    )
+    .await;
+    let on_vms: Vec<(String, String)> = pairs(&needs)
+        .into_iter()
+        .filter(|(_, path)| path == "/vms")
+        .collect();
+    assert_eq!(pairs(&outcome.report.missing), on_vms);
+    assert_eq!(outcome.exit_code(), 1);
+    assert_eq!(
+        kinds(&outcome)
+            .iter()
+            .filter(|k| **k == WarningKind::NotPropagated)
+            .count(),
+        on_vms.len()
+    );
+    sim.shutdown().await;
+}
+
 /// Gives role `role` exactly `privileges`, through pveum.
 async fn set_role(sim: &RunningSim, role: &str, privileges: &[&str]) {
     run_pveum(
