@@ -949,3 +949,35 @@ async fn a_proxmox_cluster_reports_whether_its_credentials_suffice_for_the_reque
     assert!(message.contains("1 MachineRequest(s)"), "{message}");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn without_vm_audit_and_without_a_permission_report_the_controller_makes_one_vm_and_says_why()
+{
+    // The hazard: a token that cannot see VMs cannot find the one it created. With its own
+    // check unavailable (Proxmox answers 501 to /access/permissions), the controller must still
+    // not create a VM on every pass.
+    let without_audit: Vec<Need> = all_needs()
+        .into_iter()
+        .filter(|n| n.privilege != "VM.Audit")
+        .collect();
+    let h = Harness::start_with_config("no-vm-audit", async |sim: &RunningSim| {
+        without_permission_reports(sim);
+        token_for(sim, &without_audit).await
+    })
+    .await;
+    let name = h.apply_example("small-iso-vm.yaml").await;
+    let request = wait_for(&h, &name, "a condition naming VM.Audit", |r| {
+        denied(r).is_some_and(|m| m.contains("VM.Audit"))
+    })
+    .await;
+    let message = denied(&request).unwrap_or_default();
+    assert!(message.contains("cannot see"), "says why: {message}");
+    // Passes keep coming (backoff); none of them may add a VM.
+    let first = vmids(&h).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let later = vmids(&h).await;
+    assert_eq!(first, later, "no further VMs while the controller is blind");
+    let created: Vec<u32> = later.iter().copied().filter(|id| *id != 9000).collect();
+    assert_eq!(created.len(), 1, "exactly one VM was created: {created:?}");
+    h.stop().await;
+}

@@ -359,6 +359,21 @@ pub async fn apply(
                 })
                 .map(|a| a.ip_address.clone())
                 .collect(),
+            Err(pve_client::PveError::PermissionDenied { message, .. }) => {
+                // Not fatal for the VM, but the user should know why no address shows.
+                set_condition(
+                    status,
+                    generation,
+                    types::PRIVILEGES,
+                    false,
+                    "MissingPrivilege",
+                    format!(
+                        "reading addresses from the guest agent of VM {}: {message}",
+                        vm.vmid
+                    ),
+                );
+                std::mem::take(&mut status.ip_addresses)
+            }
             Err(error) => {
                 // A booting guest's agent is not up yet (PVE: "QEMU guest agent is not
                 // running"): keep the addresses known so far and ask again soon.
@@ -544,10 +559,20 @@ async fn create(
         (None, _) => choose_node(spec, &snapshot).map_err(ReconcileError::Placement)?,
     };
     let vmid = match status.vmid {
-        Some(id)
-            if !snapshot.vms.contains_key(&id)
-                && conn.pve.vmid_is_free(id).await.unwrap_or(false) =>
-        {
+        Some(id) if !snapshot.vms.contains_key(&id) => {
+            let free = conn
+                .pve
+                .vmid_is_free(id)
+                .await
+                .map_err(ReconcileError::proxmox(format!(
+                    "checking whether VMID {id} is free"
+                )))?;
+            if !free {
+                // Taken, yet not in the inventory: a VM this token cannot see, which may be the
+                // one it created (without VM.Audit every VM is invisible). Allocating another
+                // VMID here would create a VM on every pass; stop and say why instead.
+                return Err(ReconcileError::InvisibleVm(id));
+            }
             id
         }
         _ => {

@@ -42,6 +42,11 @@ pub enum ReconcileError {
     /// Placement found no node.
     #[error("{0}")]
     Placement(String),
+    /// The recorded VMID is taken in Proxmox but the VM is not visible to the controller.
+    #[error(
+        "VMID {0} (recorded in status) is taken in Proxmox, but the controller's token cannot see that VM, so it cannot tell whether it is this request's; grant VM.Audit on /vms (or the request's pool), or clear status.vmid if the VM is someone else's"
+    )]
+    InvisibleVm(u32),
     /// Writing to Kubernetes failed.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
@@ -93,6 +98,10 @@ impl ReconcileError {
             ReconcileError::Connection(_) => Class::Permanent("ClusterUnavailable"),
             ReconcileError::Spec(_) => Class::Permanent("InvalidSpec"),
             ReconcileError::Placement(_) => Class::Permanent("NoSuitableNode"),
+            ReconcileError::InvisibleVm(_) => Class::Permission {
+                privileges: vec!["VM.Audit".into()],
+                path: Some("/vms".into()),
+            },
             ReconcileError::Kube(_) | ReconcileError::DeletionInProgress(_) => Class::Transient,
             ReconcileError::Incomplete(_) => Class::Permanent("Incomplete"),
             ReconcileError::Privileges(PrivilegeError::Missing { missing, .. }) => {

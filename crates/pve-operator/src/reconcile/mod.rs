@@ -282,6 +282,8 @@ async fn step(
                 // During deletion an Ok releases the finalizer (and would orphan the VM): keep
                 // it until the deletion works; the error policy retries with backoff.
                 _ if deleting => Err(error),
+                // A missing privilege is often granted within minutes: look again sooner.
+                Class::Permission { .. } => Ok(Action::requeue(ctx.settings.permanent_retry / 5)),
                 _ => Ok(Action::requeue(ctx.settings.permanent_retry)),
             }
         }
