@@ -6,6 +6,7 @@ mod control_plane;
 mod controller;
 mod crds;
 mod demo;
+mod deploy;
 mod privileges;
 mod support;
 mod third_party;

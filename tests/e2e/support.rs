@@ -22,12 +22,20 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     .await;
 }
 
-/// Sends the tests' logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
+/// Sends the tests' logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`), and
+/// counts Proxmox requests into the controller's metrics as `pve-operator run` does.
 pub fn init_logging() {
-    if let Ok(filter) = std::env::var("TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+    use pve_operator::ops::metrics::ProxmoxRequestLayer;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let logs = std::env::var("TEST_LOG").ok().map(|filter| {
+        tracing_subscriber::fmt::layer()
             .with_test_writer()
-            .try_init();
-    }
+            .with_filter(tracing_subscriber::EnvFilter::new(filter))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(ProxmoxRequestLayer.with_filter(ProxmoxRequestLayer::filter()))
+        .try_init();
 }

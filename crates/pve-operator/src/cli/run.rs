@@ -117,38 +117,47 @@ pub async fn run_operator(
     let instruments = Instruments::default();
     let router = server::router(instruments.metrics.registry(), instruments.health.clone());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve(listener, router, async {
-        let _ = server_stopped.await;
-    }));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    });
     let until_stopped = move || {
         let mut stopped = stopped.clone();
         async move {
             let _ = stopped.wait_for(|s| *s).await;
         }
     };
-    let result = if command.ops.leader_elect {
-        lead(command, kube, instruments.clone(), until_stopped).await
-    } else {
-        instruments.health.set_role(Role::Leading);
-        run_controllers(
-            command.controller,
-            kube,
-            until_stopped(),
-            instruments.clone(),
-        )
-        .await
+    // Everything runs in this task (no spawned server or renewer), so that dropping or aborting
+    // it stops all of it, as a crash of the process would.
+    let work = async {
+        let result = if command.ops.leader_elect {
+            lead(command, kube, instruments.clone(), until_stopped).await
+        } else {
+            instruments.health.set_role(Role::Leading);
+            run_controllers(
+                command.controller,
+                kube,
+                until_stopped(),
+                instruments.clone(),
+            )
+            .await
+        };
+        instruments.health.set_role(Role::Stopping);
+        let _ = stop_server.send(());
+        result
     };
-    instruments.health.set_role(Role::Stopping);
-    let _ = stop_server.send(());
-    match served.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "the operations endpoints failed"),
-        Err(error) => tracing::warn!(%error, "the operations endpoints panicked"),
+    let signal = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+        // Keep the sender alive: the receivers wait for `true`, not for a closed channel.
+        std::future::pending::<()>().await;
+    };
+    let serve = server::serve(listener, router, async {
+        let _ = server_stopped.await;
+    });
+    let (result, served) = tokio::select! {
+        both = async { tokio::join!(work, serve) } => both,
+        _ = signal => unreachable!("the signal future never completes"),
+    };
+    if let Err(error) = served {
+        tracing::warn!(%error, "the operations endpoints failed");
     }
     result
 }
@@ -195,9 +204,9 @@ where
     instruments.health.set_role(Role::Leading);
     // The renewer runs beside the controllers; losing the Lease stops them, and a shutdown
     // stops them first and then releases the Lease (which is renewed until then).
-    let (lost_tx, mut lost_rx) = tokio::sync::watch::channel(None);
+    let (lost_tx, lost_rx) = tokio::sync::watch::channel(None::<String>);
     let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let renewer = tokio::spawn(async move {
+    let renew = async move {
         tokio::select! {
             lost = elector.keep_renewing() => {
                 tracing::error!(error = %lost, "lost the leader Lease; stopping the controllers");
@@ -205,7 +214,7 @@ where
             }
             _ = release_rx => elector.release().await,
         }
-    });
+    };
     let stop_controllers = {
         let stopped = until_stopped();
         let mut lost_rx = lost_rx.clone();
@@ -216,10 +225,13 @@ where
             }
         }
     };
-    let result = run_controllers(command.controller, kube, stop_controllers, instruments).await;
-    let _ = release_tx.send(());
-    let _ = renewer.await;
-    if let Some(lost) = lost_rx.borrow_and_update().clone() {
+    let controllers = async {
+        let result = run_controllers(command.controller, kube, stop_controllers, instruments).await;
+        let _ = release_tx.send(());
+        result
+    };
+    let ((), result) = tokio::join!(renew, controllers);
+    if let Some(lost) = lost_rx.borrow().clone() {
         anyhow::bail!("leadership lost: {lost}");
     }
     result
@@ -270,9 +282,13 @@ pub async fn run_controllers(
         );
     }
     let (trigger, triggers) = tokio::sync::mpsc::unbounded_channel();
+    // Settings without a flag keep their defaults (the update is needless while every field
+    // has a flag, and keeps this compiling when one is added).
+    #[allow(clippy::needless_update)]
     let intervals = Intervals {
         inventory: Duration::from_secs(args.inventory_interval.max(1)),
         tasks: Duration::from_millis(args.task_poll_interval.max(50)),
+        ..Intervals::default()
     };
     let registry = ClusterRegistry::new(default, kube.clone(), trigger, intervals);
     let settings = Settings {

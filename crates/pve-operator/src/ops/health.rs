@@ -12,9 +12,29 @@
 //! * starting, caches not yet synced, or shutting down: 503 with the reason.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kube::runtime::reflector::Store;
 use pve_operator_api::{MachineRequest, ProxmoxCluster};
+
+/// Resolves once `store` has completed its first list (false: its writer is gone).
+///
+/// `Store::wait_until_ready` wakes only the last of several waiters (kube-runtime 5 keeps one
+/// waker in its one-shot channel), and the controller waits on the same store; so the wait is
+/// renewed every 200 ms, which polls the store's state again and finds it ready.
+async fn synced<K>(store: Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    loop {
+        if let Ok(result) =
+            tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await
+        {
+            return result.is_ok();
+        }
+    }
+}
 
 /// The instance's part in leader election.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,16 +101,12 @@ impl Health {
 
     /// Marks the MachineRequest cache synced once `store` has completed its first list.
     pub fn watch_machine_requests(&self, store: Store<MachineRequest>) {
-        self.watch(move |s| s.requests_synced = true, async move {
-            store.wait_until_ready().await.is_ok()
-        });
+        self.watch(move |s| s.requests_synced = true, synced(store));
     }
 
     /// Marks the ProxmoxCluster cache synced once `store` has completed its first list.
     pub fn watch_proxmox_clusters(&self, store: Store<ProxmoxCluster>) {
-        self.watch(move |s| s.clusters_synced = true, async move {
-            store.wait_until_ready().await.is_ok()
-        });
+        self.watch(move |s| s.clusters_synced = true, synced(store));
     }
 
     fn watch(
