@@ -1025,3 +1025,38 @@ async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_clus
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn no_more_than_the_allowed_number_of_tasks_run_at_once_on_a_node() {
+    // Slow tasks and more requests than the per-node bound (8 by default), with 16 reconciles
+    // running at once: without the bound all 12 creates would run together.
+    let h = Harness::start_with("node-bound", |options| {
+        options.config.task_durations_ms.create = 1500;
+        options.config.task_durations_ms.start = 500;
+    })
+    .await;
+    let names: Vec<String> = (0..12).map(|i| format!("bounded-{i:02}")).collect();
+    for name in &names {
+        h.apply(name, small_spec()).await;
+    }
+    for name in &names {
+        h.wait_ready(name).await;
+    }
+    let peak = h
+        .sim
+        .stats()
+        .max_tasks_in_flight_by_node
+        .get("pve")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        peak >= 2,
+        "tasks did overlap (peak {peak}), so the bound was exercised"
+    );
+    assert!(
+        peak <= 8,
+        "at most 8 of the controller's tasks ran at once on the node: peak {peak}"
+    );
+    assert_one_vm_per_request(&h, &names).await;
+    h.stop().await;
+}

@@ -363,12 +363,20 @@ async fn api(
                         ))
                     })
             })();
-            let new_tasks: Vec<String> = sim.state.tasks[tasks_before.min(sim.state.tasks.len())..]
-                .iter()
-                .map(|t| t.kind.clone())
-                .collect();
+            let started = &sim.state.tasks[tasks_before.min(sim.state.tasks.len())..];
+            let new_tasks: Vec<String> = started.iter().map(|t| t.kind.clone()).collect();
+            let nodes: Vec<String> = started.iter().map(|t| t.node.clone()).collect();
             for kind in &new_tasks {
                 sim.stats.count_task(kind);
+            }
+            for node in &nodes {
+                let running = sim
+                    .state
+                    .running
+                    .iter()
+                    .filter(|r| r.upid.split(':').nth(1) == Some(node.as_str()))
+                    .count() as u64;
+                sim.stats.note_tasks_in_flight(node, running);
             }
             if let (Some(msg), Ok(reply)) = (&task_failure, &result)
                 && let Value::String(upid) = &reply.data

@@ -21,6 +21,9 @@ pub struct Stats {
     pub tasks_by_type: BTreeMap<String, u64>,
     /// Faults injected.
     pub faults_injected: u64,
+    /// The most tasks that ran at once on each node (a high-water mark, for tests of clients
+    /// that promise to bound their load).
+    pub max_tasks_in_flight_by_node: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -40,6 +43,15 @@ impl Stats {
     /// Counts one response.
     pub fn count_status(&mut self, status: u16) {
         *self.responses_by_status.entry(status).or_default() += 1;
+    }
+
+    /// Records that `running` tasks run on `node` right now.
+    pub fn note_tasks_in_flight(&mut self, node: &str, running: u64) {
+        let max = self
+            .max_tasks_in_flight_by_node
+            .entry(node.to_string())
+            .or_default();
+        *max = (*max).max(running);
     }
 
     /// Counts one started task.

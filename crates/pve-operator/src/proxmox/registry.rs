@@ -85,6 +85,8 @@ pub struct Intervals {
     pub inventory: Duration,
     /// How often in-flight tasks are polled.
     pub tasks: Duration,
+    /// At most this many of the controller's tasks run at once on one node.
+    pub max_tasks_per_node: usize,
 }
 
 impl Default for Intervals {
@@ -92,6 +94,7 @@ impl Default for Intervals {
         Self {
             inventory: Duration::from_secs(10),
             tasks: Duration::from_millis(500),
+            max_tasks_per_node: 8,
         }
     }
 }
@@ -179,7 +182,12 @@ impl ClusterRegistry {
                 self.trigger.clone(),
                 self.intervals.inventory,
             ),
-            tasks: TaskTracker::spawn(pve.clone(), self.trigger.clone(), self.intervals.tasks),
+            tasks: TaskTracker::spawn(
+                pve.clone(),
+                self.trigger.clone(),
+                self.intervals.tasks,
+                self.intervals.max_tasks_per_node,
+            ),
             pve,
             vmids: VmidAllocator::default(),
             vmid_range: range,

@@ -1,6 +1,9 @@
 //! One task tracker per Proxmox cluster: reconciles never wait on a Proxmox task. They record
 //! the UPID and return; the tracker polls every in-flight task of the cluster on one timer and
 //! triggers the owning request's reconcile when its task ends.
+//!
+//! It also bounds the load on each node: a task is started only with one of the node's slots
+//! ([`TaskTracker::reserve`]), and the slot goes back when the tracker sees the task end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +12,7 @@ use std::time::Duration;
 use kube::runtime::reflector::ObjectRef;
 use pve_client::{ExitStatus, PveClient, Upid};
 use pve_operator_api::MachineRequest;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Trigger;
 
@@ -33,20 +37,31 @@ struct Tracked {
     upid: Upid,
     owner: ObjectRef<MachineRequest>,
     outcome: Option<TaskOutcome>,
+    /// The node slot the task holds while it runs.
+    slot: Option<OwnedSemaphorePermit>,
 }
+
+/// A slot for one task on one node, from [`TaskTracker::reserve`]; hand it to
+/// [`TaskTracker::track_with`] with the task's UPID (dropping it unused frees it).
+pub struct NodeSlot(OwnedSemaphorePermit);
 
 /// In-flight tasks of one cluster.
 #[derive(Clone)]
 pub struct TaskTracker {
     tasks: Arc<Mutex<HashMap<String, Tracked>>>,
+    slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    per_node: usize,
 }
 
 impl TaskTracker {
     /// Starts the tracker's polling loop; it ends when the returned tracker and all its clones
     /// are dropped.
-    pub fn spawn(pve: PveClient, trigger: Trigger, interval: Duration) -> Self {
+    /// At most `per_node` tasks started by the controller run at once on one node.
+    pub fn spawn(pve: PveClient, trigger: Trigger, interval: Duration, per_node: usize) -> Self {
         let tracker = TaskTracker {
             tasks: Arc::default(),
+            slots: Arc::default(),
+            per_node: per_node.max(1),
         };
         let weak = Arc::downgrade(&tracker.tasks);
         tokio::spawn(async move {
@@ -61,14 +76,38 @@ impl TaskTracker {
         tracker
     }
 
+    /// A slot to start a task on `node`, or `None` when the node already runs as many of the
+    /// controller's tasks as allowed (come back later).
+    pub fn reserve(&self, node: &str) -> Option<NodeSlot> {
+        let semaphore = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots
+                .entry(node.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_node)))
+                .clone()
+        };
+        semaphore.try_acquire_owned().ok().map(NodeSlot)
+    }
+
     /// Starts tracking `upid` for `owner` (idempotent: a UPID read back from status after a
     /// restart is tracked again).
     pub fn track(&self, upid: &Upid, owner: ObjectRef<MachineRequest>) {
+        self.track_with(upid, owner, None);
+    }
+
+    /// Like [`TaskTracker::track`], keeping `slot` taken until the task ends.
+    pub fn track_with(
+        &self,
+        upid: &Upid,
+        owner: ObjectRef<MachineRequest>,
+        slot: Option<NodeSlot>,
+    ) {
         let mut tasks = self.lock();
         tasks.entry(upid.to_string()).or_insert_with(|| Tracked {
             upid: upid.clone(),
             owner,
             outcome: None,
+            slot: slot.map(|s| s.0),
         });
     }
 
@@ -150,6 +189,7 @@ fn finish(
     let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(tracked) = tasks.get_mut(&upid.to_string()) {
         tracked.outcome = Some(outcome);
+        tracked.slot = None; // the node may take another task
         let _ = trigger.send(tracked.owner.clone());
     }
 }

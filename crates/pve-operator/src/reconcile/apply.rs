@@ -19,6 +19,7 @@ use super::placement::choose_node;
 use super::status::{self, is_true, set_condition, types};
 use super::{Context, RequestScope};
 use crate::privileges::{self, Step};
+use crate::proxmox::tasks::NodeSlot;
 use crate::proxmox::{Connection, VmEntry};
 use crate::vmspec;
 
@@ -169,6 +170,10 @@ pub async fn apply(
             digest: Some(config.digest.clone()).filter(|d| !d.is_empty()),
             revert: Vec::new(),
         };
+        let slot = conn
+            .tasks
+            .reserve(&vm.node)
+            .ok_or_else(|| node_busy(&vm.node))?;
         let upid = pve
             .qemu_update_async(&vm.node, vm.vmid, &plan.config, &update)
             .await
@@ -186,7 +191,7 @@ pub async fn apply(
             )
             .await;
         if let Some(upid) = upid {
-            return Ok(start_task(status, conn, scope, upid, "qmconfig"));
+            return Ok(start_task(status, conn, scope, upid, "qmconfig", slot));
         }
     }
 
@@ -269,6 +274,10 @@ pub async fn apply(
                     )
                     .await;
                 privileges::require(conn, &request.spec, Step::Power).await?;
+                let slot = conn
+                    .tasks
+                    .reserve(&vm.node)
+                    .ok_or_else(|| node_busy(&vm.node))?;
                 let upid = pve
                     .qemu_shutdown(
                         &vm.node,
@@ -283,7 +292,7 @@ pub async fn apply(
                         "shutting down VM {} to apply pending changes",
                         vm.vmid
                     )))?;
-                return Ok(start_task(status, conn, scope, upid, "qmshutdown"));
+                return Ok(start_task(status, conn, scope, upid, "qmshutdown", slot));
             }
         }
     } else {
@@ -294,6 +303,10 @@ pub async fn apply(
     match (request.spec.power_state, running) {
         (PowerState::Running, false) => {
             privileges::require(conn, &request.spec, Step::Power).await?;
+            let slot = conn
+                .tasks
+                .reserve(&vm.node)
+                .ok_or_else(|| node_busy(&vm.node))?;
             let upid = pve
                 .qemu_start(&vm.node, vm.vmid)
                 .await
@@ -314,10 +327,14 @@ pub async fn apply(
                 "Starting",
                 "the VM is starting",
             );
-            return Ok(start_task(status, conn, scope, upid, "qmstart"));
+            return Ok(start_task(status, conn, scope, upid, "qmstart", slot));
         }
         (PowerState::Stopped, true) => {
             privileges::require(conn, &request.spec, Step::Power).await?;
+            let slot = conn
+                .tasks
+                .reserve(&vm.node)
+                .ok_or_else(|| node_busy(&vm.node))?;
             let upid = pve
                 .qemu_shutdown(
                     &vm.node,
@@ -340,7 +357,7 @@ pub async fn apply(
                     &format!("shutting down VM {}", vm.vmid),
                 )
                 .await;
-            return Ok(start_task(status, conn, scope, upid, "qmshutdown"));
+            return Ok(start_task(status, conn, scope, upid, "qmshutdown", slot));
         }
         _ => {}
     }
@@ -558,6 +575,8 @@ async fn create(
         }
         (None, _) => choose_node(spec, &snapshot).map_err(ReconcileError::Placement)?,
     };
+    // A slot on the node first: a VMID is recorded only for a create about to be sent.
+    let slot = conn.tasks.reserve(&node).ok_or_else(|| node_busy(&node))?;
     let vmid = match status.vmid {
         Some(id) if !snapshot.vms.contains_key(&id) => {
             let free = conn
@@ -630,7 +649,7 @@ async fn create(
                     &format!("creating VM {vmid} on node {node}"),
                 )
                 .await;
-            Ok(start_task(status, conn, scope, upid, kind))
+            Ok(start_task(status, conn, scope, upid, kind, slot))
         }
         Err(error) if error.kind() == ErrorKind::AlreadyExists => {
             // Someone took the VMID between our check and the create: pick another next time.
@@ -659,13 +678,20 @@ fn start_task(
     scope: &RequestScope<'_>,
     upid: Upid,
     kind: &str,
+    slot: NodeSlot,
 ) -> Action {
-    conn.tasks.track(&upid, scope.object_ref.clone());
+    conn.tasks
+        .track_with(&upid, scope.object_ref.clone(), Some(slot));
     status.current_task = Some(TaskRef {
         upid: upid.to_string(),
         task_type: kind.to_string(),
     });
     Action::requeue(WAIT)
+}
+
+/// The wait for a slot on `node` (DESIGN: bounded load per node).
+pub(super) fn node_busy(node: &str) -> ReconcileError {
+    ReconcileError::NodeBusy(node.to_string())
 }
 
 fn describe_task(task: &TaskRef) -> String {

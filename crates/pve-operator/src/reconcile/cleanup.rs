@@ -142,6 +142,10 @@ pub async fn cleanup(
     }
 
     let pve = &conn.pve;
+    let slot = conn
+        .tasks
+        .reserve(&vm.node)
+        .ok_or_else(|| super::apply::node_busy(&vm.node))?;
     let (upid, kind, message) = if vm.is_running() {
         privileges::require(conn, &request.spec, Step::Power).await?;
         let upid = pve
@@ -174,7 +178,8 @@ pub async fn cleanup(
     scope
         .event(ctx, EventType::Normal, "Deleting", &message)
         .await;
-    conn.tasks.track(&upid, scope.object_ref.clone());
+    conn.tasks
+        .track_with(&upid, scope.object_ref.clone(), Some(slot));
     status.current_task = Some(TaskRef {
         upid: upid.to_string(),
         task_type: kind.to_string(),

@@ -53,6 +53,11 @@ pub enum ReconcileError {
     /// The object lacks something the API server always sets (uid, namespace).
     #[error("the MachineRequest has no {0}")]
     Incomplete(&'static str),
+    /// The node already runs as many of the controller's tasks as allowed; not a failure.
+    #[error(
+        "node {0} already runs as many of the controller's tasks as allowed (--max-tasks-per-node); waiting for one to end"
+    )]
+    NodeBusy(String),
     /// Deletion is under way (waiting for a Proxmox task); not a failure.
     #[error("deletion in progress: {0}")]
     DeletionInProgress(String),
@@ -102,7 +107,9 @@ impl ReconcileError {
                 privileges: vec!["VM.Audit".into()],
                 path: Some("/vms".into()),
             },
-            ReconcileError::Kube(_) | ReconcileError::DeletionInProgress(_) => Class::Transient,
+            ReconcileError::Kube(_)
+            | ReconcileError::DeletionInProgress(_)
+            | ReconcileError::NodeBusy(_) => Class::Transient,
             ReconcileError::Incomplete(_) => Class::Permanent("Incomplete"),
             ReconcileError::Privileges(PrivilegeError::Missing { missing, .. }) => {
                 // The condition names the first path and every privilege missing there; the

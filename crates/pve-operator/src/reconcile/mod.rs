@@ -250,7 +250,7 @@ async fn step(
         Err(error) => Err(error.into()),
     };
     let failure = match &result {
-        Ok(_) | Err(ReconcileError::DeletionInProgress(_)) => None,
+        Ok(_) | Err(ReconcileError::DeletionInProgress(_) | ReconcileError::NodeBusy(_)) => None,
         Err(error) => Some(error.reason()),
     };
     let outcome = match result {
@@ -272,8 +272,9 @@ async fn step(
             }
             Ok(action)
         }
-        Err(ReconcileError::DeletionInProgress(what)) => {
-            Err(ReconcileError::DeletionInProgress(what))
+        // Waiting, not failing: no condition, no Warning event.
+        Err(waiting @ (ReconcileError::DeletionInProgress(_) | ReconcileError::NodeBusy(_))) => {
+            Err(waiting)
         }
         Err(error) => {
             report(request, &scope, &mut status, &error, ctx).await;
@@ -354,9 +355,17 @@ async fn report(
 }
 
 fn error_policy(request: Arc<MachineRequest>, error: &Error, ctx: Arc<Context>) -> Action {
-    if let finalizer::Error::CleanupFailed(ReconcileError::DeletionInProgress(_)) = error {
-        // The task tracker triggers the next pass when the task ends.
-        return Action::requeue(Duration::from_secs(30));
+    match error {
+        finalizer::Error::CleanupFailed(ReconcileError::DeletionInProgress(_)) => {
+            // The task tracker triggers the next pass when the task ends.
+            return Action::requeue(Duration::from_secs(30));
+        }
+        finalizer::Error::ApplyFailed(ReconcileError::NodeBusy(_))
+        | finalizer::Error::CleanupFailed(ReconcileError::NodeBusy(_)) => {
+            // A slot frees when one of the node's tasks ends; look again shortly.
+            return Action::requeue(Duration::from_secs(1));
+        }
+        _ => {}
     }
     let attempts = ctx.failure_count(&apply::object_ref(&request), false);
     let backoff = Duration::from_secs(1u64 << attempts.min(8)).min(Duration::from_secs(300));
