@@ -889,8 +889,16 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
         .qemu_agent_network(NODE, vmid)
         .await
         .expect_err("the agent does not answer right after start");
-    assert!(booting.is_retryable(), "a booting guest's agent is worth waiting for: {booting}");
-    assert!(booting.to_string().contains("QEMU guest agent is not running"), "{booting}");
+    assert!(
+        booting.is_retryable(),
+        "a booting guest's agent is worth waiting for: {booting}"
+    );
+    assert!(
+        booting
+            .to_string()
+            .contains("QEMU guest agent is not running"),
+        "{booting}"
+    );
     h.sim.with_state(|s| s.clock_offset_ms += 5_000); // the guest has booted
     let ifaces = root
         .qemu_agent_network(NODE, vmid)
