@@ -114,6 +114,9 @@ pub async fn run_operator(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    }
     let instruments = Instruments::default();
     let router = server::router(instruments.metrics.registry(), instruments.health.clone());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
