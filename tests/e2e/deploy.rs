@@ -1405,3 +1405,74 @@ async fn a_leader_whose_lease_is_taken_stops_its_controllers_and_exits_with_an_e
     );
     proxmox.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn helm_install_as_the_readme_says_creates_the_release_and_uninstall_removes_it() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    init_logging();
+    let env = testenv::TestEnv::shared().await.expect("control plane");
+    let client = env.client().expect("client");
+    install_crds(&client).await;
+    let ns = env
+        .create_namespace(&client, "helm-install")
+        .await
+        .expect("namespace");
+    let kubeconfig = env.kubeconfig_path().to_string_lossy().into_owned();
+    let watch = format!("watchNamespace={ns}");
+    // The README's command (the Secret is created beforehand; here a namespace scope keeps the
+    // release out of other tests' way).
+    let helm = |args: &[&str]| {
+        let mut all = vec![
+            "--kubeconfig",
+            kubeconfig.as_str(),
+            "--namespace",
+            ns.as_str(),
+        ];
+        all.extend_from_slice(args);
+        run_tool("helm", &all)
+    };
+    helm(&[
+        "install",
+        "pve-operator",
+        CHART,
+        "--set",
+        "image.repository=registry.example/pve-operator",
+        "--set",
+        "proxmox.existingSecret=pve-operator-proxmox",
+        "--set",
+        &watch,
+    ]);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment = deployments
+        .get("pve-operator")
+        .await
+        .expect("the release's Deployment exists");
+    let pod = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("pod spec");
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("registry.example/pve-operator:0.1.0")
+    );
+    assert_eq!(
+        pod.volumes.unwrap_or_default()[0]
+            .secret
+            .as_ref()
+            .and_then(|s| s.secret_name.as_deref()),
+        Some("pve-operator-proxmox")
+    );
+    let status = helm(&["status", "pve-operator", "-o", "json"]);
+    let status: Value = serde_json::from_str(&status).expect("helm status JSON");
+    assert_eq!(status["info"]["status"], "deployed", "{}", status["info"]);
+
+    helm(&["uninstall", "pve-operator", "--wait"]);
+    assert!(
+        deployments
+            .get_opt("pve-operator")
+            .await
+            .expect("readable")
+            .is_none(),
+        "uninstall removes the Deployment"
+    );
+}
