@@ -1000,6 +1000,43 @@ async fn as_the_charts_service_account_the_controller_is_unready_until_its_cache
             == 1.0
     })
     .await;
+    // The ProxmoxCluster controller works as the ServiceAccount too, and is counted.
+    let clusters: Api<ProxmoxCluster> = Api::namespaced(admin.clone(), &ns);
+    let cluster: ProxmoxCluster = serde_json::from_value(json!({
+        "apiVersion": "pve-operator.dev/v1alpha1",
+        "kind": "ProxmoxCluster",
+        "metadata": { "name": "no-credentials" },
+        "spec": { "endpoint": "https://pve.example:8006/api2/json", "credentialsRef": { "name": "missing" } }
+    }))
+    .expect("ProxmoxCluster");
+    clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .expect("cluster created");
+    within(
+        "the ProxmoxCluster status to report the missing credentials",
+        await_condition(
+            clusters.clone(),
+            "no-credentials",
+            |c: Option<&ProxmoxCluster>| {
+                c.and_then(|c| c.status.as_ref()).is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "CredentialsValid" && c.status == "False")
+                })
+            },
+        ),
+    )
+    .await
+    .expect("watch works");
+    // (Counted when the reconcile returns, just after its status write.)
+    until("the ProxmoxCluster reconcile to be counted", || async {
+        instance.metrics().await.sum(
+            "pve_operator_reconciles_total",
+            &[("controller", "proxmoxcluster")],
+        ) >= 1.0
+    })
+    .await;
     let events: Api<K8sEvent> = Api::namespaced(admin.clone(), &ns);
     assert!(
         !events

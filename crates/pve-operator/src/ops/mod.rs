@@ -35,6 +35,23 @@ impl Instruments {
         self.health.watch_proxmox_clusters(store);
     }
 
+    /// Runs one reconcile of `controller` and counts it: an `Err` as an error with `reason`.
+    pub async fn timed<T, E>(
+        self,
+        controller: &'static str,
+        reason: &'static str,
+        reconcile: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = std::time::Instant::now();
+        let result = reconcile.await;
+        self.metrics.reconciled(
+            controller,
+            started.elapsed(),
+            result.is_err().then_some(reason),
+        );
+        result
+    }
+
     /// Counts one reconcile (see [`Metrics::reconciled`]).
     pub fn reconciled(
         &self,

@@ -52,7 +52,14 @@ pub async fn run(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            reconcile,
+            |cluster, ctx| {
+                let instruments = ctx.instruments.clone();
+                instruments.timed(
+                    crate::ops::metrics::PROXMOX_CLUSTER,
+                    "StatusWriteFailed",
+                    reconcile(cluster, ctx),
+                )
+            },
             |_, _, _| Action::requeue(Duration::from_secs(30)),
             ctx,
         )
