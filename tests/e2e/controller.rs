@@ -105,6 +105,7 @@ impl Harness {
             task_poll_interval: 100,
             resync_interval: 0,
             shutdown_grace: 5,
+            max_tasks_per_node: 8,
         };
         self.controller = Some(tokio::spawn(run_with_client(
             args,

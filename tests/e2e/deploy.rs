@@ -609,6 +609,7 @@ impl Instance {
                 task_poll_interval: 100,
                 resync_interval: 0,
                 shutdown_grace: 5,
+                max_tasks_per_node: 8,
             },
             ops: OpsArgs {
                 metrics_addr: addr,

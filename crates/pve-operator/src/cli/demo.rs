@@ -70,6 +70,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         task_poll_interval: 200,
         resync_interval: 3600,
         shutdown_grace: 5,
+        max_tasks_per_node: 8,
     };
     let controller = tokio::spawn(run_with_client(run_args, kube.clone(), async {
         let _ = stopped.await;

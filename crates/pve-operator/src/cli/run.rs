@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// Seconds that in-flight reconciles may take to finish after SIGTERM.
     #[arg(long, default_value_t = 20)]
     pub shutdown_grace: u64,
+    /// At most this many of the controller's Proxmox tasks (create, clone, start, ...) run at once
+    /// on one node.
+    #[arg(long, default_value_t = 8)]
+    pub max_tasks_per_node: usize,
 }
 
 /// Options of `pve-operator run` about operating it: metrics, probes, leader election.
@@ -291,7 +295,7 @@ pub async fn run_controllers(
     let intervals = Intervals {
         inventory: Duration::from_secs(args.inventory_interval.max(1)),
         tasks: Duration::from_millis(args.task_poll_interval.max(50)),
-        ..Intervals::default()
+        max_tasks_per_node: args.max_tasks_per_node.max(1),
     };
     let registry = ClusterRegistry::new(default, kube.clone(), trigger, intervals);
     let settings = Settings {

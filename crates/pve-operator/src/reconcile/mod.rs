@@ -166,6 +166,17 @@ pub async fn run(
         .await;
 }
 
+/// The longest wait after a transient error.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A number in [0, 1) that differs between requests and attempts (deterministic, no RNG needed).
+fn jitter(request: &MachineRequest, attempts: u32) -> f64 {
+    let mut hasher = DefaultHasher::new();
+    request.metadata.uid.hash(&mut hasher);
+    attempts.hash(&mut hasher);
+    (hasher.finish() % 1000) as f64 / 1000.0
+}
+
 /// A hash of the parts of a request whose change needs a reconcile: generation (the spec),
 /// finalizers and the deletion timestamp.
 fn spec_or_lifecycle(request: &MachineRequest) -> Option<u64> {
@@ -368,7 +379,11 @@ fn error_policy(request: Arc<MachineRequest>, error: &Error, ctx: Arc<Context>) 
         _ => {}
     }
     let attempts = ctx.failure_count(&apply::object_ref(&request), false);
-    let backoff = Duration::from_secs(1u64 << attempts.min(8)).min(Duration::from_secs(300));
+    // Exponential, capped at 30 s (a transient error is expected to pass; a request must not
+    // sleep for minutes after a burst), with up to 25% jitter so that requests hit by the same
+    // outage do not all come back at once.
+    let base = Duration::from_millis(500u64 << attempts.min(6)).min(MAX_BACKOFF);
+    let backoff = base + base.mul_f64(jitter(&request, attempts) * 0.25);
     tracing::debug!(request = %request.name_any(), %error, attempts, ?backoff, "backing off");
     Action::requeue(backoff)
 }
