@@ -42,39 +42,19 @@ pub async fn apply(
     let generation = request.metadata.generation;
 
     // 1. A task in flight: nothing to do until the tracker says it ended.
-    if let Some(task) = status.current_task.clone() {
-        match task.upid.parse::<Upid>() {
-            Ok(upid) => {
-                conn.tasks.track(&upid, scope.object_ref.clone());
-                match conn.tasks.take_outcome(&upid) {
-                    None => return Ok(Action::requeue(WAIT)),
-                    Some(outcome) => {
-                        status.current_task = None;
-                        if !outcome.succeeded() {
-                            let log = outcome
-                                .log_tail
-                                .last()
-                                .map(|l| format!(" (task log: {l})"))
-                                .unwrap_or_default();
-                            return Err(ReconcileError::TaskFailed {
-                                action: describe_task(&task),
-                                exit: outcome.exit.to_string(),
-                                log,
-                            });
-                        }
-                        scope
-                            .event(
-                                ctx,
-                                EventType::Normal,
-                                "TaskSucceeded",
-                                &format!("{} finished", describe_task(&task)),
-                            )
-                            .await;
-                    }
-                }
-            }
-            Err(_) => status.current_task = None,
+    match recorded_task(status, conn, scope)? {
+        RecordedTask::Running => return Ok(Action::requeue(WAIT)),
+        RecordedTask::Succeeded(task) => {
+            scope
+                .event(
+                    ctx,
+                    EventType::Normal,
+                    "TaskSucceeded",
+                    &format!("{} finished", describe_task(&task)),
+                )
+                .await;
         }
+        RecordedTask::None => {}
     }
 
     // 2. Find the VM: by the recorded VMID (verifying it is ours), else by our marker.
@@ -273,26 +253,15 @@ pub async fn apply(
                         &format!("VM {} restarts to apply: {keys}", vm.vmid),
                     )
                     .await;
-                privileges::require(conn, &request.spec, Step::Power).await?;
-                let slot = conn
-                    .tasks
-                    .reserve(&vm.node)
-                    .ok_or_else(|| node_busy(&vm.node))?;
-                let upid = pve
-                    .qemu_shutdown(
-                        &vm.node,
-                        vm.vmid,
-                        &ShutdownOptions {
-                            timeout: Some(120),
-                            force_stop: Some(true),
-                        },
-                    )
-                    .await
-                    .map_err(ReconcileError::proxmox(format!(
-                        "shutting down VM {} to apply pending changes",
-                        vm.vmid
-                    )))?;
-                return Ok(start_task(status, conn, scope, upid, "qmshutdown", slot));
+                return shut_down(
+                    request,
+                    scope,
+                    conn,
+                    status,
+                    &vm,
+                    "to apply pending changes",
+                )
+                .await;
             }
         }
     } else {
@@ -330,25 +299,6 @@ pub async fn apply(
             return Ok(start_task(status, conn, scope, upid, "qmstart", slot));
         }
         (PowerState::Stopped, true) => {
-            privileges::require(conn, &request.spec, Step::Power).await?;
-            let slot = conn
-                .tasks
-                .reserve(&vm.node)
-                .ok_or_else(|| node_busy(&vm.node))?;
-            let upid = pve
-                .qemu_shutdown(
-                    &vm.node,
-                    vm.vmid,
-                    &ShutdownOptions {
-                        timeout: Some(120),
-                        force_stop: Some(true),
-                    },
-                )
-                .await
-                .map_err(ReconcileError::proxmox(format!(
-                    "shutting down VM {}",
-                    vm.vmid
-                )))?;
             scope
                 .event(
                     ctx,
@@ -357,7 +307,7 @@ pub async fn apply(
                     &format!("shutting down VM {}", vm.vmid),
                 )
                 .await;
-            return Ok(start_task(status, conn, scope, upid, "qmshutdown", slot));
+            return shut_down(request, scope, conn, status, &vm, "as specified").await;
         }
         _ => {}
     }
@@ -692,6 +642,80 @@ fn start_task(
 /// The wait for a slot on `node` (DESIGN: bounded load per node).
 pub(super) fn node_busy(node: &str) -> ReconcileError {
     ReconcileError::NodeBusy(node.to_string())
+}
+
+/// Asks Proxmox for a clean shutdown of `vm` (forced after 120 s) and records the task; `why`
+/// completes the error message.
+async fn shut_down(
+    request: &MachineRequest,
+    scope: &RequestScope<'_>,
+    conn: &Connection,
+    status: &mut MachineRequestStatus,
+    vm: &VmEntry,
+    why: &str,
+) -> Result<Action, ReconcileError> {
+    privileges::require(conn, &request.spec, Step::Power).await?;
+    let slot = conn
+        .tasks
+        .reserve(&vm.node)
+        .ok_or_else(|| node_busy(&vm.node))?;
+    let options = ShutdownOptions {
+        timeout: Some(120),
+        force_stop: Some(true),
+    };
+    let upid = conn
+        .pve
+        .qemu_shutdown(&vm.node, vm.vmid, &options)
+        .await
+        .map_err(ReconcileError::proxmox(format!(
+            "shutting down VM {} {why}",
+            vm.vmid
+        )))?;
+    Ok(start_task(status, conn, scope, upid, "qmshutdown", slot))
+}
+
+/// What became of the task recorded in a request's status.
+pub(super) enum RecordedTask {
+    /// No task is recorded.
+    None,
+    /// It still runs.
+    Running,
+    /// It ended well (and is no longer recorded).
+    Succeeded(TaskRef),
+}
+
+/// Looks at the task recorded in `status` through the cluster's task tracker (tracking it again
+/// after a restart). A finished task is cleared from status; a failed one becomes an error that
+/// carries Proxmox's exit status and the last line of the task log.
+pub(super) fn recorded_task(
+    status: &mut MachineRequestStatus,
+    conn: &Connection,
+    scope: &RequestScope<'_>,
+) -> Result<RecordedTask, ReconcileError> {
+    let Some(task) = status.current_task.clone() else {
+        return Ok(RecordedTask::None);
+    };
+    let Ok(upid) = task.upid.parse::<Upid>() else {
+        status.current_task = None; // not a UPID: nothing to wait for
+        return Ok(RecordedTask::None);
+    };
+    conn.tasks.track(&upid, scope.object_ref.clone());
+    let Some(outcome) = conn.tasks.take_outcome(&upid) else {
+        return Ok(RecordedTask::Running);
+    };
+    status.current_task = None;
+    if outcome.succeeded() {
+        return Ok(RecordedTask::Succeeded(task));
+    }
+    Err(ReconcileError::TaskFailed {
+        action: describe_task(&task),
+        exit: outcome.exit.to_string(),
+        log: outcome
+            .log_tail
+            .last()
+            .map(|l| format!(" (task log: {l})"))
+            .unwrap_or_default(),
+    })
 }
 
 fn describe_task(task: &TaskRef) -> String {

@@ -4,10 +4,10 @@
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use pve_client::Upid;
 use pve_client::api::qemu::{ConfigUpdate, DeleteOptions, StopOptions};
 use pve_operator_api::{DeletionPolicy, MachineRequest, MachineRequestStatus, Phase, TaskRef};
 
+use super::apply::{RecordedTask, recorded_task};
 use super::error::ReconcileError;
 use super::{Context, RequestScope};
 use crate::privileges::{self, Step};
@@ -27,32 +27,15 @@ pub async fn cleanup(
     let marker = scope.marker;
     status.phase = Some(Phase::Deleting);
 
-    if let Some(task) = status.current_task.clone()
-        && let Ok(upid) = task.upid.parse::<Upid>()
-    {
-        conn.tasks.track(&upid, scope.object_ref.clone());
-        match conn.tasks.take_outcome(&upid) {
-            None => {
-                return Err(ReconcileError::DeletionInProgress(format!(
-                    "waiting for {}",
-                    task.upid
-                )));
-            }
-            Some(outcome) => {
-                status.current_task = None;
-                if !outcome.succeeded() {
-                    return Err(ReconcileError::TaskFailed {
-                        action: format!("{} during deletion", task.task_type),
-                        exit: outcome.exit.to_string(),
-                        log: outcome
-                            .log_tail
-                            .last()
-                            .map(|l| format!(" (task log: {l})"))
-                            .unwrap_or_default(),
-                    });
-                }
-            }
-        }
+    if let RecordedTask::Running = recorded_task(status, conn, scope)? {
+        let upid = status
+            .current_task
+            .as_ref()
+            .map(|t| t.upid.as_str())
+            .unwrap_or_default();
+        return Err(ReconcileError::DeletionInProgress(format!(
+            "waiting for {upid}"
+        )));
     }
 
     // Only a fresh read can confirm that the VM is gone.

@@ -32,7 +32,7 @@ pub enum ReconcileError {
     },
     /// The cluster connection could not be made.
     #[error(transparent)]
-    Connection(#[from] ConnectionError),
+    Connection(Box<ConnectionError>),
     /// The spec cannot be expressed as a Proxmox config.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -67,6 +67,14 @@ pub enum ReconcileError {
     Privileges(#[from] PrivilegeError),
 }
 
+impl From<ConnectionError> for ReconcileError {
+    fn from(error: ConnectionError) -> Self {
+        // Boxed: a connection error is large and rare, and every Result of a reconcile step
+        // would otherwise carry its size.
+        ReconcileError::Connection(Box::new(error))
+    }
+}
+
 /// How the controller reacts to an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Class {
@@ -99,7 +107,9 @@ impl ReconcileError {
                 Class::Permanent("VmidRangeExhausted")
             }
             ReconcileError::TaskFailed { .. } => Class::Transient,
-            ReconcileError::Connection(ConnectionError::Kube(_)) => Class::Transient,
+            ReconcileError::Connection(error) if matches!(**error, ConnectionError::Kube(_)) => {
+                Class::Transient
+            }
             ReconcileError::Connection(_) => Class::Permanent("ClusterUnavailable"),
             ReconcileError::Spec(_) => Class::Permanent("InvalidSpec"),
             ReconcileError::Placement(_) => Class::Permanent("NoSuitableNode"),
