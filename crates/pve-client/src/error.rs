@@ -135,6 +135,19 @@ pub enum PveError {
         /// What failed, with the causes chained.
         message: String,
     },
+    /// The server's TLS certificate was refused: it does not match the pinned `fingerprint`, or no
+    /// CA of `caBundle`/`caBundleFile` (or the public roots) vouches for it, or it is expired or
+    /// issued for another name. Not retried: the connection config (or the server's certificate)
+    /// must change first. No request, and no credential, was sent.
+    #[error(
+        "the Proxmox VE server's TLS certificate was refused: {message}; if the certificate is \
+         the right one (`pvenode cert info` on the node shows its SHA-256 fingerprint), set \
+         `fingerprint` or `caBundle` in the connection config accordingly"
+    )]
+    Certificate {
+        /// Why the certificate was refused, with the causes chained.
+        message: String,
+    },
     /// A deadline passed: the HTTP call's timeout, a task wait, or Proxmox's own `got timeout`.
     #[error("timed out: {message}")]
     Timeout {
@@ -201,6 +214,8 @@ pub enum ErrorKind {
     Api,
     /// See [`PveError::Transport`].
     Transport,
+    /// See [`PveError::Certificate`].
+    Certificate,
     /// See [`PveError::Timeout`].
     Timeout,
     /// See [`PveError::Decode`].
@@ -249,6 +264,7 @@ impl PveError {
             PveError::Server { .. } => ErrorKind::Server,
             PveError::Api { .. } => ErrorKind::Api,
             PveError::Transport { .. } => ErrorKind::Transport,
+            PveError::Certificate { .. } => ErrorKind::Certificate,
             PveError::Timeout { .. } => ErrorKind::Timeout,
             PveError::Decode { .. } => ErrorKind::Decode,
             PveError::InvalidInput { .. } => ErrorKind::InvalidInput,

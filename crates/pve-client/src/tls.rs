@@ -79,6 +79,14 @@ pub fn fingerprint_of(der: &[u8]) -> Fingerprint {
     Fingerprint(out)
 }
 
+/// The server presented a certificate other than the pinned one.
+#[derive(Debug, thiserror::Error)]
+#[error("server certificate fingerprint {got} does not match the pinned fingerprint {pinned}")]
+struct FingerprintMismatch {
+    got: Fingerprint,
+    pinned: Fingerprint,
+}
+
 /// Accepts the server certificate iff its SHA-256 fingerprint is the pinned one, as Proxmox's
 /// own tools do; the handshake signatures are still verified.
 #[derive(Debug)]
@@ -100,10 +108,14 @@ impl ServerCertVerifier for PinnedFingerprint {
         if got == self.fingerprint {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(format!(
-                "server certificate fingerprint {got} does not match the pinned fingerprint {}",
-                self.fingerprint
-            )))
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(
+                    FingerprintMismatch {
+                        got,
+                        pinned: self.fingerprint,
+                    },
+                ))),
+            ))
         }
     }
 

@@ -587,12 +587,30 @@ async fn pinned_fingerprint_and_ca_bundle_are_trusted_and_anything_else_is_refus
     let wrong_fp = vec!["AB"; 32].join(":");
     let wrong = h.client_yaml(&creds, Trust::Fingerprint(&wrong_fp), no_retry.clone());
     let e = expect_err(wrong.version().await, "a different pinned fingerprint");
-    assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Certificate, "{e:?}");
+    assert!(
+        !e.is_retryable(),
+        "a refused certificate is not retried: {e}"
+    );
     assert!(e.to_string().contains("fingerprint"), "says why: {e}");
+    assert!(
+        e.to_string()
+            .to_uppercase()
+            .contains(&h.sim.fingerprint().to_uppercase()),
+        "names the fingerprint the server presented: {e}"
+    );
 
     let public = h.client_yaml(&creds, Trust::PublicRoots, no_retry.clone());
     let e = expect_err(public.version().await, "a self-signed CA with public roots");
-    assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Certificate, "{e:?}");
+    assert!(
+        e.to_string().contains("not signed by a trusted CA"),
+        "says why in words: {e}"
+    );
+    assert!(
+        !e.is_retryable(),
+        "a refused certificate is not retried: {e}"
+    );
     assert!(
         e.to_string().to_lowercase().contains("certificate"),
         "says why: {e}"
@@ -604,7 +622,11 @@ async fn pinned_fingerprint_and_ca_bundle_are_trusted_and_anything_else_is_refus
         .pem();
     let stranger = h.client_yaml(&creds, Trust::CaBundle(&other_ca), no_retry);
     let e = expect_err(stranger.version().await, "an unrelated CA bundle");
-    assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Certificate, "{e:?}");
+    assert!(
+        !e.is_retryable(),
+        "a refused certificate is not retried: {e}"
+    );
     assert_eq!(
         h.requests_to("POST /access/ticket").await,
         3,
