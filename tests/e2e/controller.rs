@@ -1061,3 +1061,123 @@ async fn no_more_than_the_allowed_number_of_tasks_run_at_once_on_a_node() {
     assert_one_vm_per_request(&h, &names).await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_certificate_is_named_once_and_fixing_the_pin_resumes_at_once() {
+    use k8s_openapi::api::core::v1::Secret;
+    use pve_operator_api::ProxmoxCluster;
+    let h = Harness::start("cert").await;
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.namespace);
+    let clusters: Api<ProxmoxCluster> = Api::namespaced(h.client.clone(), &h.namespace);
+    let apply = PatchParams::apply("e2e-tests").force();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "pve-credentials" },
+        "stringData": { "config.yaml": format!(
+            "proxmox:\n  url: \"https://ignored.example:8006\"\n  username: root\n  realm: pam\n  password: \"{}\"\n",
+            h.sim.root_password()
+        ) },
+    });
+    secrets
+        .patch("pve-credentials", &apply, &Patch::Apply(&secret))
+        .await
+        .expect("secret applies");
+    // A pin that is not the simulator's certificate: what a renewed or replaced certificate, or
+    // a man in the middle, looks like.
+    let wrong_pin = vec!["AB"; 32].join(":");
+    let cluster = |fingerprint: &str| {
+        json!({
+            "apiVersion": "pve-operator.dev/v1alpha1", "kind": "ProxmoxCluster",
+            "metadata": { "name": "pinned" },
+            "spec": {
+                "endpoint": h.sim.url(),
+                "tls": { "fingerprint": fingerprint },
+                "credentialsRef": { "name": "pve-credentials" },
+            },
+        })
+    };
+    clusters
+        .patch("pinned", &apply, &Patch::Apply(&cluster(&wrong_pin)))
+        .await
+        .expect("cluster applies");
+    let mut spec = small_spec();
+    spec["clusterRef"] = json!({ "name": "pinned" });
+    h.apply("behind-a-wrong-pin", spec).await;
+
+    // The cluster and the request both say what is wrong and what to do.
+    let presented = h.sim.fingerprint().to_uppercase();
+    let rejected = within(
+        "the ProxmoxCluster to report the certificate",
+        await_condition(
+            clusters.clone(),
+            "pinned",
+            |obj: Option<&ProxmoxCluster>| {
+                obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.reason == "CertificateRejected")
+                })
+            },
+        ),
+    )
+    .await
+    .expect("watch")
+    .expect("cluster exists");
+    let message = rejected
+        .status
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.to_uppercase().contains(&presented) && message.contains("fingerprint"),
+        "names the certificate the server presented and the setting to change: {message}"
+    );
+    let request = within(
+        "the request to report the certificate",
+        await_condition(
+            h.requests(),
+            "behind-a-wrong-pin",
+            |obj: Option<&MachineRequest>| {
+                obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.reason == "CertificateRejected")
+                })
+            },
+        ),
+    )
+    .await
+    .expect("watch")
+    .expect("request exists");
+    let message = request
+        .status
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.to_uppercase().contains(&presented),
+        "the request's condition names the presented certificate: {message}"
+    );
+    assert!(
+        !message.contains(h.sim.root_password()),
+        "no secret in status: {message}"
+    );
+    assert_eq!(
+        h.sim.stats().requests_total,
+        0,
+        "nothing, not even the password, went over the unverified connection"
+    );
+
+    // Fixing the pin resumes the request now, not at the slow retry of a permanent error
+    // (minutes away): the change of its ProxmoxCluster reconciles it.
+    clusters
+        .patch(
+            "pinned",
+            &apply,
+            &Patch::Apply(&cluster(h.sim.fingerprint())),
+        )
+        .await
+        .expect("cluster applies");
+    h.wait_ready("behind-a-wrong-pin").await;
+    h.stop().await;
+}

@@ -337,7 +337,13 @@ pub async fn run_controllers(
     );
     let controllers = async {
         tokio::join!(
-            reconcile::run(ctx.clone(), requests, triggers, until_stopped()),
+            reconcile::run(
+                ctx.clone(),
+                requests,
+                clusters.clone(),
+                triggers,
+                until_stopped()
+            ),
             reconcile::cluster::run(ctx, clusters, secrets, until_stopped()),
         )
     };

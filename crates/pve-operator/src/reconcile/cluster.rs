@@ -110,9 +110,9 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
                 "InvalidCredentials",
                 error.to_string(),
             );
-            Err(error.to_string())
+            Err(("NotConnected", error.to_string()))
         }
-        Err(error) => Err(error.to_string()),
+        Err(error) => Err(("NotConnected", error.to_string())),
         Ok(conn) => match conn.pve.version().await {
             Ok(version) => {
                 condition(
@@ -144,7 +144,10 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
                         status.nodes = nodes;
                         Ok(())
                     }
-                    Err(error) => Err(format!("reading /cluster/resources: {error}")),
+                    Err(error) => Err((
+                        "NotConnected",
+                        format!("reading /cluster/resources: {error}"),
+                    )),
                 }
             }
             Err(error) if error.kind() == pve_client::ErrorKind::Unauthorized => {
@@ -154,9 +157,13 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
                     "Unauthorized",
                     format!("Proxmox refused the credentials: {error}"),
                 );
-                Err(error.to_string())
+                Err(("NotConnected", error.to_string()))
             }
-            Err(error) => Err(format!("Proxmox unreachable: {error}")),
+            // Not an outage: retrying cannot help until the config or the certificate changes.
+            Err(error) if error.kind() == pve_client::ErrorKind::Certificate => {
+                Err(("CertificateRejected", error.to_string()))
+            }
+            Err(error) => Err(("NotConnected", format!("Proxmox unreachable: {error}"))),
         },
     };
     match &checked {
@@ -170,7 +177,7 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
                 status.nodes.len()
             ),
         ),
-        Err(message) => condition("Ready", false, "NotConnected", message.clone()),
+        Err((reason, message)) => condition("Ready", false, reason, message.clone()),
     }
     if cluster.status.as_ref() != Some(&status) {
         let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &namespace);

@@ -168,6 +168,7 @@ fn classify_pve(error: &PveError) -> Class {
         ErrorKind::Unauthorized => Class::Permanent("CredentialsInvalid"),
         ErrorKind::NotFound => Class::Permanent("NotFoundInProxmox"),
         ErrorKind::Conflict => Class::Permanent("ProxmoxConflict"),
+        ErrorKind::Certificate => Class::Permanent("CertificateRejected"),
         _ => Class::Transient,
     }
 }

@@ -21,7 +21,7 @@ use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase};
+use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase, ProxmoxCluster};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use tokio::sync::mpsc;
@@ -129,10 +129,14 @@ impl RequestScope<'_> {
 }
 
 /// Runs the controller until `shutdown` completes. `triggers` carries reconcile requests from
-/// the task trackers and inventories (the receiving end of the registry's trigger).
+/// the task trackers and inventories (the receiving end of the registry's trigger); a change of
+/// a ProxmoxCluster in `clusters` (its spec, or its status after its Secret changed) reconciles
+/// the requests on it that are not Ready, so that fixing a cluster's certificate pin or
+/// credentials takes effect at once rather than at the next slow retry.
 pub async fn run(
     ctx: Arc<Context>,
     api: Api<MachineRequest>,
+    clusters: Api<ProxmoxCluster>,
     triggers: mpsc::UnboundedReceiver<ObjectRef<MachineRequest>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -149,8 +153,12 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
+    let on_cluster = reader.clone();
     Controller::for_stream(requests, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
+        .watches(clusters, watcher::Config::default(), move |cluster| {
+            waiting_on_cluster(&on_cluster, &cluster)
+        })
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -164,6 +172,34 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The requests that name `cluster` in spec.clusterRef and are not Ready: the ones a change of
+/// the cluster may unblock. Ready ones keep their own triggers (inventory, resync).
+fn waiting_on_cluster(
+    requests: &reflector::Store<MachineRequest>,
+    cluster: &ProxmoxCluster,
+) -> Vec<ObjectRef<MachineRequest>> {
+    let namespace = cluster.namespace();
+    let name = cluster.name_any();
+    requests
+        .state()
+        .into_iter()
+        .filter(|request| {
+            request.namespace() == namespace
+                && request
+                    .spec
+                    .cluster_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name)
+                && !request.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == types::READY && c.status == "True")
+                })
+        })
+        .map(|request| ObjectRef::from_obj(&*request))
+        .collect()
 }
 
 /// The longest wait after a transient error.
