@@ -10,6 +10,7 @@ async fn the_demo_brings_every_example_to_ready_and_cleans_up() {
         examples,
         exit_when_ready: true,
         timeout: 120,
+        external_controller: false,
     };
     run(args)
         .await

@@ -31,6 +31,10 @@ pub struct DemoArgs {
     /// Give up when the requests are not all Ready after this many seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// Start no controller: print the kubeconfig and Proxmox config a controller needs, and wait
+    /// for one started separately (another build, or the container image) to do the work.
+    #[arg(long)]
+    pub external_controller: bool,
 }
 
 const NAMESPACE: &str = "default";
@@ -59,22 +63,36 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     eprintln!("[3/5] installing the CRDs...");
     install_crds(&kube).await?;
 
-    eprintln!("[4/5] starting the controller...");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run_args = RunArgs {
-        kubeconfig: None,
-        config: Some(config_path.clone()),
-        namespace: None,
-        concurrency: 16,
-        inventory_interval: 2,
-        task_poll_interval: 200,
-        resync_interval: 3600,
-        shutdown_grace: 5,
-        max_tasks_per_node: 8,
+    let controller = if args.external_controller {
+        eprintln!(
+            "[4/5] --external-controller: start the controller yourself, e.g.\n      \
+             pve-operator run --kubeconfig {} --config {}",
+            env.kubeconfig_path().display(),
+            config_path.display()
+        );
+        None
+    } else {
+        eprintln!("[4/5] starting the controller...");
+        let run_args = RunArgs {
+            kubeconfig: None,
+            config: Some(config_path.clone()),
+            namespace: None,
+            concurrency: 16,
+            inventory_interval: 2,
+            task_poll_interval: 200,
+            resync_interval: 3600,
+            shutdown_grace: 5,
+            max_tasks_per_node: 8,
+        };
+        Some(tokio::spawn(run_with_client(
+            run_args,
+            kube.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        )))
     };
-    let controller = tokio::spawn(run_with_client(run_args, kube.clone(), async {
-        let _ = stopped.await;
-    }));
 
     eprintln!(
         "[5/5] applying {} example MachineRequest(s) from {}...",
@@ -118,9 +136,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     eprintln!("Stopping...");
     let _ = stop.send(());
-    match controller.await {
-        Ok(result) => result?,
-        Err(error) => bail!("the controller task failed: {error}"),
+    if let Some(controller) = controller {
+        match controller.await {
+            Ok(result) => result?,
+            Err(error) => bail!("the controller task failed: {error}"),
+        }
     }
     sim.shutdown().await;
     drop(env);
