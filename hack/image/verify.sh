@@ -6,7 +6,7 @@
 #   3. the containerised controller, given only a kubeconfig and a Proxmox config, brings the
 #      four examples of deploy/examples to Ready in `pve-operator demo --external-controller`
 #      (a real kube-apiserver and the Proxmox simulator on this host);
-#   4. `docker stop` (SIGTERM) ends it cleanly, with exit code 0.
+#   4. `docker stop` (SIGTERM) ends it cleanly, with exit code 0, and its logs hold no password.
 #
 # It needs a running Docker engine with BuildKit. It is not part of hack/test.sh: CI machines
 # have no Docker engine.
@@ -87,7 +87,7 @@ build_local_runtime() {
   debs=$(mktemp -d)
   trap 'rm -rf "$rootfs" "$debs"' RETURN
   say "extracting distroless/cc's Debian packages into a stand-in runtime image"
-  (cd "$debs" && apt-get download base-files netbase tzdata libc6 libgcc-s1 libstdc++6 libssl3 >/dev/null) ||
+  (cd "$debs" && apt-get -o APT::Sandbox::User=root download base-files netbase tzdata libc6 libgcc-s1 libstdc++6 libssl3 >/dev/null) ||
     die "apt-get download of the runtime packages failed"
   for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$rootfs"; done
   rm -rf "$rootfs/usr/share/doc" "$rootfs/usr/share/man" "$rootfs/usr/share/lintian"
@@ -190,8 +190,14 @@ say "ok: the containerised controller brought every example to Ready"
 "$docker" stop -t 30 "$container" >/dev/null
 code=$("$docker" inspect -f '{{.State.ExitCode}}' "$container")
 [[ "$code" == 0 ]] || { "$docker" logs --tail 40 "$container" >&2; die "the controller exited with $code after SIGTERM"; }
-lines=$("$docker" logs "$container" 2>&1 | wc -l)
-say "ok: SIGTERM ends it with exit code 0 ($lines JSON log lines)"
+"$docker" logs "$container" >"$cache/controller.log" 2>&1
+say "ok: SIGTERM ends it with exit code 0 ($(wc -l <"$cache/controller.log") JSON log lines in $cache/controller.log)"
+password=$(sed -n 's/^ *password: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$work/config/proxmox.yaml")
+[[ -n "$password" ]] || die "found no password in the demo's Proxmox config to look for"
+if grep -qF "$password" "$cache/controller.log"; then
+  die "the controller's logs contain the Proxmox password"
+fi
+say "ok: the Proxmox password appears nowhere in the controller's logs"
 kill -INT "$demo_pid"
 wait "$demo_pid" || true
 demo_pid=
