@@ -826,7 +826,9 @@ async fn tls_call(trust: TlsTrust) -> (Result<ApiResponse>, usize) {
 async fn tls_is_verified_by_default_and_refuses_an_unknown_ca() {
     let (r, seen) = tls_call(TlsTrust::PublicRoots).await;
     let e = r.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
+    assert_eq!(e.kind(), ErrorKind::Certificate, "{e:?}");
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("not signed by a trusted CA"), "{e}");
     assert_eq!(seen, 0, "no request may reach an unverified server");
 }
 
@@ -842,7 +844,7 @@ async fn a_pinned_fingerprint_trusts_exactly_that_certificate() {
     assert_eq!(r.unwrap().data, json!("hello"));
     let (r, seen) = tls_call(TlsTrust::Fingerprint(Fingerprint([0xAB; 32]))).await;
     let e = r.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Transport);
+    assert_eq!(e.kind(), ErrorKind::Certificate);
     assert!(e.to_string().contains("fingerprint"), "{e}");
     assert_eq!(seen, 0);
 }
