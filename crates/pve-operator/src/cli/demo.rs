@@ -167,7 +167,8 @@ fn read_examples(dir: &Path) -> anyhow::Result<Vec<MachineRequest>> {
     Ok(requests)
 }
 
-async fn install_crds(kube: &Client) -> anyhow::Result<()> {
+/// Applies the CRDs (server-side) and waits until each is Established.
+pub async fn install_crds(kube: &Client) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(kube.clone());
     for crd in pve_operator_api::crds() {
         let name = crd.name_any();
