@@ -738,7 +738,15 @@ async fn request_spans_record_method_path_status_and_never_a_secret() {
         .with_max_level(tracing::Level::TRACE)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // tracing caches each callsite's interest for the whole process. While at most one
+    // dispatcher is registered, a callsite first hit by another test's thread (which has no
+    // subscriber) is cached as "never", and this thread-local subscriber would see nothing. A
+    // second registered dispatcher makes tracing ask all of them, this one included; the
+    // rebuild corrects callsites cached before it.
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    tracing::callsite::rebuild_interest_cache();
     let (_state, ticket_srv) = ticket_server().await;
     let token_srv =
         MockServer::start(|_| Canned::raw(403, "Permission check failed (/vms/100, VM.Audit)", ""))
