@@ -163,6 +163,12 @@ impl Harness {
 
     /// Waits until the request's Ready condition is True, and returns it.
     pub async fn wait_ready(&self, name: &str) -> MachineRequest {
+        self.wait_ready_within(name, Duration::from_secs(60)).await
+    }
+
+    /// Like [`Harness::wait_ready`], failing after `deadline` (a guard against hangs, not a
+    /// speed assertion).
+    pub async fn wait_ready_within(&self, name: &str, deadline: Duration) -> MachineRequest {
         let ready = |obj: Option<&MachineRequest>| {
             obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
                 s.conditions
@@ -170,11 +176,8 @@ impl Harness {
                     .any(|c| c.type_ == "Ready" && c.status == "True")
             })
         };
-        let result = tokio::time::timeout(
-            Duration::from_secs(60),
-            await_condition(self.requests(), name, ready),
-        )
-        .await;
+        let result =
+            tokio::time::timeout(deadline, await_condition(self.requests(), name, ready)).await;
         match result {
             Ok(Ok(Some(obj))) => obj,
             other => {
@@ -756,8 +759,10 @@ async fn proxmox_outages_5xx_bursts_and_lock_timeouts_delay_but_never_lose_or_du
             rule(None, None, 0.2, FaultKind::Latency { ms: 50 }),
         ],
     });
+    // With these faults a request may fail several times in a row and back off up to 30 s each
+    // time: a longer hang guard than the default 60 s, which one passing run came within 2 s of.
     for name in &names {
-        h.wait_ready(name).await;
+        h.wait_ready_within(name, Duration::from_secs(240)).await;
     }
     h.sim.set_faults(FaultConfig::default());
     assert!(h.sim.stats().faults_injected > 0, "faults were injected");

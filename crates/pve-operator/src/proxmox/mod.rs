@@ -2,6 +2,7 @@
 //! task tracker and the VMID allocator, found through the [`ClusterRegistry`].
 
 pub mod inventory;
+pub mod placements;
 pub mod registry;
 pub mod tasks;
 pub mod vmid;

@@ -115,6 +115,8 @@ pub struct Connection {
     pub vmid_range: Option<VmidRange>,
     /// The credentials' effective privileges, read at most once a minute per path.
     pub permissions: crate::privileges::PermissionCache,
+    /// The VMs placed recently, which the inventory may not show yet.
+    pub placements: super::placements::RecentPlacements,
     fingerprint: u64,
 }
 
@@ -195,6 +197,8 @@ impl ClusterRegistry {
                 &config,
                 crate::privileges::PERMISSION_CACHE_TTL,
             ),
+            // Two inventory reads: by then a placed VM has started and is read back.
+            placements: super::placements::RecentPlacements::new(self.intervals.inventory * 2),
             fingerprint,
         });
         tracing::info!(cluster = %key, url = %config.url, "connected to Proxmox");

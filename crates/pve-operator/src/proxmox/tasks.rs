@@ -89,6 +89,14 @@ impl TaskTracker {
         semaphore.try_acquire_owned().ok().map(NodeSlot)
     }
 
+    /// How many more tasks the controller may start on `node` now.
+    pub fn free_slots(&self, node: &str) -> usize {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .get(node)
+            .map_or(self.per_node, |s| s.available_permits())
+    }
+
     /// Starts tracking `upid` for `owner` (idempotent: a UPID read back from status after a
     /// restart is tracked again).
     pub fn track(&self, upid: &Upid, owner: ObjectRef<MachineRequest>) {

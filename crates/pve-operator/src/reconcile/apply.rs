@@ -2,6 +2,7 @@
 //! power state, and tell the story in status. Every Proxmox task is recorded in status and handed
 //! to the cluster's task tracker; a reconcile never waits for one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -15,12 +16,12 @@ use pve_operator_api::{
 };
 
 use super::error::ReconcileError;
-use super::placement::choose_node;
+use super::placement::{NodeLoad, choose_node};
 use super::status::{self, is_true, set_condition, types};
 use super::{Context, RequestScope};
 use crate::privileges::{self, Step};
 use crate::proxmox::tasks::NodeSlot;
-use crate::proxmox::{Connection, VmEntry};
+use crate::proxmox::{Connection, Snapshot, VmEntry};
 use crate::vmspec;
 
 /// How long to wait before looking again while something runs in Proxmox; the task tracker and
@@ -60,7 +61,9 @@ pub async fn apply(
     // 2. Find the VM: by the recorded VMID (verifying it is ours), else by our marker.
     let vm = match find_own_vm(request, scope, conn, status, ctx).await? {
         Found::Ours(vm) => vm,
-        Found::Nothing => return create(request, scope, conn, status, ctx).await,
+        Found::Nothing(snapshot) => {
+            return create(request, scope, conn, status, snapshot, ctx).await;
+        }
         Found::Undecided(why) => {
             status.phase = Some(Phase::Provisioning);
             set_condition(
@@ -392,8 +395,9 @@ pub async fn apply(
 enum Found {
     /// The request's own VM.
     Ours(VmEntry),
-    /// No VM: one is to be created.
-    Nothing,
+    /// No VM: one is to be created. Carries the inventory read that told so, when it was read
+    /// during this reconcile (the create reuses it instead of reading again).
+    Nothing(Option<Arc<Snapshot>>),
     /// A VM at the recorded VMID whose ownership cannot be told yet (a create or clone still
     /// holds its lock; the config carries no keys until the worker writes them). It is neither
     /// touched nor replaced until the lock clears.
@@ -411,27 +415,56 @@ async fn find_own_vm(
 ) -> Result<Found, ReconcileError> {
     let marker = scope.marker;
     let mut snapshot = conn.inventory.snapshot();
+    let mut fresh = false;
     let recorded = status.vmid;
-    let stale = |s: &crate::proxmox::Snapshot| {
-        s.read_at.is_none()
-            || recorded.is_some_and(|id| !s.vms.contains_key(&id))
-            || s.find_marked(marker).is_none()
-    };
-    if stale(&snapshot) {
-        // Before deciding that the VM does not exist, look at Proxmox now, not at a cached read.
-        snapshot = conn
-            .inventory
-            .fresh_snapshot()
-            .await
-            .map_err(ReconcileError::proxmox("reading /cluster/resources"))?;
+    if recorded.is_none() && snapshot.find_marked(marker).is_none() {
+        // A new request can only wait while every node runs as many of the controller's tasks
+        // as allowed: it waits without reading anything (a burst of requests would otherwise
+        // read the whole inventory once a second each).
+        let online: Vec<&str> = snapshot
+            .nodes
+            .values()
+            .filter(|n| n.online)
+            .map(|n| n.name.as_str())
+            .collect();
+        if !online.is_empty() && online.iter().all(|n| conn.tasks.free_slots(n) == 0) {
+            return Err(ReconcileError::NodeBusy(online.join(", ")));
+        }
+    }
+    // Before deciding that a new request has no VM, look at Proxmox now, not at a cached read.
+    // (A request with a recorded VMID is looked up by that VMID below.)
+    if snapshot.read_at.is_none() || (recorded.is_none() && snapshot.find_marked(marker).is_none())
+    {
+        snapshot = fresh_inventory(conn).await?;
+        fresh = true;
     }
     if let Some(vm) = snapshot.find_marked(marker) {
         return Ok(Found::Ours(vm.clone()));
     }
     let Some(vmid) = recorded else {
-        return Ok(Found::Nothing);
+        return Ok(Found::Nothing(fresh.then_some(snapshot)));
     };
-    let Some(vm) = snapshot.vms.get(&vmid) else {
+    let mut entry = snapshot.vms.get(&vmid).cloned();
+    if entry.is_none() && !fresh {
+        // The inventory predates the VM (usually: the controller created it since the last
+        // read). One read of that VM answers, where a fresh inventory would cost a read of every
+        // VM in the cluster for each such request.
+        entry = match &status.node {
+            Some(node) => read_one_vm(conn, node, vmid).await?,
+            None => None,
+        };
+        if entry.is_none() {
+            // Not where it was recorded (or no node recorded): it may have moved; ask the
+            // whole cluster before deciding it is gone.
+            snapshot = fresh_inventory(conn).await?;
+            fresh = true;
+            if let Some(vm) = snapshot.find_marked(marker) {
+                return Ok(Found::Ours(vm.clone()));
+            }
+            entry = snapshot.vms.get(&vmid).cloned();
+        }
+    }
+    let Some(vm) = entry else {
         if is_true(status, types::PROVISIONED) {
             scope
                 .event(
@@ -443,8 +476,11 @@ async fn find_own_vm(
                 .await;
             status::clear_condition(status, types::PROVISIONED);
         }
-        return Ok(Found::Nothing);
+        return Ok(Found::Nothing(fresh.then_some(snapshot)));
     };
+    if marker.is_in_tags(&vm.tags.iter().map(String::as_str).collect::<Vec<_>>()) {
+        return Ok(Found::Ours(vm));
+    }
     // Not tagged: a clone still in progress carries the marker only in its description.
     let config = conn
         .pve
@@ -454,7 +490,7 @@ async fn find_own_vm(
             "reading the config of VM {vmid}"
         )))?;
     if marker.is_in_config(&config) {
-        return Ok(Found::Ours(vm.clone()));
+        return Ok(Found::Ours(vm));
     }
     if let Some(lock) = config.lock().or(vm.lock.as_deref()) {
         return Ok(Found::Undecided(format!(
@@ -478,7 +514,52 @@ async fn find_own_vm(
     );
     status.vmid = None;
     status.node = None;
-    Ok(Found::Nothing)
+    Ok(Found::Nothing(fresh.then_some(snapshot)))
+}
+
+/// An inventory read that began after this call (shared with concurrent callers).
+async fn fresh_inventory(conn: &Connection) -> Result<Arc<Snapshot>, ReconcileError> {
+    conn.inventory
+        .fresh_snapshot()
+        .await
+        .map_err(ReconcileError::proxmox("reading /cluster/resources"))
+}
+
+/// The VM `vmid` on `node` as the inventory would list it, read from its own status; `None`
+/// when it is not there.
+async fn read_one_vm(
+    conn: &Connection,
+    node: &str,
+    vmid: u32,
+) -> Result<Option<VmEntry>, ReconcileError> {
+    match conn.pve.qemu_status(node, vmid).await {
+        Ok(current) => Ok(Some(VmEntry {
+            vmid,
+            node: node.to_string(),
+            name: current.name.unwrap_or_default(),
+            status: current.status,
+            tags: current
+                .tags
+                .as_deref()
+                .unwrap_or_default()
+                .split([';', ',', ' '])
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            lock: current.lock,
+            template: current.template.unwrap_or(false),
+        })),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+        // Without VM.Audit the VM the controller created is invisible to it: say so rather than
+        // pass on a bare 403 (and never create another one).
+        Err(error) if error.kind() == ErrorKind::PermissionDenied => {
+            Err(ReconcileError::InvisibleVm(vmid))
+        }
+        Err(error) => Err(ReconcileError::Proxmox {
+            action: format!("reading the status of VM {vmid} on {node}"),
+            source: error,
+        }),
+    }
 }
 
 /// Creates the VM: VMID and node are chosen and recorded in status before the create is sent,
@@ -488,17 +569,19 @@ async fn create(
     scope: &RequestScope<'_>,
     conn: &Connection,
     status: &mut MachineRequestStatus,
+    snapshot: Option<Arc<Snapshot>>,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     let generation = request.metadata.generation;
     let spec = &request.spec;
     // Nothing is created that Proxmox would refuse to create, configure, start or delete.
     privileges::require(conn, spec, Step::Create).await?;
-    let snapshot = conn
-        .inventory
-        .fresh_snapshot()
-        .await
-        .map_err(ReconcileError::proxmox("reading /cluster/resources"))?;
+    // Placement and VMID allocation need a current view: the one this reconcile just read, or
+    // a new one.
+    let snapshot = match snapshot {
+        Some(snapshot) => snapshot,
+        None => fresh_inventory(conn).await?,
+    };
 
     let template = match &spec.boot.template {
         Some(t) => Some(
@@ -523,10 +606,29 @@ async fn create(
         (None, Some(recorded)) if snapshot.nodes.get(recorded).is_some_and(|n| n.online) => {
             recorded.clone()
         }
-        (None, _) => choose_node(spec, &snapshot).map_err(ReconcileError::Placement)?,
+        (None, _) => {
+            let recent = conn.placements.by_node();
+            let load = snapshot
+                .nodes
+                .keys()
+                .map(|node| {
+                    let load = NodeLoad {
+                        has_free_task_slot: conn.tasks.free_slots(node) > 0,
+                        recently_placed: recent.get(node).copied().unwrap_or_default(),
+                    };
+                    (node.clone(), load)
+                })
+                .collect();
+            choose_node(spec, &snapshot, &load).map_err(ReconcileError::Placement)?
+        }
     };
     // A slot on the node first: a VMID is recorded only for a create about to be sent.
     let slot = conn.tasks.reserve(&node).ok_or_else(|| node_busy(&node))?;
+    if template.is_none() && status.node.as_ref() != Some(&node) {
+        // A new placement: count it until the inventory can show it.
+        conn.placements
+            .record(&node, spec.memory.size_mib.saturating_mul(1 << 20));
+    }
     let vmid = match status.vmid {
         Some(id) if !snapshot.vms.contains_key(&id) => {
             let free = conn

@@ -1,11 +1,39 @@
 //! Choosing the node for a new VM.
 
+use std::collections::BTreeMap;
+
 use pve_operator_api::{MachineRequestSpec, PlacementStrategy};
 
 use crate::proxmox::inventory::{NodeEntry, Snapshot};
+use crate::proxmox::placements::Placed;
+
+/// The controller's own load on a node, which the inventory does not show yet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeLoad {
+    /// Whether the controller may start another task there now (`--max-tasks-per-node`).
+    pub has_free_task_slot: bool,
+    /// What the controller placed there since the inventory could have seen it.
+    pub recently_placed: Placed,
+}
 
 /// The node to create the VM on, or why there is none (a message naming the spec field).
-pub fn choose_node(spec: &MachineRequestSpec, snapshot: &Snapshot) -> Result<String, String> {
+///
+/// Among the nodes the spec allows (and, for `MostFreeMemory`, that have room by the last
+/// inventory), a node where the controller may start a task now comes first; then the
+/// strategy decides, counting the controller's recent placements as if the inventory showed
+/// them, so that a burst of requests spreads over the nodes. A node missing from `load` counts
+/// as idle.
+pub fn choose_node(
+    spec: &MachineRequestSpec,
+    snapshot: &Snapshot,
+    load: &BTreeMap<String, NodeLoad>,
+) -> Result<String, String> {
+    let load_of = |n: &NodeEntry| {
+        load.get(&n.name).copied().unwrap_or(NodeLoad {
+            has_free_task_slot: true,
+            recently_placed: Placed::default(),
+        })
+    };
     let online: Vec<&NodeEntry> = snapshot.nodes.values().filter(|n| n.online).collect();
     let online_names = || {
         let names: Vec<&str> = online.iter().map(|n| n.name.as_str()).collect();
@@ -62,17 +90,28 @@ pub fn choose_node(spec: &MachineRequestSpec, snapshot: &Snapshot) -> Result<Str
                     spec.memory.size_mib
                 ));
             }
-            // Unknown free memory (no Sys.Audit on /nodes) ranks last; ties go by name.
+            // Free memory after the recent placements; unknown (no Sys.Audit on /nodes) ranks
+            // last; ties go by name.
+            let rank = |n: &NodeEntry| {
+                let load = load_of(n);
+                (
+                    load.has_free_task_slot,
+                    free(n).map(|f| f.saturating_sub(load.recently_placed.memory_bytes)),
+                )
+            };
             fitting
                 .into_iter()
-                .max_by(|a, b| free(a).cmp(&free(b)).then_with(|| b.name.cmp(&a.name)))
+                .max_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| b.name.cmp(&a.name)))
         }
         PlacementStrategy::FewestVMs => {
-            let count =
-                |n: &NodeEntry| snapshot.vms.values().filter(|vm| vm.node == n.name).count();
+            let rank = |n: &NodeEntry| {
+                let load = load_of(n);
+                let vms = snapshot.vms.values().filter(|vm| vm.node == n.name).count();
+                (!load.has_free_task_slot, vms + load.recently_placed.count)
+            };
             candidates
                 .into_iter()
-                .min_by(|a, b| count(a).cmp(&count(b)).then_with(|| a.name.cmp(&b.name)))
+                .min_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name)))
         }
     };
     chosen
@@ -102,6 +141,10 @@ mod tests {
         .expect("spec")
     }
 
+    fn idle() -> BTreeMap<String, NodeLoad> {
+        BTreeMap::new()
+    }
+
     fn snapshot(nodes: Vec<NodeEntry>) -> Snapshot {
         Snapshot {
             nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
@@ -117,10 +160,10 @@ mod tests {
             node("c", false, 512, 0),
         ]);
         assert_eq!(
-            choose_node(&spec(serde_json::json!({}), 1024), &s),
+            choose_node(&spec(serde_json::json!({}), 1024), &s, &idle()),
             Ok("b".into())
         );
-        let too_big = choose_node(&spec(serde_json::json!({}), 100 * 1024), &s);
+        let too_big = choose_node(&spec(serde_json::json!({}), 100 * 1024), &s, &idle());
         assert!(too_big.is_err_and(|e| e.contains("spec.memory.sizeMiB")));
     }
 
@@ -132,10 +175,10 @@ mod tests {
             node("c", false, 512, 0),
         ]);
         assert_eq!(
-            choose_node(&spec(serde_json::json!({"node": "a"}), 1024), &s),
+            choose_node(&spec(serde_json::json!({"node": "a"}), 1024), &s, &idle()),
             Ok("a".into())
         );
-        let offline = choose_node(&spec(serde_json::json!({"node": "c"}), 1024), &s);
+        let offline = choose_node(&spec(serde_json::json!({"node": "c"}), 1024), &s, &idle());
         assert!(
             offline
                 .is_err_and(|e| e.contains("spec.placement.node c") && e.contains("online: a, b"))
@@ -143,9 +186,56 @@ mod tests {
         assert_eq!(
             choose_node(
                 &spec(serde_json::json!({"allowedNodes": ["a", "c"]}), 1024),
-                &s
+                &s,
+                &idle()
             ),
             Ok("a".into())
         );
+    }
+
+    #[test]
+    fn a_burst_spreads_over_the_nodes_and_skips_nodes_without_a_task_slot() {
+        let s = snapshot(vec![
+            node("a", true, 64, 10),
+            node("b", true, 64, 11),
+            node("c", true, 64, 12),
+        ]);
+        let request = spec(serde_json::json!({}), 4096);
+        // By the last inventory alone, every request of a burst would go to a.
+        assert_eq!(choose_node(&request, &s, &idle()), Ok("a".into()));
+        // After two 4 GiB placements on a, b has the most room left.
+        let mut load = idle();
+        load.insert(
+            "a".into(),
+            NodeLoad {
+                has_free_task_slot: true,
+                recently_placed: Placed {
+                    count: 2,
+                    memory_bytes: 8 << 30,
+                },
+            },
+        );
+        assert_eq!(choose_node(&request, &s, &load), Ok("b".into()));
+        // A node where no task may start now comes last, whatever its memory.
+        let busy = NodeLoad {
+            has_free_task_slot: false,
+            recently_placed: Placed::default(),
+        };
+        load.insert("b".into(), busy);
+        assert_eq!(choose_node(&request, &s, &load), Ok("c".into()));
+        // FewestVMs counts the recent placements too.
+        let fewest = spec(serde_json::json!({"strategy": "FewestVMs"}), 1024);
+        let mut load = idle();
+        load.insert(
+            "a".into(),
+            NodeLoad {
+                has_free_task_slot: true,
+                recently_placed: Placed {
+                    count: 1,
+                    memory_bytes: 1 << 30,
+                },
+            },
+        );
+        assert_eq!(choose_node(&fewest, &s, &load), Ok("b".into()));
     }
 }
