@@ -762,7 +762,11 @@ fn full_vm(uuid: &str) -> VmConfig {
 
 #[tokio::test]
 async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
-    let h = Harness::start().await;
+    // A guest that boots for a minute of the simulator's clock: the test decides when it has
+    // booted (by advancing that clock), not how fast this machine runs the steps in between.
+    let mut cluster = fast_cluster();
+    cluster.agent_boot_delay_ms = 60_000;
+    let h = Harness::start_with(cluster).await;
     let root = h.root();
     let uuid = "5b0f6a9e-3c2d-4e1f-9a8b-7c6d5e4f3a2b";
 
@@ -921,7 +925,7 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
             .contains("QEMU guest agent is not running"),
         "{booting}"
     );
-    h.sim.with_state(|s| s.clock_offset_ms += 5_000); // the guest has booted
+    h.sim.with_state(|s| s.clock_offset_ms += 61_000); // the guest has booted
     let ifaces = root
         .qemu_agent_network(NODE, vmid)
         .await
