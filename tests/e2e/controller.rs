@@ -100,6 +100,7 @@ impl Harness {
             kubeconfig: None,
             config: Some(self.config_path.clone()),
             namespace: Some(self.namespace.clone()),
+            credentials_namespaces: vec![],
             concurrency: 16,
             inventory_interval: 1,
             task_poll_interval: 100,

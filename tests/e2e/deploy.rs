@@ -1,7 +1,7 @@
 //! Deployment and operations on the real kube-apiserver: the Helm chart and the kustomize base
 //! (lint, server-side dry-run of everything they render, drift against `crds/` and the chart),
-//! the chart's RBAC (sufficient for the full lifecycle as its ServiceAccount, and no rule or verb
-//! to spare), the operations endpoints (`/metrics` as OpenMetrics, `/readyz` only after the
+//! values the chart refuses, the chart's RBAC (sufficient for the full lifecycle as its
+//! ServiceAccount, no rule or verb to spare, Secrets only in the credentials namespaces), the operations endpoints (`/metrics` as OpenMetrics, `/readyz` only after the
 //! caches synced) and leader election between two controller instances.
 //!
 //! helm and kustomize come from `hack/helm/build.sh` (built once from their Go modules and
@@ -18,9 +18,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-    PostParams, WatchParams,
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, ObjectList, Patch,
+    PatchParams, PostParams, WatchParams,
 };
 use kube::discovery::{self, Scope};
 use kube::runtime::wait::await_condition;
@@ -216,6 +217,67 @@ fn helm_lint_passes_with_the_defaults_and_with_every_option_on() {
     assert!(out.contains("0 chart(s) failed"), "{out}");
 }
 
+/// `helm template` with `sets` that the chart must refuse: the error (stderr).
+fn helm_template_refused(sets: &[&str]) -> String {
+    let mut args = vec!["template", "pve-operator", CHART, "--namespace", "ops"];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let output = Command::new(tools().join("helm"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("helm runs");
+    assert!(
+        !output.status.success(),
+        "helm accepted {sets:?}:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_chart_refuses_bad_values_naming_the_value_and_what_is_wrong() {
+    // (values, words the error must contain)
+    let cases: &[(&[&str], &[&str])] = &[
+        // values.schema.json: a misspelt key is not silently ignored.
+        (
+            &["leaderElection.leaseDuraton=30"],
+            &["leaderElection", "leaseDuraton", "not allowed"],
+        ),
+        (&["replicaCount=two"], &["replicaCount", "integer"]),
+        (&["logging.format=yaml"], &["logging/format"]),
+        (
+            &["credentialsNamespaces={Team_A}"],
+            &["credentialsNamespaces/0"],
+        ),
+        // Rules across values, from the templates.
+        (
+            &["leaderElection.renewInterval=10"],
+            &["renewInterval (10s)", "leaseDuration (15s)"],
+        ),
+        (
+            &["credentialsNamespaces={*,team-a}"],
+            &["credentialsNamespaces", "every namespace"],
+        ),
+        (
+            &["watchNamespace=team-a", "credentialsNamespaces={team-b}"],
+            &[
+                "credentialsNamespaces",
+                "team-a",
+                "leave credentialsNamespaces empty",
+            ],
+        ),
+    ];
+    for (sets, words) in cases {
+        let error = helm_template_refused(sets);
+        for word in *words {
+            assert!(error.contains(word), "{sets:?}: {word:?} not in {error}");
+        }
+    }
+}
+
 /// The files of a directory, by name.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
@@ -266,8 +328,19 @@ async fn everything_the_chart_renders_is_accepted_by_a_server_side_dry_run() {
         .await
         .expect("namespace");
     let watch = format!("watchNamespace={ns}");
+    let mut teams = Vec::new();
+    for prefix in ["team-a", "team-b"] {
+        teams.push(
+            env.create_namespace(&client, prefix)
+                .await
+                .expect("namespace"),
+        );
+    }
+    let credentials_in_teams = format!("credentialsNamespaces={{{}}}", teams.join(","));
     let variants: Vec<(&str, Vec<&str>)> = vec![
         ("defaults", vec![]),
+        ("credentials in two namespaces", vec![&credentials_in_teams]),
+        ("credentials everywhere", vec!["credentialsNamespaces={*}"]),
         (
             "every option",
             vec![
@@ -307,8 +380,53 @@ async fn everything_the_chart_renders_is_accepted_by_a_server_side_dry_run() {
         dry_run_apply(&client, &docs).await;
     }
 
+    // Secrets are granted where credentials live: by default the release's namespace...
+    let secret_grants = |docs: &[Value]| -> Vec<String> {
+        docs.iter()
+            .filter(|d| {
+                ["Role", "ClusterRole"].contains(&d["kind"].as_str().unwrap_or(""))
+                    && d["rules"].to_string().contains("\"secrets\"")
+            })
+            .map(|d| {
+                format!(
+                    "{} {}",
+                    d["kind"].as_str().unwrap_or(""),
+                    d["metadata"]["namespace"].as_str().unwrap_or("(cluster)")
+                )
+            })
+            .collect()
+    };
+    let args_of = |docs: &[Value]| -> Vec<String> {
+        find(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect()
+    };
+    let defaults = documents(&helm_template(&ns, &[]));
+    assert_eq!(secret_grants(&defaults), vec![format!("Role {ns}")]);
+    assert!(args_of(&defaults).contains(&"--credentials-namespace=$(POD_NAMESPACE)".into()));
+    // ...or the ones listed, or (asked for) all of them.
+    let listed = documents(&helm_template(&ns, &[&credentials_in_teams]));
+    assert_eq!(
+        secret_grants(&listed),
+        teams
+            .iter()
+            .map(|t| format!("Role {t}"))
+            .collect::<Vec<_>>()
+    );
+    assert!(args_of(&listed).contains(&format!("--credentials-namespace={}", teams.join(","))));
+    let everywhere = documents(&helm_template(&ns, &["credentialsNamespaces={*}"]));
+    assert_eq!(secret_grants(&everywhere), vec!["ClusterRole (cluster)"]);
+    assert!(
+        !args_of(&everywhere)
+            .iter()
+            .any(|a| a.starts_with("--credentials-namespace"))
+    );
+
     // The options show up where they should.
-    let docs = documents(&helm_template(&ns, &variants[1].1));
+    let docs = documents(&helm_template(&ns, &variants[3].1));
     for kind in [
         "Role",
         "RoleBinding",
@@ -477,12 +595,16 @@ async fn apply_object(client: &Client, doc: &Value) {
             "ServiceAccount" => "serviceaccounts".into(),
             "Role" => "roles".into(),
             "RoleBinding" => "rolebindings".into(),
+            "ClusterRole" => "clusterroles".into(),
+            "ClusterRoleBinding" => "clusterrolebindings".into(),
             other => panic!("apply_object does not know {other}"),
         },
         ..resource
     };
-    let ns = doc["metadata"]["namespace"].as_str().expect("namespace");
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    let api: Api<DynamicObject> = match doc["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
     api.patch(
         doc["metadata"]["name"].as_str().expect("name"),
         &PatchParams::apply("e2e-deploy").force(),
@@ -604,6 +726,7 @@ impl Instance {
                 kubeconfig: None,
                 config: Some(options.config.to_path_buf()),
                 namespace: Some(options.ns.to_string()),
+                credentials_namespaces: vec![],
                 concurrency: 16,
                 inventory_interval: 1,
                 task_poll_interval: 100,
@@ -621,6 +744,12 @@ impl Instance {
                 leader_identity: Some(options.identity.to_string()),
             },
         };
+        Instance::launch(client, command, listener)
+    }
+
+    /// Runs `command` with its endpoints on `listener` (whatever its --metrics-addr says).
+    fn launch(client: Client, command: RunCommand, listener: tokio::net::TcpListener) -> Instance {
+        let addr = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run_operator(command, client, listener, async {
             let _ = stopped.await;
@@ -843,7 +972,12 @@ async fn wait_ready(requests: &Api<MachineRequest>, name: &str) -> MachineReques
 }
 
 async fn apply_request(requests: &Api<MachineRequest>, name: &str) {
-    let request = json!({
+    apply_request_on(requests, name, None).await
+}
+
+/// Applies a small ISO-booted MachineRequest, on the ProxmoxCluster `cluster` if given.
+async fn apply_request_on(requests: &Api<MachineRequest>, name: &str, cluster: Option<&str>) {
+    let mut request = json!({
         "apiVersion": "pve-operator.dev/v1alpha1",
         "kind": "MachineRequest",
         "metadata": { "name": name },
@@ -855,6 +989,9 @@ async fn apply_request(requests: &Api<MachineRequest>, name: &str) {
             "boot": { "iso": { "volume": "local:iso/debian-12.7.0-amd64-netinst.iso" } },
         },
     });
+    if let Some(cluster) = cluster {
+        request["spec"]["clusterRef"] = json!({ "name": cluster });
+    }
     requests
         .patch(
             name,
@@ -920,11 +1057,10 @@ async fn as_the_charts_service_account_the_controller_is_unready_until_its_cache
     let main_binding = rbac
         .iter()
         .find(|d| {
+            let name = d["metadata"]["name"].as_str().unwrap_or("");
             d["kind"] == "RoleBinding"
-                && !d["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .ends_with("leader-election")
+                && !name.ends_with("-leader-election")
+                && !name.ends_with("-credentials")
         })
         .expect("the controller's RoleBinding")
         .clone();
@@ -1058,6 +1194,226 @@ async fn as_the_charts_service_account_the_controller_is_unready_until_its_cache
         None,
         "a graceful stop releases the Lease"
     );
+    proxmox.sim.shutdown().await;
+}
+
+/// The controller's `run` options exactly as the chart's Deployment passes them (with the pod's
+/// `$(POD_NAMESPACE)` expanded as the kubelet would), the config file and the endpoints' address
+/// swapped for local ones.
+fn chart_run_command(docs: &[Value], pod_namespace: &str, config: &Path) -> RunCommand {
+    let deployment = find(docs, "Deployment")[0];
+    let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .map(|a| a.replace("$(POD_NAMESPACE)", pod_namespace))
+        .filter(|a| !a.starts_with("--config=") && !a.starts_with("--metrics-addr="))
+        .collect();
+    let mut argv = vec!["pve-operator".to_string()];
+    argv.extend(args);
+    argv.push(format!("--config={}", config.display()));
+    argv.push("--metrics-addr=127.0.0.1:0".into());
+    let cli = <pve_operator::cli::Cli as clap::Parser>::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("the binary rejects the chart's arguments {argv:?}: {e}"));
+    match cli.command {
+        pve_operator::cli::Command::Run(mut command) => {
+            command.ops.lease_namespace = Some(pod_namespace.to_string());
+            command.ops.leader_identity = Some("cluster-wide".into());
+            // Quicker than the chart's production timers; nothing about scope or rights.
+            command.controller.inventory_interval = 1;
+            command.controller.task_poll_interval = 100;
+            command
+        }
+        _ => panic!("the chart's Deployment does not run `pve-operator run`: {argv:?}"),
+    }
+}
+
+/// A ProxmoxCluster `name` in the namespace of `clusters`, on the simulator, with its
+/// credentials Secret (the simulator's, in the source documents' format).
+async fn create_proxmox_cluster(admin: &Client, ns: &str, name: &str, proxmox: &Proxmox) {
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
+    let text = std::fs::read_to_string(&proxmox.config).expect("config");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": format!("{name}-credentials") },
+        "stringData": { "config.yaml": text }
+    }))
+    .expect("Secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("Secret created");
+    let clusters: Api<ProxmoxCluster> = Api::namespaced(admin.clone(), ns);
+    let cluster: ProxmoxCluster = serde_json::from_value(json!({
+        "apiVersion": "pve-operator.dev/v1alpha1",
+        "kind": "ProxmoxCluster",
+        "metadata": { "name": name },
+        "spec": {
+            "endpoint": proxmox.sim.url(),
+            "credentialsRef": { "name": format!("{name}-credentials") }
+        }
+    }))
+    .expect("ProxmoxCluster");
+    clusters
+        .create(&PostParams::default(), &cluster)
+        .await
+        .expect("ProxmoxCluster created");
+}
+
+/// The `type_` condition of a ProxmoxCluster once it has one with `status`.
+async fn cluster_condition(
+    clusters: &Api<ProxmoxCluster>,
+    name: &str,
+    type_: &str,
+    status: &str,
+) -> Condition {
+    let found = |c: Option<&ProxmoxCluster>| {
+        c.and_then(|c| c.status.as_ref())
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+            .is_some_and(|c| c.status == status)
+    };
+    let cluster = within(
+        &format!("ProxmoxCluster {name} to report {type_}={status}"),
+        await_condition(clusters.clone(), name, found),
+    )
+    .await
+    .expect("watch works")
+    .expect("the ProxmoxCluster exists");
+    cluster
+        .status
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_))
+        .expect("the condition")
+}
+
+/// Cluster-wide, as the chart installs it by default: the ServiceAccount reads Secrets only in
+/// the release's namespace. A ProxmoxCluster there works end to end; one in another namespace is
+/// reported as not served (and the API server would refuse the read anyway). Its own control
+/// plane: a cluster-wide controller must not touch the other tests' objects.
+#[tokio::test]
+async fn cluster_wide_the_charts_service_account_reads_credentials_only_in_the_credentials_namespaces()
+ {
+    init_logging();
+    let env = testenv::TestEnv::start().await.expect("control plane");
+    let admin = env.client().expect("client");
+    install_crds(&admin).await;
+    let release = env
+        .create_namespace(&admin, "release")
+        .await
+        .expect("namespace");
+    let team = env
+        .create_namespace(&admin, "team")
+        .await
+        .expect("namespace");
+    let docs = documents(&helm_template(&release, &[]));
+    assert!(
+        find(&docs, "ClusterRole")[0]["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .all(|r| !r["resources"].to_string().contains("secrets")),
+        "the ClusterRole grants no Secrets"
+    );
+    let mut applied = 0;
+    for doc in &docs {
+        if [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+        ]
+        .contains(&doc["kind"].as_str().unwrap_or(""))
+        {
+            apply_object(&admin, doc).await;
+            applied += 1;
+        }
+    }
+    // ServiceAccount, ClusterRole(+Binding), credentials Role(+Binding), Lease Role(+Binding).
+    assert_eq!(
+        applied,
+        7,
+        "{:?}",
+        docs.iter().map(kind_and_name).collect::<Vec<_>>()
+    );
+    let sa = find(&docs, "ServiceAccount")[0]["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    let client = service_account_client(&admin, env.config(), &release, &sa).await;
+
+    // The chart's rights, as the API server judges them.
+    let in_release: Api<Secret> = Api::namespaced(client.clone(), &release);
+    let in_team: Api<Secret> = Api::namespaced(client.clone(), &team);
+    let everywhere: Api<Secret> = Api::all(client.clone());
+    let forbidden = |r: Result<ObjectList<Secret>, kube::Error>| matches!(r, Err(kube::Error::Api(status)) if status.code == 403);
+    until(
+        "Secrets in the release's namespace to be listable",
+        || async { in_release.list(&ListParams::default()).await.is_ok() },
+    )
+    .await;
+    assert!(forbidden(in_team.list(&ListParams::default()).await));
+    assert!(forbidden(everywhere.list(&ListParams::default()).await));
+
+    let proxmox = Proxmox::start().await;
+    let command = chart_run_command(&docs, &release, &proxmox.config);
+    assert_eq!(
+        command.controller.credentials_namespaces,
+        vec![release.clone()],
+        "by default the chart serves credentials of its own namespace"
+    );
+    assert_eq!(command.controller.namespace, None, "cluster-wide");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback port");
+    let instance = Instance::launch(client, command, listener);
+
+    // Served: credentials from the release's namespace, a VM through them.
+    create_proxmox_cluster(&admin, &release, "home", &proxmox).await;
+    let home: Api<ProxmoxCluster> = Api::namespaced(admin.clone(), &release);
+    cluster_condition(&home, "home", "Ready", "True").await;
+    let requests: Api<MachineRequest> = Api::namespaced(admin.clone(), &release);
+    apply_request_on(&requests, "on-home", Some("home")).await;
+    wait_ready(&requests, "on-home").await;
+    assert_eq!(proxmox.vm_count().await, 1);
+
+    // Not served: said so, with what to change, on the cluster and on its requests.
+    create_proxmox_cluster(&admin, &team, "away", &proxmox).await;
+    let away: Api<ProxmoxCluster> = Api::namespaced(admin.clone(), &team);
+    let condition = cluster_condition(&away, "away", "CredentialsValid", "False").await;
+    assert_eq!(condition.reason, "CredentialsNamespaceNotServed");
+    for needle in [team.as_str(), release.as_str(), "credentialsNamespaces"] {
+        assert!(
+            condition.message.contains(needle),
+            "{needle} not in {:?}",
+            condition.message
+        );
+    }
+    let team_requests: Api<MachineRequest> = Api::namespaced(admin.clone(), &team);
+    apply_request_on(&team_requests, "on-away", Some("away")).await;
+    let not_served = |r: Option<&MachineRequest>| {
+        r.and_then(|r| r.status.as_ref()).is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "False"
+                    && c.reason == "ClusterUnavailable"
+                    && c.message.contains("credentialsNamespaces")
+            })
+        })
+    };
+    within(
+        "the request on the unserved cluster to say why it waits",
+        await_condition(team_requests.clone(), "on-away", not_served),
+    )
+    .await
+    .expect("watch works");
+    assert_eq!(
+        proxmox.vm_count().await,
+        1,
+        "no VM for the unserved cluster"
+    );
+
+    delete_and_wait_gone(&requests, "on-home").await;
+    instance.stop().await.expect("a clean stop");
     proxmox.sim.shutdown().await;
 }
 

@@ -302,6 +302,7 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
         kubeconfig: None,
         config: Some(config_path),
         namespace: Some("default".into()),
+        credentials_namespaces: vec![],
         concurrency: CONCURRENCY as u16,
         inventory_interval: RESYNC.as_secs(),
         task_poll_interval: TASK_POLL.as_millis() as u64,

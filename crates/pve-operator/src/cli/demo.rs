@@ -78,6 +78,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             kubeconfig: None,
             config: Some(config_path.clone()),
             namespace: None,
+            credentials_namespaces: vec![],
             concurrency: 16,
             inventory_interval: 2,
             task_poll_interval: 200,

@@ -1,6 +1,7 @@
 //! `pve-operator run`: the controller, with its operations endpoints (`/metrics`, `/healthz`,
 //! `/readyz`) and, with `--leader-elect`, leader election on a Lease.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +34,15 @@ pub struct RunArgs {
     /// Watch only this namespace (all namespaces when omitted).
     #[arg(long, env = "PVE_OPERATOR_NAMESPACE")]
     pub namespace: Option<String>,
+    /// A namespace whose Secrets may be read as ProxmoxCluster credentials (repeatable, or
+    /// comma-separated). ProxmoxClusters elsewhere are reported as not served, and no Secret
+    /// outside these namespaces is read or watched. Default: every watched namespace.
+    #[arg(
+        long = "credentials-namespace",
+        env = "PVE_OPERATOR_CREDENTIALS_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub credentials_namespaces: Vec<String>,
     /// MachineRequests reconciled at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
@@ -297,7 +307,11 @@ pub async fn run_controllers(
         tasks: Duration::from_millis(args.task_poll_interval.max(50)),
         max_tasks_per_node: args.max_tasks_per_node.max(1),
     };
-    let registry = ClusterRegistry::new(default, kube.clone(), trigger, intervals);
+    let credentials_namespaces = credentials_namespaces(&args)?;
+    let mut registry = ClusterRegistry::new(default, kube.clone(), trigger, intervals);
+    if let Some(namespaces) = &credentials_namespaces {
+        registry = registry.with_credentials_namespaces(namespaces.clone());
+    }
     let settings = Settings {
         resync: (args.resync_interval > 0).then(|| Duration::from_secs(args.resync_interval)),
         concurrency: args.concurrency,
@@ -306,19 +320,22 @@ pub async fn run_controllers(
     let mut ctx = Context::new(kube.clone(), registry, settings);
     ctx.instruments = instruments;
     let ctx = Arc::new(ctx);
-    let (requests, clusters, secrets): (Api<MachineRequest>, Api<ProxmoxCluster>, Api<Secret>) =
-        match &args.namespace {
-            Some(ns) => (
-                Api::namespaced(kube.clone(), ns),
-                Api::namespaced(kube.clone(), ns),
-                Api::namespaced(kube, ns),
-            ),
-            None => (
-                Api::all(kube.clone()),
-                Api::all(kube.clone()),
-                Api::all(kube),
-            ),
-        };
+    let (requests, clusters): (Api<MachineRequest>, Api<ProxmoxCluster>) = match &args.namespace {
+        Some(ns) => (
+            Api::namespaced(kube.clone(), ns),
+            Api::namespaced(kube.clone(), ns),
+        ),
+        None => (Api::all(kube.clone()), Api::all(kube.clone())),
+    };
+    // Secrets are watched only where credentials may live.
+    let secrets: Vec<Api<Secret>> = match (&credentials_namespaces, &args.namespace) {
+        (Some(namespaces), _) => namespaces
+            .iter()
+            .map(|ns| Api::namespaced(kube.clone(), ns))
+            .collect(),
+        (None, Some(ns)) => vec![Api::namespaced(kube.clone(), ns)],
+        (None, None) => vec![Api::all(kube.clone())],
+    };
     // One shutdown signal for both controllers.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -333,6 +350,10 @@ pub async fn run_controllers(
     };
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        credentials_namespaces = %credentials_namespaces
+            .as_ref()
+            .map(|n| n.iter().cloned().collect::<Vec<_>>().join(","))
+            .unwrap_or_else(|| "(every watched namespace)".into()),
         "pve-operator controller starting"
     );
     let controllers = async {
@@ -360,6 +381,28 @@ pub async fn run_controllers(
     }
     tracing::info!("pve-operator controller stopped");
     Ok(())
+}
+
+/// The namespaces whose Secrets may hold ProxmoxCluster credentials, from
+/// `--credentials-namespace`; `None` when every watched namespace may. Each must be watched.
+fn credentials_namespaces(args: &RunArgs) -> anyhow::Result<Option<BTreeSet<String>>> {
+    let namespaces: BTreeSet<String> = args
+        .credentials_namespaces
+        .iter()
+        .map(|ns| ns.trim().to_string())
+        .filter(|ns| !ns.is_empty())
+        .collect();
+    if namespaces.is_empty() {
+        return Ok(None);
+    }
+    if let Some(watched) = &args.namespace
+        && let Some(outside) = namespaces.iter().find(|ns| *ns != watched)
+    {
+        anyhow::bail!(
+            "--credentials-namespace {outside} is outside the watched namespace {watched} (--namespace): ProxmoxClusters there are never seen; drop it or stop restricting --namespace"
+        );
+    }
+    Ok(Some(namespaces))
 }
 
 /// A Kubernetes client from a kubeconfig file, or inferred (in-cluster, $KUBECONFIG, ~/.kube).
@@ -396,5 +439,49 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        let mut full = vec!["pve-operator", "run"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).expect("arguments parse").command {
+            Command::Run(command) => command.controller,
+            _ => unreachable!("the run command"),
+        }
+    }
+
+    #[test]
+    fn credentials_namespaces_are_repeatable_or_comma_separated_and_default_to_every_watched_one() {
+        assert_eq!(credentials_namespaces(&run_args(&[])).expect("valid"), None);
+        let listed = credentials_namespaces(&run_args(&[
+            "--credentials-namespace=b,a",
+            "--credentials-namespace",
+            "c",
+        ]))
+        .expect("valid")
+        .expect("restricted");
+        assert_eq!(listed.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_credentials_namespace_outside_the_watched_one_is_refused_at_start_naming_both() {
+        let same = run_args(&["--namespace=team-a", "--credentials-namespace=team-a"]);
+        assert!(credentials_namespaces(&same).expect("valid").is_some());
+        let outside = run_args(&["--namespace=team-a", "--credentials-namespace=team-b"]);
+        let error = credentials_namespaces(&outside)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("--credentials-namespace team-b") && error.contains("team-a"),
+            "{error}"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Connections to Proxmox clusters: the controller's default one (`--config`) and one per
 //! ProxmoxCluster, built from its spec and its credentials Secret, rebuilt when either changes.
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,6 +73,19 @@ pub enum ConnectionError {
         /// pve-client's error, naming the key.
         source: pve_client::PveError,
     },
+    /// The ProxmoxCluster lives in a namespace whose Secrets the controller is not allowed to
+    /// read (`--credentials-namespace`).
+    #[error(
+        "ProxmoxCluster {namespace}/{name}: the controller reads credentials Secrets only in namespace(s) {allowed}; add \"{namespace}\" to its --credentials-namespace (the Helm chart's credentialsNamespaces), or create the ProxmoxCluster, its Secret and its MachineRequests in one of those"
+    )]
+    CredentialsNamespaceNotServed {
+        /// The ProxmoxCluster's namespace.
+        namespace: String,
+        /// The ProxmoxCluster's name.
+        name: String,
+        /// The namespaces served, comma-separated.
+        allowed: String,
+    },
     /// Reading from Kubernetes failed.
     #[error("reading from Kubernetes failed: {0}")]
     Kube(#[from] kube::Error),
@@ -126,6 +139,8 @@ pub struct ClusterRegistry {
     kube: Client,
     trigger: Trigger,
     intervals: Intervals,
+    /// The namespaces whose Secrets may be read as credentials; `None`: every watched one.
+    credentials_namespaces: Option<BTreeSet<String>>,
     connections: Mutex<HashMap<ClusterKey, Arc<Connection>>>,
 }
 
@@ -142,8 +157,17 @@ impl ClusterRegistry {
             kube,
             trigger,
             intervals,
+            credentials_namespaces: None,
             connections: Mutex::default(),
         }
+    }
+
+    /// Reads ProxmoxCluster credentials only from Secrets in these namespaces; a ProxmoxCluster
+    /// elsewhere gets [`ConnectionError::CredentialsNamespaceNotServed`] without a Kubernetes
+    /// call (its RBAC would refuse it anyway).
+    pub fn with_credentials_namespaces(mut self, namespaces: BTreeSet<String>) -> Self {
+        self.credentials_namespaces = Some(namespaces);
+        self
     }
 
     /// The connection for a MachineRequest in `namespace` with an optional clusterRef name.
@@ -227,6 +251,15 @@ impl ClusterRegistry {
                     namespace: namespace.to_string(),
                     name: name.to_string(),
                 })?;
+        if let Some(allowed) = &self.credentials_namespaces
+            && !allowed.contains(namespace)
+        {
+            return Err(ConnectionError::CredentialsNamespaceNotServed {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                allowed: allowed.iter().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
         let secrets: Api<Secret> = Api::namespaced(self.kube.clone(), namespace);
         let secret_name = &cluster.spec.credentials_ref.name;
         let credentials_error = |problem: String| ConnectionError::Credentials {

@@ -25,18 +25,21 @@ use crate::proxmox::registry::ConnectionError;
 /// How often a healthy cluster is checked again.
 const RECHECK: Duration = Duration::from_secs(300);
 
-/// Runs the ProxmoxCluster controller until `shutdown` completes.
+/// Runs the ProxmoxCluster controller until `shutdown` completes. `secrets` are the Secret
+/// scopes watched for credential changes: one per namespace where credentials may live, or one
+/// over all namespaces.
 pub async fn run(
     ctx: Arc<Context>,
     clusters: Api<ProxmoxCluster>,
-    secrets: Api<Secret>,
+    secrets: Vec<Api<Secret>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let controller = Controller::new(clusters, watcher::Config::default().any_semantic());
     let store = controller.store();
     ctx.instruments.proxmox_cluster_cache(store.clone());
-    controller
-        .watches(
+    let controller = secrets.into_iter().fold(controller, |controller, secrets| {
+        let store = store.clone();
+        controller.watches(
             secrets,
             watcher::Config::default(),
             move |secret: Secret| {
@@ -50,6 +53,8 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
+    });
+    controller
         .graceful_shutdown_on(shutdown)
         .run(
             |cluster, ctx| {
@@ -108,6 +113,15 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
                 "CredentialsValid",
                 false,
                 "InvalidCredentials",
+                error.to_string(),
+            );
+            Err(("NotConnected", error.to_string()))
+        }
+        Err(error @ ConnectionError::CredentialsNamespaceNotServed { .. }) => {
+            condition(
+                "CredentialsValid",
+                false,
+                "CredentialsNamespaceNotServed",
                 error.to_string(),
             );
             Err(("NotConnected", error.to_string()))

@@ -39,14 +39,37 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/*
+The namespaces where ProxmoxCluster credentials Secrets may be read, as a JSON list: the watched
+namespace, or credentialsNamespaces, or the release's namespace; ["*"] for all of them.
+*/}}
+{{- define "pve-operator.credentialsNamespaces" -}}
+{{- $listed := .Values.credentialsNamespaces | default list -}}
+{{- if .Values.watchNamespace -}}
+{{- if and $listed (ne (toJson $listed) (toJson (list .Values.watchNamespace))) -}}
+{{- fail (printf "credentialsNamespaces %s: with watchNamespace %q the controller sees ProxmoxClusters only there; leave credentialsNamespaces empty" (toJson $listed) .Values.watchNamespace) -}}
+{{- end -}}
+{{- list .Values.watchNamespace | toJson -}}
+{{- else if has "*" $listed -}}
+{{- if gt (len $listed) 1 -}}
+{{- fail (printf "credentialsNamespaces %s: \"*\" already means every namespace; give it alone" (toJson $listed)) -}}
+{{- end -}}
+{{- list "*" | toJson -}}
+{{- else if $listed -}}
+{{- $listed | uniq | toJson -}}
+{{- else -}}
+{{- list .Release.Namespace | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The rules of the controller's resources, in the watched namespace or cluster-wide. Each verb is
 one the controller uses (tests/e2e/deploy.rs removes each in turn and sees the call fail):
 - machinerequests: list+watch (the controller's cache), patch (the finalizer, a JSON patch);
 - machinerequests/status: patch (server-side apply of status);
 - proxmoxclusters: get (credentials lookup), list+watch (the cache);
 - proxmoxclusters/status: patch;
-- secrets: get (the credentials of a ProxmoxCluster), list+watch (credential changes);
 - events.k8s.io events: create, patch (kube's event Recorder, which patches repeated events).
+Secrets are in "pve-operator.secretRules", granted only where credentials live.
 */}}
 {{- define "pve-operator.rules" -}}
 - apiGroups: [pve-operator.dev]
@@ -61,10 +84,14 @@ one the controller uses (tests/e2e/deploy.rs removes each in turn and sees the c
 - apiGroups: [pve-operator.dev]
   resources: [proxmoxclusters/status]
   verbs: [patch]
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get, list, watch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- end -}}
+
+{{/* Secrets: get (the credentials of a ProxmoxCluster), list+watch (credential changes). */}}
+{{- define "pve-operator.secretRules" -}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch]
 {{- end -}}
