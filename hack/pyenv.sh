@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (once) the Python virtualenv with the third-party Proxmox clients the tests drive
-# against pve-sim (proxmoxer, Ansible), from the pins in hack/python-requirements.txt, under
+# against pve-sim (proxmoxer, Ansible) and the reference OpenMetrics parser (prometheus_client)
+# that checks /metrics, from the pins in hack/python-requirements.txt, under
 # ~/.cache/pve-operator/pyenv/<hash>, and prints its directory as the last line of stdout.
 # PVE_OPERATOR_PYENV=/path/to/venv uses an existing one instead.
 set -euo pipefail
@@ -39,7 +40,7 @@ say "creating $venv (first time only; about a minute)"
 "$python" -m venv "$venv" || die "could not create a virtualenv: install python3-venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements" >&2 \
   || die "pip install failed; check that PyPI is reachable"
-"$venv/bin/python" -c 'import proxmoxer, requests' || die "proxmoxer does not import"
+"$venv/bin/python" -c 'import proxmoxer, requests, prometheus_client.openmetrics.parser' || die "proxmoxer or prometheus_client does not import"
 "$venv/bin/ansible-doc" community.general.proxmox_kvm >/dev/null 2>&1 \
   || die "community.general.proxmox_kvm is not available in the installed Ansible"
 touch "$venv/.complete"

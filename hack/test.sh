@@ -28,7 +28,7 @@ step "deployment tools: helm and kustomize (hack/helm/build.sh)"
 tools=$(hack/helm/build.sh | tail -n 1)
 export PVE_OPERATOR_DEPLOY_TOOLS="${PVE_OPERATOR_DEPLOY_TOOLS:-$tools}"
 
-step "third-party Proxmox clients: proxmoxer and Ansible (hack/pyenv.sh)"
+step "Python tools: proxmoxer, Ansible, prometheus_client (hack/pyenv.sh)"
 pyenv=$(hack/pyenv.sh | tail -n 1)
 export PVE_OPERATOR_PYENV="${PVE_OPERATOR_PYENV:-$pyenv}"
 

@@ -791,6 +791,46 @@ impl Instance {
         Metrics::parse(&body)
     }
 
+    /// `/metrics` as the Prometheus project's reference OpenMetrics parser reads it (it fails
+    /// the test on anything the format does not allow): family name to (type, sample count).
+    async fn metrics_by_reference_parser(&self) -> BTreeMap<String, (String, usize)> {
+        let (code, body) = self.get("/metrics").await;
+        assert_eq!(code, 200, "{body}");
+        let python = crate::third_party::python_env().join("bin/python");
+        let script = repo("thirdparty/openmetrics_check.py");
+        let mut child = tokio::process::Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python runs");
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(body.as_bytes()).await.expect("scrape sent");
+        }
+        let output = within("the OpenMetrics parser", child.wait_with_output())
+            .await
+            .expect("parser output");
+        assert!(
+            output.status.success(),
+            "the reference parser refuses /metrics: {}\n{body}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| {
+                let mut parts = line.split(' ');
+                let name = parts.next().unwrap_or_default().to_string();
+                let kind = parts.next().unwrap_or_default().to_string();
+                let count = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+                (name, (kind, count))
+            })
+            .collect()
+    }
+
     /// Stops gracefully (SIGTERM) and returns what the run returned.
     async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
@@ -1129,6 +1169,22 @@ async fn as_the_charts_service_account_the_controller_is_unready_until_its_cache
         "the create call is counted by endpoint template"
     );
     assert!(after.has("pve_operator_proxmox_request_duration_seconds_count"));
+    // The same scrape format, judged by the Prometheus project's own parser.
+    let families = instance.metrics_by_reference_parser().await;
+    for (family, kind) in [
+        ("pve_operator_reconciles", "counter"),
+        ("pve_operator_reconcile_duration_seconds", "histogram"),
+        ("pve_operator_proxmox_requests", "counter"),
+        ("pve_operator_proxmox_request_duration_seconds", "histogram"),
+        ("pve_operator_proxmox_tasks_in_flight", "gauge"),
+        ("pve_operator_machine_requests", "gauge"),
+    ] {
+        let found = families.get(family);
+        assert!(
+            found.is_some_and(|(k, samples)| k == kind && *samples > 0),
+            "{family}: want a {kind} with samples, the parser read {found:?} (all: {families:?})"
+        );
+    }
     until("the phase gauge to show the running VM", || async {
         instance
             .metrics()

@@ -10,7 +10,7 @@ use pve_sim::{SimOptions, SimServer};
 use crate::support::within;
 
 /// The virtualenv with the clients (built once and cached by the project's script).
-fn python_env() -> PathBuf {
+pub(crate) fn python_env() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/pyenv.sh");
     let output = std::process::Command::new("bash")
         .arg(&script)

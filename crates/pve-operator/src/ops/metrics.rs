@@ -238,6 +238,12 @@ impl Collector for CacheGauges {
                 phase: phase_name(phase),
             });
         }
+        // Likewise every task type the controller starts.
+        for task_type in crate::reconcile::apply::TASK_TYPES {
+            let _ = tasks.get_or_create(&TaskLabels {
+                task_type: task_type.to_string(),
+            });
+        }
         let store = self
             .requests
             .lock()
@@ -527,6 +533,7 @@ mod tests {
             "pve_operator_reconcile_errors_total{controller=\"machinerequest\",reason=\"MissingPrivilege\"} 1",
             "pve_operator_reconcile_duration_seconds_count{controller=\"machinerequest\",outcome=\"error\"} 1",
             "pve_operator_machine_requests{phase=\"Running\"} 0",
+            "pve_operator_proxmox_tasks_in_flight{task_type=\"qmcreate\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }

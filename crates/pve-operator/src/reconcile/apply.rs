@@ -820,6 +820,17 @@ pub(super) fn recorded_task(
     })
 }
 
+/// The Proxmox task types the controller starts and waits for (`TaskRef::task_type`).
+pub const TASK_TYPES: [&str; 7] = [
+    "qmcreate",
+    "qmclone",
+    "qmstart",
+    "qmshutdown",
+    "qmstop",
+    "qmdestroy",
+    "qmconfig",
+];
+
 fn describe_task(task: &TaskRef) -> String {
     let what = match task.task_type.as_str() {
         "qmcreate" => "creating the VM",
