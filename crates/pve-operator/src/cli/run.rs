@@ -395,6 +395,11 @@ fn credentials_namespaces(args: &RunArgs) -> anyhow::Result<Option<BTreeSet<Stri
     if namespaces.is_empty() {
         return Ok(None);
     }
+    if let Some(bad) = namespaces.iter().find(|ns| !is_namespace_name(ns)) {
+        anyhow::bail!(
+            "--credentials-namespace {bad:?} is not a namespace name (lowercase letters, digits and '-', at most 63); to read credentials in every watched namespace, leave the flag out (\"*\" is the Helm chart's way of saying that)"
+        );
+    }
     if let Some(watched) = &args.namespace
         && let Some(outside) = namespaces.iter().find(|ns| *ns != watched)
     {
@@ -403,6 +408,17 @@ fn credentials_namespaces(args: &RunArgs) -> anyhow::Result<Option<BTreeSet<Stri
         );
     }
     Ok(Some(namespaces))
+}
+
+/// A DNS-1123 label, as a namespace name must be.
+fn is_namespace_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 /// A Kubernetes client from a kubeconfig file, or inferred (in-cluster, $KUBECONFIG, ~/.kube).
@@ -483,5 +499,16 @@ mod tests {
             error.contains("--credentials-namespace team-b") && error.contains("team-a"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_credentials_namespace_that_is_no_namespace_name_is_refused_at_start() {
+        for bad in ["*", "Team_A", "-a", &"a".repeat(64)] {
+            let args = run_args(&[&format!("--credentials-namespace={bad}")]);
+            let error = credentials_namespaces(&args)
+                .expect_err("refused")
+                .to_string();
+            assert!(error.contains("not a namespace name"), "{bad}: {error}");
+        }
     }
 }

@@ -75,16 +75,16 @@ pub enum ConnectionError {
     },
     /// The ProxmoxCluster lives in a namespace whose Secrets the controller is not allowed to
     /// read (`--credentials-namespace`).
+    /// The message names no other namespace: it lands in this namespace's status, which other
+    /// tenants' namespaces are none of its business.
     #[error(
-        "ProxmoxCluster {namespace}/{name}: the controller reads credentials Secrets only in namespace(s) {allowed}; add \"{namespace}\" to its --credentials-namespace (the Helm chart's credentialsNamespaces), or create the ProxmoxCluster, its Secret and its MachineRequests in one of those"
+        "ProxmoxCluster {namespace}/{name}: the controller does not read credentials Secrets in namespace \"{namespace}\"; its administrator can add it to --credentials-namespace (the Helm chart's credentialsNamespaces), or create the ProxmoxCluster, its Secret and its MachineRequests in a namespace it serves"
     )]
     CredentialsNamespaceNotServed {
         /// The ProxmoxCluster's namespace.
         namespace: String,
         /// The ProxmoxCluster's name.
         name: String,
-        /// The namespaces served, comma-separated.
-        allowed: String,
     },
     /// Reading from Kubernetes failed.
     #[error("reading from Kubernetes failed: {0}")]
@@ -163,8 +163,8 @@ impl ClusterRegistry {
     }
 
     /// Reads ProxmoxCluster credentials only from Secrets in these namespaces; a ProxmoxCluster
-    /// elsewhere gets [`ConnectionError::CredentialsNamespaceNotServed`] without a Kubernetes
-    /// call (its RBAC would refuse it anyway).
+    /// elsewhere gets [`ConnectionError::CredentialsNamespaceNotServed`] without a Secret read
+    /// (which its RBAC would refuse anyway).
     pub fn with_credentials_namespaces(mut self, namespaces: BTreeSet<String>) -> Self {
         self.credentials_namespaces = Some(namespaces);
         self
@@ -257,7 +257,6 @@ impl ClusterRegistry {
             return Err(ConnectionError::CredentialsNamespaceNotServed {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
-                allowed: allowed.iter().cloned().collect::<Vec<_>>().join(", "),
             });
         }
         let secrets: Api<Secret> = Api::namespaced(self.kube.clone(), namespace);

@@ -849,3 +849,22 @@ fn describe_task(task: &TaskRef) -> String {
 pub fn object_ref(request: &MachineRequest) -> ObjectRef<MachineRequest> {
     ObjectRef::new(&request.name_any()).within(&request.namespace().unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_type_the_metrics_list_is_one_the_controller_describes() {
+        for task_type in TASK_TYPES {
+            let task = TaskRef {
+                task_type: task_type.to_string(),
+                upid: "UPID:pve1:0:0:0:qmstart:100:root@pam:".into(),
+            };
+            assert!(
+                !describe_task(&task).starts_with("a Proxmox task"),
+                "{task_type} is listed in TASK_TYPES but describe_task does not know it"
+            );
+        }
+    }
+}

@@ -117,14 +117,9 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
             );
             Err(("NotConnected", error.to_string()))
         }
+        // The credentials were never read: no CredentialsValid either way.
         Err(error @ ConnectionError::CredentialsNamespaceNotServed { .. }) => {
-            condition(
-                "CredentialsValid",
-                false,
-                "CredentialsNamespaceNotServed",
-                error.to_string(),
-            );
-            Err(("NotConnected", error.to_string()))
+            Err(("CredentialsNamespaceNotServed", error.to_string()))
         }
         Err(error) => Err(("NotConnected", error.to_string())),
         Ok(conn) => match conn.pve.version().await {

@@ -45,7 +45,7 @@ namespace, or credentialsNamespaces, or the release's namespace; ["*"] for all o
 {{- define "pve-operator.credentialsNamespaces" -}}
 {{- $listed := .Values.credentialsNamespaces | default list -}}
 {{- if .Values.watchNamespace -}}
-{{- if and $listed (ne (toJson $listed) (toJson (list .Values.watchNamespace))) -}}
+{{- if and $listed (ne (toJson (uniq $listed)) (toJson (list .Values.watchNamespace))) -}}
 {{- fail (printf "credentialsNamespaces %s: with watchNamespace %q the controller sees ProxmoxClusters only there; leave credentialsNamespaces empty" (toJson $listed) .Values.watchNamespace) -}}
 {{- end -}}
 {{- list .Values.watchNamespace | toJson -}}
