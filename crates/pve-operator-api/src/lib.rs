@@ -1,17 +1,22 @@
 //! The custom resource types of pve-operator and nothing else, so that other operators can depend
-//! on them cheaply: [`MachineRequest`] (a Proxmox VE virtual machine, as it should be) and
-//! [`ProxmoxCluster`] (a Proxmox VE cluster and the credentials to reach it).
+//! on them cheaply: [`MachineRequest`] (a Proxmox VE virtual machine, as it should be),
+//! [`ProxmoxCluster`] (a Proxmox VE cluster as one namespace uses it) and [`ProxmoxIdentity`]
+//! (cluster-scoped: credentials for one endpoint, and which namespaces may use them for what).
 //!
 //! API group `pve-operator.dev`, version `v1alpha1`. Validation that the schema can express (ranges,
 //! formats, exactly one boot source, immutable fields, disks that only grow) is part of the CRDs
 //! and enforced by the Kubernetes API server at admission.
 
+pub mod allowances;
 pub mod machine_request;
 pub mod patterns;
 pub mod proxmox_cluster;
+pub mod proxmox_identity;
 
+pub use allowances::*;
 pub use machine_request::*;
 pub use proxmox_cluster::*;
+pub use proxmox_identity::*;
 
 /// The API group of every resource here.
 pub const GROUP: &str = "pve-operator.dev";
@@ -23,7 +28,11 @@ use kube::CustomResourceExt;
 
 /// Every CRD of pve-operator, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![MachineRequest::crd(), ProxmoxCluster::crd()]
+    vec![
+        MachineRequest::crd(),
+        ProxmoxCluster::crd(),
+        ProxmoxIdentity::crd(),
+    ]
 }
 
 /// One CRD as the YAML document committed under `crds/` and printed by `pve-operator crd`.

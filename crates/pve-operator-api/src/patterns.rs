@@ -37,3 +37,5 @@ pub const NIC_SLOT: &str = r"^net([0-9]|[12][0-9]|3[01])$";
 pub const SHA256_FINGERPRINT: &str = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$";
 /// A Kubernetes object name (DNS-1123 subdomain).
 pub const OBJECT_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A Kubernetes namespace name (DNS-1123 label).
+pub const NAMESPACE_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";

@@ -299,16 +299,13 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let args = RunArgs {
-        kubeconfig: None,
         config: Some(config_path),
         namespace: Some("default".into()),
-        credentials_namespaces: vec![],
         concurrency: CONCURRENCY as u16,
         inventory_interval: RESYNC.as_secs(),
         task_poll_interval: TASK_POLL.as_millis() as u64,
-        resync_interval: 3600,
         shutdown_grace: 5,
-        max_tasks_per_node: 8,
+        ..RunArgs::default()
     };
     let controller = tokio::spawn(run_with_client(args, kube.clone(), async {
         let _ = stopped.await;

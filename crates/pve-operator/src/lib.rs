@@ -6,4 +6,5 @@ pub mod ops;
 pub mod privileges;
 pub mod proxmox;
 pub mod reconcile;
+pub mod tenancy;
 pub mod vmspec;

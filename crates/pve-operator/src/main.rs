@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     pve_operator::logging::init(&cli.log)?;
     match cli.command {
-        Command::Run(args) => pve_operator::cli::run::run(args).await,
+        Command::Run(args) => pve_operator::cli::run::run(*args).await,
         Command::Crd(args) => pve_operator::cli::crd::run(args),
         Command::Privileges(args) => pve_operator::cli::privileges::run(args),
         Command::Preflight(args) => {

@@ -75,16 +75,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         eprintln!("[4/5] starting the controller...");
         let run_args = RunArgs {
-            kubeconfig: None,
             config: Some(config_path.clone()),
-            namespace: None,
-            credentials_namespaces: vec![],
-            concurrency: 16,
             inventory_interval: 2,
             task_poll_interval: 200,
-            resync_interval: 3600,
             shutdown_grace: 5,
-            max_tasks_per_node: 8,
+            ..RunArgs::default()
         };
         Some(tokio::spawn(run_with_client(
             run_args,

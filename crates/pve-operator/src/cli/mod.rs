@@ -28,8 +28,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller (in-cluster, or with --kubeconfig).
-    Run(run::RunCommand),
-    /// Print the CustomResourceDefinitions (MachineRequest, ProxmoxCluster) as YAML.
+    Run(Box<run::RunCommand>),
+    /// Print the CustomResourceDefinitions (MachineRequest, ProxmoxCluster, ProxmoxIdentity) as
+    /// YAML.
     Crd(crd::CrdArgs),
     /// Print the `pveum` commands that create a least-privilege role, user, token and ACLs.
     Privileges(privileges::PrivilegesArgs),

@@ -1,7 +1,7 @@
 //! `pve-operator run`: the controller, with its operations endpoints (`/metrics`, `/healthz`,
 //! `/readyz`) and, with `--leader-elect`, leader election on a Lease.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,17 +9,22 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use k8s_openapi::api::core::v1::Secret;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::PartialObjectMeta;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Config};
 use pve_client::PveConfig;
-use pve_operator_api::{MachineRequest, ProxmoxCluster};
+use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity};
 
 use crate::ops::leader::{LeaderElector, LeaseSettings};
 use crate::ops::{Instruments, Role, server};
 use crate::proxmox::ClusterRegistry;
-use crate::proxmox::registry::Intervals;
+use crate::proxmox::registry::{DefaultIdentity, Directory, Intervals};
 use crate::reconcile::{self, Context, Settings};
+use crate::tenancy::NamespaceRule;
+use crate::tenancy::secrets::SecretCache;
 
 /// Options of `pve-operator run`.
 #[derive(Debug, Args, Clone)]
@@ -34,15 +39,25 @@ pub struct RunArgs {
     /// Watch only this namespace (all namespaces when omitted).
     #[arg(long, env = "PVE_OPERATOR_NAMESPACE")]
     pub namespace: Option<String>,
-    /// A namespace whose Secrets may be read as ProxmoxCluster credentials (repeatable, or
-    /// comma-separated). ProxmoxClusters elsewhere are reported as not served, and no Secret
-    /// outside these namespaces is read or watched. Default: every watched namespace.
+    /// The namespace of the Secrets that ProxmoxIdentities name (the controller's own); by
+    /// default $POD_NAMESPACE, else the client's default namespace (in a pod: its own). No
+    /// other Secret is ever read.
+    #[arg(long, env = "PVE_OPERATOR_IDENTITY_NAMESPACE")]
+    pub identity_namespace: Option<String>,
+    /// The namespaces whose MachineRequests may use the default connection (--config) without
+    /// a clusterRef (repeatable, or comma-separated; "*": every namespace). Default: the watched
+    /// namespace (--namespace), else the controller's own namespace.
     #[arg(
-        long = "credentials-namespace",
-        env = "PVE_OPERATOR_CREDENTIALS_NAMESPACES",
+        long = "default-allowed-namespaces",
+        env = "PVE_OPERATOR_DEFAULT_ALLOWED_NAMESPACES",
         value_delimiter = ','
     )]
-    pub credentials_namespaces: Vec<String>,
+    pub default_allowed_namespaces: Vec<String>,
+    /// Serve only the ProxmoxIdentities with these labels (`key=value`, repeatable or
+    /// comma-separated), e.g. to run one controller per group of identities. Default: every
+    /// identity.
+    #[arg(long = "identity-selector", value_delimiter = ',')]
+    pub identity_selector: Vec<String>,
     /// MachineRequests reconciled at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
@@ -62,6 +77,27 @@ pub struct RunArgs {
     /// on one node.
     #[arg(long, default_value_t = 8)]
     pub max_tasks_per_node: usize,
+}
+
+impl Default for RunArgs {
+    /// What `pve-operator run` without flags and without environment variables has (for the
+    /// controller embedded in tests, the demo and benchmarks: set what differs, keep the rest).
+    fn default() -> Self {
+        Self {
+            kubeconfig: None,
+            config: None,
+            namespace: None,
+            identity_namespace: None,
+            default_allowed_namespaces: Vec::new(),
+            identity_selector: Vec::new(),
+            concurrency: 16,
+            inventory_interval: 10,
+            task_poll_interval: 500,
+            resync_interval: 3600,
+            shutdown_grace: 20,
+            max_tasks_per_node: 8,
+        }
+    }
 }
 
 /// Options of `pve-operator run` about operating it: metrics, probes, leader election.
@@ -307,11 +343,46 @@ pub async fn run_controllers(
         tasks: Duration::from_millis(args.task_poll_interval.max(50)),
         max_tasks_per_node: args.max_tasks_per_node.max(1),
     };
-    let credentials_namespaces = credentials_namespaces(&args)?;
-    let mut registry = ClusterRegistry::new(default, kube.clone(), trigger, intervals);
-    if let Some(namespaces) = &credentials_namespaces {
-        registry = registry.with_credentials_namespaces(namespaces.clone());
-    }
+    let identity_namespace = args
+        .identity_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .filter(|ns| !ns.trim().is_empty())
+        .unwrap_or_else(|| kube.default_namespace().to_string());
+    anyhow::ensure!(
+        is_namespace_name(&identity_namespace),
+        "--identity-namespace {identity_namespace:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+    );
+    let default_namespaces = default_allowed_namespaces(&args, &identity_namespace)?;
+    let identity_labels = identity_labels(&args)?;
+    let identity_watch = watcher::Config::default().labels(&label_selector(&identity_labels));
+    let default = default.map(|config| DefaultIdentity {
+        config,
+        namespaces: default_namespaces.clone(),
+    });
+    let mut background = Vec::new();
+    let directory = Directory {
+        clusters: reflected(&mut background, cluster_api(&kube, &args)),
+        identities: reflected_with(
+            &mut background,
+            Api::<ProxmoxIdentity>::all(kube.clone()),
+            identity_watch.clone(),
+        ),
+        namespaces: reflected(
+            &mut background,
+            Api::<PartialObjectMeta<Namespace>>::all(kube.clone()),
+        ),
+    };
+    let secrets = Arc::new(SecretCache::new(kube.clone(), &identity_namespace));
+    let registry = ClusterRegistry::new(
+        default,
+        kube.clone(),
+        trigger,
+        intervals,
+        directory,
+        secrets,
+    )
+    .with_identity_labels(identity_labels);
     let settings = Settings {
         resync: (args.resync_interval > 0).then(|| Duration::from_secs(args.resync_interval)),
         concurrency: args.concurrency,
@@ -320,23 +391,13 @@ pub async fn run_controllers(
     let mut ctx = Context::new(kube.clone(), registry, settings);
     ctx.instruments = instruments;
     let ctx = Arc::new(ctx);
-    let (requests, clusters): (Api<MachineRequest>, Api<ProxmoxCluster>) = match &args.namespace {
-        Some(ns) => (
-            Api::namespaced(kube.clone(), ns),
-            Api::namespaced(kube.clone(), ns),
-        ),
-        None => (Api::all(kube.clone()), Api::all(kube.clone())),
+    let requests: Api<MachineRequest> = match &args.namespace {
+        Some(ns) => Api::namespaced(kube.clone(), ns),
+        None => Api::all(kube.clone()),
     };
-    // Secrets are watched only where credentials may live.
-    let secrets: Vec<Api<Secret>> = match (&credentials_namespaces, &args.namespace) {
-        (Some(namespaces), _) => namespaces
-            .iter()
-            .map(|ns| Api::namespaced(kube.clone(), ns))
-            .collect(),
-        (None, Some(ns)) => vec![Api::namespaced(kube.clone(), ns)],
-        (None, None) => vec![Api::all(kube.clone())],
-    };
-    // One shutdown signal for both controllers.
+    let clusters = cluster_api(&kube, &args);
+    let identities: Api<ProxmoxIdentity> = Api::all(kube.clone());
+    // One shutdown signal for every controller.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -350,10 +411,8 @@ pub async fn run_controllers(
     };
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("(all)"),
-        credentials_namespaces = %credentials_namespaces
-            .as_ref()
-            .map(|n| n.iter().cloned().collect::<Vec<_>>().join(","))
-            .unwrap_or_else(|| "(every watched namespace)".into()),
+        identity_namespace = %identity_namespace,
+        default_allowed_namespaces = %describe_rule(&default_namespaces),
         "pve-operator controller starting"
     );
     let controllers = async {
@@ -365,7 +424,13 @@ pub async fn run_controllers(
                 triggers,
                 until_stopped()
             ),
-            reconcile::cluster::run(ctx, clusters, secrets, until_stopped()),
+            reconcile::cluster::run(
+                ctx.clone(),
+                clusters,
+                (identities.clone(), identity_watch.clone()),
+                until_stopped()
+            ),
+            reconcile::identity::run(ctx, (identities, identity_watch), until_stopped()),
         )
     };
     // In-flight reconciles get a bounded grace period: a stop during start-up (before the
@@ -379,35 +444,150 @@ pub async fn run_controllers(
         _ = controllers => {}
         _ = deadline => tracing::warn!(?grace, "in-flight reconciles did not finish within the grace period; stopping anyway"),
     }
+    for task in background {
+        task.abort();
+    }
     tracing::info!("pve-operator controller stopped");
     Ok(())
 }
 
-/// The namespaces whose Secrets may hold ProxmoxCluster credentials, from
-/// `--credentials-namespace`; `None` when every watched namespace may. Each must be watched.
-fn credentials_namespaces(args: &RunArgs) -> anyhow::Result<Option<BTreeSet<String>>> {
-    let namespaces: BTreeSet<String> = args
-        .credentials_namespaces
+/// The namespaces the default connection serves, from `--default-allowed-namespaces`: `*`
+/// alone for every namespace; by default the watched namespace, else the controller's own.
+fn default_allowed_namespaces(
+    args: &RunArgs,
+    own_namespace: &str,
+) -> anyhow::Result<NamespaceRule> {
+    let listed: BTreeSet<String> = args
+        .default_allowed_namespaces
         .iter()
         .map(|ns| ns.trim().to_string())
         .filter(|ns| !ns.is_empty())
         .collect();
-    if namespaces.is_empty() {
-        return Ok(None);
+    if listed.contains("*") {
+        anyhow::ensure!(
+            listed.len() == 1,
+            "--default-allowed-namespaces: \"*\" already means every namespace; give it alone"
+        );
+        return Ok(NamespaceRule::All);
     }
-    if let Some(bad) = namespaces.iter().find(|ns| !is_namespace_name(ns)) {
+    if let Some(bad) = listed.iter().find(|ns| !is_namespace_name(ns)) {
         anyhow::bail!(
-            "--credentials-namespace {bad:?} is not a namespace name (lowercase letters, digits and '-', at most 63); to read credentials in every watched namespace, leave the flag out (\"*\" is the Helm chart's way of saying that)"
+            "--default-allowed-namespaces {bad:?} is not a namespace name (lowercase letters, digits and '-', at most 63), nor \"*\" (every namespace)"
         );
     }
     if let Some(watched) = &args.namespace
-        && let Some(outside) = namespaces.iter().find(|ns| *ns != watched)
+        && let Some(outside) = listed.iter().find(|ns| *ns != watched)
     {
         anyhow::bail!(
-            "--credentials-namespace {outside} is outside the watched namespace {watched} (--namespace): ProxmoxClusters there are never seen; drop it or stop restricting --namespace"
+            "--default-allowed-namespaces {outside} is outside the watched namespace {watched} (--namespace): MachineRequests there are never seen; drop it or stop restricting --namespace"
         );
     }
-    Ok(Some(namespaces))
+    if listed.is_empty() {
+        let own = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| own_namespace.to_string());
+        return Ok(NamespaceRule::names([own]));
+    }
+    Ok(NamespaceRule::names(listed))
+}
+
+/// The rule for the start-up log line.
+fn describe_rule(rule: &NamespaceRule) -> String {
+    match rule {
+        NamespaceRule::All => "*".to_string(),
+        NamespaceRule::Allowed(allowed) => allowed.list.join(","),
+    }
+}
+
+/// The ProxmoxClusters the controller watches: in `--namespace`, or everywhere.
+fn cluster_api(kube: &Client, args: &RunArgs) -> Api<ProxmoxCluster> {
+    match &args.namespace {
+        Some(ns) => Api::namespaced(kube.clone(), ns),
+        None => Api::all(kube.clone()),
+    }
+}
+
+/// `--identity-selector` as labels.
+fn identity_labels(args: &RunArgs) -> anyhow::Result<BTreeMap<String, String>> {
+    args.identity_selector
+        .iter()
+        .map(|pair| pair.trim())
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--identity-selector {pair:?} is not key=value")
+            })?;
+            anyhow::ensure!(
+                !key.is_empty() && is_label_text(key) && is_label_text(value),
+                "--identity-selector {pair:?}: keys and values are label names (letters, digits, '-', '_', '.', '/')"
+            );
+            Ok((key.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn is_label_text(text: &str) -> bool {
+    text.len() <= 253
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+}
+
+/// Labels as a label selector (`a=b,c=d`).
+fn label_selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A store of `api`'s objects, kept current by a watch that runs in `background`.
+fn reflected<K>(
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+    api: Api<K>,
+) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    reflected_with(background, api, watcher::Config::default())
+}
+
+/// Like [`reflected`], with the watch's own configuration (a label selector).
+fn reflected_with<K>(
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+    api: Api<K>,
+    config: watcher::Config,
+) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .for_each(|event| async move {
+            if let Err(error) = event {
+                tracing::debug!(%error, "a watch of the directory failed; retrying");
+            }
+        });
+    background.push(tokio::spawn(stream));
+    reader
 }
 
 /// A DNS-1123 label, as a namespace name must be.
@@ -474,41 +654,89 @@ mod tests {
         }
     }
 
-    #[test]
-    fn credentials_namespaces_are_repeatable_or_comma_separated_and_default_to_every_watched_one() {
-        assert_eq!(credentials_namespaces(&run_args(&[])).expect("valid"), None);
-        let listed = credentials_namespaces(&run_args(&[
-            "--credentials-namespace=b,a",
-            "--credentials-namespace",
-            "c",
-        ]))
-        .expect("valid")
-        .expect("restricted");
-        assert_eq!(listed.into_iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+    fn listed(rule: NamespaceRule) -> Vec<String> {
+        match rule {
+            NamespaceRule::Allowed(allowed) => allowed.list,
+            NamespaceRule::All => vec!["*".into()],
+        }
     }
 
     #[test]
-    fn a_credentials_namespace_outside_the_watched_one_is_refused_at_start_naming_both() {
-        let same = run_args(&["--namespace=team-a", "--credentials-namespace=team-a"]);
-        assert!(credentials_namespaces(&same).expect("valid").is_some());
-        let outside = run_args(&["--namespace=team-a", "--credentials-namespace=team-b"]);
-        let error = credentials_namespaces(&outside)
+    fn run_args_default_is_what_the_flags_default_to() {
+        let parsed = run_args(&[]);
+        let default = RunArgs::default();
+        // Environment variables aside (KUBECONFIG and the like may be set where tests run).
+        assert_eq!(
+            (
+                parsed.concurrency,
+                parsed.inventory_interval,
+                parsed.task_poll_interval,
+                parsed.resync_interval,
+                parsed.shutdown_grace,
+                parsed.max_tasks_per_node,
+                parsed.identity_selector,
+            ),
+            (
+                default.concurrency,
+                default.inventory_interval,
+                default.task_poll_interval,
+                default.resync_interval,
+                default.shutdown_grace,
+                default.max_tasks_per_node,
+                default.identity_selector,
+            )
+        );
+    }
+
+    #[test]
+    fn the_default_connection_serves_the_watched_or_the_controllers_own_namespace_unless_told() {
+        let own = default_allowed_namespaces(&run_args(&[]), "pve-operator").expect("valid");
+        assert_eq!(listed(own), ["pve-operator"]);
+        let watched = run_args(&["--namespace=team-a"]);
+        assert_eq!(
+            listed(default_allowed_namespaces(&watched, "pve-operator").expect("valid")),
+            ["team-a"]
+        );
+        let many = run_args(&[
+            "--default-allowed-namespaces=b,a",
+            "--default-allowed-namespaces",
+            "c",
+        ]);
+        assert_eq!(
+            listed(default_allowed_namespaces(&many, "x").expect("valid")),
+            ["a", "b", "c"]
+        );
+        let all = run_args(&["--default-allowed-namespaces=*"]);
+        assert_eq!(
+            default_allowed_namespaces(&all, "x").expect("valid"),
+            NamespaceRule::All
+        );
+        assert!(NamespaceRule::All.allows("anything", None));
+    }
+
+    #[test]
+    fn a_default_allowed_namespace_outside_the_watched_one_is_refused_at_start_naming_both() {
+        let outside = run_args(&["--namespace=team-a", "--default-allowed-namespaces=team-b"]);
+        let error = default_allowed_namespaces(&outside, "x")
             .expect_err("refused")
             .to_string();
         assert!(
-            error.contains("--credentials-namespace team-b") && error.contains("team-a"),
+            error.contains("team-b") && error.contains("team-a"),
             "{error}"
         );
     }
 
     #[test]
-    fn a_credentials_namespace_that_is_no_namespace_name_is_refused_at_start() {
-        for bad in ["*", "Team_A", "-a", &"a".repeat(64)] {
-            let args = run_args(&[&format!("--credentials-namespace={bad}")]);
-            let error = credentials_namespaces(&args)
+    fn a_default_allowed_namespace_that_is_no_namespace_name_is_refused_at_start() {
+        for bad in ["Team_A", "-a", &"a".repeat(64), "*,a"] {
+            let args = run_args(&[&format!("--default-allowed-namespaces={bad}")]);
+            let error = default_allowed_namespaces(&args, "x")
                 .expect_err("refused")
                 .to_string();
-            assert!(error.contains("not a namespace name"), "{bad}: {error}");
+            assert!(
+                error.contains("not a namespace name") || error.contains("give it alone"),
+                "{bad}: {error}"
+            );
         }
     }
 }

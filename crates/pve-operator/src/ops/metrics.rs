@@ -36,6 +36,8 @@ use tracing_subscriber::registry::LookupSpan;
 pub const MACHINE_REQUEST: &str = "machinerequest";
 /// The `controller` label of the ProxmoxCluster controller.
 pub const PROXMOX_CLUSTER: &str = "proxmoxcluster";
+/// The `controller` label of the ProxmoxIdentity controller.
+pub const PROXMOX_IDENTITY: &str = "proxmoxidentity";
 
 /// Labels of the reconcile counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -3,7 +3,7 @@
 //! controller's back and triggers their requests. Steady state costs one Proxmox call per
 //! interval, whatever the number of machines.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub vms: BTreeMap<u32, VmEntry>,
     /// Nodes by name.
     pub nodes: BTreeMap<String, NodeEntry>,
+    /// The resource pools the credentials can see (Pool.Audit).
+    pub pools: BTreeSet<String>,
     /// When the read started.
     pub read_at: Option<Instant>,
 }
@@ -113,6 +115,11 @@ impl Snapshot {
                             used_memory: r.mem,
                         },
                     );
+                }
+                "pool" => {
+                    if let Some(pool) = r.pool.clone().filter(|p| !p.is_empty()) {
+                        snapshot.pools.insert(pool);
+                    }
                 }
                 _ => {}
             }

@@ -2,13 +2,14 @@
 //! task tracker and the VMID allocator, found through the [`ClusterRegistry`].
 
 pub mod inventory;
+pub mod node_facts;
 pub mod placements;
 pub mod registry;
 pub mod tasks;
 pub mod vmid;
 
 pub use inventory::{Inventory, Snapshot, VmEntry};
-pub use registry::{ClusterKey, ClusterRegistry, Connection};
+pub use registry::{Binding, ClusterRegistry, Connection, IdentityKey, Purpose};
 pub use tasks::{TaskOutcome, TaskTracker};
 pub use vmid::VmidAllocator;
 

@@ -24,7 +24,7 @@ pub enum VmidError {
     Proxmox(#[from] PveError),
     /// Every id in the configured range is taken.
     #[error(
-        "no free VMID left in the range {min}-{max} of the ProxmoxCluster; widen spec.vmidRange"
+        "no free VMID left in the range {min}-{max} that the request's ProxmoxCluster and ProxmoxIdentity allow (spec.allowed.vmidRange); widen it, or free VMIDs in it"
     )]
     RangeExhausted {
         /// Lowest id of the range.

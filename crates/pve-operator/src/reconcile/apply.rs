@@ -58,6 +58,28 @@ pub async fn apply(
         RecordedTask::None => {}
     }
 
+    // What the request's identity and cluster allow, before anything is touched or made.
+    scope.policy.check_spec(&request.spec)?;
+    if let Some(vmid) = status.vmid
+        && !scope.policy.allows_vmid(vmid)
+    {
+        return Err(crate::tenancy::Refusals(vec![crate::tenancy::Refusal {
+            field: "status.vmid".into(),
+            value: format!("{vmid} (recorded earlier)"),
+            source: scope
+                .policy
+                .layers()
+                .iter()
+                .rev()
+                .find(|l| l.allowances.vmid_range.is_some())
+                .map(|l| l.source.clone())
+                .unwrap_or(crate::tenancy::Source("the policy".into())),
+            rule: "spec.allowed.vmidRange",
+            allowed: "VMIDs inside the range; the VM at this VMID is not touched".into(),
+        }])
+        .into());
+    }
+
     // 2. Find the VM: by the recorded VMID (verifying it is ours), else by our marker.
     let vm = match find_own_vm(request, scope, conn, status, ctx).await? {
         Found::Ours(vm) => vm,
@@ -583,6 +605,7 @@ async fn create(
         None => fresh_inventory(conn).await?,
     };
 
+    super::validate::template_is_a_template(spec, &snapshot)?;
     let template = match &spec.boot.template {
         Some(t) => Some(
             snapshot
@@ -619,9 +642,21 @@ async fn create(
                     (node.clone(), load)
                 })
                 .collect();
-            choose_node(spec, &snapshot, &load).map_err(ReconcileError::Placement)?
+            let allowed = scope.policy.allowed_nodes();
+            choose_node(spec, &snapshot, &load, allowed.as_ref())
+                .map_err(ReconcileError::Placement)?
         }
     };
+    // Everything Proxmox can tell about the spec, before a VMID is recorded or a task sent.
+    super::validate::before_create(
+        spec,
+        conn,
+        &snapshot,
+        &node,
+        template.as_ref(),
+        &scope.policy,
+    )
+    .await?;
     // A slot on the node first: a VMID is recorded only for a create about to be sent.
     let slot = conn.tasks.reserve(&node).ok_or_else(|| node_busy(&node))?;
     if template.is_none() && status.node.as_ref() != Some(&node) {
@@ -648,7 +683,7 @@ async fn create(
         }
         _ => {
             conn.vmids
-                .allocate(&conn.pve, &snapshot, conn.vmid_range)
+                .allocate(&conn.pve, &snapshot, scope.policy.vmid_range()?)
                 .await?
         }
     };

@@ -1,60 +1,96 @@
-//! The ProxmoxCluster controller: connects with the referenced credentials and reports the
-//! Proxmox version, the nodes, and whether the credentials work, in status; it follows changes
-//! of the credentials Secret.
+//! The ProxmoxCluster controller: checks that the cluster's ProxmoxIdentity allows its namespace
+//! and that the cluster only narrows the identity, connects through the identity and reports
+//! the endpoint, the Proxmox version, the nodes, and whether the credentials work, in status. It
+//! follows changes of the identity (and so of its Secret).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use pve_operator_api::{MachineRequest, NodeStatus, ProxmoxCluster, ProxmoxClusterStatus};
+use pve_operator_api::{
+    MachineRequest, NodeStatus, ProxmoxCluster, ProxmoxClusterStatus, ProxmoxIdentity,
+};
 use serde_json::json;
 
 use super::Context;
 use super::status::FIELD_MANAGER;
 use crate::privileges::{self, needs_for_specs};
-use crate::proxmox::Connection;
 use crate::proxmox::registry::ConnectionError;
+use crate::proxmox::{Connection, Purpose};
 
 /// How often a healthy cluster is checked again.
 const RECHECK: Duration = Duration::from_secs(300);
 
-/// Runs the ProxmoxCluster controller until `shutdown` completes. `secrets` are the Secret
-/// scopes watched for credential changes: one per namespace where credentials may live, or one
-/// over all namespaces.
+/// Runs the ProxmoxCluster controller until `shutdown` completes. A change of a ProxmoxIdentity,
+/// or of its Secret (new credentials may hold other privileges), reconciles the clusters that
+/// refer to it.
 pub async fn run(
     ctx: Arc<Context>,
     clusters: Api<ProxmoxCluster>,
-    secrets: Vec<Api<Secret>>,
+    (identities, identity_watch): (Api<ProxmoxIdentity>, watcher::Config),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let controller = Controller::new(clusters, watcher::Config::default().any_semantic());
     let store = controller.store();
     ctx.instruments.proxmox_cluster_cache(store.clone());
-    let controller = secrets.into_iter().fold(controller, |controller, secrets| {
-        let store = store.clone();
-        controller.watches(
-            secrets,
+    let identities_store = ctx.clusters.directory().identities.clone();
+    let by_secret = store.clone();
+    let secret_changed = ctx
+        .clusters
+        .secrets()
+        .changes()
+        .flat_map(move |secret: String| {
+            let identities: Vec<String> = identities_store
+                .state()
+                .into_iter()
+                .filter(|i| i.spec.secret_ref.name == secret)
+                .map(|i| i.name_any())
+                .collect();
+            let refs: Vec<ObjectRef<ProxmoxCluster>> = by_secret
+                .state()
+                .into_iter()
+                .filter(|c| identities.contains(&c.spec.identity_ref.name))
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect();
+            futures::stream::iter(refs)
+        });
+    let in_namespace = store.clone();
+    controller
+        .reconcile_on(secret_changed)
+        // A namespace's labels decide whether an identity's selector allows it.
+        .watches(
+            Api::<PartialObjectMeta<Namespace>>::all(ctx.kube.clone()),
             watcher::Config::default(),
-            move |secret: Secret| {
-                let namespace = secret.namespace();
-                let name = secret.name_any();
-                store
+            move |namespace: PartialObjectMeta<Namespace>| {
+                let name = namespace.name_any();
+                in_namespace
                     .state()
                     .into_iter()
-                    .filter(|c| c.namespace() == namespace && c.spec.credentials_ref.name == name)
+                    .filter(|c| c.namespace().as_deref() == Some(name.as_str()))
                     .map(|c| ObjectRef::from_obj(&*c))
                     .collect::<Vec<_>>()
             },
         )
-    });
-    controller
+        .watches(
+            identities,
+            identity_watch,
+            move |identity: ProxmoxIdentity| {
+                let name = identity.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.spec.identity_ref.name == name)
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(
             |cluster, ctx| {
@@ -81,6 +117,43 @@ pub async fn run(
 #[error("writing ProxmoxCluster status: {0}")]
 pub struct StatusError(#[from] kube::Error);
 
+/// The conditions of a status being built, keeping each transition time when its value did not
+/// change.
+pub(super) struct Conditions<'a> {
+    previous: &'a [Condition],
+    generation: Option<i64>,
+    /// The conditions set so far.
+    pub list: Vec<Condition>,
+}
+
+impl<'a> Conditions<'a> {
+    pub(super) fn new(previous: &'a [Condition], generation: Option<i64>) -> Self {
+        Self {
+            previous,
+            generation,
+            list: Vec::new(),
+        }
+    }
+
+    pub(super) fn set(&mut self, type_: &str, ok: bool, reason: &str, message: String) {
+        let value = if ok { "True" } else { "False" };
+        let last_transition_time = self
+            .previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == value)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
+        self.list.push(Condition {
+            type_: type_.into(),
+            status: value.into(),
+            reason: reason.into(),
+            message,
+            observed_generation: self.generation,
+            last_transition_time,
+        });
+    }
+}
+
 async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Action, StatusError> {
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
@@ -90,93 +163,34 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
         ..ProxmoxClusterStatus::default()
     };
     let previous = cluster.status.clone().unwrap_or_default();
-    let mut condition = |type_: &str, ok: bool, reason: &str, message: String| {
-        let value = if ok { "True" } else { "False" };
-        let last_transition_time = previous
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == value)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
-        status.conditions.push(Condition {
-            type_: type_.into(),
-            status: value.into(),
-            reason: reason.into(),
-            message,
-            observed_generation: generation,
-            last_transition_time,
-        });
-    };
-    let checked = match ctx.clusters.connection(&namespace, Some(&name)).await {
-        Err(error @ (ConnectionError::Credentials { .. } | ConnectionError::Settings { .. })) => {
-            condition(
-                "CredentialsValid",
-                false,
-                "InvalidCredentials",
-                error.to_string(),
+    let mut conditions = Conditions::new(&previous.conditions, generation);
+    let checked = match ctx
+        .clusters
+        .binding(&namespace, Some(&name), Purpose::Apply)
+        .await
+    {
+        Err(error @ ConnectionError::Kube(_)) => Err(("NotConnected", error.to_string())),
+        Err(error) => {
+            conditions.set("IdentityAllowed", false, error.reason(), error.to_string());
+            Err((error.reason(), error.to_string()))
+        }
+        Ok(binding) => {
+            conditions.set(
+                "IdentityAllowed",
+                true,
+                "Allowed",
+                format!(
+                    "ProxmoxIdentity {:?} allows namespace {namespace:?}",
+                    cluster.spec.identity_ref.name
+                ),
             );
-            Err(("NotConnected", error.to_string()))
+            let conn = binding.connection;
+            status.endpoint = Some(conn.endpoint.clone());
+            check_connection(&ctx, &conn, &namespace, &name, &mut status, &mut conditions).await
         }
-        // The credentials were never read: no CredentialsValid either way.
-        Err(error @ ConnectionError::CredentialsNamespaceNotServed { .. }) => {
-            Err(("CredentialsNamespaceNotServed", error.to_string()))
-        }
-        Err(error) => Err(("NotConnected", error.to_string())),
-        Ok(conn) => match conn.pve.version().await {
-            Ok(version) => {
-                condition(
-                    "CredentialsValid",
-                    true,
-                    "Authenticated",
-                    "Proxmox accepted the credentials".into(),
-                );
-                match privileges_condition(&ctx, &conn, &namespace, &name).await {
-                    Ok((ok, reason, message)) => {
-                        condition("PrivilegesSufficient", ok, reason, message)
-                    }
-                    Err(error) => {
-                        tracing::info!(cluster = %name, %error, "could not check the privileges")
-                    }
-                }
-                let nodes = conn.inventory.fresh_snapshot().await.map(|s| {
-                    s.nodes
-                        .values()
-                        .map(|n| NodeStatus {
-                            name: n.name.clone(),
-                            online: n.online,
-                        })
-                        .collect::<Vec<_>>()
-                });
-                status.version = Some(version.version.clone());
-                match nodes {
-                    Ok(nodes) => {
-                        status.nodes = nodes;
-                        Ok(())
-                    }
-                    Err(error) => Err((
-                        "NotConnected",
-                        format!("reading /cluster/resources: {error}"),
-                    )),
-                }
-            }
-            Err(error) if error.kind() == pve_client::ErrorKind::Unauthorized => {
-                condition(
-                    "CredentialsValid",
-                    false,
-                    "Unauthorized",
-                    format!("Proxmox refused the credentials: {error}"),
-                );
-                Err(("NotConnected", error.to_string()))
-            }
-            // Not an outage: retrying cannot help until the config or the certificate changes.
-            Err(error) if error.kind() == pve_client::ErrorKind::Certificate => {
-                Err(("CertificateRejected", error.to_string()))
-            }
-            Err(error) => Err(("NotConnected", format!("Proxmox unreachable: {error}"))),
-        },
     };
     match &checked {
-        Ok(()) => condition(
+        Ok(()) => conditions.set(
             "Ready",
             true,
             "Connected",
@@ -186,8 +200,9 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
                 status.nodes.len()
             ),
         ),
-        Err((reason, message)) => condition("Ready", false, reason, message.clone()),
+        Err((reason, message)) => conditions.set("Ready", false, reason, message.clone()),
     }
+    status.conditions = conditions.list;
     if cluster.status.as_ref() != Some(&status) {
         let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &namespace);
         let patch = json!({ "apiVersion": "pve-operator.dev/v1alpha1", "kind": "ProxmoxCluster", "status": status });
@@ -203,6 +218,67 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
     } else {
         Duration::from_secs(30)
     }))
+}
+
+/// Asks Proxmox for its version (the credentials' test), the privileges and the nodes.
+async fn check_connection(
+    ctx: &Context,
+    conn: &Connection,
+    namespace: &str,
+    name: &str,
+    status: &mut ProxmoxClusterStatus,
+    conditions: &mut Conditions<'_>,
+) -> Result<(), (&'static str, String)> {
+    match conn.pve.version().await {
+        Ok(version) => {
+            conditions.set(
+                "CredentialsValid",
+                true,
+                "Authenticated",
+                "Proxmox accepted the credentials".into(),
+            );
+            match privileges_condition(ctx, conn, namespace, name).await {
+                Ok((ok, reason, message)) => {
+                    conditions.set("PrivilegesSufficient", ok, reason, message)
+                }
+                Err(error) => {
+                    tracing::info!(cluster = %name, %error, "could not check the privileges")
+                }
+            }
+            status.version = Some(version.version.clone());
+            match conn.inventory.fresh_snapshot().await {
+                Ok(snapshot) => {
+                    status.nodes = snapshot
+                        .nodes
+                        .values()
+                        .map(|n| NodeStatus {
+                            name: n.name.clone(),
+                            online: n.online,
+                        })
+                        .collect();
+                    Ok(())
+                }
+                Err(error) => Err((
+                    "NotConnected",
+                    format!("reading /cluster/resources: {error}"),
+                )),
+            }
+        }
+        Err(error) if error.kind() == pve_client::ErrorKind::Unauthorized => {
+            conditions.set(
+                "CredentialsValid",
+                false,
+                "Unauthorized",
+                format!("Proxmox refused the credentials: {error}"),
+            );
+            Err(("NotConnected", error.to_string()))
+        }
+        // Not an outage: retrying cannot help until the config or the certificate changes.
+        Err(error) if error.kind() == pve_client::ErrorKind::Certificate => {
+            Err(("CertificateRejected", error.to_string()))
+        }
+        Err(error) => Err(("NotConnected", format!("Proxmox unreachable: {error}"))),
+    }
 }
 
 /// The `PrivilegesSufficient` condition: the needs of the MachineRequests in the cluster's

@@ -65,6 +65,12 @@ pub enum ReconcileError {
     /// privileges could not be read.
     #[error(transparent)]
     Privileges(#[from] PrivilegeError),
+    /// The spec uses something the request's identity or ProxmoxCluster does not allow.
+    #[error("{0}")]
+    NotAllowed(#[from] crate::tenancy::Refusals),
+    /// The spec names something Proxmox does not have (checked before anything is created).
+    #[error(transparent)]
+    Validation(#[from] super::validate::ValidationError),
 }
 
 impl From<ConnectionError> for ReconcileError {
@@ -110,7 +116,9 @@ impl ReconcileError {
             ReconcileError::Connection(error) if matches!(**error, ConnectionError::Kube(_)) => {
                 Class::Transient
             }
-            ReconcileError::Connection(_) => Class::Permanent("ClusterUnavailable"),
+            ReconcileError::Connection(error) => Class::Permanent(error.reason()),
+            ReconcileError::NotAllowed(_) => Class::Permanent("NotAllowed"),
+            ReconcileError::Validation(error) => Class::Permanent(error.reason()),
             ReconcileError::Spec(_) => Class::Permanent("InvalidSpec"),
             ReconcileError::Placement(_) => Class::Permanent("NoSuitableNode"),
             ReconcileError::InvisibleVm(_) => Class::Permission {

@@ -5,8 +5,10 @@ pub mod apply;
 pub mod cleanup;
 pub mod cluster;
 pub mod error;
+pub mod identity;
 pub mod placement;
 pub mod status;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,7 +28,8 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use tokio::sync::mpsc;
 
-use crate::proxmox::ClusterRegistry;
+use crate::proxmox::{ClusterRegistry, Purpose};
+use crate::tenancy::Policy;
 use crate::vmspec::{self, Marker};
 use error::{Class, ReconcileError};
 use status::{set_condition, types};
@@ -109,6 +112,8 @@ pub struct RequestScope<'a> {
     pub api: Api<MachineRequest>,
     /// The request, for triggers.
     pub object_ref: ObjectRef<MachineRequest>,
+    /// The allow-lists of the request's identity and ProxmoxCluster.
+    pub policy: Policy,
     reference: ObjectReference,
 }
 
@@ -175,13 +180,20 @@ pub async fn run(
 }
 
 /// The requests that name `cluster` in spec.clusterRef and are not Ready: the ones a change of
-/// the cluster may unblock. Ready ones keep their own triggers (inventory, resync).
+/// the cluster may unblock (Ready ones keep their own triggers: inventory, resync). When the
+/// cluster lost its identity's permission (IdentityAllowed False), all of them: each says so
+/// in its own status at once.
 fn waiting_on_cluster(
     requests: &reflector::Store<MachineRequest>,
     cluster: &ProxmoxCluster,
 ) -> Vec<ObjectRef<MachineRequest>> {
     let namespace = cluster.namespace();
     let name = cluster.name_any();
+    let revoked = cluster.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "IdentityAllowed" && c.status == "False")
+    });
     requests
         .state()
         .into_iter()
@@ -192,11 +204,12 @@ fn waiting_on_cluster(
                     .cluster_ref
                     .as_ref()
                     .is_some_and(|r| r.name == name)
-                && !request.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == types::READY && c.status == "True")
-                })
+                && (revoked
+                    || !request.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == types::READY && c.status == "True")
+                    }))
         })
         .map(|request| ObjectRef::from_obj(&*request))
         .collect()
@@ -260,21 +273,51 @@ async fn step(
         .ok_or(ReconcileError::Incomplete("namespace"))?;
     let marker = Marker::of(request).ok_or(ReconcileError::Incomplete("uid"))?;
     let api: Api<MachineRequest> = Api::namespaced(ctx.kube.clone(), &namespace);
-    let scope = RequestScope {
+    let mut scope = RequestScope {
         marker: &marker,
         vm_name: vmspec::vm_name(request),
         api: api.clone(),
         object_ref: apply::object_ref(request),
+        policy: Policy::unrestricted(),
         reference: request.object_ref(&()),
     };
     let mut status = request.status.clone().unwrap_or_default();
     let cluster_ref = request.spec.cluster_ref.as_ref().map(|c| c.name.as_str());
-    let result = match ctx.clusters.connection(&namespace, cluster_ref).await {
-        Ok(conn) => {
+    let mut binding = ctx
+        .clusters
+        .binding(&namespace, cluster_ref, Purpose::Apply)
+        .await;
+    if deleting
+        && let Err(error) = &binding
+        && error.is_namespace_refusal()
+    {
+        if status.vmid.is_none() && !status::is_true(&status, types::PROVISIONED) {
+            // Never given a VM there: nothing in Proxmox to look at.
+            scope
+                .event(
+                    ctx,
+                    EventType::Normal,
+                    "Deleted",
+                    "no VM was ever created for this request; releasing it",
+                )
+                .await;
+            return Ok(Action::await_change());
+        }
+        // Its own VM (the marker rules still apply) may be removed after access was revoked.
+        binding = ctx
+            .clusters
+            .binding(&namespace, cluster_ref, Purpose::Cleanup)
+            .await;
+    }
+    let result = match binding {
+        Ok(binding) => {
+            scope.policy = binding.policy;
+            let conn = binding.connection;
+            let scope = &scope;
             if deleting {
-                cleanup::cleanup(request, &scope, &conn, &mut status, ctx).await
+                cleanup::cleanup(request, scope, &conn, &mut status, ctx).await
             } else {
-                let result = apply::apply(request, &scope, &conn, &mut status, ctx).await;
+                let result = apply::apply(request, scope, &conn, &mut status, ctx).await;
                 // What this pass left the VM as: the inventory triggers when Proxmox differs.
                 let expected = match (&result, status.vmid, &status.node, status.phase) {
                     (Ok(_), Some(vmid), Some(node), Some(Phase::Running | Phase::Stopped))
@@ -296,6 +339,7 @@ async fn step(
         }
         Err(error) => Err(error.into()),
     };
+    let scope = &scope;
     let failure = match &result {
         Ok(_) | Err(ReconcileError::DeletionInProgress(_) | ReconcileError::NodeBusy(_)) => None,
         Err(error) => Some(error.reason()),
@@ -324,7 +368,7 @@ async fn step(
             Err(waiting)
         }
         Err(error) => {
-            report(request, &scope, &mut status, &error, ctx).await;
+            report(request, scope, &mut status, &error, ctx).await;
             match error.class() {
                 Class::Transient => Err(error),
                 // During deletion an Ok releases the finalizer (and would orphan the VM): keep

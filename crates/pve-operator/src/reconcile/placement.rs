@@ -1,6 +1,6 @@
 //! Choosing the node for a new VM.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use pve_operator_api::{MachineRequestSpec, PlacementStrategy};
 
@@ -23,10 +23,12 @@ pub struct NodeLoad {
 /// strategy decides, counting the controller's recent placements as if the inventory showed
 /// them, so that a burst of requests spreads over the nodes. A node missing from `load` counts
 /// as idle.
+/// `allowed` (from the request's identity and cluster) limits the candidates further.
 pub fn choose_node(
     spec: &MachineRequestSpec,
     snapshot: &Snapshot,
     load: &BTreeMap<String, NodeLoad>,
+    allowed: Option<&BTreeSet<String>>,
 ) -> Result<String, String> {
     let load_of = |n: &NodeEntry| {
         load.get(&n.name).copied().unwrap_or(NodeLoad {
@@ -34,7 +36,11 @@ pub fn choose_node(
             recently_placed: Placed::default(),
         })
     };
-    let online: Vec<&NodeEntry> = snapshot.nodes.values().filter(|n| n.online).collect();
+    let online: Vec<&NodeEntry> = snapshot
+        .nodes
+        .values()
+        .filter(|n| n.online && allowed.is_none_or(|a| a.contains(&n.name)))
+        .collect();
     let online_names = || {
         let names: Vec<&str> = online.iter().map(|n| n.name.as_str()).collect();
         if names.is_empty() {
@@ -69,6 +75,9 @@ pub fn choose_node(
                 allowed.join(", "),
                 online_names()
             ),
+            None if allowed.is_some() => {
+                "no Proxmox node that the request's identity and cluster allow (spec.allowed.nodes) is online".to_string()
+            }
             None => "no Proxmox node is online".to_string(),
         });
     }
@@ -160,10 +169,10 @@ mod tests {
             node("c", false, 512, 0),
         ]);
         assert_eq!(
-            choose_node(&spec(serde_json::json!({}), 1024), &s, &idle()),
+            choose_node(&spec(serde_json::json!({}), 1024), &s, &idle(), None),
             Ok("b".into())
         );
-        let too_big = choose_node(&spec(serde_json::json!({}), 100 * 1024), &s, &idle());
+        let too_big = choose_node(&spec(serde_json::json!({}), 100 * 1024), &s, &idle(), None);
         assert!(too_big.is_err_and(|e| e.contains("spec.memory.sizeMiB")));
     }
 
@@ -175,10 +184,20 @@ mod tests {
             node("c", false, 512, 0),
         ]);
         assert_eq!(
-            choose_node(&spec(serde_json::json!({"node": "a"}), 1024), &s, &idle()),
+            choose_node(
+                &spec(serde_json::json!({"node": "a"}), 1024),
+                &s,
+                &idle(),
+                None
+            ),
             Ok("a".into())
         );
-        let offline = choose_node(&spec(serde_json::json!({"node": "c"}), 1024), &s, &idle());
+        let offline = choose_node(
+            &spec(serde_json::json!({"node": "c"}), 1024),
+            &s,
+            &idle(),
+            None,
+        );
         assert!(
             offline
                 .is_err_and(|e| e.contains("spec.placement.node c") && e.contains("online: a, b"))
@@ -187,7 +206,8 @@ mod tests {
             choose_node(
                 &spec(serde_json::json!({"allowedNodes": ["a", "c"]}), 1024),
                 &s,
-                &idle()
+                &idle(),
+                None
             ),
             Ok("a".into())
         );
@@ -202,7 +222,7 @@ mod tests {
         ]);
         let request = spec(serde_json::json!({}), 4096);
         // By the last inventory alone, every request of a burst would go to a.
-        assert_eq!(choose_node(&request, &s, &idle()), Ok("a".into()));
+        assert_eq!(choose_node(&request, &s, &idle(), None), Ok("a".into()));
         // After two 4 GiB placements on a, b has the most room left.
         let mut load = idle();
         load.insert(
@@ -215,14 +235,14 @@ mod tests {
                 },
             },
         );
-        assert_eq!(choose_node(&request, &s, &load), Ok("b".into()));
+        assert_eq!(choose_node(&request, &s, &load, None), Ok("b".into()));
         // A node where no task may start now comes last, whatever its memory.
         let busy = NodeLoad {
             has_free_task_slot: false,
             recently_placed: Placed::default(),
         };
         load.insert("b".into(), busy);
-        assert_eq!(choose_node(&request, &s, &load), Ok("c".into()));
+        assert_eq!(choose_node(&request, &s, &load, None), Ok("c".into()));
         // FewestVMs counts the recent placements too.
         let fewest = spec(serde_json::json!({"strategy": "FewestVMs"}), 1024);
         let mut load = idle();
@@ -236,6 +256,6 @@ mod tests {
                 },
             },
         );
-        assert_eq!(choose_node(&fewest, &s, &load), Ok("b".into()));
+        assert_eq!(choose_node(&fewest, &s, &load, None), Ok("b".into()));
     }
 }
