@@ -39,26 +39,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{/*
-The namespaces where ProxmoxCluster credentials Secrets may be read, as a JSON list: the watched
-namespace, or credentialsNamespaces, or the release's namespace; ["*"] for all of them.
+The namespaces whose MachineRequests may use the default connection, as a comma-separated flag
+value; empty when the binary's default (the watched namespace, else its own) applies.
 */}}
-{{- define "pve-operator.credentialsNamespaces" -}}
-{{- $listed := .Values.credentialsNamespaces | default list -}}
-{{- if .Values.watchNamespace -}}
-{{- if and $listed (ne (toJson (uniq $listed)) (toJson (list .Values.watchNamespace))) -}}
-{{- fail (printf "credentialsNamespaces %s: with watchNamespace %q the controller sees ProxmoxClusters only there; leave credentialsNamespaces empty" (toJson $listed) .Values.watchNamespace) -}}
+{{- define "pve-operator.defaultAllowedNamespaces" -}}
+{{- $listed := .Values.proxmox.allowedNamespaces | default list | uniq -}}
+{{- if and (has "*" $listed) (gt (len $listed) 1) -}}
+{{- fail (printf "proxmox.allowedNamespaces %s: \"*\" already means every namespace; give it alone" (toJson $listed)) -}}
 {{- end -}}
-{{- list .Values.watchNamespace | toJson -}}
-{{- else if has "*" $listed -}}
-{{- if gt (len $listed) 1 -}}
-{{- fail (printf "credentialsNamespaces %s: \"*\" already means every namespace; give it alone" (toJson $listed)) -}}
+{{- if and .Values.watchNamespace $listed (ne (toJson $listed) (toJson (list .Values.watchNamespace))) -}}
+{{- fail (printf "proxmox.allowedNamespaces %s: with watchNamespace %q the controller sees MachineRequests only there; leave proxmox.allowedNamespaces empty" (toJson $listed) .Values.watchNamespace) -}}
 {{- end -}}
-{{- list "*" | toJson -}}
-{{- else if $listed -}}
-{{- $listed | uniq | toJson -}}
-{{- else -}}
-{{- list .Release.Namespace | toJson -}}
-{{- end -}}
+{{- join "," $listed -}}
 {{- end -}}
 
 {{/*
@@ -66,10 +58,11 @@ The rules of the controller's resources, in the watched namespace or cluster-wid
 one the controller uses (tests/e2e/deploy.rs removes each in turn and sees the call fail):
 - machinerequests: list+watch (the controller's cache), patch (the finalizer, a JSON patch);
 - machinerequests/status: patch (server-side apply of status);
-- proxmoxclusters: get (credentials lookup), list+watch (the cache);
+- proxmoxclusters: get (a lookup when the cache has not seen a new one yet), list+watch (the cache);
 - proxmoxclusters/status: patch;
 - events.k8s.io events: create, patch (kube's event Recorder, which patches repeated events).
-Secrets are in "pve-operator.secretRules", granted only where credentials live.
+The cluster-scoped rules are in "pve-operator.identityRules", the Secrets in
+"pve-operator.secretRules" (the identities' Secrets, by name).
 */}}
 {{- define "pve-operator.rules" -}}
 - apiGroups: [pve-operator.dev]
@@ -89,9 +82,31 @@ Secrets are in "pve-operator.secretRules", granted only where credentials live.
   verbs: [create, patch]
 {{- end -}}
 
-{{/* Secrets: get (the credentials of a ProxmoxCluster), list+watch (credential changes). */}}
+{{/*
+Cluster-scoped, whatever watchNamespace says:
+- proxmoxidentities: get (a lookup when the cache has not seen a new one yet), list+watch;
+- proxmoxidentities/status: patch;
+- namespaces: get, list+watch (their labels, for allowedNamespaces.selector).
+*/}}
+{{- define "pve-operator.identityRules" -}}
+- apiGroups: [pve-operator.dev]
+  resources: [proxmoxidentities]
+  verbs: [get, list, watch]
+- apiGroups: [pve-operator.dev]
+  resources: [proxmoxidentities/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+{{- end -}}
+
+{{/*
+The identities' Secrets, by name: get, and list+watch of one name at a time (a field selector on
+metadata.name, which RBAC matches against resourceNames).
+*/}}
 {{- define "pve-operator.secretRules" -}}
 - apiGroups: [""]
   resources: [secrets]
+  resourceNames: {{ toJson (.Values.identitySecrets | uniq) }}
   verbs: [get, list, watch]
 {{- end -}}
