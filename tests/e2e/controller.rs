@@ -25,6 +25,8 @@ pub struct Harness {
     pub config_path: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     controller: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// A control plane of the test's own, when its controller watches every namespace.
+    own_control_plane: Option<testenv::TestEnv>,
     _dir: tempfile::TempDir,
 }
 
@@ -57,10 +59,29 @@ impl Harness {
         harness
     }
 
+    /// Like [`Harness::start`], with a control plane of its own and a controller that watches
+    /// every namespace (for tests of several tenants; the default connection still serves only
+    /// the test's namespace).
+    pub async fn start_all_namespaces(prefix: &str) -> Harness {
+        let env = testenv::TestEnv::start().await.expect("own control plane");
+        let mut harness = Self::prepare_on(&env, prefix, |_| {}).await;
+        harness.own_control_plane = Some(env);
+        harness.start_controller();
+        harness
+    }
+
     /// Everything but the controller: namespace, simulator, root@pam config and client.
     async fn prepare(prefix: &str, adjust: impl FnOnce(&mut SimOptions)) -> Harness {
-        crate::support::init_logging();
         let env = testenv::TestEnv::shared().await.expect("control plane");
+        Self::prepare_on(env, prefix, adjust).await
+    }
+
+    async fn prepare_on(
+        env: &testenv::TestEnv,
+        prefix: &str,
+        adjust: impl FnOnce(&mut SimOptions),
+    ) -> Harness {
+        crate::support::init_logging();
         let client = env.client().expect("client");
         install_crds(&client).await;
         let namespace = env
@@ -89,6 +110,7 @@ impl Harness {
             config_path,
             stop: None,
             controller: None,
+            own_control_plane: None,
             _dir: dir,
         }
     }
@@ -96,17 +118,21 @@ impl Harness {
     /// Starts the controller (again), watching only this test's namespace.
     pub fn start_controller(&mut self) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let all = self.own_control_plane.is_some();
         let args = RunArgs {
-            kubeconfig: None,
             config: Some(self.config_path.clone()),
-            namespace: Some(self.namespace.clone()),
-            credentials_namespaces: vec![],
-            concurrency: 16,
+            namespace: (!all).then(|| self.namespace.clone()),
+            default_allowed_namespaces: vec![self.namespace.clone()],
+            // Identity Secrets live in the test's namespace, and this controller serves only the
+            // identities labelled for this test (identities are cluster-scoped and tests share
+            // the control plane).
+            identity_namespace: Some(self.namespace.clone()),
+            identity_selector: vec![self.identity_selector()],
             inventory_interval: 1,
             task_poll_interval: 100,
             resync_interval: 0,
             shutdown_grace: 5,
-            max_tasks_per_node: 8,
+            ..RunArgs::default()
         };
         self.controller = Some(tokio::spawn(run_with_client(
             args,
@@ -125,6 +151,11 @@ impl Harness {
             let _ = handle.await;
         }
         self.stop = None;
+    }
+
+    /// The label (`key=value`) that the identities of this test carry.
+    pub fn identity_selector(&self) -> String {
+        format!("{}={}", crate::tenancy::TEST_LABEL, self.namespace)
     }
 
     pub fn requests(&self) -> Api<MachineRequest> {
@@ -160,6 +191,40 @@ impl Harness {
             .to_string();
         self.apply(&name, request["spec"].clone()).await;
         name
+    }
+
+    /// Waits until the request `name` of `requests` (any namespace) is Ready.
+    pub async fn wait_ready_in(
+        &self,
+        requests: &Api<MachineRequest>,
+        name: &str,
+    ) -> MachineRequest {
+        let ready = |obj: Option<&MachineRequest>| {
+            obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        };
+        within(
+            &format!("{name} to be Ready"),
+            await_condition(requests.clone(), name, ready),
+        )
+        .await
+        .expect("watch")
+        .expect("request exists")
+    }
+
+    /// Waits until the request `name` of `requests` is gone (its finalizer released).
+    pub async fn wait_gone_in(&self, requests: &Api<MachineRequest>, name: &str) {
+        within(
+            &format!("{name} to be gone"),
+            await_condition(requests.clone(), name, |obj: Option<&MachineRequest>| {
+                obj.is_none()
+            }),
+        )
+        .await
+        .expect("watch");
     }
 
     /// Waits until the request's Ready condition is True, and returns it.
@@ -907,53 +972,29 @@ async fn a_crash_at_each_provisioning_step_still_ends_with_exactly_one_vm() {
 
 #[tokio::test]
 async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_cluster_refs() {
-    use k8s_openapi::api::core::v1::Secret;
-    use pve_operator_api::ProxmoxCluster;
+    use pve_operator_api::{ProxmoxCluster, ProxmoxIdentity};
     let h = Harness::start("cluster").await;
-    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.namespace);
     let clusters: Api<ProxmoxCluster> = Api::namespaced(h.client.clone(), &h.namespace);
-    let secret = |password: &str| {
-        json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": "pve-credentials" },
-            "stringData": { "config.yaml": format!(
-                "proxmox:\n  url: \"https://ignored.example:8006\"\n  username: root\n  realm: pam\n  password: \"{password}\"\n"
-            ) },
-        })
-    };
-    let apply_secret = |password: String| {
-        let secrets = secrets.clone();
-        let doc = secret(&password);
-        async move {
-            secrets
-                .patch(
-                    "pve-credentials",
-                    &PatchParams::apply("e2e-tests").force(),
-                    &Patch::Apply(&doc),
-                )
-                .await
-                .expect("secret applies");
-        }
-    };
-    apply_secret(h.sim.root_password().to_string()).await;
-    let cluster = json!({
-        "apiVersion": "pve-operator.dev/v1alpha1", "kind": "ProxmoxCluster",
-        "metadata": { "name": "lab" },
-        "spec": {
-            "endpoint": h.sim.url(),
-            "tls": { "fingerprint": h.sim.fingerprint() },
-            "credentialsRef": { "name": "pve-credentials" },
-            "vmidRange": { "min": 5000, "max": 5099 },
-        },
-    });
-    clusters
-        .patch(
-            "lab",
-            &PatchParams::apply("e2e-tests").force(),
-            &Patch::Apply(&cluster),
+    let root_config = |password: &str| {
+        format!(
+            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root\n  realm: pam\n  password: \"{password}\"\n",
+            h.sim.url(),
+            h.sim.fingerprint()
         )
-        .await
-        .expect("cluster applies");
+    };
+    let identity = h
+        .create_identity(
+            "lab",
+            &root_config(h.sim.root_password()),
+            json!({ "allowedNamespaces": { "list": [h.namespace] } }),
+        )
+        .await;
+    h.create_cluster(
+        "lab",
+        &identity,
+        json!({ "vmidRange": { "min": 5000, "max": 5099 } }),
+    )
+    .await;
     let condition_is = |type_: &'static str, value: &'static str| {
         move |obj: Option<&ProxmoxCluster>| {
             obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
@@ -979,6 +1020,15 @@ async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_clus
         "version: {:?}",
         status.version
     );
+    let endpoint = status.endpoint.clone().unwrap_or_default();
+    assert!(
+        endpoint.ends_with("/api2/json")
+            && h.sim
+                .url()
+                .starts_with(endpoint.trim_end_matches("/api2/json")),
+        "the identity's endpoint ({endpoint}) is shown, the simulator's ({})",
+        h.sim.url()
+    );
     assert_eq!(
         status
             .nodes
@@ -995,22 +1045,27 @@ async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_clus
     let vmid = vmid_of(&h.wait_ready("on-lab").await);
     assert!(
         (5000..=5099).contains(&vmid),
-        "VMID {vmid} from spec.vmidRange"
+        "VMID {vmid} from spec.allowed.vmidRange"
     );
 
-    // Broken credentials are noticed through the Secret, and said so without the secret.
-    apply_secret("wrong-password".into()).await;
+    // Broken credentials are noticed through the Secret's watch, and said so in the identity's
+    // status without the secret.
+    h.apply_identity_secret(&identity, &root_config("wrong-password"))
+        .await;
+    let identities: Api<ProxmoxIdentity> = Api::all(h.client.clone());
     let failing = within(
-        "CredentialsValid to turn False",
-        await_condition(
-            clusters.clone(),
-            "lab",
-            condition_is("CredentialsValid", "False"),
-        ),
+        "the identity's CredentialsValid to turn False",
+        await_condition(identities, &identity, |obj: Option<&ProxmoxIdentity>| {
+            obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "CredentialsValid" && c.status == "False")
+            })
+        }),
     )
     .await
     .expect("watch")
-    .expect("cluster exists");
+    .expect("identity exists");
     let message = failing
         .status
         .and_then(|s| {
@@ -1030,6 +1085,13 @@ async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_clus
             || message.contains("refused"),
         "says why: {message}"
     );
+    // The tenant's ProxmoxCluster follows its identity.
+    within(
+        "the ProxmoxCluster's CredentialsValid to turn False",
+        await_condition(clusters, "lab", condition_is("CredentialsValid", "False")),
+    )
+    .await
+    .expect("watch");
     h.stop().await;
 }
 
@@ -1070,42 +1132,27 @@ async fn no_more_than_the_allowed_number_of_tasks_run_at_once_on_a_node() {
 
 #[tokio::test]
 async fn a_refused_certificate_is_named_once_and_fixing_the_pin_resumes_at_once() {
-    use k8s_openapi::api::core::v1::Secret;
     use pve_operator_api::ProxmoxCluster;
     let h = Harness::start("cert").await;
-    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.namespace);
     let clusters: Api<ProxmoxCluster> = Api::namespaced(h.client.clone(), &h.namespace);
-    let apply = PatchParams::apply("e2e-tests").force();
-    let secret = json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": { "name": "pve-credentials" },
-        "stringData": { "config.yaml": format!(
-            "proxmox:\n  url: \"https://ignored.example:8006\"\n  username: root\n  realm: pam\n  password: \"{}\"\n",
+    let config = |fingerprint: &str| {
+        format!(
+            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{fingerprint}\"\n  username: root\n  realm: pam\n  password: \"{}\"\n",
+            h.sim.url(),
             h.sim.root_password()
-        ) },
-    });
-    secrets
-        .patch("pve-credentials", &apply, &Patch::Apply(&secret))
-        .await
-        .expect("secret applies");
+        )
+    };
     // A pin that is not the simulator's certificate: what a renewed or replaced certificate, or
     // a man in the middle, looks like.
     let wrong_pin = vec!["AB"; 32].join(":");
-    let cluster = |fingerprint: &str| {
-        json!({
-            "apiVersion": "pve-operator.dev/v1alpha1", "kind": "ProxmoxCluster",
-            "metadata": { "name": "pinned" },
-            "spec": {
-                "endpoint": h.sim.url(),
-                "tls": { "fingerprint": fingerprint },
-                "credentialsRef": { "name": "pve-credentials" },
-            },
-        })
-    };
-    clusters
-        .patch("pinned", &apply, &Patch::Apply(&cluster(&wrong_pin)))
-        .await
-        .expect("cluster applies");
+    let identity = h
+        .create_identity(
+            "pinned",
+            &config(&wrong_pin),
+            json!({ "allowedNamespaces": { "list": [h.namespace] } }),
+        )
+        .await;
+    h.create_cluster("pinned", &identity, json!({})).await;
     let mut spec = small_spec();
     spec["clusterRef"] = json!({ "name": "pinned" });
     h.apply("behind-a-wrong-pin", spec).await;
@@ -1174,16 +1221,11 @@ async fn a_refused_certificate_is_named_once_and_fixing_the_pin_resumes_at_once(
         "nothing, not even the password, went over the unverified connection"
     );
 
-    // Fixing the pin resumes the request now, not at the slow retry of a permanent error
-    // (minutes away): the change of its ProxmoxCluster reconciles it.
-    clusters
-        .patch(
-            "pinned",
-            &apply,
-            &Patch::Apply(&cluster(h.sim.fingerprint())),
-        )
-        .await
-        .expect("cluster applies");
+    // Fixing the pin (in the identity's Secret) resumes the request now, not at the slow retry
+    // of a permanent error (minutes away): the Secret's watch reconciles the identity, whose
+    // change reconciles the ProxmoxCluster, whose change reconciles the request.
+    h.apply_identity_secret(&identity, &config(h.sim.fingerprint()))
+        .await;
     h.wait_ready("behind-a-wrong-pin").await;
     h.stop().await;
 }

@@ -723,16 +723,13 @@ impl Instance {
         let addr = listener.local_addr().expect("address");
         let command = RunCommand {
             controller: RunArgs {
-                kubeconfig: None,
                 config: Some(options.config.to_path_buf()),
                 namespace: Some(options.ns.to_string()),
-                credentials_namespaces: vec![],
-                concurrency: 16,
                 inventory_interval: 1,
                 task_poll_interval: 100,
                 resync_interval: 0,
                 shutdown_grace: 5,
-                max_tasks_per_node: 8,
+                ..RunArgs::default()
             },
             ops: OpsArgs {
                 metrics_addr: addr,
@@ -1284,7 +1281,7 @@ fn chart_run_command(docs: &[Value], pod_namespace: &str, config: &Path) -> RunC
             // Quicker than the chart's production timers; nothing about scope or rights.
             command.controller.inventory_interval = 1;
             command.controller.task_poll_interval = 100;
-            command
+            *command
         }
         _ => panic!("the chart's Deployment does not run `pve-operator run`: {argv:?}"),
     }
@@ -1418,9 +1415,9 @@ async fn cluster_wide_the_charts_service_account_reads_credentials_only_in_the_c
     let proxmox = Proxmox::start().await;
     let command = chart_run_command(&docs, &release, &proxmox.config);
     assert_eq!(
-        command.controller.credentials_namespaces,
-        vec![release.clone()],
-        "by default the chart serves credentials of its own namespace"
+        command.controller.identity_namespace.as_deref(),
+        Some(release.as_str()),
+        "the identities' Secrets are read in the chart's own namespace"
     );
     assert_eq!(command.controller.namespace, None, "cluster-wide");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

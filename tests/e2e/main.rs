@@ -9,4 +9,5 @@ mod demo;
 mod deploy;
 mod privileges;
 mod support;
+mod tenancy;
 mod third_party;

@@ -838,41 +838,33 @@ async fn a_proxmox_cluster_reports_whether_its_credentials_suffice_for_the_reque
         .filter(|n| !(n.privilege == "SDN.Use" && n.path == bridge))
         .collect();
     let config = token_for(&h.sim, &reduced).await;
+    let identity = h
+        .create_identity(
+            "least",
+            &config,
+            serde_json::json!({ "allowedNamespaces": { "list": [h.namespace] } }),
+        )
+        .await;
     let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.namespace);
     let clusters: Api<ProxmoxCluster> = Api::namespaced(h.client.clone(), &h.namespace);
+    // A change of the identity's Secret (here only a label) makes the cluster look again.
     let apply_secret = async |generation: &str| {
         let doc = serde_json::json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": "token", "labels": { "touched": generation } },
+            "metadata": { "name": identity, "labels": { "touched": generation } },
             "stringData": { "config.yaml": config },
         });
         secrets
             .patch(
-                "token",
+                &identity,
                 &PatchParams::apply("e2e-tests").force(),
                 &Patch::Apply(&doc),
             )
             .await
             .expect("secret applies");
     };
-    apply_secret("1").await;
-    let cluster = serde_json::json!({
-        "apiVersion": "pve-operator.dev/v1alpha1", "kind": "ProxmoxCluster",
-        "metadata": { "name": "least" },
-        "spec": {
-            "endpoint": h.sim.url(),
-            "tls": { "fingerprint": h.sim.fingerprint() },
-            "credentialsRef": { "name": "token" },
-        },
-    });
-    clusters
-        .patch(
-            "least",
-            &PatchParams::apply("e2e-tests").force(),
-            &Patch::Apply(&cluster),
-        )
-        .await
-        .expect("cluster applies");
+    h.create_cluster("least", &identity, serde_json::json!({}))
+        .await;
     let privileges_condition = async |wanted: &dyn Fn(&str, &str) -> bool| {
         let found = within(
             "the ProxmoxCluster's PrivilegesSufficient condition",
