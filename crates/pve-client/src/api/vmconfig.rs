@@ -651,7 +651,8 @@ pub const OS_TYPES: [&str; 13] = [
     "l26", "solaris",
 ];
 
-/// Encodes SSH public keys as Proxmox requires for `sshkeys`: newline-joined, then
+/// Encodes SSH public keys as Proxmox requires for `sshkeys`: each checked by
+/// [`crate::sshkey::check_public_key`] (it goes unquoted into cloud-init's YAML), newline-joined, then
 /// percent-encoded like JavaScript's `encodeURIComponent` (everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )`
 /// becomes `%XX`, spaces as `%20`), which is what PVE's `urlencoded` format accepts.
 pub fn encode_sshkeys<S: AsRef<str>>(keys: &[S]) -> Result<String> {
@@ -667,19 +668,9 @@ pub fn encode_sshkeys<S: AsRef<str>>(keys: &[S]) -> Result<String> {
         .remove(b')');
     let mut lines = Vec::new();
     for (i, k) in keys.iter().enumerate() {
-        let k = k.as_ref().trim();
-        if k.is_empty() || k.contains(['\n', '\r']) {
-            return Err(PveError::invalid_input(
-                format!("sshkeys[{i}]"),
-                "each key must be one non-empty line",
-            ));
-        }
-        if !(k.starts_with("ssh-") || k.starts_with("ecdsa-") || k.starts_with("sk-")) {
-            return Err(PveError::invalid_input(
-                format!("sshkeys[{i}]"),
-                "does not look like an OpenSSH public key (ssh-ed25519 AAAA..., ecdsa-..., sk-...)",
-            ));
-        }
+        let k = k.as_ref().trim_end_matches(' ');
+        crate::sshkey::check_public_key(k)
+            .map_err(|m| PveError::invalid_input(format!("sshkeys[{i}]"), m))?;
         lines.push(k);
     }
     Ok(percent_encoding::utf8_percent_encode(&lines.join("\n"), KEEP).to_string())
