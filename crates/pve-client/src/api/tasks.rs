@@ -376,6 +376,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_log_tail_asks_for_few_lines_and_keeps_a_bounded_excerpt() {
+        // A server that ignores `limit` and sends 200 lines of 5,000 characters.
+        let server = MockServer::start(|r: &Recorded| {
+            let line = "x".repeat(5_000);
+            let lines: Vec<serde_json::Value> = (9_800..10_000)
+                .map(|n| json!({ "n": n + 1, "t": format!("{n} {line}") }))
+                .collect();
+            let mut c = Canned::data(json!(lines));
+            if r.query.contains("limit=1&") || r.query.ends_with("limit=1") {
+                c.body = json!({ "data": [{ "n": 1, "t": "first" }], "total": 10_000 }).to_string();
+            }
+            c
+        })
+        .await;
+        let upid: Upid = UPID.parse().unwrap();
+        let options = ClientOptions::default();
+        let cfg = PveConfig {
+            url: server.url.clone(),
+            credentials: Credentials::Token(ApiToken {
+                token_id: "omni@pve!tk".into(),
+                secret: Secret::new("s"),
+            }),
+            tls: TlsTrust::PublicRoots,
+        };
+        let c = PveClient::with_options(&cfg, options).unwrap();
+        let tail = c.task_log_tail(&upid, 1000).await.unwrap();
+        let asked: Vec<String> = server.requests().iter().map(|r| r.query.clone()).collect();
+        assert_eq!(
+            asked.last().map(String::as_str),
+            Some("start=9950&limit=50"),
+            "{asked:?}"
+        );
+        assert!(tail.len() <= MAX_LOG_TAIL_LINES as usize, "{}", tail.len());
+        assert!(
+            tail.iter()
+                .all(|l| l.chars().count() <= MAX_LOG_LINE_CHARS + 1)
+        );
+        let total: usize = tail.iter().map(|l| l.chars().count()).sum();
+        assert!(total <= MAX_LOG_TAIL_CHARS, "{total}");
+        assert!(
+            tail.last().unwrap().starts_with("9999 x"),
+            "the newest line is kept"
+        );
+    }
+
+    #[tokio::test]
     async fn wait_gives_up_after_its_timeout() {
         let server = MockServer::start(task_server(usize::MAX, "OK")).await;
         let c = client(&server.url);
