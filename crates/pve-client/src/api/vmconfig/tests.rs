@@ -361,3 +361,66 @@ fn config_view_decodes_a_real_8_3_capture() {
         serde_json::from_str(r#"{"digest":"x","memory":"current=4096"}"#).unwrap();
     assert_eq!(current.memory_mib(), Some(4096));
 }
+
+#[test]
+fn cloud_init_user_and_password_cannot_change_the_user_data_yaml() {
+    for evil in [
+        "root\u{2028}runcmd",
+        "[root]",
+        "{a: b}",
+        "*alias",
+        "&anchor",
+        "!!binary",
+        "#x",
+        "a: b",
+        "Root",
+        "-x",
+        "a\u{200b}b",
+        "",
+        "a_very_long_user_name_of_33_chars",
+    ] {
+        let c = VmConfig {
+            ciuser: Some(evil.into()),
+            ..VmConfig::default()
+        };
+        assert_eq!(field_of(c.to_params()), "ciuser", "{evil:?}");
+    }
+    for ok in ["debian", "_svc", "ci-user2"] {
+        let c = VmConfig {
+            ciuser: Some(ok.into()),
+            ..VmConfig::default()
+        };
+        assert!(c.to_params().is_ok(), "{ok:?}");
+    }
+    for evil in [
+        "$6$salt$hash\u{2028}runcmd: [id]",
+        "$6$salt$hash: x",
+        "$6$salt$hash #x",
+        "plain\u{85}text",
+        "a\u{feff}",
+        "",
+    ] {
+        let c = VmConfig {
+            cipassword: Some(Secret::new(evil)),
+            ..VmConfig::default()
+        };
+        match c.to_params() {
+            Err(e @ PveError::InvalidInput { .. }) => {
+                assert!(e.to_string().contains("cipassword"), "{e}");
+                assert!(evil.len() < 4 || !e.to_string().contains(evil), "{e}");
+            }
+            other => panic!("{evil:?}: {other:?}"),
+        }
+    }
+    for ok in [
+        "correct horse: battery #1",
+        "$6$rounds=5000$salt$abc./XYZ",
+        "$y$j9T$salt$hash",
+    ] {
+        let c = VmConfig {
+            cipassword: Some(Secret::new(ok)),
+            ..VmConfig::default()
+        };
+        assert!(c.to_params().is_ok(), "{ok:?}");
+    }
+}
