@@ -580,3 +580,120 @@ async fn admission_refuses_shrinking_removing_or_moving_disks_and_changing_immut
     assert_eq!(stored.data["spec"]["disks"][0]["sizeGiB"], 64);
     assert_eq!(stored.data["spec"]["cpu"]["cores"], 8);
 }
+
+/// A well-formed key of `key_type` (blob: the type, then 32 bytes), base64 by hand.
+fn ssh_key_of(key_type: &str, comment: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut blob = (key_type.len() as u32).to_be_bytes().to_vec();
+    blob.extend_from_slice(key_type.as_bytes());
+    blob.extend_from_slice(&32u32.to_be_bytes());
+    blob.extend_from_slice(&[0x5A; 32]);
+    let mut body = String::new();
+    for chunk in blob.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            body.push(if i <= chunk.len() {
+                A[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    if comment.is_empty() {
+        format!("{key_type} {body}")
+    } else {
+        format!("{key_type} {body} {comment}")
+    }
+}
+
+/// The SSH key pattern as the API server's RE2 evaluates it: every accepted type, comments that
+/// cloud-init's YAML reads as plain text, and none of the characters or sequences that would
+/// break or inject into the user-data.
+#[tokio::test]
+async fn admission_accepts_only_openssh_public_keys_safe_for_cloud_init_yaml() {
+    let env = testenv::TestEnv::shared().await.expect("control plane");
+    let client = env.client().expect("client");
+    install_crds(&client).await;
+    let ns = env
+        .create_namespace(&client, "crd-ssh")
+        .await
+        .expect("namespace");
+    let api = machine_requests(&client, &ns);
+    let with_keys = |keys: Vec<String>| {
+        let mut spec = valid_spec();
+        set(&mut spec, "/cloudInit", json!({ "sshKeys": keys }));
+        spec
+    };
+
+    let mut accepted: Vec<String> = pve_client::sshkey::KEY_TYPES
+        .iter()
+        .map(|t| ssh_key_of(t, "alice@laptop"))
+        .collect();
+    accepted.extend([
+        ssh_key_of("ssh-ed25519", ""),
+        ssh_key_of("ssh-ed25519", "bob's key (work) user:host a#b"),
+        ssh_key_of("ssh-ed25519", "ключ 鍵 🔑"),
+        format!("{} ", ssh_key_of("ssh-ed25519", "trailing-space")),
+    ]);
+    create(&api, "ssh-ok", with_keys(accepted.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{accepted:?} are valid keys: {e}"));
+
+    let ed = ssh_key_of("ssh-ed25519", "");
+    let ed_body = ed.split(' ').nth(1).expect("body").to_owned();
+    let refused: Vec<(&str, String)> = vec![
+        ("U+2028", ssh_key_of("ssh-ed25519", "a\u{2028}runcmd: [id]")),
+        ("U+2029", ssh_key_of("ssh-ed25519", "a\u{2029}b")),
+        ("NEL", ssh_key_of("ssh-ed25519", "a\u{85}- ssh-rsa AAAA")),
+        ("newline", ssh_key_of("ssh-ed25519", "a\nb")),
+        ("carriage return", ssh_key_of("ssh-ed25519", "a\rb")),
+        ("tab", ssh_key_of("ssh-ed25519", "a\tb")),
+        ("NUL", ssh_key_of("ssh-ed25519", "a\u{0}b")),
+        ("DEL", ssh_key_of("ssh-ed25519", "a\u{7f}b")),
+        (
+            "zero-width space (Cf)",
+            ssh_key_of("ssh-ed25519", "a\u{200b}b"),
+        ),
+        (
+            "bidi override (Cf)",
+            ssh_key_of("ssh-ed25519", "a\u{202e}b"),
+        ),
+        ("BOM (Cf)", ssh_key_of("ssh-ed25519", "\u{feff}a")),
+        ("U+FFFE", ssh_key_of("ssh-ed25519", "a\u{fffe}")),
+        ("mapping", ssh_key_of("ssh-ed25519", "key: value")),
+        ("trailing colon", ssh_key_of("ssh-ed25519", "trailing:")),
+        ("yaml comment", ssh_key_of("ssh-ed25519", "a #b")),
+        ("comment start", ssh_key_of("ssh-ed25519", "#b")),
+        ("dsa", ssh_key_of("ssh-dss", "")),
+        ("type mismatch", format!("ssh-rsa {ed_body}")),
+        ("options", format!("command=\"id\" {ed}")),
+        ("two spaces", format!("ssh-ed25519  {ed_body}")),
+        ("bad padding", format!("ssh-ed25519 {ed_body}=")),
+        (
+            "not base64",
+            format!("ssh-ed25519 {}", ed_body.replace('A', "-")),
+        ),
+        ("fake", "ssh-ed25519 AAAA".to_owned()),
+    ];
+    let mut failures = Vec::new();
+    for (i, (case, key)) in refused.iter().enumerate() {
+        let spec = with_keys(vec![accepted[0].clone(), key.clone()]);
+        match create(&api, &format!("ssh-bad-{i}"), spec).await {
+            Ok(()) => failures.push(format!("{case}: was ACCEPTED")),
+            Err(m) if !m.starts_with("422 ") || !m.contains("spec.cloudInit.sshKeys[1]") => {
+                failures.push(format!("{case}: expected 422 naming sshKeys[1], got: {m}"))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        refused.len(),
+        failures.join("\n")
+    );
+}

@@ -2,6 +2,7 @@
 //!
 //! One test binary for the whole workspace: each module is one area of behaviour.
 
+mod canary;
 mod control_plane;
 mod controller;
 mod crds;

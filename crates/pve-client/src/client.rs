@@ -70,7 +70,19 @@ pub struct ClientOptions {
     /// A ticket older than this is renewed (by posting it as the password) before use.
     /// Must be below [`TICKET_LIFETIME`]; the default renews after 1 hour.
     pub ticket_renew_after: Duration,
+    /// The largest successful response body read, in bytes; a larger one is refused with
+    /// [`PveError::ResponseTooLarge`] without reading the rest. The default, 32 MiB, is about
+    /// eight times `/cluster/resources` of a 10,000-VM cluster.
+    pub max_response_bytes: usize,
+    /// The largest error (non-2xx) response body read, in bytes (Proxmox's error bodies are a
+    /// message and a few per-parameter errors). Default 64 KiB.
+    pub max_error_body_bytes: usize,
 }
+
+/// The default [`ClientOptions::max_response_bytes`].
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// The default [`ClientOptions::max_error_body_bytes`].
+pub const DEFAULT_MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -80,6 +92,8 @@ impl Default for ClientOptions {
             max_concurrent_requests: 16,
             retry: RetryPolicy::default(),
             ticket_renew_after: Duration::from_secs(3600),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_error_body_bytes: DEFAULT_MAX_ERROR_BODY_BYTES,
         }
     }
 }
@@ -114,6 +128,8 @@ struct Inner {
     http: reqwest::Client,
     base: String,
     auth: Auth,
+    /// The credential (token secret or password), removed from every error text.
+    credential: Secret,
     limiter: Semaphore,
     options: ClientOptions,
     logins: AtomicU64,
@@ -209,11 +225,16 @@ impl PveClient {
                 state: RwLock::new(None),
             }),
         };
+        let credential = match &config.credentials {
+            Credentials::Token(t) => t.secret.clone(),
+            Credentials::Password { password, .. } => password.clone(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
                 base: config.url.clone(),
                 auth,
+                credential,
                 limiter: Semaphore::new(options.max_concurrent_requests.max(1)),
                 options,
                 logins: AtomicU64::new(0),
@@ -240,7 +261,43 @@ impl PveClient {
     /// Sends `req`; GETs are retried with jittered backoff on retryable errors, other methods are
     /// sent once (plus one re-login after a 401 on an expired ticket, which Proxmox answers
     /// before doing anything).
+    ///
+    /// No error carries the client's credential, a secret parameter of `req` or a path segment
+    /// that could change the path (`.`, `..`, empty): such a request is refused unsent.
     pub async fn execute(&self, req: &ApiRequest) -> Result<ApiResponse> {
+        req.check_path()?;
+        self.execute_checked(req)
+            .await
+            .map_err(|e| self.redact(e, req))
+    }
+
+    /// `error` without the credential or a secret parameter of `req` in any of its texts.
+    pub(crate) fn redact(&self, error: PveError, req: &ApiRequest) -> PveError {
+        let mut secrets = vec![self.inner.credential.expose()];
+        secrets.extend(req.params.iter().filter_map(|(_, v)| match v {
+            ParamValue::Secret(s) => Some(s.expose()),
+            _ => None,
+        }));
+        if let Auth::Token(header) = &self.inner.auth
+            && let Ok(text) = header.to_str()
+        {
+            secrets.push(text);
+        }
+        error.redacted(&secrets)
+    }
+
+    /// `text` with the client's credential replaced by `***` (for texts that are data, not
+    /// errors, yet end up in statuses: task exit statuses and task-log lines).
+    pub(crate) fn without_credential(&self, text: &str) -> String {
+        let secret = self.inner.credential.expose();
+        if secret.len() >= 4 && text.contains(secret) {
+            text.replace(secret, "***")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    async fn execute_checked(&self, req: &ApiRequest) -> Result<ApiResponse> {
         let policy = &self.inner.options.retry;
         let mut attempt = 0u32;
         loop {
@@ -272,17 +329,28 @@ impl PveClient {
             Auth::Ticket(t) => Some(self.ticket(t).await?),
             Auth::Token(_) => None,
         };
-        let raw = self.send_raw(req, ticket.as_deref()).await?;
+        // A server may quote the cookie or CSRF token back: neither goes into an error.
+        let without_ticket = |e: PveError, t: Option<&Ticket>| match t {
+            Some(t) => e.redacted(&[t.ticket.expose(), t.csrf.expose()]),
+            None => e,
+        };
+        let raw = self
+            .send_raw(req, ticket.as_deref())
+            .await
+            .map_err(|e| without_ticket(e, ticket.as_deref()))?;
         if raw.status == 401
             && let (Auth::Ticket(t), Some(used)) = (&self.inner.auth, &ticket)
         {
             tracing::debug!(path = %req.path, "ticket refused; logging in again");
             t.invalidate(used).await;
             let fresh = self.ticket(t).await?;
-            let raw = self.send_raw(req, Some(&fresh)).await?;
-            return finish(req, raw);
+            return self
+                .send_raw(req, Some(&fresh))
+                .await
+                .and_then(|raw| finish(req, raw))
+                .map_err(|e| without_ticket(without_ticket(e, Some(used)), Some(&fresh)));
         }
-        finish(req, raw)
+        finish(req, raw).map_err(|e| without_ticket(e, ticket.as_deref()))
     }
 
     /// The current ticket; logs in or renews under the write lock, so concurrent callers wait for
@@ -333,6 +401,12 @@ impl PveClient {
 
     /// `POST /access/ticket` with a password or (renewal) the current ticket.
     async fn login(&self, userid: &str, password: &Secret) -> Result<Arc<Ticket>> {
+        self.login_once(userid, password)
+            .await
+            .map_err(|e| e.redacted(&[password.expose()]))
+    }
+
+    async fn login_once(&self, userid: &str, password: &Secret) -> Result<Arc<Ticket>> {
         self.inner.logins.fetch_add(1, Ordering::Relaxed);
         let req = ticket_request(userid, password);
         let raw = self.send_raw(&req, None).await?;
@@ -452,13 +526,48 @@ impl PveClient {
             .extensions()
             .get::<hyper::ext::ReasonPhrase>()
             .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
-        let body = resp.bytes().await.map_err(map_reqwest)?.to_vec();
+        let limit = if (200..300).contains(&status) {
+            self.inner.options.max_response_bytes
+        } else {
+            self.inner.options.max_error_body_bytes
+        };
+        let body = read_body(resp, limit, req, status).await?;
         Ok(RawResponse {
             status,
             reason,
             body,
         })
     }
+}
+
+/// Reads at most `limit` bytes of the body: refused at once when the announced length is larger,
+/// otherwise chunk by chunk until the limit is passed, when the response is dropped unread (the
+/// connection with it).
+async fn read_body(
+    mut resp: reqwest::Response,
+    limit: usize,
+    req: &ApiRequest,
+    status: u16,
+) -> Result<Vec<u8>> {
+    let too_large = || PveError::ResponseTooLarge {
+        endpoint: req.describe(),
+        status,
+        limit,
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(map_reqwest)? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl TicketAuth {
@@ -621,3 +730,9 @@ fn rustls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rust
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile_tests;
+
+#[cfg(test)]
+mod canary_tests;

@@ -101,20 +101,9 @@ impl RawProxmoxConfig {
     /// Parses a YAML (or JSON) document with a top-level `proxmox:` section; other top-level
     /// keys are ignored, unknown keys inside `proxmox:` are refused.
     pub fn from_yaml_str(doc: &str) -> Result<Self> {
-        let parsed: ConfigDocument = serde_path_to_error::deserialize(
-            serde_yaml::Deserializer::from_str(doc),
-        )
-        .map_err(|e| {
-            let inner = e.inner().to_string();
-            let path = e.path().to_string();
-            // An unknown field is named in backticks (`unknown field `tokenId`, ...`).
-            let key = match inner.split('`').nth(1) {
-                Some(k) if inner.contains("unknown field `") => format!("proxmox.{k}"),
-                _ if path.starts_with("proxmox.") => path.clone(),
-                _ => "proxmox".to_owned(),
-            };
-            PveError::config(key, format!("cannot parse the configuration: {inner}"))
-        })?;
+        let parsed: ConfigDocument =
+            serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(doc))
+                .map_err(|e| parse_error(&e.path().to_string(), &e.inner().to_string()))?;
         parsed.proxmox.ok_or_else(|| {
             PveError::config(
                 "proxmox",
@@ -220,6 +209,44 @@ impl RawProxmoxConfig {
     }
 }
 
+/// The error for a document that does not parse, naming the key. The parser's message may quote
+/// the offending value (`invalid type: string "..."`) or an unknown key, and either may be a
+/// secret written in the wrong place: a value is never quoted for a secret key, and an unknown
+/// key is named only when it looks like a key name.
+fn parse_error(path: &str, inner: &str) -> PveError {
+    const SECRET_KEYS: [&str; 2] = ["proxmox.tokenSecret", "proxmox.password"];
+    const UNKNOWN: &str = "unknown field `";
+    if let Some(k) = inner
+        .find(UNKNOWN)
+        .and_then(|i| inner[i + UNKNOWN.len()..].split('`').next())
+    {
+        let looks_like_a_key = !k.is_empty()
+            && k.len() <= 40
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        return if looks_like_a_key {
+            let known: Vec<&str> = ENV_VARS.iter().map(|(key, _)| *key).collect();
+            PveError::config(
+                format!("proxmox.{k}"),
+                format!("unknown key; the keys are {}", known.join(", ")),
+            )
+        } else {
+            PveError::config(
+                "proxmox",
+                "has a key that is not a key name (not shown, in case it holds a value);                  write `key: value` with a space after the colon",
+            )
+        };
+    }
+    if SECRET_KEYS.contains(&path) {
+        return PveError::config(path, "must be a string (the value is not shown)");
+    }
+    let key = if path.starts_with("proxmox.") {
+        path.to_owned()
+    } else {
+        "proxmox".to_owned()
+    };
+    PveError::config(key, format!("cannot parse the configuration: {inner}"))
+}
+
 fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
@@ -244,6 +271,10 @@ fn check_pem(key: &str, pem: String) -> Result<String> {
 }
 
 /// Normalises `url` to `scheme://host[:port]/api2/json`.
+///
+/// No message quotes userinfo, a query or a fragment: a URL with an `@` anywhere is refused
+/// before it is parsed (a password may hold `/`, `?` or `#`, which would move it out of the
+/// userinfo for the parser), and other messages show the URL only up to its first `?` or `#`.
 fn normalize_url(url: Option<&str>) -> Result<String> {
     let raw = url.ok_or_else(|| {
         PveError::config(
@@ -251,16 +282,25 @@ fn normalize_url(url: Option<&str>) -> Result<String> {
             "missing; set it to https://<proxmox-node>:8006/api2/json (or PVE_URL)",
         )
     })?;
+    if raw.contains('@') {
+        return Err(PveError::config(
+            "url",
+            "contains '@': credentials (user:password@) must not be in the URL, and the URL is \
+             not repeated here for that reason; set https://<proxmox-node>:8006/api2/json and \
+             use tokenID/tokenSecret or username/password",
+        ));
+    }
+    let shown = shown_url(raw);
     let parsed = reqwest::Url::parse(raw)
-        .map_err(|e| PveError::config("url", format!("{raw:?} is not a URL: {e}")))?;
+        .map_err(|e| PveError::config("url", format!("{shown:?} is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "https" | "http") {
         return Err(PveError::config(
             "url",
-            format!("{raw:?}: the scheme must be https"),
+            format!("{shown:?}: the scheme must be https"),
         ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(PveError::config("url", format!("{raw:?} has no host")));
+        return Err(PveError::config("url", format!("{shown:?} has no host")));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(PveError::config(
@@ -271,14 +311,14 @@ fn normalize_url(url: Option<&str>) -> Result<String> {
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(PveError::config(
             "url",
-            format!("{raw:?} must not have a query or fragment"),
+            format!("{shown:?} must not have a query or fragment (not shown here)"),
         ));
     }
     let path = parsed.path().trim_end_matches('/');
     if !(path.is_empty() || path == "/api2/json") {
         return Err(PveError::config(
             "url",
-            format!("{raw:?}: the path must be empty or /api2/json, got {path:?}"),
+            format!("{shown:?}: the path must be empty or /api2/json, got {path:?}"),
         ));
     }
     let mut base = format!(
@@ -291,6 +331,17 @@ fn normalize_url(url: Option<&str>) -> Result<String> {
     }
     base.push_str("/api2/json");
     Ok(base)
+}
+
+/// `raw` for messages: cut at the first `?` or `#` (a query may carry a token) and at 200
+/// characters. Only called on a URL without `@`.
+fn shown_url(raw: &str) -> String {
+    let cut = raw.find(['?', '#']).map_or(raw, |i| &raw[..i]);
+    let mut out: String = cut.chars().take(200).collect();
+    if out.len() < raw.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn is_realm(s: &str) -> bool {
@@ -339,9 +390,8 @@ fn resolve_credentials(
         if valid.is_none() {
             return Err(PveError::config(
                 "tokenID",
-                format!(
-                    "{token_id:?} is not of the form USER@REALM!TOKENNAME (e.g. omni@pve!omni-provider)"
-                ),
+                // Not quoted: a secret pasted into the wrong key must not end up in a status.
+                "is not of the form USER@REALM!TOKENNAME (e.g. omni@pve!omni-provider)",
             ));
         }
         if secret

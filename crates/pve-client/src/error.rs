@@ -17,6 +17,13 @@ pub type Result<T, E = PveError> = std::result::Result<T, E>;
 /// How many characters of a response body a [`PveError::Decode`] keeps.
 pub const BODY_EXCERPT_CHARS: usize = 512;
 
+/// How many characters of a Proxmox message (an error message, one per-parameter error, a task
+/// exit status) an error keeps; the rest is cut and marked with `…`.
+pub const MESSAGE_CHARS: usize = 2048;
+
+/// How many per-parameter errors an error keeps.
+pub const MAX_PARAMETER_ERRORS: usize = 64;
+
 /// Every failure this crate reports. Match on it, or ask [`PveError::kind`] and
 /// [`PveError::is_retryable`].
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +171,20 @@ pub enum PveError {
         /// The start of the offending body (at most [`BODY_EXCERPT_CHARS`] characters).
         excerpt: String,
     },
+    /// A response body was larger than the client reads (a hostile or broken endpoint, or a
+    /// list beyond the configured limit); reading stopped at the limit. Not retried.
+    #[error(
+        "the response to {endpoint} (HTTP {status}) is larger than the {limit} bytes this client \
+         reads; it was not read further"
+    )]
+    ResponseTooLarge {
+        /// The request (`GET /cluster/resources`).
+        endpoint: String,
+        /// The HTTP status of the response.
+        status: u16,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A value given to the client was refused before any request was sent.
     #[error("invalid value for {field}: {message}")]
     InvalidInput {
@@ -220,6 +241,8 @@ pub enum ErrorKind {
     Timeout,
     /// See [`PveError::Decode`].
     Decode,
+    /// See [`PveError::ResponseTooLarge`].
+    ResponseTooLarge,
     /// See [`PveError::InvalidInput`].
     InvalidInput,
     /// See [`PveError::Config`].
@@ -267,6 +290,7 @@ impl PveError {
             PveError::Certificate { .. } => ErrorKind::Certificate,
             PveError::Timeout { .. } => ErrorKind::Timeout,
             PveError::Decode { .. } => ErrorKind::Decode,
+            PveError::ResponseTooLarge { .. } => ErrorKind::ResponseTooLarge,
             PveError::InvalidInput { .. } => ErrorKind::InvalidInput,
             PveError::Config { .. } => ErrorKind::Config,
         }
@@ -290,11 +314,11 @@ impl PveError {
         let parsed = ErrorBody::parse(body);
         let message = parsed
             .message
-            .map(|m| m.trim_end().to_owned())
+            .map(|m| clip(m.trim_end()))
             .filter(|m| !m.is_empty())
             .or_else(|| {
                 reason_phrase
-                    .map(|r| r.trim().to_owned())
+                    .map(|r| clip(r.trim()))
                     .filter(|r| !r.is_empty())
             })
             .unwrap_or_else(|| canonical_reason(status).to_owned());
@@ -307,7 +331,7 @@ impl PveError {
         exit_status: impl Into<String>,
         log_tail: Vec<String>,
     ) -> PveError {
-        let exit_status = exit_status.into();
+        let exit_status = clip(&exit_status.into());
         // A task that ran and failed for a reason not recognised as transient is not retried
         // blindly: unknown task errors are permanent, unlike unknown HTTP 5xx answers.
         let cause = match classify(500, exit_status.clone(), BTreeMap::new()).kind() {
@@ -345,6 +369,103 @@ impl PveError {
             key: key.into(),
             message: message.into(),
         }
+    }
+}
+
+/// At most [`MESSAGE_CHARS`] characters of `text`, marked with `…` when cut.
+pub(crate) fn clip(text: &str) -> String {
+    clip_to(text, MESSAGE_CHARS)
+}
+
+/// At most `max` characters of `text`, marked with `…` when cut.
+pub(crate) fn clip_to(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+impl PveError {
+    /// This error with every occurrence of each of `secrets` (at least 4 bytes long) replaced
+    /// by `***` in every text it carries: a server may quote back a parameter or a header it
+    /// received (a password, a token), and the error goes into logs and statuses.
+    pub fn redacted(mut self, secrets: &[&str]) -> PveError {
+        let secrets: Vec<&str> = secrets.iter().copied().filter(|s| s.len() >= 4).collect();
+        if secrets.is_empty() {
+            return self;
+        }
+        let scrub = |text: &mut String| {
+            for s in &secrets {
+                if text.contains(s) {
+                    *text = text.replace(s, "***");
+                }
+            }
+        };
+        match &mut self {
+            PveError::Unauthorized { reason } => scrub(reason),
+            PveError::PermissionDenied {
+                path,
+                privileges,
+                detail,
+                message,
+            } => {
+                path.iter_mut().chain(detail.iter_mut()).for_each(scrub);
+                privileges.iter_mut().for_each(scrub);
+                scrub(message);
+            }
+            PveError::InvalidParameters { message, errors }
+            | PveError::NotFound { message, errors }
+            | PveError::AlreadyExists { message, errors }
+            | PveError::Api {
+                message, errors, ..
+            } => {
+                scrub(message);
+                let scrubbed = std::mem::take(errors)
+                    .into_iter()
+                    .map(|(mut k, mut v)| {
+                        scrub(&mut k);
+                        scrub(&mut v);
+                        (k, v)
+                    })
+                    .collect();
+                *errors = scrubbed;
+            }
+            PveError::Locked { lock, message } => {
+                lock.iter_mut().for_each(scrub);
+                scrub(message);
+            }
+            PveError::LockTimeout { message }
+            | PveError::DigestMismatch { message }
+            | PveError::Conflict { message }
+            | PveError::NotImplemented { message }
+            | PveError::Server { message, .. }
+            | PveError::Transport { message }
+            | PveError::Certificate { message }
+            | PveError::Timeout { message }
+            | PveError::InvalidInput { message, .. }
+            | PveError::Config { message, .. } => scrub(message),
+            PveError::TaskFailed {
+                upid,
+                exit_status,
+                log_tail,
+                ..
+            } => {
+                scrub(upid);
+                scrub(exit_status);
+                log_tail.iter_mut().for_each(scrub);
+            }
+            PveError::Decode {
+                context,
+                reason,
+                excerpt,
+            } => {
+                scrub(context);
+                scrub(reason);
+                scrub(excerpt);
+            }
+            PveError::ResponseTooLarge { endpoint, .. } => scrub(endpoint),
+        }
+        self
     }
 }
 
@@ -386,12 +507,12 @@ impl ErrorBody {
         };
         let mut errors = BTreeMap::new();
         if let Some(serde_json::Value::Object(errs)) = map.get("errors") {
-            for (k, v) in errs {
+            for (k, v) in errs.iter().take(MAX_PARAMETER_ERRORS) {
                 let text = match v {
-                    serde_json::Value::String(s) => s.trim_end().to_owned(),
-                    other => other.to_string(),
+                    serde_json::Value::String(s) => clip(s.trim_end()),
+                    other => clip(&other.to_string()),
                 };
-                errors.insert(k.clone(), text);
+                errors.insert(clip(k), text);
             }
         }
         ErrorBody { message, errors }

@@ -61,6 +61,7 @@ pub mod error;
 pub mod propstring;
 pub mod request;
 pub mod secret;
+pub mod sshkey;
 pub mod task;
 pub mod tls;
 

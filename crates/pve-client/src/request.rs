@@ -210,6 +210,30 @@ impl ApiRequest {
         }
     }
 
+    /// Refuses a path parameter that is empty, `.` or `..`: percent-encoding leaves those
+    /// as they are, and a URL parser resolves them (`/nodes/../version` is `/version`, and so is
+    /// `%2E%2E`), so they would address another endpoint than the template says.
+    pub fn check_path(&self) -> crate::error::Result<()> {
+        let template = self.template.split('/');
+        for (pattern, segment) in template.zip(self.path.split('/')).skip(1) {
+            if matches!(segment, "" | "." | "..") {
+                let field = pattern
+                    .strip_prefix('{')
+                    .and_then(|p| p.strip_suffix('}'))
+                    .unwrap_or(pattern);
+                return Err(crate::error::PveError::invalid_input(
+                    field,
+                    format!(
+                        "{segment:?} would change the path of {}: a path segment must not be \
+                         empty, '.' or '..'",
+                        self.describe()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `METHOD /template`, for messages.
     pub fn describe(&self) -> String {
         format!("{} {}", self.method, self.template)
@@ -275,5 +299,36 @@ mod tests {
         );
         assert_eq!(evil.path, "/nodes/..%2Fx%3Fy%23z/status");
         assert_eq!(evil.describe(), "GET /nodes/{node}/status");
+        assert!(evil.check_path().is_ok(), "one encoded segment");
+        assert!(r.check_path().is_ok());
+    }
+
+    #[test]
+    fn dot_and_empty_path_segments_are_refused_naming_the_parameter() {
+        for value in ["..", ".", ""] {
+            let r = ApiRequest::new(
+                Method::Get,
+                "/nodes/{node}/storage/{storage}/content",
+                &[("node", "pve"), ("storage", value)],
+                Params::new(),
+            );
+            match r.check_path() {
+                Err(crate::error::PveError::InvalidInput { field, message }) => {
+                    assert_eq!(field, "storage", "{value:?}");
+                    assert!(
+                        message.contains("must not be empty, '.' or '..'"),
+                        "{message}"
+                    );
+                }
+                other => panic!("{value:?}: {other:?}"),
+            }
+        }
+        let ok = ApiRequest::new(
+            Method::Get,
+            "/nodes/{node}/storage/{storage}/content",
+            &[("node", "pve"), ("storage", "...")],
+            Params::new(),
+        );
+        assert!(ok.check_path().is_ok(), "'...' is an ordinary name");
     }
 }

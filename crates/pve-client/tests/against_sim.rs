@@ -31,7 +31,7 @@ const ROOT_PW: &str = "sim-root-password";
 const NODE: &str = "pve";
 const ISO: &str = "local:iso/debian-12.7.0-amd64-netinst.iso";
 const SSH_KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0ZXN0a2V5Zm9ycHZlY2xpZW50dGVzdHM= ops@example";
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs ops@example";
 
 /// Short tasks so that the whole file runs in seconds.
 fn fast_cluster() -> ClusterConfig {
@@ -1723,8 +1723,7 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
     );
 }
 
-const SSH_KEY_2: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNlY29uZGtleWZvcnB2ZWNsaWVudHRlc3Rz second@example";
+const SSH_KEY_2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJwE9KvaA54UMTs1cKEWCUiG5DMQeNSThIQU0upQWnrL second@example";
 
 #[tokio::test]
 async fn uefi_sata_empty_cdrom_ipv6_and_pool_options_round_trip() {

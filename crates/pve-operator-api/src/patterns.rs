@@ -27,8 +27,19 @@ pub const DNS_NAME: &str =
     r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)*$";
 /// A cloud-init user name, e.g. `debian`.
 pub const UNIX_USER: &str = r"^[a-z_][a-z0-9_\-]*$";
-/// One OpenSSH public key on one line, e.g. `ssh-ed25519 AAAA... user@host`.
-pub const SSH_PUBLIC_KEY: &str = r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$";
+/// One OpenSSH public key, `TYPE BASE64 [COMMENT]`, e.g. `ssh-ed25519 AAAA... user@host`.
+///
+/// Proxmox VE writes each key unquoted into cloud-init's YAML (`  - <key>`), where U+0085,
+/// U+2028 and U+2029 are line breaks, `: ` or a trailing `:` make a mapping and ` #` a comment.
+/// So: `TYPE` is one of `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp{256,384,521}`,
+/// `sk-ssh-ed25519@openssh.com`, `sk-ecdsa-sha2-nistp256@openssh.com` (no DSA, no options);
+/// `BASE64` is padded base64 that starts with the encoding of `TYPE` itself (the key blob's
+/// first field, so a type and key data that disagree are refused); the optional comment is
+/// words separated by spaces, none starting with `#` or ending with `:`, with no character of
+/// Unicode category Cc (NEL included) or Cf, no U+2028/U+2029 and no U+FFFE/U+FFFF. Trailing
+/// spaces are allowed (the controller trims them). Valid RE2 and Rust `regex` syntax; the
+/// controller (pve-client's `sshkey`) checks the same and decodes the key data too.
+pub const SSH_PUBLIC_KEY: &str = r"^(?:ssh-ed25519 AAAAC3NzaC1lZDI1NTE5|ssh-rsa AAAAB3NzaC1yc2[EFGH][A-Za-z0-9+/]|ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNT[YZab][A-Za-z0-9+/]|ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzOD[QRST][A-Za-z0-9+/]|ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1Mj[EFGH][A-Za-z0-9+/]|sk-ssh-ed25519@openssh\.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t|sk-ecdsa-sha2-nistp256@openssh\.com AAAAInNrLWVjZHNhLXNoYTItbmlzdHAyNTZAb3BlbnNzaC5jb2[0123][A-Za-z0-9+/])(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?: (?:[^ #\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}][^ \p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]*[^ :\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]|[^ #:\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}])(?: +(?:[^ #\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}][^ \p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]*[^ :\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]|[^ #:\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]))*)? *$";
 /// A disk slot: bus and index as Proxmox names them, e.g. `scsi0`, `virtio1`, `sata0`, `ide1`.
 pub const DISK_SLOT: &str = r"^(scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5])|sata[0-5]|ide[0-3])$";
 /// A network interface slot, e.g. `net0`.
@@ -39,3 +50,71 @@ pub const SHA256_FINGERPRINT: &str = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$";
 pub const OBJECT_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// A Kubernetes namespace name (DNS-1123 label).
 pub const NAMESPACE_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `SSH_PUBLIC_KEY` assembled from its parts, to show (and pin) its structure.
+    fn ssh_public_key_from_parts() -> String {
+        const B64: &str = "[A-Za-z0-9+/]";
+        // The base64 of `u32 length ++ type`: whole groups, then the group the type ends in.
+        let prefixes = [
+            r"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5".to_owned(),
+            format!("ssh-rsa AAAAB3NzaC1yc2[EFGH]{B64}"),
+            format!("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNT[YZab]{B64}"),
+            format!("ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzOD[QRST]{B64}"),
+            format!("ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1Mj[EFGH]{B64}"),
+            r"sk-ssh-ed25519@openssh\.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t".to_owned(),
+            format!(
+                r"sk-ecdsa-sha2-nistp256@openssh\.com AAAAInNrLWVjZHNhLXNoYTItbmlzdHAyNTZAb3BlbnNzaC5jb2[0123]{B64}"
+            ),
+        ];
+        let body = format!("(?:{B64}{{4}})*(?:{B64}{{2}}==|{B64}{{3}}=)?");
+        let never = r"\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}";
+        // A word: not starting with '#', not ending with ':'.
+        let word = format!("(?:[^ #{never}][^ {never}]*[^ :{never}]|[^ #:{never}])");
+        format!(
+            "^(?:{}){body}(?: {word}(?: +{word})*)? *$",
+            prefixes.join("|")
+        )
+    }
+
+    #[test]
+    fn the_ssh_key_pattern_is_what_its_parts_say() {
+        assert_eq!(SSH_PUBLIC_KEY, ssh_public_key_from_parts());
+    }
+
+    #[test]
+    fn the_ssh_key_prefixes_are_the_base64_of_each_type() {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        for key_type in [
+            "ssh-ed25519",
+            "ssh-rsa",
+            "ecdsa-sha2-nistp256",
+            "ecdsa-sha2-nistp384",
+            "ecdsa-sha2-nistp521",
+            "sk-ssh-ed25519@openssh.com",
+            "sk-ecdsa-sha2-nistp256@openssh.com",
+        ] {
+            let mut header = (key_type.len() as u32).to_be_bytes().to_vec();
+            header.extend_from_slice(key_type.as_bytes());
+            // The characters fully determined by the header: 4 per whole 3-byte group, plus
+            // those of a partial group whose 6 bits all come from the header.
+            let mut fixed = String::new();
+            let bits: Vec<bool> = header
+                .iter()
+                .flat_map(|b| (0..8).rev().map(move |i| b >> i & 1 == 1))
+                .collect();
+            for chunk in bits.chunks_exact(6) {
+                let v = chunk.iter().fold(0usize, |v, b| v << 1 | usize::from(*b));
+                fixed.push(A[v] as char);
+            }
+            let escaped = key_type.replace('.', r"\.");
+            assert!(
+                SSH_PUBLIC_KEY.contains(&format!("{escaped} {fixed}")),
+                "{key_type}: {fixed}"
+            );
+        }
+    }
+}

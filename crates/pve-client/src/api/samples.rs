@@ -72,7 +72,7 @@ pub(crate) fn full_config() -> VmConfig {
         }),
         ciuser: Some("omni".into()),
         cipassword: Some(Secret::new("pw")),
-        sshkeys: vec!["ssh-ed25519 AAAAC3Nza+/= user@host".into()],
+        sshkeys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs user@host".into()],
         nameservers: vec![
             "192.0.2.53".parse().expect("ip"),
             "2001:db8::53".parse().expect("ip"),

@@ -34,6 +34,31 @@ impl Default for WaitOptions {
     }
 }
 
+/// The most lines [`PveClient::task_log_tail`] returns.
+pub const MAX_LOG_TAIL_LINES: u32 = 50;
+/// The longest task-log line kept in an excerpt, in characters (longer ones are cut, `…`).
+pub const MAX_LOG_LINE_CHARS: usize = 512;
+/// The most characters a task-log excerpt keeps in all (the newest lines are kept).
+pub const MAX_LOG_TAIL_CHARS: usize = 8192;
+
+/// The last `n` of `lines`, each cut at [`MAX_LOG_LINE_CHARS`], the oldest dropped while the
+/// total exceeds [`MAX_LOG_TAIL_CHARS`].
+fn excerpt_of(lines: impl Iterator<Item = String>, n: u64) -> Vec<String> {
+    let mut kept: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut chars = 0usize;
+    for line in lines {
+        let line = crate::error::clip_to(&line, MAX_LOG_LINE_CHARS);
+        chars += line.chars().count();
+        kept.push_back(line);
+        while kept.len() as u64 > n || (chars > MAX_LOG_TAIL_CHARS && kept.len() > 1) {
+            if let Some(old) = kept.pop_front() {
+                chars -= old.chars().count();
+            }
+        }
+    }
+    kept.into()
+}
+
 /// A page of a task log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskLog {
@@ -139,8 +164,13 @@ pub fn list_request(node: &str, q: &TaskListQuery) -> Result<ApiRequest> {
 
 impl PveClient {
     /// `GET /nodes/{node}/tasks/{upid}/status`.
+    /// The exit status never carries the client's credential (it goes into statuses).
     pub async fn task_status(&self, upid: &Upid) -> Result<TaskStatus> {
-        self.call(&status_request(upid)?).await
+        let mut status: TaskStatus = self.call(&status_request(upid)?).await?;
+        if let Some(exit) = status.exitstatus.as_mut() {
+            *exit = crate::error::clip(&self.without_credential(exit));
+        }
+        Ok(status)
     }
 
     /// `GET /nodes/{node}/tasks/{upid}/log`: `limit` lines from line `start` (0-based).
@@ -154,13 +184,22 @@ impl PveClient {
         })
     }
 
-    /// The last `n` lines of a task log.
+    /// The last `n` lines of a task log (at most [`MAX_LOG_TAIL_LINES`]), each cut at
+    /// [`MAX_LOG_LINE_CHARS`] characters, the oldest dropped beyond [`MAX_LOG_TAIL_CHARS`]
+    /// in all: Proxmox is asked for just those lines (`start`/`limit`), and whatever it sends
+    /// beyond them is dropped.
     pub async fn task_log_tail(&self, upid: &Upid, n: u32) -> Result<Vec<String>> {
+        let n = u64::from(n.min(MAX_LOG_TAIL_LINES));
         let first = self.task_log(upid, 0, 1).await?;
         let total = first.total.unwrap_or(1);
-        let start = total.saturating_sub(u64::from(n));
-        let page = self.task_log(upid, start, u64::from(n)).await?;
-        Ok(page.lines.into_iter().map(|l| l.t).collect())
+        let start = total.saturating_sub(n);
+        let page = self.task_log(upid, start, n).await?;
+        Ok(excerpt_of(
+            page.lines
+                .into_iter()
+                .map(|l| self.without_credential(&l.t)),
+            n,
+        ))
     }
 
     /// `GET /nodes/{node}/tasks`.
@@ -334,6 +373,52 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_log_tail_asks_for_few_lines_and_keeps_a_bounded_excerpt() {
+        // A server that ignores `limit` and sends 200 lines of 5,000 characters.
+        let server = MockServer::start(|r: &Recorded| {
+            let line = "x".repeat(5_000);
+            let lines: Vec<serde_json::Value> = (9_800..10_000)
+                .map(|n| json!({ "n": n + 1, "t": format!("{n} {line}") }))
+                .collect();
+            let mut c = Canned::data(json!(lines));
+            if r.query.contains("limit=1&") || r.query.ends_with("limit=1") {
+                c.body = json!({ "data": [{ "n": 1, "t": "first" }], "total": 10_000 }).to_string();
+            }
+            c
+        })
+        .await;
+        let upid: Upid = UPID.parse().unwrap();
+        let options = ClientOptions::default();
+        let cfg = PveConfig {
+            url: server.url.clone(),
+            credentials: Credentials::Token(ApiToken {
+                token_id: "omni@pve!tk".into(),
+                secret: Secret::new("s"),
+            }),
+            tls: TlsTrust::PublicRoots,
+        };
+        let c = PveClient::with_options(&cfg, options).unwrap();
+        let tail = c.task_log_tail(&upid, 1000).await.unwrap();
+        let asked: Vec<String> = server.requests().iter().map(|r| r.query.clone()).collect();
+        assert_eq!(
+            asked.last().map(String::as_str),
+            Some("start=9950&limit=50"),
+            "{asked:?}"
+        );
+        assert!(tail.len() <= MAX_LOG_TAIL_LINES as usize, "{}", tail.len());
+        assert!(
+            tail.iter()
+                .all(|l| l.chars().count() <= MAX_LOG_LINE_CHARS + 1)
+        );
+        let total: usize = tail.iter().map(|l| l.chars().count()).sum();
+        assert!(total <= MAX_LOG_TAIL_CHARS, "{total}");
+        assert!(
+            tail.last().unwrap().starts_with("9999 x"),
+            "the newest line is kept"
+        );
     }
 
     #[tokio::test]

@@ -651,7 +651,8 @@ pub const OS_TYPES: [&str; 13] = [
     "l26", "solaris",
 ];
 
-/// Encodes SSH public keys as Proxmox requires for `sshkeys`: newline-joined, then
+/// Encodes SSH public keys as Proxmox requires for `sshkeys`: each checked by
+/// [`crate::sshkey::check_public_key`] (it goes unquoted into cloud-init's YAML), newline-joined, then
 /// percent-encoded like JavaScript's `encodeURIComponent` (everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )`
 /// becomes `%XX`, spaces as `%20`), which is what PVE's `urlencoded` format accepts.
 pub fn encode_sshkeys<S: AsRef<str>>(keys: &[S]) -> Result<String> {
@@ -667,19 +668,9 @@ pub fn encode_sshkeys<S: AsRef<str>>(keys: &[S]) -> Result<String> {
         .remove(b')');
     let mut lines = Vec::new();
     for (i, k) in keys.iter().enumerate() {
-        let k = k.as_ref().trim();
-        if k.is_empty() || k.contains(['\n', '\r']) {
-            return Err(PveError::invalid_input(
-                format!("sshkeys[{i}]"),
-                "each key must be one non-empty line",
-            ));
-        }
-        if !(k.starts_with("ssh-") || k.starts_with("ecdsa-") || k.starts_with("sk-")) {
-            return Err(PveError::invalid_input(
-                format!("sshkeys[{i}]"),
-                "does not look like an OpenSSH public key (ssh-ed25519 AAAA..., ecdsa-..., sk-...)",
-            ));
-        }
+        let k = k.as_ref().trim_end_matches(' ');
+        crate::sshkey::check_public_key(k)
+            .map_err(|m| PveError::invalid_input(format!("sshkeys[{i}]"), m))?;
         lines.push(k);
     }
     Ok(percent_encoding::utf8_percent_encode(&lines.join("\n"), KEEP).to_string())
@@ -744,6 +735,45 @@ pub struct VmConfig {
 
 fn err(field: &str, msg: impl Into<String>) -> PveError {
     PveError::invalid_input(field, msg)
+}
+
+/// A Linux user name as cloud-init creates it: `[a-z_][a-z0-9_-]*`, at most 32 characters.
+fn is_unix_user(u: &str) -> bool {
+    let mut chars = u.chars();
+    u.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+}
+
+/// Proxmox hashes a plain `cipassword`, but stores one already in crypt form
+/// (`$1$`, `$5$`, `$6$`, `$2a$`, `$2y$` ...) as is and writes it unquoted into cloud-init's YAML
+/// (`password: HASH`); such a value must be a crypt string (`[A-Za-z0-9./$=]`, `rounds=N`), so
+/// that it cannot add a key or a line. No value may carry a control, format or line-separator
+/// character. The value is never quoted in the error.
+fn check_cipassword(pw: &str) -> Result<()> {
+    if pw.is_empty() || pw.chars().any(crate::sshkey::is_forbidden) {
+        return Err(err(
+            "cipassword",
+            "must be non-empty, without control, format or line-separator characters",
+        ));
+    }
+    let pre_hashed = ["$1$", "$5$", "$6$", "$2a$", "$2y$", "$2b$", "$y$", "$7$"]
+        .iter()
+        .any(|p| pw.starts_with(p));
+    if pre_hashed
+        && !pw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '$' | '='))
+    {
+        return Err(err(
+            "cipassword",
+            "looks like a crypt hash (it starts with $id$), which Proxmox writes into cloud-init \
+             as is, but has characters outside a crypt hash (A-Z a-z 0-9 . / $ =)",
+        ));
+    }
+    Ok(())
 }
 
 fn check_tag(tag: &str) -> Result<()> {
@@ -852,18 +882,21 @@ impl VmConfig {
             p.str(format!("net{i}"), nic.encode(*i)?);
         }
         if let Some(u) = &self.ciuser {
-            if u.is_empty()
-                || u.chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || c == ':')
-            {
-                return Err(err("ciuser", format!("{u:?} is not a user name")));
+            // Written unquoted into cloud-init's YAML (`user: NAME`): only a Linux user name,
+            // so no YAML indicator ([ { * & ! | > ' " % @ # -), separator or line break.
+            if !is_unix_user(u) {
+                return Err(err(
+                    "ciuser",
+                    format!(
+                        "{u:?} is not a user name (a lowercase letter or '_', then lowercase \
+                         letters, digits, '_' and '-'; at most 32 characters)"
+                    ),
+                ));
             }
             p.str("ciuser", u);
         }
         if let Some(pw) = &self.cipassword {
-            if pw.expose().chars().any(char::is_control) {
-                return Err(err("cipassword", "must not contain control characters"));
-            }
+            check_cipassword(pw.expose())?;
             p.set("cipassword", ParamValue::Secret(pw.clone()));
         }
         if !self.sshkeys.is_empty() {

@@ -710,7 +710,7 @@ fn backoff_grows_is_jittered_and_capped() {
 
 /// A `MakeWriter` collecting everything logged.
 #[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+pub(super) struct Capture(pub(super) Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -780,13 +780,13 @@ async fn request_spans_record_method_path_status_and_never_a_secret() {
 
 // ---- TLS trust modes ----
 
-struct TlsFixture {
-    acceptor: tokio_rustls::TlsAcceptor,
+pub(super) struct TlsFixture {
+    pub(super) acceptor: tokio_rustls::TlsAcceptor,
     ca_pem: String,
     leaf_der: Vec<u8>,
 }
 
-fn tls_fixture() -> TlsFixture {
+pub(super) fn tls_fixture() -> TlsFixture {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();

@@ -15,7 +15,7 @@ fn full() -> VmConfig {
             pre_enrolled_keys: Some(true),
         }),
         ciuser: Some("omni".into()),
-        sshkeys: vec!["ssh-ed25519 AAAAC3Nza+/= user@host".into()],
+        sshkeys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs user@host".into()],
         nameservers: vec![
             "192.0.2.53".parse().unwrap(),
             "2001:db8::53".parse().unwrap(),
@@ -118,7 +118,7 @@ fn a_full_config_produces_the_exact_parameter_map() {
         ("net0", "model=virtio,bridge=vmbr0,tag=10,firewall=1"),
         ("net1", "e1000=BC:24:11:2E:3F:40,bridge=vmbr1"),
         ("ciuser", "omni"),
-        ("sshkeys", "ssh-ed25519%20AAAAC3Nza%2B%2F%3D%20user%40host"),
+        ("sshkeys", "ssh-ed25519%20AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs%20user%40host"),
         ("ipconfig0", "ip=192.0.2.10/24,gw=192.0.2.1,ip6=auto"),
         ("ipconfig1", "ip=dhcp"),
         ("nameserver", "192.0.2.53 2001:db8::53"),
@@ -146,12 +146,12 @@ fn a_full_config_produces_the_exact_parameter_map() {
 #[test]
 fn sshkeys_are_url_encoded_like_encode_uri_component() {
     let keys = [
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOb+/x= alice@laptop",
-        "ecdsa-sha2-nistp256 AAAAE2VjZHNh bob's key (work)",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs user@host",
+        "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBBJJxagPSUBxjewEkpZvwCqAmdhpe/Y91LM9L/2ms5QTVzh+GiH26A/bCJjwr7zZ+PwOKWPnjlgOtw6Hxd42xRI= bob's key (work)",
     ];
     assert_eq!(
         encode_sshkeys(&keys).unwrap(),
-        "ssh-ed25519%20AAAAC3NzaC1lZDI1NTE5AAAAIOb%2B%2Fx%3D%20alice%40laptop%0Aecdsa-sha2-nistp256%20AAAAE2VjZHNh%20bob's%20key%20(work)"
+        "ssh-ed25519%20AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs%20user%40host%0Aecdsa-sha2-nistp256%20AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBBJJxagPSUBxjewEkpZvwCqAmdhpe%2FY91LM9L%2F2ms5QTVzh%2BGiH26A%2FbCJjwr7zZ%2BPwOKWPnjlgOtw6Hxd42xRI%3D%20bob's%20key%20(work)"
     );
     // What PVE's `urlencoded` format accepts: ^[-%a-zA-Z0-9_.!~*'()]*$
     let enc = encode_sshkeys(&keys).unwrap();
@@ -161,6 +161,19 @@ fn sshkeys_are_url_encoded_like_encode_uri_component() {
     );
     assert!(encode_sshkeys(&["not a key"]).is_err());
     assert!(encode_sshkeys(&["ssh-ed25519 AAAA\nssh-rsa BBBB"]).is_err());
+    // A comment that would inject a second YAML item or a mapping into cloud-init's user-data.
+    for evil in [
+        format!("{} x\u{2028}runcmd: [id]", &keys[0][..80]),
+        format!("{} x\u{85}- ssh-rsa AAAA", &keys[0][..80]),
+        format!("{} key: value", &keys[0][..80]),
+    ] {
+        match encode_sshkeys(&[keys[0], evil.as_str()]) {
+            Err(PveError::InvalidInput { field, .. }) => {
+                assert_eq!(field, "sshkeys[1]", "{evil:?}")
+            }
+            other => panic!("{evil:?} was accepted: {other:?}"),
+        }
+    }
 }
 
 fn field_of(r: Result<Params>) -> String {
@@ -347,4 +360,67 @@ fn config_view_decodes_a_real_8_3_capture() {
     let current: VmConfigView =
         serde_json::from_str(r#"{"digest":"x","memory":"current=4096"}"#).unwrap();
     assert_eq!(current.memory_mib(), Some(4096));
+}
+
+#[test]
+fn cloud_init_user_and_password_cannot_change_the_user_data_yaml() {
+    for evil in [
+        "root\u{2028}runcmd",
+        "[root]",
+        "{a: b}",
+        "*alias",
+        "&anchor",
+        "!!binary",
+        "#x",
+        "a: b",
+        "Root",
+        "-x",
+        "a\u{200b}b",
+        "",
+        "a_very_long_user_name_of_33_chars",
+    ] {
+        let c = VmConfig {
+            ciuser: Some(evil.into()),
+            ..VmConfig::default()
+        };
+        assert_eq!(field_of(c.to_params()), "ciuser", "{evil:?}");
+    }
+    for ok in ["debian", "_svc", "ci-user2"] {
+        let c = VmConfig {
+            ciuser: Some(ok.into()),
+            ..VmConfig::default()
+        };
+        assert!(c.to_params().is_ok(), "{ok:?}");
+    }
+    for evil in [
+        "$6$salt$hash\u{2028}runcmd: [id]",
+        "$6$salt$hash: x",
+        "$6$salt$hash #x",
+        "plain\u{85}text",
+        "a\u{feff}",
+        "",
+    ] {
+        let c = VmConfig {
+            cipassword: Some(Secret::new(evil)),
+            ..VmConfig::default()
+        };
+        match c.to_params() {
+            Err(e @ PveError::InvalidInput { .. }) => {
+                assert!(e.to_string().contains("cipassword"), "{e}");
+                assert!(evil.len() < 4 || !e.to_string().contains(evil), "{e}");
+            }
+            other => panic!("{evil:?}: {other:?}"),
+        }
+    }
+    for ok in [
+        "correct horse: battery #1",
+        "$6$rounds=5000$salt$abc./XYZ",
+        "$y$j9T$salt$hash",
+    ] {
+        let c = VmConfig {
+            cipassword: Some(Secret::new(ok)),
+            ..VmConfig::default()
+        };
+        assert!(c.to_params().is_ok(), "{ok:?}");
+    }
 }

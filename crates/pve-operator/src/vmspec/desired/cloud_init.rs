@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use pve_client::api::vmconfig::{IpConfig, Ipv4Config};
+use pve_client::sshkey::check_public_key;
 use pve_operator_api::machine_request::MachineRequestSpec;
 
 use super::hardware::{DesiredNic, nic_index};
@@ -93,13 +94,14 @@ pub(super) fn cloud_init(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Each key goes unquoted into cloud-init's YAML: the same strict rule as at admission
+    // (and again in pve-client's encoder), here with the key's decoded type checked too.
+    let mut sshkeys = Vec::with_capacity(ci.ssh_keys.len());
     for (i, k) in ci.ssh_keys.iter().enumerate() {
-        if k.trim().is_empty() || k.contains(['\n', '\r']) {
-            return Err(SpecError::invalid(
-                format!("spec.cloudInit.sshKeys[{i}]"),
-                "must be one non-empty line",
-            ));
-        }
+        let key = k.trim_end_matches(' ');
+        check_public_key(key)
+            .map_err(|m| SpecError::invalid(format!("spec.cloudInit.sshKeys[{i}]"), m))?;
+        sshkeys.push(key.to_owned());
     }
     Ok(Some(DesiredCloudInit {
         storage: ci
@@ -107,7 +109,7 @@ pub(super) fn cloud_init(
             .clone()
             .or_else(|| spec.disks.first().map(|d| d.storage.clone())),
         user: ci.user.clone(),
-        sshkeys: ci.ssh_keys.iter().map(|k| k.trim().to_owned()).collect(),
+        sshkeys,
         ipconfigs,
         nameservers,
         searchdomain: ci.search_domain.clone(),

@@ -282,3 +282,32 @@ fn vm_name_prefers_spec_vm_name_and_sanitises_to_a_dns_name() {
     mr.metadata.name = Some("___".into());
     assert_eq!(vm_name(&mr), "vm");
 }
+
+#[test]
+fn ssh_keys_that_would_break_cloud_init_yaml_are_refused_naming_the_key() {
+    let m = marker();
+    let good = cloud_init_template().cloud_init.expect("ci").ssh_keys[0].clone();
+    let body = good.split(' ').nth(1).expect("key data").to_owned();
+    for (bad, says) in [
+        (
+            format!("ssh-ed25519 {body} a\u{2028}runcmd: [id]"),
+            "U+2028",
+        ),
+        (format!("ssh-ed25519 {body} a\u{85}b"), "U+0085"),
+        (format!("ssh-ed25519 {body} a\u{0}b"), "U+0000"),
+        (format!("ssh-ed25519 {body} key: value"), "': '"),
+        (format!("ssh-ed25519 {body} trailing:"), "':'"),
+        (format!("ssh-ed25519 {body} a #b"), "'#'"),
+        (format!("ssh-rsa {body} a"), "\"ssh-ed25519\""),
+        ("ssh-ed25519 AAAA".to_owned(), "truncated"),
+    ] {
+        let mut s = small_iso();
+        s.cloud_init = cloud_init_template().cloud_init;
+        if let Some(ci) = s.cloud_init.as_mut() {
+            ci.ssh_keys.push(bad.clone());
+        }
+        let err = create_config(&s, &m, "x").expect_err("refused");
+        assert_eq!(err.field(), "spec.cloudInit.sshKeys[1]", "{bad:?}: {err}");
+        assert!(err.to_string().contains(says), "{bad:?}: {err}");
+    }
+}

@@ -56,7 +56,7 @@ boot:
   template: {name: debian-12-cloud, full: true}
 cloudInit:
   user: debian
-  sshKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0dGVzdGtleQ admin@example.com']
+  sshKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs admin@example.com']
   ipConfigs:
     - {interface: net0, address: 192.0.2.10/24, gateway: 192.0.2.1}
   nameservers: [192.0.2.53]

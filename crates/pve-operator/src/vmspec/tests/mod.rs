@@ -5,5 +5,6 @@ mod create;
 mod drift;
 mod fixtures;
 mod marker;
+mod ssh_keys;
 mod template;
 mod wire;
