@@ -9,6 +9,7 @@
 pub mod machine_request;
 pub mod patterns;
 pub mod proxmox_cluster;
+pub mod reserved;
 
 pub use machine_request::*;
 pub use proxmox_cluster::*;

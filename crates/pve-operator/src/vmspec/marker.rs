@@ -1,14 +1,16 @@
 //! The identity marker that ties a Proxmox VM to its MachineRequest (DESIGN.md principles 1
 //! and 2): a tag (`mr-<uid>`, visible in `/cluster/resources`), a line in the description, and
-//! the SMBIOS uuid.
+//! the SMBIOS uuid. The marker's namespace is reserved: the `pve-operator` tag, every `mr-*` tag
+//! and every description line starting with `pve-operator:` belong to the controller, never to
+//! a user's spec (admission refuses them; [`Marker::is_reserved_tag`] and
+//! [`Marker::is_reserved_line`] strip them from objects stored before that rule).
 
 use pve_client::api::vmconfig::VmConfigView;
 use pve_operator_api::MachineRequest;
+use pve_operator_api::reserved::{self, RESERVED_LINE_PREFIX, UID_TAG_PREFIX};
 
 use super::wire;
 
-/// The prefix of the uid tag.
-const UID_TAG_PREFIX: &str = "mr-";
 /// The start of the description marker line.
 const LINE_PREFIX: &str = "pve-operator: MachineRequest ";
 /// What precedes the uid at the end of the description marker line.
@@ -27,7 +29,7 @@ pub struct Marker {
 
 impl Marker {
     /// The tag on every VM the controller manages.
-    pub const MANAGED_TAG: &'static str = "pve-operator";
+    pub const MANAGED_TAG: &'static str = reserved::MANAGED_TAG;
 
     /// The marker of the request with this uid, namespace and name.
     pub fn new(
@@ -134,6 +136,24 @@ impl Marker {
     /// cloned from a template carries only the description marker until its first update).
     pub fn uid_from_description(description: &str) -> Option<String> {
         description.lines().find_map(uid_of_line).map(str::to_owned)
+    }
+
+    /// Whether `tag` is in the controller's reserved namespace: the managed tag or any `mr-*`
+    /// tag, in any letter case. A user's tag there could make a VM look like another request's.
+    pub fn is_reserved_tag(tag: &str) -> bool {
+        let tag = tag.trim();
+        tag.eq_ignore_ascii_case(Self::MANAGED_TAG)
+            || tag
+                .get(..UID_TAG_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(UID_TAG_PREFIX))
+    }
+
+    /// Whether a description line is reserved for the controller: it starts, after
+    /// whitespace, with `pve-operator:` (in any letter case). Every marker line is one.
+    pub fn is_reserved_line(line: &str) -> bool {
+        line.trim()
+            .get(..RESERVED_LINE_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_LINE_PREFIX))
     }
 
     /// Whether `tag` is one of the marker's tags (the managed tag or this uid tag).

@@ -4,7 +4,7 @@ use pve_operator_api::MachineRequest;
 use serde_json::json;
 
 use super::fixtures::*;
-use crate::vmspec::{Marker, release_marker};
+use crate::vmspec::{Marker, create_config, plan_update, release_marker};
 
 #[test]
 fn marker_values_are_a_valid_lowercase_tag_a_readable_line_and_the_smbios_uuid() {
@@ -15,6 +15,8 @@ fn marker_values_are_a_valid_lowercase_tag_a_readable_line_and_the_smbios_uuid()
         format!("pve-operator: MachineRequest default/web-1 uid={UID}")
     );
     assert_eq!(m.smbios1(), format!("uuid={UID}"));
+    assert!(Marker::is_reserved_tag(&m.uid_tag()) && Marker::is_reserved_tag(Marker::MANAGED_TAG));
+    assert!(Marker::is_reserved_line(&m.description_line()));
     let upper = Marker::new("0B9B1A2C-5D3E-4C8E-9F00-123456789ABC", "ns", "n");
     assert_eq!(upper.uid_tag(), format!("mr-{UID}"));
     let odd = Marker::new("a b/c", "ns", "n");
@@ -75,6 +77,79 @@ fn a_config_is_ours_by_tag_or_description_line_or_smbios_uuid_alone() {
     );
     let prefix_only = format!("pve-operator: MachineRequest default/web-1 uid={UID}0");
     assert!(!m.is_in_description(&prefix_only));
+}
+
+const OTHER: &str = "11111111-2222-3333-4444-555555555555";
+
+#[test]
+fn the_reserved_namespace_is_the_managed_tag_every_mr_tag_and_every_pve_operator_line() {
+    for tag in [
+        "pve-operator",
+        "PVE-Operator",
+        " pve-operator ",
+        "mr-x",
+        "MR-",
+        "Mr-1234",
+    ] {
+        assert!(Marker::is_reserved_tag(tag), "{tag:?} is reserved");
+    }
+    for tag in ["web", "mr", "xmr-1", "pve-operator2", "pve", "m-r"] {
+        assert!(!Marker::is_reserved_tag(tag), "{tag:?} is the user's");
+    }
+    for line in [
+        "pve-operator: MachineRequest a/b uid=c",
+        "  PVE-Operator:anything",
+        "\tpve-operator:",
+        "\u{00a0}pve-operator: x",
+    ] {
+        assert!(Marker::is_reserved_line(line), "{line:?} is reserved");
+    }
+    for line in [
+        "managed by pve-operator: yes",
+        "pve-operator",
+        "pve-operator :",
+        "",
+    ] {
+        assert!(!Marker::is_reserved_line(line), "{line:?} is the user's");
+    }
+}
+
+#[test]
+fn reserved_tags_and_lines_in_a_stored_spec_never_reach_proxmox() {
+    let m = marker();
+    let mut spec = small_iso();
+    spec.tags = vec![
+        "web".into(),
+        format!("mr-{OTHER}"),
+        "PVE-Operator".into(),
+        "MR-anything".into(),
+    ];
+    spec.description = Some(format!(
+        "Web server\n  pve-operator: MachineRequest team-b/db uid={OTHER}\nPVE-OPERATOR: forged\nend"
+    ));
+    let config = create_config(&spec, &m, "web-1").expect("valid spec");
+    assert_eq!(config.tags, ["pve-operator", m.uid_tag().as_str(), "web"]);
+    assert_eq!(
+        config.description.as_deref(),
+        Some(format!("Web server\nend\n\n{}", m.description_line()).as_str())
+    );
+    let vm = FakeVm::create(100, &config);
+    let other = Marker::new(OTHER, "team-b", "db");
+    assert!(!other.is_in_config(&vm.view()));
+    // A description of nothing but reserved lines leaves only the marker.
+    spec.description = Some("pve-operator: x\n".into());
+    let config = create_config(&spec, &m, "web-1").expect("valid spec");
+    assert_eq!(config.description, Some(m.description_line()));
+    // Drift correction removes what was forged in Proxmox behind the controller's back.
+    let mut vm = FakeVm::create(100, &config);
+    vm.values.insert(
+        "tags".into(),
+        format!("{};mr-{OTHER};pve-operator", m.uid_tag()),
+    );
+    let plan = plan_update(&spec, &m, "web-1", &vm.view()).expect("valid spec");
+    vm.apply(&plan);
+    assert!(!other.is_in_config(&vm.view()));
+    assert!(m.is_in_tags(&vm.view().tags()));
 }
 
 #[test]
