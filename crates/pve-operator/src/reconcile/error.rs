@@ -4,6 +4,7 @@
 
 use pve_client::{ErrorKind, PveError};
 
+use super::ownership::OwnershipConflict;
 use crate::privileges::PrivilegeError;
 use crate::proxmox::registry::ConnectionError;
 use crate::proxmox::vmid::VmidError;
@@ -65,6 +66,9 @@ pub enum ReconcileError {
     /// privileges could not be read.
     #[error(transparent)]
     Privileges(#[from] PrivilegeError),
+    /// VMs carry part of the request's marker, or several carry its uid tag: none is touched.
+    #[error(transparent)]
+    Ownership(#[from] OwnershipConflict),
 }
 
 impl From<ConnectionError> for ReconcileError {
@@ -135,6 +139,7 @@ impl ReconcileError {
                 }
             }
             ReconcileError::Privileges(PrivilegeError::Unreadable(source)) => classify_pve(source),
+            ReconcileError::Ownership(conflict) => Class::Permanent(conflict.reason()),
         }
     }
 

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod cleanup;
 pub mod cluster;
 pub mod error;
+pub mod ownership;
 pub mod placement;
 pub mod status;
 

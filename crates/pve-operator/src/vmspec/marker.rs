@@ -5,7 +5,6 @@
 //! a user's spec (admission refuses them; [`Marker::is_reserved_tag`] and
 //! [`Marker::is_reserved_line`] strip them from objects stored before that rule).
 
-use pve_client::api::vmconfig::VmConfigView;
 use pve_operator_api::MachineRequest;
 use pve_operator_api::reserved::{self, RESERVED_LINE_PREFIX, UID_TAG_PREFIX};
 
@@ -105,37 +104,6 @@ impl Marker {
             .lines()
             .filter_map(uid_of_line)
             .any(|uid| uid == self.uid)
-    }
-
-    /// True when a VM config carries this marker: uid tag, or description line, or smbios1
-    /// uuid. Any one of them is enough: a crash between the create (or clone) call and the
-    /// first update can leave only some of them in place.
-    pub fn is_in_config(&self, config: &VmConfigView) -> bool {
-        self.is_in_tags(&config.tags())
-            || config
-                .get("description")
-                .is_some_and(|d| self.is_in_description(d))
-            || config
-                .smbios_uuid()
-                .is_some_and(|u| u.eq_ignore_ascii_case(&self.uid))
-    }
-
-    /// The uid of any MachineRequest marker in these tags (to map inventory entries to
-    /// requests).
-    pub fn uid_from_tags(tags: &[&str]) -> Option<String> {
-        tags.iter().find_map(|t| {
-            let t = t.trim();
-            let prefix = t.get(..UID_TAG_PREFIX.len())?;
-            let uid = &t[UID_TAG_PREFIX.len()..];
-            (prefix.eq_ignore_ascii_case(UID_TAG_PREFIX) && !uid.is_empty())
-                .then(|| uid.to_ascii_lowercase())
-        })
-    }
-
-    /// The uid of any MachineRequest marker line in a description (the clone window: a VM
-    /// cloned from a template carries only the description marker until its first update).
-    pub fn uid_from_description(description: &str) -> Option<String> {
-        description.lines().find_map(uid_of_line).map(str::to_owned)
     }
 
     /// Whether `tag` is in the controller's reserved namespace: the managed tag or any `mr-*`
