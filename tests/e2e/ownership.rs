@@ -1,6 +1,6 @@
 //! Ownership end to end (issue 12, "an unforgeable marker"): a VM is a request's only with its
 //! full marker; partial markers, templates and duplicates are never adopted, changed or deleted,
-//! and duplicates keep the request (and its deletion) waiting.
+//! and a deletion lets the finalizer go only once Proxmox confirms that the VM is gone.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,8 @@ use pve_client::api::qemu::ConfigUpdate;
 use pve_client::api::vmconfig::VmConfig;
 use pve_operator::vmspec::Marker;
 use pve_operator_api::MachineRequest;
+use pve_sim::RunningSim;
+use pve_sim::access::{AclSubject, UserOptions};
 use serde_json::json;
 
 use crate::controller::Harness;
@@ -336,5 +338,84 @@ async fn a_template_is_never_adopted_and_two_vms_with_the_tag_stop_everything_un
         Some(&template),
         "template kept, untouched"
     );
+    h.stop().await;
+}
+
+/// The user and token the controller connects with in the visibility test.
+const USER: &str = "operator@pve";
+const TOKEN: &str = "ctl";
+
+/// A token with every privilege on `/` (so that an ACL on one VM can take them away there).
+fn admin_token(sim: &RunningSim) -> String {
+    let secret = sim.with_state(|state| {
+        state
+            .access
+            .user_add(USER, None, UserOptions::default())
+            .expect("user");
+        state
+            .access
+            .acl_modify("/", AclSubject::User(USER.into()), "Administrator", true)
+            .expect("ACL");
+        state
+            .access
+            .token_add(USER, TOKEN, Some(false), None, None)
+            .expect("token")
+    });
+    format!(
+        "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  tokenID: \"{USER}!{TOKEN}\"\n  tokenSecret: \"{secret}\"\n",
+        sim.url(),
+        sim.fingerprint(),
+    )
+}
+
+/// Hides (or shows again) VM `vmid` from the controller's token.
+fn hide_vm(sim: &RunningSim, vmid: u32, hidden: bool) {
+    sim.with_state(|state| {
+        let path = format!("/vms/{vmid}");
+        let subject = AclSubject::User(USER.into());
+        if hidden {
+            state.access.acl_modify(&path, subject, "NoAccess", false)
+        } else {
+            state.access.acl_delete(&path, subject, "NoAccess")
+        }
+        .expect("ACL change");
+    });
+}
+
+#[tokio::test]
+async fn deleting_a_request_whose_vm_the_controller_cannot_see_keeps_the_finalizer() {
+    let h =
+        Harness::start_with_config("invisible", async |sim: &RunningSim| admin_token(sim)).await;
+    h.apply("a", small_spec()).await;
+    let own = vmid_of(&h.wait_ready("a").await);
+
+    // The VM drops out of what the controller's token sees (the inventory no longer lists
+    // it): the deletion must not take that for "gone".
+    hide_vm(&h.sim, own, true);
+    h.requests()
+        .delete("a", &DeleteParams::default())
+        .await
+        .expect("delete accepted");
+    let message = wait_not_ready(
+        &h,
+        "a",
+        "MissingPrivilege",
+        &format!("confirming that VM {own}"),
+    )
+    .await;
+    assert!(message.contains("keeps its finalizer"), "{message}");
+    assert!(h.vm_exists(own).await, "the VM is still there");
+    let request = h.requests().get("a").await.expect("the request is kept");
+    assert!(request.metadata.deletion_timestamp.is_some());
+
+    // Visible again: the deletion goes on and destroys it.
+    hide_vm(&h.sim, own, false);
+    within(
+        "A to be deleted",
+        await_condition(h.requests(), "a", |o: Option<&MachineRequest>| o.is_none()),
+    )
+    .await
+    .expect("watch works");
+    assert!(!h.vm_exists(own).await, "A's VM destroyed");
     h.stop().await;
 }

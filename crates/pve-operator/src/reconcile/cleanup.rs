@@ -1,7 +1,8 @@
 //! Deleting a MachineRequest (DESIGN principle 6): with `deletionPolicy: Delete`, stop the VM,
 //! destroy it with its disks, confirm it is gone, then let the finalizer go; with `Retain`, leave
 //! the VM and remove only the controller's marker. A VM that is not ours (without the full
-//! marker) is never touched.
+//! marker) is never touched, and the finalizer goes only once a direct read confirms that the
+//! request's VM is gone.
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -144,10 +145,12 @@ pub async fn cleanup(
 }
 
 /// The request's VM for deletion, with the config read to verify it; `None` once no VM of the
-/// request is left. A VM with the uid tag, or at the recorded VMID, is the request's only with
-/// the full marker (or the clone window at the recorded VMID); any other VM there is left alone,
-/// with a Warning Event saying so. Several VMs with the uid tag keep the finalizer, and none of
-/// them is touched.
+/// request is left, which needs a confirmation. A VM with the uid tag, or at the recorded
+/// VMID, is the request's only with the full marker (or the clone window at the recorded
+/// VMID); any other VM there is left alone, with a Warning Event saying so. A VM missing from
+/// the fresh inventory is read directly at the recorded VMID: only a 404 there confirms that it
+/// is gone (a 403 or any other error keeps the finalizer, and the condition says why). Several
+/// VMs with the uid tag keep it too, and none of them is touched.
 async fn find_own_vm(
     scope: &RequestScope<'_>,
     conn: &Connection,
@@ -179,7 +182,10 @@ async fn find_own_vm(
     };
     let vm = match snapshot.vms.get(&vmid) {
         Some(vm) => vm.clone(),
-        None => return Ok(None),
+        None => match confirm_gone(conn, status.node.as_deref(), vmid).await? {
+            Some(vm) => vm,
+            None => return Ok(None),
+        },
     };
     match ownership::verify(conn, marker, vm, recorded).await? {
         Verdict::Ours(vm, config) => Ok(Some((vm, config))),
@@ -217,4 +223,31 @@ async fn left_alone(scope: &RequestScope<'_>, ctx: &Context, vmid: u32, what: &s
             &format!("VM {vmid} {what}, so it is not this request's VM: it is left alone (not stopped, not deleted, marker not removed)"),
         )
         .await;
+}
+
+/// Confirms by a direct read that the recorded VM, missing from a fresh inventory, is gone:
+/// `None` when Proxmox says so (404 on the recorded node; the inventory already says it is
+/// nowhere else the credentials can see), the VM when it is there after all. A VM the
+/// credentials cannot see (403) or any other error keeps the finalizer.
+async fn confirm_gone(
+    conn: &Connection,
+    node: Option<&str>,
+    vmid: u32,
+) -> Result<Option<VmEntry>, ReconcileError> {
+    let Some(node) = node else {
+        // No node recorded: Proxmox can still say whether the VMID is taken at all.
+        let free = conn.pve.vmid_is_free(vmid).await.map_err(ReconcileError::proxmox(format!(
+            "confirming that VM {vmid} (status.vmid) is gone before releasing the MachineRequest"
+        )))?;
+        return if free {
+            Ok(None)
+        } else {
+            Err(ReconcileError::InvisibleVm(vmid))
+        };
+    };
+    ownership::status_entry(conn, node, vmid)
+        .await
+        .map_err(ReconcileError::proxmox(format!(
+            "confirming that VM {vmid} (status.vmid), missing from the inventory, is gone from node {node}; the MachineRequest keeps its finalizer until Proxmox confirms it"
+        )))
 }
