@@ -169,3 +169,39 @@ fn entry_of(node: &str, vmid: u32, current: QemuStatus) -> VmEntry {
         template: current.template.unwrap_or(false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::error::Class;
+
+    #[test]
+    fn conflicts_name_the_vmids_and_the_missing_part_and_are_permanent() {
+        let marker = Marker::new("0b9b1a2c-5d3e-4c8e-9f00-123456789abc", "team-a", "web");
+        let duplicates = OwnershipConflict::duplicates(&marker, vec![101, 205]);
+        let text = duplicates.to_string();
+        assert!(
+            text.starts_with(
+                "VMs 101, 205 all carry this request's uid tag (mr-0b9b1a2c-5d3e-4c8e-9f00-123456789abc)"
+            ),
+            "{text}"
+        );
+        let error = ReconcileError::from(duplicates);
+        assert_eq!(error.class(), Class::Permanent("DuplicateVms"));
+        assert_eq!(error.reason(), "DuplicateVms");
+
+        let partial = OwnershipConflict::MarkerMismatch {
+            vmid: 7,
+            mismatch: MarkerMismatch::TagWithoutLine,
+        };
+        let text = partial.to_string();
+        assert!(
+            text.starts_with(
+                "VM 7 carries this request's uid tag but not its description marker line, so it is not treated as this request's VM"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("team-a"), "names no object: {text}");
+        assert_eq!(ReconcileError::from(partial).reason(), "MarkerMismatch");
+    }
+}
