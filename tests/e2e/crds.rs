@@ -697,3 +697,105 @@ async fn admission_accepts_only_openssh_public_keys_safe_for_cloud_init_yaml() {
         failures.join("\n")
     );
 }
+
+#[tokio::test]
+async fn admission_refuses_the_controllers_marker_tags_and_line_and_says_why() {
+    let env = testenv::TestEnv::shared().await.expect("control plane");
+    let client = env.client().expect("client");
+    install_crds(&client).await;
+    let ns = env
+        .create_namespace(&client, "crd-marker")
+        .await
+        .expect("namespace");
+    let api = machine_requests(&client, &ns);
+    let uid = "0b9b1a2c-5d3e-4c8e-9f00-123456789abc";
+
+    // (case, pointer into spec, value, field the message names)
+    let refused: Vec<(&str, &str, Value, &str)> = vec![
+        (
+            "uid tag",
+            "/tags",
+            json!(["web", format!("mr-{uid}")]),
+            "spec.tags",
+        ),
+        ("any mr- tag", "/tags", json!(["MR-anything"]), "spec.tags"),
+        ("managed tag", "/tags", json!(["pve-operator"]), "spec.tags"),
+        (
+            "managed tag, other case",
+            "/tags",
+            json!(["PVE-Operator"]),
+            "spec.tags",
+        ),
+        (
+            "marker line",
+            "/description",
+            json!(format!(
+                "notes\npve-operator: MachineRequest team-b/db uid={uid}"
+            )),
+            "spec.description",
+        ),
+        (
+            "first line, other case, indented",
+            "/description",
+            json!("  \tPVE-OPERATOR: MachineRequest x"),
+            "spec.description",
+        ),
+        (
+            "after a Unicode line separator",
+            "/description",
+            json!("notes\u{2028}pve-operator: x"),
+            "spec.description",
+        ),
+        (
+            "after a carriage return",
+            "/description",
+            json!("notes\rpve-operator: x"),
+            "spec.description",
+        ),
+        (
+            "behind a no-break space",
+            "/description",
+            json!("notes\n\u{00a0}pve-operator: x"),
+            "spec.description",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (case, pointer, value, field)) in refused.iter().enumerate() {
+        let mut spec = valid_spec();
+        set(&mut spec, pointer, value.clone());
+        match create(&api, &format!("marker-{i}"), spec).await {
+            Ok(()) => failures.push(format!("{case}: was ACCEPTED")),
+            Err(message)
+                if !message.starts_with("422 ")
+                    || !message.contains(field)
+                    || !message.contains("reserved") =>
+            {
+                failures.push(format!(
+                    "{case}: expected 422 naming {field} and what is reserved, got: {message}"
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+    // What merely resembles the marker stays the user's.
+    let accepted: Vec<(&str, &str, Value)> = vec![
+        (
+            "tags",
+            "/tags",
+            json!(["mr", "pve-operator2", "xmr-1", "web"]),
+        ),
+        (
+            "prose",
+            "/description",
+            json!("managed by pve-operator: yes\npve-operator is the controller"),
+        ),
+    ];
+    for (i, (case, pointer, value)) in accepted.iter().enumerate() {
+        let mut spec = valid_spec();
+        set(&mut spec, pointer, value.clone());
+        if let Err(message) = create(&api, &format!("resembles-{i}"), spec).await {
+            failures.push(format!("{case}: refused: {message}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

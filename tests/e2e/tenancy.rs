@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{ApiResource, DynamicObject};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
-use kube::api::{ApiResource, DynamicObject};
 use kube::{Api, Client};
 use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity};
 use serde_json::{Value, json};

@@ -12,6 +12,7 @@ pub mod machine_request;
 pub mod patterns;
 pub mod proxmox_cluster;
 pub mod proxmox_identity;
+pub mod reserved;
 
 pub use allowances::*;
 pub use machine_request::*;

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::patterns;
+use crate::reserved;
 
 /// A Proxmox VE virtual machine, as it should be. The controller creates it, keeps its
 /// configuration and power state as specified, and removes it (or, with `deletionPolicy: Retain`,
@@ -93,18 +94,22 @@ pub struct MachineRequestSpec {
     #[serde(default)]
     pub guest_agent: bool,
 
-    /// Proxmox tags added to the VM (the controller adds its own marker tag besides).
+    /// Proxmox tags added to the VM (the controller adds its own marker tags besides). The
+    /// controller's tags are reserved: `pve-operator` and every `mr-*` tag, in any letter case.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 16),
         inner(length(min = 1, max = 64), pattern(patterns::TAG))
     )]
     #[x_kube(merge_strategy = ListMerge::Set)]
+    #[x_kube(validation = Rule::new(reserved::NO_RESERVED_TAG_RULE).message(reserved::RESERVED_TAG_MESSAGE))]
     pub tags: Vec<String>,
 
     /// Free text shown as the VM's notes in Proxmox (the controller appends its marker line).
+    /// Lines starting with `pve-operator:` are reserved for that marker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
+    #[x_kube(validation = Rule::new(reserved::NO_RESERVED_LINE_RULE).message(reserved::RESERVED_LINE_MESSAGE))]
     pub description: Option<String>,
 
     /// The Proxmox resource pool the VM joins. Immutable.

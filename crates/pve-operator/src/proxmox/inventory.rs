@@ -40,6 +40,11 @@ impl VmEntry {
     pub fn is_running(&self) -> bool {
         self.status == "running"
     }
+
+    /// Whether it carries `tag` (a uid tag), in any letter case.
+    pub fn carries_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t.trim().eq_ignore_ascii_case(tag))
+    }
 }
 
 /// What a VM looks like to change detection: VMID, node and power status.
@@ -127,12 +132,25 @@ impl Snapshot {
         snapshot
     }
 
-    /// The VM that carries `marker`'s uid tag.
-    pub fn find_marked(&self, marker: &Marker) -> Option<&VmEntry> {
-        self.vms.values().find(|vm| {
-            let tags: Vec<&str> = vm.tags.iter().map(String::as_str).collect();
-            marker.is_in_tags(&tags)
-        })
+    /// The VMs that carry `marker`'s uid tag, templates left out (a template is never a
+    /// request's VM, whatever it carries). Carrying the tag is not ownership: the caller
+    /// verifies the full marker in the VM's config before touching it.
+    pub fn find_marked(&self, marker: &Marker) -> Marked<'_> {
+        let tag = marker.uid_tag();
+        let mut found = self
+            .vms
+            .values()
+            .filter(|vm| !vm.template && vm.carries_tag(&tag));
+        match (found.next(), found.next()) {
+            (None, _) => Marked::None,
+            (Some(vm), None) => Marked::One(vm),
+            (Some(first), Some(second)) => Marked::Several(
+                [first.vmid, second.vmid]
+                    .into_iter()
+                    .chain(found.map(|vm| vm.vmid))
+                    .collect(),
+            ),
+        }
     }
 
     /// The template called `name`, or with VMID `vmid`.
@@ -143,14 +161,25 @@ impl Snapshot {
         })
     }
 
-    /// What a request's VM looks like, for change detection, or `None` when it has none.
+    /// What a request's VM looks like, for change detection: `None` when no VM (templates
+    /// aside) carries its uid tag, or when several do (so that removing one shows as a change).
     pub fn fingerprint_of(&self, uid: &str) -> Option<VmFingerprint> {
-        self.vms.values().find_map(|vm| {
-            let tags: Vec<&str> = vm.tags.iter().map(String::as_str).collect();
-            (Marker::uid_from_tags(&tags).as_deref() == Some(uid))
-                .then(|| (vm.vmid, vm.node.clone(), vm.status.clone()))
-        })
+        match self.find_marked(&Marker::new(uid, "", "")) {
+            Marked::One(vm) => Some((vm.vmid, vm.node.clone(), vm.status.clone())),
+            Marked::None | Marked::Several(_) => None,
+        }
     }
+}
+
+/// The VMs of a snapshot that carry one request's uid tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marked<'a> {
+    /// None.
+    None,
+    /// Exactly one.
+    One(&'a VmEntry),
+    /// Several (their VMIDs, ascending): none of them is the request's until only one is left.
+    Several(Vec<u32>),
 }
 
 struct Shared {
@@ -312,11 +341,10 @@ mod tests {
             ],
             Instant::now(),
         );
-        assert_eq!(snapshot.find_marked(&marker).map(|vm| vm.vmid), Some(100));
-        assert!(
-            snapshot
-                .find_marked(&Marker::new("other", "ns", "x"))
-                .is_none()
+        assert!(matches!(snapshot.find_marked(&marker), Marked::One(vm) if vm.vmid == 100));
+        assert_eq!(
+            snapshot.find_marked(&Marker::new("other", "ns", "x")),
+            Marked::None
         );
         assert_eq!(
             snapshot.find_template(None, Some("tpl")).map(|vm| vm.vmid),
@@ -324,5 +352,54 @@ mod tests {
         );
         assert_eq!(snapshot.nodes["pve"].used_memory, Some(1 << 30));
         assert!(snapshot.nodes["pve"].online);
+    }
+
+    fn vm(vmid: u32, tags: &str, template: bool) -> ClusterResource {
+        resource(serde_json::json!({
+            "id": format!("qemu/{vmid}"), "type": "qemu", "vmid": vmid, "node": "pve",
+            "status": "stopped", "tags": tags, "template": u8::from(template),
+        }))
+    }
+
+    #[test]
+    fn a_template_carrying_a_requests_tag_is_never_its_vm() {
+        let marker = Marker::new("0b9b1a2c-1111-4c8e-9f00-123456789abc", "ns", "web");
+        let tag = marker.uid_tag();
+        // The lowest VMID is a template with the tag; the request's VM is the other one.
+        let snapshot = Snapshot::from_resources(
+            vec![vm(100, &tag, true), vm(105, &format!("web;{tag}"), false)],
+            Instant::now(),
+        );
+        assert!(matches!(snapshot.find_marked(&marker), Marked::One(vm) if vm.vmid == 105));
+        assert_eq!(
+            snapshot.fingerprint_of(&marker.uid),
+            Some((105, "pve".into(), "stopped".into()))
+        );
+        let only_template = Snapshot::from_resources(vec![vm(100, &tag, true)], Instant::now());
+        assert_eq!(only_template.find_marked(&marker), Marked::None);
+        assert_eq!(only_template.fingerprint_of(&marker.uid), None);
+    }
+
+    #[test]
+    fn several_vms_with_one_requests_tag_are_all_named_and_none_is_its_vm() {
+        let marker = Marker::new("0b9b1a2c-1111-4c8e-9f00-123456789abc", "ns", "web");
+        let tag = marker.uid_tag();
+        let upper = tag.to_uppercase();
+        let snapshot = Snapshot::from_resources(
+            vec![
+                vm(300, &format!("pve-operator;{upper}"), false),
+                vm(101, &tag, false),
+                vm(102, "web", false),
+                vm(200, &tag, false),
+                vm(90, &tag, true),
+            ],
+            Instant::now(),
+        );
+        assert_eq!(
+            snapshot.find_marked(&marker),
+            Marked::Several(vec![101, 200, 300])
+        );
+        // No fingerprint while duplicated: removing one shows as a change.
+        assert_eq!(snapshot.fingerprint_of(&marker.uid), None);
     }
 }

@@ -10,16 +10,19 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use pve_client::api::qemu::{ConfigUpdate, DiskSize, ShutdownOptions};
+use pve_client::api::vmconfig::VmConfigView;
 use pve_client::{ErrorKind, Upid};
 use pve_operator_api::{
     MachineRequest, MachineRequestStatus, PendingChangePolicy, Phase, PowerState, TaskRef,
 };
 
 use super::error::ReconcileError;
+use super::ownership::{self, OwnershipConflict, Verdict};
 use super::placement::{NodeLoad, choose_node};
 use super::status::{self, is_true, set_condition, types};
 use super::{Context, RequestScope};
 use crate::privileges::{self, Step};
+use crate::proxmox::inventory::Marked;
 use crate::proxmox::tasks::NodeSlot;
 use crate::proxmox::{Connection, Snapshot, VmEntry};
 use crate::vmspec;
@@ -80,9 +83,10 @@ pub async fn apply(
         .into());
     }
 
-    // 2. Find the VM: by the recorded VMID (verifying it is ours), else by our marker.
-    let vm = match find_own_vm(request, scope, conn, status, ctx).await? {
-        Found::Ours(vm) => vm,
+    // 2. Find the VM, by our uid tag or the recorded VMID, verifying that it carries our full
+    // marker (the config read to tell is step 4's).
+    let (vm, config) = match find_own_vm(request, scope, conn, status, ctx).await? {
+        Found::Ours(vm, config) => (vm, config),
         Found::Nothing(snapshot) => {
             return create(request, scope, conn, status, snapshot, ctx).await;
         }
@@ -135,15 +139,8 @@ pub async fn apply(
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
 
-    // 4. Config drift.
+    // 4. Config drift, planned on the config read when the VM's ownership was verified.
     let pve = &conn.pve;
-    let config = pve
-        .qemu_config(&vm.node, vm.vmid)
-        .await
-        .map_err(ReconcileError::proxmox(format!(
-            "reading the config of VM {}",
-            vm.vmid
-        )))?;
     let plan = vmspec::plan_update(&request.spec, marker, &scope.vm_name, &config)?;
     if !plan.conflicts.is_empty() {
         set_condition(
@@ -415,8 +412,8 @@ pub async fn apply(
 
 /// What is at a request's place in Proxmox.
 enum Found {
-    /// The request's own VM.
-    Ours(VmEntry),
+    /// The request's own VM, with the config read to verify it (step 4 plans on it).
+    Ours(VmEntry, VmConfigView),
     /// No VM: one is to be created. Carries the inventory read that told so, when it was read
     /// during this reconcile (the create reuses it instead of reading again).
     Nothing(Option<Arc<Snapshot>>),
@@ -426,8 +423,12 @@ enum Found {
     Undecided(String),
 }
 
-/// Finds the request's VM, verifying ownership (DESIGN principles 1 and 2). A VM at the recorded
-/// VMID that does not carry our marker is never touched: a warning says so and a new VM is made.
+/// Finds the request's VM, verifying ownership (DESIGN principles 1 and 2): the VM that
+/// carries the request's uid tag, or the VM at the recorded VMID, is the request's only with
+/// the full marker in its config (or, at the recorded VMID, in the clone window); a template
+/// never is. A VM with part of the marker, or several VMs with the uid tag, are an
+/// [`OwnershipConflict`]: nothing is touched and nothing is created. A VM at the recorded VMID
+/// without any of the marker is someone else's: a warning says so and a new VM is made.
 async fn find_own_vm(
     request: &MachineRequest,
     scope: &RequestScope<'_>,
@@ -439,7 +440,8 @@ async fn find_own_vm(
     let mut snapshot = conn.inventory.snapshot();
     let mut fresh = false;
     let recorded = status.vmid;
-    if recorded.is_none() && snapshot.find_marked(marker).is_none() {
+    let untagged = |s: &Snapshot| matches!(s.find_marked(marker), Marked::None);
+    if recorded.is_none() && untagged(&snapshot) {
         // A new request can only wait while every node runs as many of the controller's tasks
         // as allowed: it waits without reading anything (a burst of requests would otherwise
         // read the whole inventory once a second each).
@@ -455,13 +457,12 @@ async fn find_own_vm(
     }
     // Before deciding that a new request has no VM, look at Proxmox now, not at a cached read.
     // (A request with a recorded VMID is looked up by that VMID below.)
-    if snapshot.read_at.is_none() || (recorded.is_none() && snapshot.find_marked(marker).is_none())
-    {
+    if snapshot.read_at.is_none() || (recorded.is_none() && untagged(&snapshot)) {
         snapshot = fresh_inventory(conn).await?;
         fresh = true;
     }
-    if let Some(vm) = snapshot.find_marked(marker) {
-        return Ok(Found::Ours(vm.clone()));
+    if let Some(found) = by_uid_tag(conn, marker, &snapshot, recorded).await? {
+        return Ok(found);
     }
     let Some(vmid) = recorded else {
         return Ok(Found::Nothing(fresh.then_some(snapshot)));
@@ -472,7 +473,7 @@ async fn find_own_vm(
         // read). One read of that VM answers, where a fresh inventory would cost a read of every
         // VM in the cluster for each such request.
         entry = match &status.node {
-            Some(node) => read_one_vm(conn, node, vmid).await?,
+            Some(node) => ownership::read_one_vm(conn, node, vmid).await?,
             None => None,
         };
         if entry.is_none() {
@@ -480,8 +481,8 @@ async fn find_own_vm(
             // whole cluster before deciding it is gone.
             snapshot = fresh_inventory(conn).await?;
             fresh = true;
-            if let Some(vm) = snapshot.find_marked(marker) {
-                return Ok(Found::Ours(vm.clone()));
+            if let Some(found) = by_uid_tag(conn, marker, &snapshot, recorded).await? {
+                return Ok(found);
             }
             entry = snapshot.vms.get(&vmid).cloned();
         }
@@ -500,28 +501,22 @@ async fn find_own_vm(
         }
         return Ok(Found::Nothing(fresh.then_some(snapshot)));
     };
-    if marker.is_in_tags(&vm.tags.iter().map(String::as_str).collect::<Vec<_>>()) {
-        return Ok(Found::Ours(vm));
-    }
-    // Not tagged: a clone still in progress carries the marker only in its description.
-    let config = conn
-        .pve
-        .qemu_config(&vm.node, vmid)
-        .await
-        .map_err(ReconcileError::proxmox(format!(
-            "reading the config of VM {vmid}"
-        )))?;
-    if marker.is_in_config(&config) {
-        return Ok(Found::Ours(vm));
-    }
-    if let Some(lock) = config.lock().or(vm.lock.as_deref()) {
-        return Ok(Found::Undecided(format!(
-            "VM {vmid} is locked ({lock}) and carries no marker yet; waiting for the lock to clear before deciding whether it is this request's"
-        )));
-    }
+    let node = vm.node.clone();
+    let template = match ownership::verify(conn, marker, vm, recorded).await? {
+        Verdict::Ours(vm, config) => return Ok(Found::Ours(vm, config)),
+        Verdict::Undecided(why) => return Ok(Found::Undecided(why)),
+        Verdict::Partial(mismatch) => {
+            return Err(OwnershipConflict::MarkerMismatch { vmid, mismatch }.into());
+        }
+        Verdict::NotOurs { template } => template,
+    };
+    let what = if template {
+        "is a template, and a template is never a request's VM"
+    } else {
+        "does not carry this request's marker; it belongs to someone else"
+    };
     let message = format!(
-        "VM {vmid} on node {} does not carry this request's marker; it belongs to someone else and will not be touched. A new VM is created for this request.",
-        vm.node
+        "VM {vmid} on node {node} (recorded in status.vmid) {what}. It will not be touched; a new VM is created for this request."
     );
     scope
         .event(ctx, EventType::Warning, "ForeignVm", &message)
@@ -539,49 +534,38 @@ async fn find_own_vm(
     Ok(Found::Nothing(fresh.then_some(snapshot)))
 }
 
+/// The request's VM as found by its uid tag, verified; `None` when the tag decides nothing (no
+/// VM carries it, the one that does is at the recorded VMID and is judged there, or its tag is
+/// gone since the inventory was read). Several VMs with the tag, or one with part of the
+/// marker, are a conflict.
+async fn by_uid_tag(
+    conn: &Connection,
+    marker: &vmspec::Marker,
+    snapshot: &Snapshot,
+    recorded: Option<u32>,
+) -> Result<Option<Found>, ReconcileError> {
+    let vm = match snapshot.find_marked(marker) {
+        Marked::Several(vmids) => return Err(OwnershipConflict::duplicates(marker, vmids).into()),
+        Marked::One(vm) if Some(vm.vmid) != recorded => vm.clone(),
+        Marked::One(_) | Marked::None => return Ok(None),
+    };
+    let vmid = vm.vmid;
+    match ownership::verify(conn, marker, vm, recorded).await? {
+        Verdict::Ours(vm, config) => Ok(Some(Found::Ours(vm, config))),
+        Verdict::Undecided(why) => Ok(Some(Found::Undecided(why))),
+        Verdict::Partial(mismatch) => {
+            Err(OwnershipConflict::MarkerMismatch { vmid, mismatch }.into())
+        }
+        Verdict::NotOurs { .. } => Ok(None),
+    }
+}
+
 /// An inventory read that began after this call (shared with concurrent callers).
 async fn fresh_inventory(conn: &Connection) -> Result<Arc<Snapshot>, ReconcileError> {
     conn.inventory
         .fresh_snapshot()
         .await
         .map_err(ReconcileError::proxmox("reading /cluster/resources"))
-}
-
-/// The VM `vmid` on `node` as the inventory would list it, read from its own status; `None`
-/// when it is not there.
-async fn read_one_vm(
-    conn: &Connection,
-    node: &str,
-    vmid: u32,
-) -> Result<Option<VmEntry>, ReconcileError> {
-    match conn.pve.qemu_status(node, vmid).await {
-        Ok(current) => Ok(Some(VmEntry {
-            vmid,
-            node: node.to_string(),
-            name: current.name.unwrap_or_default(),
-            status: current.status,
-            tags: current
-                .tags
-                .as_deref()
-                .unwrap_or_default()
-                .split([';', ',', ' '])
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect(),
-            lock: current.lock,
-            template: current.template.unwrap_or(false),
-        })),
-        Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
-        // Without VM.Audit the VM the controller created is invisible to it: say so rather than
-        // pass on a bare 403 (and never create another one).
-        Err(error) if error.kind() == ErrorKind::PermissionDenied => {
-            Err(ReconcileError::InvisibleVm(vmid))
-        }
-        Err(error) => Err(ReconcileError::Proxmox {
-            action: format!("reading the status of VM {vmid} on {node}"),
-            source: error,
-        }),
-    }
 }
 
 /// Creates the VM: VMID and node are chosen and recorded in status before the create is sent,

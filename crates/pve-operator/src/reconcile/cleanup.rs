@@ -1,17 +1,22 @@
 //! Deleting a MachineRequest (DESIGN principle 6): with `deletionPolicy: Delete`, stop the VM,
 //! destroy it with its disks, confirm it is gone, then let the finalizer go; with `Retain`, leave
-//! the VM and remove only the controller's marker. A VM that is not ours is never touched.
+//! the VM and remove only the controller's marker. A VM that is not ours (without the full
+//! marker) is never touched, and the finalizer goes only once a direct read confirms that the
+//! request's VM is gone.
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use pve_client::api::qemu::{ConfigUpdate, DeleteOptions, StopOptions};
+use pve_client::api::vmconfig::VmConfigView;
 use pve_operator_api::{DeletionPolicy, MachineRequest, MachineRequestStatus, Phase, TaskRef};
 
 use super::apply::{RecordedTask, recorded_task};
 use super::error::ReconcileError;
+use super::ownership::{self, OwnershipConflict, Verdict};
 use super::{Context, RequestScope};
 use crate::privileges::{self, Step};
-use crate::proxmox::Connection;
+use crate::proxmox::inventory::Marked;
+use crate::proxmox::{Connection, Snapshot, VmEntry};
 use crate::vmspec;
 
 /// One pass of the deletion path. `Ok` means the VM is gone (or released) and the finalizer may
@@ -44,58 +49,27 @@ pub async fn cleanup(
         .fresh_snapshot()
         .await
         .map_err(ReconcileError::proxmox("reading /cluster/resources"))?;
-    let vm = match snapshot.find_marked(marker) {
-        Some(vm) => Some(vm.clone()),
-        // Untagged but recorded: ours only if its config carries the marker.
-        None => match status.vmid.and_then(|id| snapshot.vms.get(&id)) {
-            Some(vm) => {
-                let config = conn.pve.qemu_config(&vm.node, vm.vmid).await.map_err(
-                    ReconcileError::proxmox(format!("reading the config of VM {}", vm.vmid)),
-                )?;
-                if marker.is_in_config(&config) {
-                    Some(vm.clone())
-                } else if let Some(lock) = config.lock().or(vm.lock.as_deref()) {
-                    // A create or clone of ours may still hold the lock before writing the
-                    // marker: releasing now could orphan the VM it is about to finish.
-                    return Err(ReconcileError::DeletionInProgress(format!(
-                        "VM {} is locked ({lock}) and carries no marker yet; waiting before deciding whether it is ours",
-                        vm.vmid
-                    )));
-                } else {
-                    None
-                }
-            }
-            None => None,
-        },
-    };
-    let Some(vm) = vm else {
+    let Some((vm, config)) = find_own_vm(scope, conn, status, &snapshot, ctx).await? else {
         conn.inventory.unwatch(&marker.uid);
         scope
             .event(
                 ctx,
                 EventType::Normal,
                 "Deleted",
-                "the VM is gone; releasing the MachineRequest",
+                "no VM of this request is left in Proxmox; releasing the MachineRequest",
             )
             .await;
         return Ok(Action::await_change());
     };
-    if vm.lock.is_some() {
+    if let Some(lock) = &vm.lock {
         return Err(ReconcileError::DeletionInProgress(format!(
-            "VM {} is locked; waiting",
+            "VM {} is locked ({lock}); waiting",
             vm.vmid
         )));
     }
 
     if request.spec.deletion_policy == DeletionPolicy::Retain {
-        let config =
-            conn.pve
-                .qemu_config(&vm.node, vm.vmid)
-                .await
-                .map_err(ReconcileError::proxmox(format!(
-                    "reading the config of VM {}",
-                    vm.vmid
-                )))?;
+        // The config read to verify ownership is the one the marker is removed from.
         let plan = vmspec::release_marker(marker, &config);
         let update = ConfigUpdate {
             delete: plan.delete.clone(),
@@ -168,4 +142,112 @@ pub async fn cleanup(
         task_type: kind.to_string(),
     });
     Err(ReconcileError::DeletionInProgress(message))
+}
+
+/// The request's VM for deletion, with the config read to verify it; `None` once no VM of the
+/// request is left, which needs a confirmation. A VM with the uid tag, or at the recorded
+/// VMID, is the request's only with the full marker (or the clone window at the recorded
+/// VMID); any other VM there is left alone, with a Warning Event saying so. A VM missing from
+/// the fresh inventory is read directly at the recorded VMID: only a 404 there confirms that it
+/// is gone (a 403 or any other error keeps the finalizer, and the condition says why). Several
+/// VMs with the uid tag keep it too, and none of them is touched.
+async fn find_own_vm(
+    scope: &RequestScope<'_>,
+    conn: &Connection,
+    status: &MachineRequestStatus,
+    snapshot: &Snapshot,
+    ctx: &Context,
+) -> Result<Option<(VmEntry, VmConfigView)>, ReconcileError> {
+    let marker = scope.marker;
+    let recorded = status.vmid;
+    let tagged = match snapshot.find_marked(marker) {
+        Marked::Several(vmids) => return Err(OwnershipConflict::duplicates(marker, vmids).into()),
+        Marked::One(vm) if Some(vm.vmid) != recorded => Some(vm.clone()),
+        Marked::One(_) | Marked::None => None,
+    };
+    if let Some(vm) = tagged {
+        let vmid = vm.vmid;
+        match ownership::verify(conn, marker, vm, recorded).await? {
+            Verdict::Ours(vm, config) => return Ok(Some((vm, config))),
+            Verdict::Undecided(why) => return Err(ReconcileError::DeletionInProgress(why)),
+            Verdict::Partial(mismatch) => {
+                left_alone(scope, ctx, vmid, &mismatch.to_string()).await;
+            }
+            // Its tag is gone since the read; the recorded VMID decides.
+            Verdict::NotOurs { .. } => {}
+        }
+    }
+    let Some(vmid) = recorded else {
+        return Ok(None);
+    };
+    let vm = match snapshot.vms.get(&vmid) {
+        Some(vm) => vm.clone(),
+        None => match confirm_gone(conn, status.node.as_deref(), vmid).await? {
+            Some(vm) => vm,
+            None => return Ok(None),
+        },
+    };
+    match ownership::verify(conn, marker, vm, recorded).await? {
+        Verdict::Ours(vm, config) => Ok(Some((vm, config))),
+        Verdict::Undecided(why) => Err(ReconcileError::DeletionInProgress(why)),
+        Verdict::Partial(mismatch) => {
+            left_alone(scope, ctx, vmid, &mismatch.to_string()).await;
+            Ok(None)
+        }
+        Verdict::NotOurs { template } => {
+            let what = if template {
+                "is a template, and a template is never a request's VM"
+            } else {
+                "does not carry this request's marker"
+            };
+            left_alone(
+                scope,
+                ctx,
+                vmid,
+                &format!("(recorded in status.vmid) {what}"),
+            )
+            .await;
+            Ok(None)
+        }
+    }
+}
+
+/// Tells the user that VM `vmid` looked like the request's but is not, and is left alone (an
+/// Event reason of its own: Events with one reason are aggregated, keeping the first message).
+async fn left_alone(scope: &RequestScope<'_>, ctx: &Context, vmid: u32, what: &str) {
+    scope
+        .event(
+            ctx,
+            EventType::Warning,
+            "VmLeftAlone",
+            &format!("VM {vmid} {what}, so it is not this request's VM: it is left alone (not stopped, not deleted, marker not removed)"),
+        )
+        .await;
+}
+
+/// Confirms by a direct read that the recorded VM, missing from a fresh inventory, is gone:
+/// `None` when Proxmox says so (404 on the recorded node; the inventory already says it is
+/// nowhere else the credentials can see), the VM when it is there after all. A VM the
+/// credentials cannot see (403) or any other error keeps the finalizer.
+async fn confirm_gone(
+    conn: &Connection,
+    node: Option<&str>,
+    vmid: u32,
+) -> Result<Option<VmEntry>, ReconcileError> {
+    let Some(node) = node else {
+        // No node recorded: Proxmox can still say whether the VMID is taken at all.
+        let free = conn.pve.vmid_is_free(vmid).await.map_err(ReconcileError::proxmox(format!(
+            "confirming that VM {vmid} (status.vmid) is gone before releasing the MachineRequest"
+        )))?;
+        return if free {
+            Ok(None)
+        } else {
+            Err(ReconcileError::InvisibleVm(vmid))
+        };
+    };
+    ownership::status_entry(conn, node, vmid)
+        .await
+        .map_err(ReconcileError::proxmox(format!(
+            "confirming that VM {vmid} (status.vmid), missing from the inventory, is gone from node {node}; the MachineRequest keeps its finalizer until Proxmox confirms it"
+        )))
 }

@@ -4,6 +4,7 @@
 
 use pve_client::{ErrorKind, PveError};
 
+use super::ownership::OwnershipConflict;
 use crate::privileges::PrivilegeError;
 use crate::proxmox::registry::ConnectionError;
 use crate::proxmox::vmid::VmidError;
@@ -71,6 +72,9 @@ pub enum ReconcileError {
     /// The spec names something Proxmox does not have (checked before anything is created).
     #[error(transparent)]
     Validation(#[from] super::validate::ValidationError),
+    /// VMs carry part of the request's marker, or several carry its uid tag: none is touched.
+    #[error(transparent)]
+    Ownership(#[from] OwnershipConflict),
 }
 
 impl From<ConnectionError> for ReconcileError {
@@ -143,6 +147,7 @@ impl ReconcileError {
                 }
             }
             ReconcileError::Privileges(PrivilegeError::Unreadable(source)) => classify_pve(source),
+            ReconcileError::Ownership(conflict) => Class::Permanent(conflict.reason()),
         }
     }
 

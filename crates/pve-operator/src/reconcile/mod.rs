@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod cluster;
 pub mod error;
 pub mod identity;
+pub mod ownership;
 pub mod placement;
 pub mod status;
 pub mod validate;

@@ -1,14 +1,15 @@
 //! The identity marker that ties a Proxmox VM to its MachineRequest (DESIGN.md principles 1
 //! and 2): a tag (`mr-<uid>`, visible in `/cluster/resources`), a line in the description, and
-//! the SMBIOS uuid.
+//! the SMBIOS uuid. The marker's namespace is reserved: the `pve-operator` tag, every `mr-*` tag
+//! and every description line starting with `pve-operator:` belong to the controller, never to
+//! a user's spec (admission refuses them; [`Marker::is_reserved_tag`] and
+//! [`Marker::is_reserved_line`] strip them from objects stored before that rule).
 
-use pve_client::api::vmconfig::VmConfigView;
 use pve_operator_api::MachineRequest;
+use pve_operator_api::reserved::{self, RESERVED_LINE_PREFIX, UID_TAG_PREFIX};
 
 use super::wire;
 
-/// The prefix of the uid tag.
-const UID_TAG_PREFIX: &str = "mr-";
 /// The start of the description marker line.
 const LINE_PREFIX: &str = "pve-operator: MachineRequest ";
 /// What precedes the uid at the end of the description marker line.
@@ -27,7 +28,7 @@ pub struct Marker {
 
 impl Marker {
     /// The tag on every VM the controller manages.
-    pub const MANAGED_TAG: &'static str = "pve-operator";
+    pub const MANAGED_TAG: &'static str = reserved::MANAGED_TAG;
 
     /// The marker of the request with this uid, namespace and name.
     pub fn new(
@@ -105,35 +106,22 @@ impl Marker {
             .any(|uid| uid == self.uid)
     }
 
-    /// True when a VM config carries this marker: uid tag, or description line, or smbios1
-    /// uuid. Any one of them is enough: a crash between the create (or clone) call and the
-    /// first update can leave only some of them in place.
-    pub fn is_in_config(&self, config: &VmConfigView) -> bool {
-        self.is_in_tags(&config.tags())
-            || config
-                .get("description")
-                .is_some_and(|d| self.is_in_description(d))
-            || config
-                .smbios_uuid()
-                .is_some_and(|u| u.eq_ignore_ascii_case(&self.uid))
+    /// Whether `tag` is in the controller's reserved namespace: the managed tag or any `mr-*`
+    /// tag, in any letter case. A user's tag there could make a VM look like another request's.
+    pub fn is_reserved_tag(tag: &str) -> bool {
+        let tag = tag.trim();
+        tag.eq_ignore_ascii_case(Self::MANAGED_TAG)
+            || tag
+                .get(..UID_TAG_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(UID_TAG_PREFIX))
     }
 
-    /// The uid of any MachineRequest marker in these tags (to map inventory entries to
-    /// requests).
-    pub fn uid_from_tags(tags: &[&str]) -> Option<String> {
-        tags.iter().find_map(|t| {
-            let t = t.trim();
-            let prefix = t.get(..UID_TAG_PREFIX.len())?;
-            let uid = &t[UID_TAG_PREFIX.len()..];
-            (prefix.eq_ignore_ascii_case(UID_TAG_PREFIX) && !uid.is_empty())
-                .then(|| uid.to_ascii_lowercase())
-        })
-    }
-
-    /// The uid of any MachineRequest marker line in a description (the clone window: a VM
-    /// cloned from a template carries only the description marker until its first update).
-    pub fn uid_from_description(description: &str) -> Option<String> {
-        description.lines().find_map(uid_of_line).map(str::to_owned)
+    /// Whether a description line is reserved for the controller: it starts, after
+    /// whitespace, with `pve-operator:` (in any letter case). Every marker line is one.
+    pub fn is_reserved_line(line: &str) -> bool {
+        line.trim()
+            .get(..RESERVED_LINE_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_LINE_PREFIX))
     }
 
     /// Whether `tag` is one of the marker's tags (the managed tag or this uid tag).

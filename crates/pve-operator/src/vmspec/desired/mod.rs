@@ -70,18 +70,32 @@ pub(crate) fn cloudinit_slot(taken: impl Fn(DiskSlot) -> bool) -> Option<DiskSlo
     cloudinit_candidates().find(|s| !taken(*s))
 }
 
-/// The description: the user's text, a blank line, the marker line.
+/// The description: the user's text, a blank line, the marker line. Lines of the user's text
+/// in the controller's reserved namespace (`pve-operator:...`, refused at admission since, but
+/// possibly stored before) are dropped: a user must not write a marker, not even their own.
 pub(crate) fn description(user: Option<&str>, marker: &Marker) -> String {
-    match user.map(str::trim_end).filter(|d| !d.trim().is_empty()) {
+    let user: Option<String> = user.map(|d| {
+        d.lines()
+            .filter(|l| !Marker::is_reserved_line(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    match user
+        .as_deref()
+        .map(str::trim_end)
+        .filter(|d| !d.trim().is_empty())
+    {
         Some(d) => format!("{d}\n\n{}", marker.description_line()),
         None => marker.description_line(),
     }
 }
 
-/// The tags: the managed tag, the uid tag, then the user's (without case-insensitive repeats).
+/// The tags: the managed tag, the uid tag, then the user's (without case-insensitive repeats,
+/// and without tags in the controller's reserved namespace, refused at admission since but
+/// possibly stored before).
 pub(crate) fn tags(user: &[String], marker: &Marker) -> Vec<String> {
     let mut out: Vec<String> = vec![Marker::MANAGED_TAG.to_owned(), marker.uid_tag()];
-    for t in user {
+    for t in user.iter().filter(|t| !Marker::is_reserved_tag(t)) {
         if !out.iter().any(|o| o.eq_ignore_ascii_case(t)) {
             out.push(t.clone());
         }

@@ -313,7 +313,10 @@ fn a_description_without_the_marker_line_is_rewritten() {
     let p = plan(&spec, &vm);
     assert_eq!(p.changed_keys(), ["description"]);
     apply_and_converge(&spec, &mut vm, &p);
-    assert!(marker().is_in_config(&vm.view()));
+    assert_eq!(
+        marker().ownership(&vm.view(), false),
+        crate::vmspec::Ownership::Full
+    );
 }
 
 #[test]

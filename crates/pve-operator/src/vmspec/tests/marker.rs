@@ -4,7 +4,9 @@ use pve_operator_api::MachineRequest;
 use serde_json::json;
 
 use super::fixtures::*;
-use crate::vmspec::{Marker, release_marker};
+use crate::vmspec::{
+    Marker, MarkerMismatch, Ownership, create_config, plan_update, release_marker,
+};
 
 #[test]
 fn marker_values_are_a_valid_lowercase_tag_a_readable_line_and_the_smbios_uuid() {
@@ -15,6 +17,8 @@ fn marker_values_are_a_valid_lowercase_tag_a_readable_line_and_the_smbios_uuid()
         format!("pve-operator: MachineRequest default/web-1 uid={UID}")
     );
     assert_eq!(m.smbios1(), format!("uuid={UID}"));
+    assert!(Marker::is_reserved_tag(&m.uid_tag()) && Marker::is_reserved_tag(Marker::MANAGED_TAG));
+    assert!(Marker::is_reserved_line(&m.description_line()));
     let upper = Marker::new("0B9B1A2C-5D3E-4C8E-9F00-123456789ABC", "ns", "n");
     assert_eq!(upper.uid_tag(), format!("mr-{UID}"));
     let odd = Marker::new("a b/c", "ns", "n");
@@ -40,41 +44,246 @@ fn tags_identify_the_request_case_insensitively_and_map_back_to_its_uid() {
     assert!(m.is_in_tags(&[upper.as_str()]));
     assert!(!m.is_in_tags(&["pve-operator", "web"]));
     assert!(!Marker::new("other", "default", "web-1").is_in_tags(&[own.as_str()]));
-    assert_eq!(
-        Marker::uid_from_tags(&["pve-operator", upper.as_str()]),
-        Some(UID.to_owned())
+    assert!(
+        !m.is_in_tags(&[&format!("{own}0"), "mr-"]),
+        "only the whole tag counts"
     );
-    assert_eq!(Marker::uid_from_tags(&["pve-operator", "web", "mr-"]), None);
-    assert_eq!(Marker::uid_from_tags(&[]), None);
+}
+
+/// A config with our uid tag (`tag`), our marker line (`line`) and `smbios1`, plus a user's.
+fn config(tag: bool, line: bool, smbios: Option<&str>) -> pve_client::api::vmconfig::VmConfigView {
+    let m = marker();
+    let mut values = json!({"digest": "ab", "name": "web-1"});
+    let mut tags = vec!["web".to_owned()];
+    if tag {
+        tags.push(m.uid_tag());
+    }
+    values["tags"] = json!(tags.join(";"));
+    values["description"] = json!(if line {
+        format!("notes\n\n{}\n", m.description_line())
+    } else {
+        "notes\n".to_owned()
+    });
+    if let Some(uuid) = smbios {
+        values["smbios1"] = json!(format!("uuid={uuid}"));
+    }
+    view(values)
+}
+
+const OTHER: &str = "11111111-2222-3333-4444-555555555555";
+
+/// (case, uid tag, marker line, SMBIOS uuid, at the recorded VMID, verdict)
+type Case<'a> = (&'a str, bool, bool, Option<&'a str>, bool, Ownership);
+
+#[test]
+fn only_the_full_marker_makes_a_vm_ours_and_every_part_missing_is_named() {
+    let m = marker();
+    let upper = UID.to_uppercase();
+    let cases: Vec<Case> = vec![
+        ("full", true, true, Some(UID), false, Ownership::Full),
+        (
+            "full, uuid upper case",
+            true,
+            true,
+            Some(&upper),
+            false,
+            Ownership::Full,
+        ),
+        ("full, no smbios1", true, true, None, false, Ownership::Full),
+        (
+            "a copy: tag and line, another uuid",
+            true,
+            true,
+            Some(OTHER),
+            true,
+            Ownership::Partial(MarkerMismatch::SmbiosMismatch),
+        ),
+        (
+            "tag alone",
+            true,
+            false,
+            Some(UID),
+            true,
+            Ownership::Partial(MarkerMismatch::TagWithoutLine),
+        ),
+        (
+            "tag alone, no uuid",
+            true,
+            false,
+            None,
+            false,
+            Ownership::Partial(MarkerMismatch::TagWithoutLine),
+        ),
+        (
+            "clone window",
+            false,
+            true,
+            Some(OTHER),
+            true,
+            Ownership::CloneWindow,
+        ),
+        (
+            "clone window, no uuid",
+            false,
+            true,
+            None,
+            true,
+            Ownership::CloneWindow,
+        ),
+        (
+            "line alone elsewhere",
+            false,
+            true,
+            Some(OTHER),
+            false,
+            Ownership::Partial(MarkerMismatch::LineWithoutTag),
+        ),
+        (
+            "uuid alone",
+            false,
+            false,
+            Some(UID),
+            true,
+            Ownership::Partial(MarkerMismatch::SmbiosOnly),
+        ),
+        (
+            "nothing",
+            false,
+            false,
+            Some(OTHER),
+            true,
+            Ownership::Absent,
+        ),
+        (
+            "nothing at all",
+            false,
+            false,
+            None,
+            false,
+            Ownership::Absent,
+        ),
+    ];
+    for (case, tag, line, smbios, recorded, expected) in cases {
+        let got = m.ownership(&config(tag, line, smbios), recorded);
+        assert_eq!(got, expected, "{case}");
+        assert_eq!(
+            got.is_ours(),
+            matches!(expected, Ownership::Full | Ownership::CloneWindow),
+            "{case}"
+        );
+    }
+    // Each mismatch says which part is missing, and names no other request.
+    for (mismatch, part) in [
+        (
+            MarkerMismatch::TagWithoutLine,
+            "not its description marker line",
+        ),
+        (MarkerMismatch::LineWithoutTag, "not its uid tag"),
+        (MarkerMismatch::SmbiosMismatch, "SMBIOS uuid"),
+        (MarkerMismatch::SmbiosOnly, "neither its uid tag nor"),
+    ] {
+        let text = mismatch.to_string();
+        assert!(text.contains(part), "{mismatch:?}: {text}");
+        assert!(!text.contains("default/") && !text.contains(UID), "{text}");
+    }
 }
 
 #[test]
-fn a_config_is_ours_by_tag_or_description_line_or_smbios_uuid_alone() {
+fn a_template_is_never_ours_and_another_requests_marker_is_not_ours() {
     let m = marker();
-    let by_tag = view(json!({"digest": "ab", "tags": format!("mr-{UID};web")}));
-    let by_line = view(json!({
-        "digest": "ab",
-        "description": format!("notes\n\n{}\n", m.description_line()),
-    }));
-    let by_smbios =
-        view(json!({"digest": "ab", "smbios1": format!("uuid={}", UID.to_uppercase())}));
+    let mut template = config(true, true, Some(UID));
+    template.values.insert("template".into(), "1".into());
+    assert_eq!(m.ownership(&template, true), Ownership::Template);
     let foreign = view(json!({
         "digest": "ab",
-        "tags": "pve-operator;mr-11111111-2222-3333-4444-555555555555",
-        "description": "pve-operator: MachineRequest default/web-1 uid=11111111-2222-3333-4444-555555555555\n",
-        "smbios1": "uuid=11111111-2222-3333-4444-555555555555",
+        "tags": format!("pve-operator;mr-{OTHER}"),
+        "description": format!("pve-operator: MachineRequest default/web-1 uid={OTHER}\n"),
+        "smbios1": format!("uuid={OTHER}"),
     }));
-    assert!(m.is_in_config(&by_tag));
-    assert!(m.is_in_config(&by_line));
-    assert!(m.is_in_config(&by_smbios));
-    assert!(!m.is_in_config(&foreign));
-    assert!(!m.is_in_config(&view(json!({"digest": "ab"}))));
-    assert_eq!(
-        Marker::uid_from_description(&format!("x\n{}\n", m.description_line())),
-        Some(UID.to_owned())
-    );
+    assert_eq!(m.ownership(&foreign, true), Ownership::Absent);
     let prefix_only = format!("pve-operator: MachineRequest default/web-1 uid={UID}0");
     assert!(!m.is_in_description(&prefix_only));
+    // A uid that is not a UUID is never written as SMBIOS uuid, so none is asked for.
+    let odd = Marker::new("not-a-uuid", "ns", "n");
+    let odd_vm = view(json!({
+        "digest": "ab",
+        "tags": odd.uid_tag(),
+        "description": odd.description_line(),
+        "smbios1": format!("uuid={OTHER}"),
+    }));
+    assert_eq!(odd.ownership(&odd_vm, false), Ownership::Full);
+}
+
+#[test]
+fn the_reserved_namespace_is_the_managed_tag_every_mr_tag_and_every_pve_operator_line() {
+    for tag in [
+        "pve-operator",
+        "PVE-Operator",
+        " pve-operator ",
+        "mr-x",
+        "MR-",
+        "Mr-1234",
+    ] {
+        assert!(Marker::is_reserved_tag(tag), "{tag:?} is reserved");
+    }
+    for tag in ["web", "mr", "xmr-1", "pve-operator2", "pve", "m-r"] {
+        assert!(!Marker::is_reserved_tag(tag), "{tag:?} is the user's");
+    }
+    for line in [
+        "pve-operator: MachineRequest a/b uid=c",
+        "  PVE-Operator:anything",
+        "\tpve-operator:",
+        "\u{00a0}pve-operator: x",
+    ] {
+        assert!(Marker::is_reserved_line(line), "{line:?} is reserved");
+    }
+    for line in [
+        "managed by pve-operator: yes",
+        "pve-operator",
+        "pve-operator :",
+        "",
+    ] {
+        assert!(!Marker::is_reserved_line(line), "{line:?} is the user's");
+    }
+}
+
+#[test]
+fn reserved_tags_and_lines_in_a_stored_spec_never_reach_proxmox() {
+    let m = marker();
+    let mut spec = small_iso();
+    spec.tags = vec![
+        "web".into(),
+        format!("mr-{OTHER}"),
+        "PVE-Operator".into(),
+        "MR-anything".into(),
+    ];
+    spec.description = Some(format!(
+        "Web server\n  pve-operator: MachineRequest team-b/db uid={OTHER}\nPVE-OPERATOR: forged\nend"
+    ));
+    let config = create_config(&spec, &m, "web-1").expect("valid spec");
+    assert_eq!(config.tags, ["pve-operator", m.uid_tag().as_str(), "web"]);
+    assert_eq!(
+        config.description.as_deref(),
+        Some(format!("Web server\nend\n\n{}", m.description_line()).as_str())
+    );
+    let vm = FakeVm::create(100, &config);
+    assert_eq!(m.ownership(&vm.view(), false), Ownership::Full);
+    let other = Marker::new(OTHER, "team-b", "db");
+    assert_eq!(other.ownership(&vm.view(), true), Ownership::Absent);
+    // A description of nothing but reserved lines leaves only the marker.
+    spec.description = Some("pve-operator: x\n".into());
+    let config = create_config(&spec, &m, "web-1").expect("valid spec");
+    assert_eq!(config.description, Some(m.description_line()));
+    // Drift correction removes what was forged in Proxmox behind the controller's back.
+    let mut vm = FakeVm::create(100, &config);
+    vm.values.insert(
+        "tags".into(),
+        format!("{};mr-{OTHER};pve-operator", m.uid_tag()),
+    );
+    let plan = plan_update(&spec, &m, "web-1", &vm.view()).expect("valid spec");
+    vm.apply(&plan);
+    assert_eq!(other.ownership(&vm.view(), true), Ownership::Absent);
+    assert_eq!(m.ownership(&vm.view(), false), Ownership::Full);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use pve_operator_api::machine_request::MachineRequestSpec;
 use serde_json::json;
 
 use super::fixtures::*;
-use crate::vmspec::{UpdatePlan, clone_options, plan_update};
+use crate::vmspec::{Marker, MarkerMismatch, Ownership, UpdatePlan, clone_options, plan_update};
 
 /// A cloud image template as `qm template` leaves it, without a cloud-init drive.
 fn template(extra: serde_json::Value) -> FakeVm {
@@ -45,11 +45,42 @@ fn plan(spec: &MachineRequestSpec, vm: &FakeVm) -> UpdatePlan {
 }
 
 #[test]
-fn the_clone_window_is_covered_by_the_description_marker() {
-    let vm = cloned(&cloud_init_template(), &template(json!({})));
+fn the_clone_window_is_ours_only_at_the_recorded_vmid_and_the_first_update_completes_the_marker() {
+    let spec = cloud_init_template();
+    // The template carries another request's uid tag: the clone inherits it.
+    let other = Marker::new("11111111-2222-3333-4444-555555555555", "team-b", "db");
+    let t = template(json!({"tags": format!("template;{}", other.uid_tag())}));
+    assert_eq!(marker().ownership(&t.view(), true), Ownership::Template);
+    let mut vm = cloned(&spec, &t);
     let view = vm.view();
-    assert!(marker().is_in_config(&view));
     assert!(!marker().is_in_tags(&view.tags()), "clone takes no tags");
+    assert_eq!(marker().ownership(&view, true), Ownership::CloneWindow);
+    assert_eq!(
+        marker().ownership(&view, false),
+        Ownership::Partial(MarkerMismatch::LineWithoutTag)
+    );
+    assert_eq!(
+        other.ownership(&view, true),
+        Ownership::Partial(MarkerMismatch::TagWithoutLine),
+        "the inherited tag makes it nobody else's"
+    );
+    vm.apply(&plan(&spec, &vm));
+    let view = vm.view();
+    assert_eq!(marker().ownership(&view, false), Ownership::Full);
+    assert_eq!(
+        other.ownership(&view, true),
+        Ownership::Absent,
+        "inherited tag removed"
+    );
+    // A copy of the finished VM (a clone made in Proxmox) has a new SMBIOS uuid: not ours.
+    let copy = FakeVm::clone_of(
+        &vm,
+        &clone_options(&spec, &marker(), "web-1", 102).expect("valid spec"),
+    );
+    assert_eq!(
+        marker().ownership(&copy.view(), false),
+        Ownership::Partial(MarkerMismatch::SmbiosMismatch)
+    );
 }
 
 #[test]
