@@ -42,7 +42,7 @@ pub enum SecretError {
     },
     /// Kubernetes refused or failed the read.
     #[error(
-        "Secret {namespace}/{name} cannot be read: {reason}; grant the controller get, list and watch on it (Helm chart: identitySecrets)"
+        "Secret {namespace}/{name} cannot be read: {reason}; grant the controller list and watch on it by name (Helm chart: identitySecrets)"
     )]
     Unreadable {
         /// Its namespace.
