@@ -101,12 +101,13 @@ Cluster-scoped, whatever watchNamespace says:
 {{- end -}}
 
 {{/*
-The identities' Secrets, by name: get, and list+watch of one name at a time (a field selector on
-metadata.name, which RBAC matches against resourceNames).
+The identities' Secrets, by name: list+watch of one name at a time (the controller's watch of each
+Secret, with a field selector on metadata.name, which RBAC matches against resourceNames). No get:
+the controller never reads a Secret other than through that watch.
 */}}
 {{- define "pve-operator.secretRules" -}}
 - apiGroups: [""]
   resources: [secrets]
   resourceNames: {{ toJson (.Values.identitySecrets | uniq) }}
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 {{- end -}}
