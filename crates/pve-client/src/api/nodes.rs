@@ -256,6 +256,41 @@ pub fn storages_request(
     ))
 }
 
+/// `GET /nodes/{node}/storage/{storage}/status`.
+pub fn storage_status_request(node: &str, storage: &str) -> Result<ApiRequest> {
+    validate_node(node)?;
+    validate_storage("storage", storage)?;
+    Ok(ApiRequest::new(
+        Method::Get,
+        "/nodes/{node}/storage/{storage}/status",
+        &[("node", node), ("storage", storage)],
+        Params::new(),
+    ))
+}
+
+/// The answer of `GET /nodes/{node}/storage/{storage}/status`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StorageStatus {
+    /// The plugin type.
+    #[serde(rename = "type")]
+    pub storage_type: String,
+    /// Allowed content types, comma-separated.
+    #[serde(default)]
+    pub content: String,
+    /// Enabled.
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    pub enabled: Option<bool>,
+    /// Active (accessible).
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    pub active: Option<bool>,
+    /// Size in bytes.
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub total: Option<u64>,
+    /// Available bytes.
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub avail: Option<u64>,
+}
+
 /// `GET /nodes/{node}/storage/{storage}/content[?content=iso]`.
 pub fn storage_content_request(
     node: &str,
@@ -324,6 +359,13 @@ impl PveClient {
     ) -> Result<Vec<StorageInfo>> {
         self.call(&storages_request(node, content, enabled_only)?)
             .await
+    }
+
+    /// `GET /nodes/{node}/storage/{storage}/status`: one storage on one node. Needs
+    /// Datastore.Audit or Datastore.AllocateSpace on `/storage/<storage>`; Proxmox refuses it
+    /// (403, naming both) otherwise, and answers that an unknown storage does not exist.
+    pub async fn storage_status(&self, node: &str, storage: &str) -> Result<StorageStatus> {
+        self.call(&storage_status_request(node, storage)?).await
     }
 
     /// `GET /nodes/{node}/storage/{storage}/content`: volumes (e.g. ISOs with `content = iso`).

@@ -7,8 +7,9 @@ use serde_json::Value;
 use super::access::{Permissions, permissions_request};
 use super::cluster::{ClusterResource, NextId, ResourceType, nextid_request, resources_request};
 use super::nodes::{
-    NetworkInterface, NetworkTypeFilter, NodeInfo, NodeStatus, StorageInfo, StorageVolume,
-    network_request, node_status_request, nodes_request, storage_content_request, storages_request,
+    NetworkInterface, NetworkTypeFilter, NodeInfo, NodeStatus, StorageInfo, StorageStatus,
+    StorageVolume, network_request, node_status_request, nodes_request, storage_content_request,
+    storage_status_request, storages_request,
 };
 use super::qemu::{
     AgentNetworkInterfaces, CloneOptions, ConfigUpdate, DeleteOptions, DiskSize, PendingEntry,
@@ -213,6 +214,10 @@ pub(crate) fn all() -> Vec<Sample> {
         s(
             storage_content_request("pve", "local", Some("iso"), Some(100)),
             dec::<Vec<StorageVolume>>,
+        ),
+        s(
+            storage_status_request("pve", "local-lvm"),
+            dec::<StorageStatus>,
         ),
         s(
             network_request("pve", Some(NetworkTypeFilter::AnyBridge)),

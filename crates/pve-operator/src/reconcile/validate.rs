@@ -169,34 +169,53 @@ pub async fn before_create(
             .storage(node, &storage)
             .await
             .map_err(proxmox(format!("reading the storages of node {node}")))?;
-        let Some(info) = found else {
-            let names = conn
-                .node_facts
-                .storage_names(node)
-                .await
-                .map_err(proxmox(format!("reading the storages of node {node}")))?;
-            return Err(ValidationError::missing(
-                field,
-                format!(
-                    "{storage:?} is not a storage of node {node} that the controller's token can see (its storages: {}); name one of them, or grant Datastore.Audit on /storage/{storage} if it exists",
-                    if names.is_empty() { "none visible".to_string() } else { names.join(", ") }
-                ),
-            )
-            .into());
+        let (enabled, active, content_types) = match found {
+            Some(info) => (info.enabled, info.active, info.content.clone()),
+            None => {
+                // Not listed: absent from the node, or invisible to the credentials. Asking for
+                // it alone tells which (Proxmox refuses it naming the privilege and path).
+                match conn.pve.storage_status(node, &storage).await {
+                    Ok(status) => (status.enabled, status.active, status.content),
+                    Err(error) if error.kind() == pve_client::ErrorKind::PermissionDenied => {
+                        return Err(ReconcileError::Proxmox {
+                            action: format!("checking storage {storage} on node {node} ({field})"),
+                            source: error,
+                        });
+                    }
+                    Err(_) => {
+                        let names = conn
+                            .node_facts
+                            .storage_names(node)
+                            .await
+                            .map_err(proxmox(format!("reading the storages of node {node}")))?;
+                        return Err(ValidationError::missing(
+                            field,
+                            format!(
+                                "{storage:?} is not a storage of node {node} (its storages: {})",
+                                if names.is_empty() {
+                                    "none visible".to_string()
+                                } else {
+                                    names.join(", ")
+                                }
+                            ),
+                        )
+                        .into());
+                    }
+                }
+            }
         };
-        if info.enabled == Some(false) || info.active == Some(false) {
+        if enabled == Some(false) || active == Some(false) {
             return Err(ValidationError::unsuitable(
                 field,
                 format!("storage {storage:?} is disabled or inactive on node {node}"),
             )
             .into());
         }
-        if !info.supports(content) {
+        if !content_types.split(',').any(|c| c.trim() == content) {
             return Err(ValidationError::unsuitable(
                 field,
                 format!(
-                    "storage {storage:?} on node {node} does not hold {content} (its content types: {}); use a storage that allows {content}",
-                    info.content
+                    "storage {storage:?} on node {node} does not hold {content} (its content types: {content_types}); use a storage that allows {content}"
                 ),
             )
             .into());
