@@ -650,7 +650,7 @@ async fn changed_cores_and_memory_wait_as_pending_and_a_restart_policy_applies_t
     h.stop().await;
 }
 
-fn small_spec() -> serde_json::Value {
+pub fn small_spec() -> serde_json::Value {
     json!({
         "memory": { "sizeMiB": 256 },
         "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 2 }],

@@ -7,6 +7,7 @@ mod controller;
 mod crds;
 mod demo;
 mod deploy;
+mod leader_overlap;
 mod privileges;
 mod support;
 mod third_party;

@@ -219,39 +219,38 @@ where
         _ = until_stopped() => return Ok(()),
     }
     instruments.health.set_role(Role::Leading);
-    // The renewer runs beside the controllers; losing the Lease stops them, and a shutdown
-    // stops them first and then releases the Lease (which is renewed until then).
-    let (lost_tx, lost_rx) = tokio::sync::watch::channel(None::<String>);
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let renew = async move {
-        tokio::select! {
-            lost = elector.keep_renewing() => {
-                tracing::error!(error = %lost, "lost the leader Lease; stopping the controllers");
-                let _ = lost_tx.send(Some(lost.to_string()));
-            }
-            _ = release_rx => elector.release().await,
+    // The controllers run in this task, beside the renewals. A shutdown (SIGTERM) stops them
+    // gracefully: in-flight reconciles finish within --shutdown-grace while the Lease is still
+    // renewed, and then it is released. Losing the Lease stops them at once instead: their
+    // future is dropped (in-flight reconciles are cancelled, nothing more is sent to Proxmox or
+    // Kubernetes) no later than the renew deadline after the last successful renewal, before a
+    // standby may take over.
+    let mut controllers = Box::pin(run_controllers(
+        command.controller,
+        kube,
+        until_stopped(),
+        instruments,
+    ));
+    let lost = tokio::select! {
+        lost = elector.keep_renewing() => lost,
+        result = &mut controllers => {
+            elector.release().await;
+            return result;
         }
-    };
-    let stop_controllers = {
-        let stopped = until_stopped();
-        let mut lost_rx = lost_rx.clone();
-        async move {
+        () = until_stopped() => {
             tokio::select! {
-                _ = stopped => {}
-                _ = lost_rx.wait_for(|lost| lost.is_some()) => {}
+                lost = elector.keep_renewing() => lost,
+                result = &mut controllers => {
+                    elector.release().await;
+                    return result;
+                }
             }
         }
     };
-    let controllers = async {
-        let result = run_controllers(command.controller, kube, stop_controllers, instruments).await;
-        let _ = release_tx.send(());
-        result
-    };
-    let ((), result) = tokio::join!(renew, controllers);
-    if let Some(lost) = lost_rx.borrow().clone() {
-        anyhow::bail!("leadership lost: {lost}");
-    }
-    result
+    // Dropping the controllers cancels whatever they were doing.
+    drop(controllers);
+    tracing::error!(error = %lost, "lost the leader Lease; stopped the controllers");
+    anyhow::bail!("leadership lost: {lost}")
 }
 
 /// `<host name>-<process id>`, the identity when no POD_NAME is given.
