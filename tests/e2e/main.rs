@@ -9,5 +9,6 @@ mod demo;
 mod deploy;
 mod leader_overlap;
 mod privileges;
+mod status_writes;
 mod support;
 mod third_party;

@@ -673,7 +673,7 @@ async fn create(
         "Provisioning",
         format!("creating VM {vmid} on node {node}"),
     );
-    status::write(&scope.api, request, status).await?;
+    scope.status.write(status).await?;
 
     let sent = match &template {
         Some(t) => {

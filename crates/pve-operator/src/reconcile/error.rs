@@ -138,6 +138,13 @@ impl ReconcileError {
         }
     }
 
+    /// Whether this is a write refused because the object changed since it was read (HTTP 409
+    /// on a `resourceVersion` precondition): the reconcile started from a stale copy and is
+    /// simply done again from a fresh one. Not a failure to report.
+    pub fn is_stale_write(&self) -> bool {
+        matches!(self, ReconcileError::Kube(kube::Error::Api(status)) if status.is_conflict())
+    }
+
     /// The condition reason for this error.
     pub fn reason(&self) -> &'static str {
         match (self, self.class()) {

@@ -109,6 +109,8 @@ pub struct RequestScope<'a> {
     pub api: Api<MachineRequest>,
     /// The request, for triggers.
     pub object_ref: ObjectRef<MachineRequest>,
+    /// Writes the request's status over the version this reconcile read (or last wrote).
+    pub status: status::StatusWriter,
     reference: ObjectReference,
 }
 
@@ -265,6 +267,7 @@ async fn step(
         vm_name: vmspec::vm_name(request),
         api: api.clone(),
         object_ref: apply::object_ref(request),
+        status: status::StatusWriter::new(api.clone(), request),
         reference: request.object_ref(&()),
     };
     let mut status = request.status.clone().unwrap_or_default();
@@ -298,9 +301,17 @@ async fn step(
     };
     let failure = match &result {
         Ok(_) | Err(ReconcileError::DeletionInProgress(_) | ReconcileError::NodeBusy(_)) => None,
+        Err(error) if error.is_stale_write() => None,
         Err(error) => Some(error.reason()),
     };
+    // A write refused because the object changed meanwhile: the pass is done again from the
+    // fresh object (no condition, no Event; writing status now would be refused too).
+    let stale = matches!(&result, Err(error) if error.is_stale_write());
     let outcome = match result {
+        Err(stale) if stale.is_stale_write() => {
+            tracing::debug!(request = %scope.object_ref, error = %stale, "the request changed meanwhile; starting over from its current version");
+            Err(stale)
+        }
         Ok(action) => {
             ctx.failure_count(&scope.object_ref, true);
             if status
@@ -336,9 +347,9 @@ async fn step(
             }
         }
     };
-    if !(deleting && outcome.is_ok()) {
-        // After a successful cleanup the finalizer goes and the object with it: no status.
-        status::write(&api, request, &status).await?;
+    // After a successful cleanup the finalizer goes and the object with it: no status.
+    if !stale && (!deleting || outcome.is_err()) {
+        scope.status.write(&status).await?;
     }
     ctx.instruments.reconciled(
         crate::ops::metrics::MACHINE_REQUEST,

@@ -1,5 +1,8 @@
 //! The status of a MachineRequest: conditions that `kubectl wait --for=condition=Ready`
-//! understands, written with server-side apply only when something changed.
+//! understands, written with server-side apply only when something changed, and only over the
+//! version of the object it was computed from.
+
+use std::sync::Mutex;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
@@ -71,26 +74,67 @@ pub fn is_true(status: &MachineRequestStatus, type_: &str) -> bool {
         .any(|c| c.type_ == type_ && c.status == "True")
 }
 
-/// Writes `status` when it differs from what the object has (server-side apply of the status
-/// subresource).
-pub async fn write(
-    api: &Api<MachineRequest>,
-    request: &MachineRequest,
-    status: &MachineRequestStatus,
-) -> Result<(), kube::Error> {
-    if request.status.as_ref() == Some(status) {
-        return Ok(());
+/// Writes one request's status during one reconcile with optimistic concurrency: every write
+/// (server-side apply of the status subresource) carries the `resourceVersion` the reconcile
+/// started from, or the one its previous write returned. A writer working from a stale copy (an
+/// old leader, a cache that lags) gets 409 Conflict and starts over from fresh state instead of
+/// erasing what a newer writer recorded (`status.vmid` above all).
+pub struct StatusWriter {
+    api: Api<MachineRequest>,
+    name: String,
+    written: Mutex<Written>,
+}
+
+/// What the object holds as far as this writer knows.
+struct Written {
+    resource_version: Option<String>,
+    status: Option<MachineRequestStatus>,
+}
+
+impl StatusWriter {
+    /// A writer for `request` as the reconcile read it.
+    pub fn new(api: Api<MachineRequest>, request: &MachineRequest) -> Self {
+        Self {
+            api,
+            name: request.name_any(),
+            written: Mutex::new(Written {
+                resource_version: request.resource_version(),
+                status: request.status.clone(),
+            }),
+        }
     }
-    let patch = json!({
-        "apiVersion": "pve-operator.dev/v1alpha1",
-        "kind": "MachineRequest",
-        "status": status,
-    });
-    api.patch_status(
-        &request.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+
+    /// Writes `status` when it differs from what the object holds. Fails with 409 Conflict
+    /// ([`kube::Error::Api`] with `is_conflict()`) when the object changed since it was read.
+    pub async fn write(&self, status: &MachineRequestStatus) -> Result<(), kube::Error> {
+        let resource_version = {
+            let written = self.lock();
+            if written.status.as_ref() == Some(status) {
+                return Ok(());
+            }
+            written.resource_version.clone()
+        };
+        let patch = json!({
+            "apiVersion": "pve-operator.dev/v1alpha1",
+            "kind": "MachineRequest",
+            "metadata": { "name": self.name, "resourceVersion": resource_version },
+            "status": status,
+        });
+        let updated = self
+            .api
+            .patch_status(
+                &self.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        let mut written = self.lock();
+        written.resource_version = updated.resource_version();
+        written.status = Some(status.clone());
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Written> {
+        self.written.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
