@@ -95,8 +95,13 @@ impl Harness {
 
     /// Starts the controller (again), watching only this test's namespace.
     pub fn start_controller(&mut self) {
+        self.start_controller_with(|_| {});
+    }
+
+    /// Like [`Harness::start_controller`], with the controller's options adjusted first.
+    pub fn start_controller_with(&mut self, adjust: impl FnOnce(&mut RunArgs)) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let args = RunArgs {
+        let mut args = RunArgs {
             kubeconfig: None,
             config: Some(self.config_path.clone()),
             namespace: Some(self.namespace.clone()),
@@ -108,6 +113,7 @@ impl Harness {
             shutdown_grace: 5,
             max_tasks_per_node: 8,
         };
+        adjust(&mut args);
         self.controller = Some(tokio::spawn(run_with_client(
             args,
             self.client.clone(),
@@ -542,7 +548,7 @@ async fn restarting_the_controller_at_any_step_never_duplicates_a_vm() {
 }
 
 /// Waits until the request has condition `type_` with `status`, returning the request.
-async fn wait_condition(h: &Harness, name: &str, type_: &str, status: &str) -> MachineRequest {
+pub async fn wait_condition(h: &Harness, name: &str, type_: &str, status: &str) -> MachineRequest {
     let wanted = |obj: Option<&MachineRequest>| {
         obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
             s.conditions

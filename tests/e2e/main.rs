@@ -11,4 +11,5 @@ mod leader_overlap;
 mod privileges;
 mod status_writes;
 mod support;
+mod task_failures;
 mod third_party;

@@ -34,6 +34,10 @@ use status::{set_condition, types};
 /// The finalizer that keeps a MachineRequest until its VM is gone (or released).
 pub const FINALIZER: &str = "pve-operator.dev/vm-cleanup";
 
+/// The annotation that asks for a step that failed for good (`status.failedTask`) to be tried
+/// again without a change of the spec: any new value does (e.g. the current time).
+pub const RETRY_ANNOTATION: &str = "pve-operator.dev/retry";
+
 /// How the controller behaves.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -216,10 +220,14 @@ fn jitter(request: &MachineRequest, attempts: u32) -> f64 {
 }
 
 /// A hash of the parts of a request whose change needs a reconcile: generation (the spec),
-/// finalizers and the deletion timestamp.
+/// finalizers, the deletion timestamp and the retry annotation.
 fn spec_or_lifecycle(request: &MachineRequest) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     request.metadata.generation.hash(&mut hasher);
+    request
+        .annotations()
+        .get(RETRY_ANNOTATION)
+        .hash(&mut hasher);
     request.metadata.finalizers.hash(&mut hasher);
     request
         .metadata
@@ -314,10 +322,12 @@ async fn step(
         }
         Ok(action) => {
             ctx.failure_count(&scope.object_ref, true);
-            if status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == types::PRIVILEGES && c.status == "False")
+            // (A pass held back by a failed task sent nothing: that proves no privilege.)
+            if status.failed_task.is_none()
+                && status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == types::PRIVILEGES && c.status == "False")
             {
                 set_condition(
                     &mut status,
@@ -335,6 +345,9 @@ async fn step(
             Err(waiting)
         }
         Err(error) => {
+            if !deleting && error.is_task_failed_for_good() {
+                apply::record_failed_task(request, &mut status, &error);
+            }
             report(request, &scope, &mut status, &error, ctx).await;
             match error.class() {
                 Class::Transient => Err(error),
@@ -368,7 +381,18 @@ async fn report(
     ctx: &Context,
 ) {
     let generation = request.metadata.generation;
-    let message = error.to_string();
+    let mut message = error.to_string();
+    if let ReconcileError::TaskFailed { upid, .. } = error
+        && status.failed_task.as_ref().is_some_and(|f| &f.upid == upid)
+    {
+        message.push_str(&format!(
+            ". Trying again cannot fix this, so it is not sent again for this spec (generation {}): fix the cause, then change the spec, or set the annotation {RETRY_ANNOTATION} to a new value (`kubectl annotate -n {} machinerequest {} {RETRY_ANNOTATION}=\"$(date +%s)\" --overwrite`)",
+            generation.unwrap_or_default(),
+            request.namespace().unwrap_or_default(),
+            request.name_any()
+        ));
+    }
+    let message = message;
     let reason = error.reason();
     let class = error.class();
     if let Class::Permission { privileges, path } = &class {
