@@ -93,6 +93,17 @@ impl Harness {
         }
     }
 
+    /// Like [`Harness::start_with`], with the controller's options adjusted too.
+    pub async fn start_with_args(
+        prefix: &str,
+        adjust: impl FnOnce(&mut SimOptions),
+        args: impl FnOnce(&mut RunArgs),
+    ) -> Harness {
+        let mut harness = Self::prepare(prefix, adjust).await;
+        harness.start_controller_with(args);
+        harness
+    }
+
     /// Starts the controller (again), watching only this test's namespace.
     pub fn start_controller(&mut self) {
         self.start_controller_with(|_| {});
@@ -112,6 +123,7 @@ impl Harness {
             resync_interval: 0,
             shutdown_grace: 5,
             max_tasks_per_node: 8,
+            task_deadline: 1800,
         };
         adjust(&mut args);
         self.controller = Some(tokio::spawn(run_with_client(

@@ -733,6 +733,7 @@ impl Instance {
                 resync_interval: 0,
                 shutdown_grace: 5,
                 max_tasks_per_node: 8,
+                task_deadline: 1800,
             },
             ops: OpsArgs {
                 metrics_addr: addr,

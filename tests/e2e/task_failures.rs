@@ -1,5 +1,6 @@
-//! Failed Proxmox tasks, end to end: a task that cannot succeed is sent once per generation of
-//! the spec (and again on the retry annotation), one that fails on a lock is sent again.
+//! Failed and slow Proxmox tasks, end to end: a task that cannot succeed is sent once per
+//! generation of the spec (and again on the retry annotation), one that fails on a lock is sent
+//! again, and one that runs past `--task-deadline` is reported while the controller waits on.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use pve_operator_api::{MachineRequest, Phase};
 use pve_sim::config::Size;
 use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
 
-use crate::controller::{Harness, small_spec};
+use crate::controller::{Harness, small_spec, wait_condition};
 use crate::support::within;
 
 /// Creates sent to Proxmox so far.
@@ -203,5 +204,67 @@ async fn a_task_that_fails_on_a_lock_timeout_is_sent_again_until_it_succeeds() {
     let request = h.wait_ready("locked-once").await;
     assert_eq!(creates(&h), 2, "the failed create was sent again, once");
     assert_eq!(request.status.and_then(|s| s.failed_task), None);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_past_its_deadline_is_reported_once_with_its_upid_and_still_waited_for() {
+    let mut h = Harness::start_with_args(
+        "task-deadline",
+        |options| options.config.task_durations_ms.create = 120_000,
+        |args| args.task_deadline = 1,
+    )
+    .await;
+    h.apply("slow", small_spec()).await;
+    let request = wait_condition(&h, "slow", "TaskOverdue", "True").await;
+    let status = request.status.expect("status");
+    let task = status
+        .current_task
+        .clone()
+        .expect("the task is still recorded");
+    let overdue = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "TaskOverdue")
+        .expect("TaskOverdue");
+    assert!(
+        overdue.message.contains(&task.upid) && overdue.message.contains("still waiting"),
+        "{}",
+        overdue.message
+    );
+    let upid = task.upid.parse().expect("a UPID");
+    assert!(
+        h.pve
+            .task_status(&upid)
+            .await
+            .expect("task status")
+            .is_running(),
+        "the task is neither stopped nor abandoned"
+    );
+    let overdue_events =
+        |reasons: Vec<String>| reasons.iter().filter(|r| *r == "TaskOverdue").count();
+    assert_eq!(overdue_events(event_reasons(&h, "slow").await), 1);
+
+    // A controller started later measures the deadline from the UPID: still overdue, and not
+    // announced twice.
+    h.crash_controller().await;
+    let polled = calls(&h, "GET /nodes/{node}/tasks/{upid}/status");
+    h.start_controller_with(|args| args.task_deadline = 1);
+    within("the new controller to track the task again", async {
+        while calls(&h, "GET /nodes/{node}/tasks/{upid}/status") < polled + 3 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let request = h.requests().get("slow").await.expect("request");
+    let status = request.status.expect("status");
+    assert_eq!(status.current_task, Some(task));
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "TaskOverdue" && c.status == "True")
+    );
+    assert_eq!(overdue_events(event_reasons(&h, "slow").await), 1);
     h.stop().await;
 }

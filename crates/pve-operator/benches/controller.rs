@@ -309,6 +309,7 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
         resync_interval: 3600,
         shutdown_grace: 5,
         max_tasks_per_node: 8,
+        task_deadline: 1800,
     };
     let controller = tokio::spawn(run_with_client(args, kube.clone(), async {
         let _ = stopped.await;

@@ -85,6 +85,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             resync_interval: 3600,
             shutdown_grace: 5,
             max_tasks_per_node: 8,
+            task_deadline: 1800,
         };
         Some(tokio::spawn(run_with_client(
             run_args,

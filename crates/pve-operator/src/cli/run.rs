@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// on one node.
     #[arg(long, default_value_t = 8)]
     pub max_tasks_per_node: usize,
+    /// Seconds a Proxmox task may run before its request reports it as overdue (a TaskOverdue
+    /// condition and a Warning Event naming the UPID); the controller keeps waiting for it.
+    #[arg(long, default_value_t = 1800)]
+    pub task_deadline: u64,
 }
 
 /// Options of `pve-operator run` about operating it: metrics, probes, leader election.
@@ -314,6 +318,7 @@ pub async fn run_controllers(
     let settings = Settings {
         resync: (args.resync_interval > 0).then(|| Duration::from_secs(args.resync_interval)),
         concurrency: args.concurrency,
+        task_deadline: Duration::from_secs(args.task_deadline.max(1)),
         ..Settings::default()
     };
     let mut ctx = Context::new(kube.clone(), registry, settings);

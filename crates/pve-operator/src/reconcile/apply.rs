@@ -27,7 +27,7 @@ use crate::vmspec;
 
 /// How long to wait before looking again while something runs in Proxmox; the task tracker and
 /// the inventory usually trigger the reconcile much earlier.
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
 /// How soon to ask a guest agent again that did not answer (the guest is still booting).
 const AGENT_RETRY: Duration = Duration::from_secs(5);

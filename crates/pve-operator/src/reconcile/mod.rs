@@ -47,6 +47,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// How long a permanent failure waits before it is tried again without a spec change.
     pub permanent_retry: Duration,
+    /// How long a Proxmox task may run before the request reports it as overdue.
+    pub task_deadline: Duration,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             resync: Some(Duration::from_secs(3600)),
             concurrency: 16,
             permanent_retry: Duration::from_secs(300),
+            task_deadline: crate::proxmox::tasks::DEFAULT_TASK_DEADLINE,
         }
     }
 }
@@ -360,6 +363,11 @@ async fn step(
             }
         }
     };
+    let outcome = if stale {
+        outcome
+    } else {
+        watch_deadline(request, &scope, &mut status, outcome, ctx).await
+    };
     // After a successful cleanup the finalizer goes and the object with it: no status.
     if !stale && (!deleting || outcome.is_err()) {
         scope.status.write(&status).await?;
@@ -370,6 +378,38 @@ async fn step(
         failure,
     );
     outcome
+}
+
+/// Reports a task in flight that has run past `--task-deadline` (TaskOverdue condition, and a
+/// Warning Event the first time), and looks again when the deadline of one still within it
+/// passes. The task is waited for either way.
+async fn watch_deadline(
+    request: &MachineRequest,
+    scope: &RequestScope<'_>,
+    status: &mut MachineRequestStatus,
+    outcome: Result<Action, ReconcileError>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let note = status::note_task_deadline(
+        status,
+        request.metadata.generation,
+        ctx.settings.task_deadline,
+        std::time::SystemTime::now(),
+    );
+    match note {
+        status::DeadlineNote::NewlyOverdue(message) => {
+            scope
+                .event(ctx, EventType::Warning, "TaskOverdue", &message)
+                .await;
+            outcome
+        }
+        // While a task runs, a pass ends with a wait of `apply::WAIT`; come back sooner when the
+        // deadline passes first.
+        status::DeadlineNote::Within(Some(left)) if left < apply::WAIT && outcome.is_ok() => {
+            Ok(Action::requeue(left + Duration::from_millis(100)))
+        }
+        _ => outcome,
+    }
 }
 
 /// Puts an error into conditions and an Event, worded for the user.
