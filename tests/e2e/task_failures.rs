@@ -2,12 +2,13 @@
 //! generation of the spec (and again on the retry annotation), one that fails on a lock is sent
 //! again, and one that runs past `--task-deadline` is reported while the controller waits on.
 
+use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
-use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
+use kube::{Api, ResourceExt};
 use pve_operator_api::{MachineRequest, Phase};
 use pve_sim::config::Size;
 use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
@@ -49,6 +50,25 @@ async fn event_reasons(h: &Harness, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Awaits `future` for at most 60 s; on timeout, fails with what the request and the
+/// simulator show (a guard against hangs, not a speed assertion).
+async fn or_explain<T>(h: &Harness, name: &str, what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(60), future).await {
+        Ok(value) => value,
+        Err(_) => {
+            let request = h.requests().get_opt(name).await.ok().flatten();
+            panic!(
+                "timed out waiting for {what}; {name} is now {:#?}\nwith generation {:?}, annotations {:?}; creates sent: {}; Events: {:?}",
+                request.as_ref().and_then(|r| r.status.as_ref()),
+                request.as_ref().and_then(|r| r.metadata.generation),
+                request.as_ref().map(|r| r.annotations().clone()),
+                creates(h),
+                event_reasons(h, name).await
+            )
+        }
+    }
+}
+
 /// Waits until `status.failedTask` records a failure at `generation`.
 async fn wait_failed_at(h: &Harness, name: &str, generation: i64) -> MachineRequest {
     let failed = move |obj: Option<&MachineRequest>| {
@@ -56,8 +76,10 @@ async fn wait_failed_at(h: &Harness, name: &str, generation: i64) -> MachineRequ
             .and_then(|s| s.failed_task.as_ref())
             .is_some_and(|f| f.observed_generation == generation)
     };
-    within(
-        "the failed task to be recorded",
+    or_explain(
+        h,
+        name,
+        &format!("the failed task of generation {generation} to be recorded"),
         await_condition(h.requests(), name, failed),
     )
     .await
@@ -67,9 +89,9 @@ async fn wait_failed_at(h: &Harness, name: &str, generation: i64) -> MachineRequ
 
 /// Waits until the controller has read the inventory `reads` more times (it reads it every
 /// second once it works on a request): proof that it has been running for a while.
-async fn wait_inventory_reads(h: &Harness, reads: u64) {
+async fn wait_inventory_reads(h: &Harness, name: &str, reads: u64) {
     let from = calls(h, "GET /cluster/resources");
-    within("the controller to read the inventory", async {
+    or_explain(h, name, "the controller to read the inventory", async {
         while calls(h, "GET /cluster/resources") < from + reads {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -136,7 +158,7 @@ async fn a_task_that_cannot_succeed_is_sent_once_per_generation_and_again_when_t
     // Not sent again by a controller that starts later either: the record is in status.
     h.crash_controller().await;
     h.start_controller();
-    wait_inventory_reads(&h, 3).await;
+    wait_inventory_reads(&h, "too-big", 3).await;
     assert_eq!(
         creates(&h),
         1,
@@ -175,7 +197,22 @@ async fn a_task_that_cannot_succeed_is_sent_once_per_generation_and_again_when_t
         )
         .await
         .expect("annotation set");
-    let request = h.wait_ready("too-big").await;
+    let ready = |obj: Option<&MachineRequest>| {
+        obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    };
+    let request = or_explain(
+        &h,
+        "too-big",
+        "the retried request to become Ready",
+        await_condition(h.requests(), "too-big", ready),
+    )
+    .await
+    .expect("watch works")
+    .expect("the request exists");
     assert_eq!(creates(&h), 3, "the retry sent the create once more");
     let status = request.status.expect("status");
     assert_eq!(status.failed_task, None, "the failure record is gone");
