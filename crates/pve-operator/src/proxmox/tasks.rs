@@ -6,7 +6,7 @@
 //! ([`TaskTracker::reserve`]), and the slot goes back when the tracker sees the task end.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use kube::runtime::reflector::ObjectRef;
@@ -101,8 +101,10 @@ impl TaskTracker {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                let Some(tasks) = weak.upgrade() else { break };
-                poll_once(&pve, &tasks, &trigger).await;
+                if weak.strong_count() == 0 {
+                    break;
+                }
+                poll_once(&pve, &weak, &trigger).await;
             }
         });
         tracker
@@ -176,8 +178,17 @@ impl TaskTracker {
     }
 }
 
-async fn poll_once(pve: &PveClient, tasks: &Mutex<HashMap<String, Tracked>>, trigger: &Trigger) {
+/// Polls every running task once. The tracker is held only between calls, never across one:
+/// once the controller drops it (a leader that lost its Lease), not one more call is sent.
+async fn poll_once(
+    pve: &PveClient,
+    tracked: &Weak<Mutex<HashMap<String, Tracked>>>,
+    trigger: &Trigger,
+) {
     let running: Vec<Upid> = {
+        let Some(tasks) = tracked.upgrade() else {
+            return;
+        };
         let tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks
             .values()
@@ -186,13 +197,16 @@ async fn poll_once(pve: &PveClient, tasks: &Mutex<HashMap<String, Tracked>>, tri
             .collect()
     };
     for upid in running {
+        if tracked.strong_count() == 0 {
+            return;
+        }
         let status = match pve.task_status(&upid).await {
             Ok(status) => status,
             Err(error) if error.kind() == pve_client::ErrorKind::NotFound => {
                 // The task is gone from the node's log (a very old UPID): nothing to wait for.
                 tracing::warn!(%upid, %error, "task no longer known to Proxmox");
                 finish(
-                    tasks,
+                    tracked,
                     &upid,
                     TaskOutcome {
                         exit: ExitStatus::parse("unknown task"),
@@ -211,21 +225,24 @@ async fn poll_once(pve: &PveClient, tasks: &Mutex<HashMap<String, Tracked>>, tri
             continue;
         }
         let exit = ExitStatus::parse(status.exitstatus.as_deref().unwrap_or("unknown"));
-        let log_tail = if exit.is_success() {
+        let log_tail = if exit.is_success() || tracked.strong_count() == 0 {
             Vec::new()
         } else {
             pve.task_log_tail(&upid, 10).await.unwrap_or_default()
         };
-        finish(tasks, &upid, TaskOutcome { exit, log_tail }, trigger);
+        finish(tracked, &upid, TaskOutcome { exit, log_tail }, trigger);
     }
 }
 
 fn finish(
-    tasks: &Mutex<HashMap<String, Tracked>>,
+    tracked: &Weak<Mutex<HashMap<String, Tracked>>>,
     upid: &Upid,
     outcome: TaskOutcome,
     trigger: &Trigger,
 ) {
+    let Some(tasks) = tracked.upgrade() else {
+        return;
+    };
     let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(tracked) = tasks.get_mut(&upid.to_string()) {
         tracked.outcome = Some(outcome);
