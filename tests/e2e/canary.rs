@@ -129,6 +129,7 @@ async fn a_config_with_userinfo_or_a_misplaced_secret_is_refused_without_quoting
             task_poll_interval: 100,
             resync_interval: 0,
             shutdown_grace: 1,
+            identity_selector: vec![format!("{}={ns}", crate::tenancy::TEST_LABEL)],
             ..RunArgs::default()
         };
         let run = run_with_client(args, client.clone(), std::future::pending());

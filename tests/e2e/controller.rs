@@ -115,11 +115,27 @@ impl Harness {
         }
     }
 
+    /// Like [`Harness::start_with`], with the controller's options adjusted too.
+    pub async fn start_with_args(
+        prefix: &str,
+        adjust: impl FnOnce(&mut SimOptions),
+        args: impl FnOnce(&mut RunArgs),
+    ) -> Harness {
+        let mut harness = Self::prepare(prefix, adjust).await;
+        harness.start_controller_with(args);
+        harness
+    }
+
     /// Starts the controller (again), watching only this test's namespace.
     pub fn start_controller(&mut self) {
+        self.start_controller_with(|_| {});
+    }
+
+    /// Like [`Harness::start_controller`], with the controller's options adjusted first.
+    pub fn start_controller_with(&mut self, adjust: impl FnOnce(&mut RunArgs)) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let all = self.own_control_plane.is_some();
-        let args = RunArgs {
+        let mut args = RunArgs {
             config: Some(self.config_path.clone()),
             namespace: (!all).then(|| self.namespace.clone()),
             default_allowed_namespaces: vec![self.namespace.clone()],
@@ -134,6 +150,7 @@ impl Harness {
             shutdown_grace: 5,
             ..RunArgs::default()
         };
+        adjust(&mut args);
         self.controller = Some(tokio::spawn(run_with_client(
             args,
             self.client.clone(),
@@ -607,7 +624,7 @@ async fn restarting_the_controller_at_any_step_never_duplicates_a_vm() {
 }
 
 /// Waits until the request has condition `type_` with `status`, returning the request.
-async fn wait_condition(h: &Harness, name: &str, type_: &str, status: &str) -> MachineRequest {
+pub async fn wait_condition(h: &Harness, name: &str, type_: &str, status: &str) -> MachineRequest {
     let wanted = |obj: Option<&MachineRequest>| {
         obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
             s.conditions
@@ -715,7 +732,7 @@ async fn changed_cores_and_memory_wait_as_pending_and_a_restart_policy_applies_t
     h.stop().await;
 }
 
-fn small_spec() -> serde_json::Value {
+pub fn small_spec() -> serde_json::Value {
     json!({
         "memory": { "sizeMiB": 256 },
         "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 2 }],

@@ -527,6 +527,12 @@ pub struct MachineRequestStatus {
     /// The generation of the spec that the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// A Proxmox task that failed for a reason that sending it again cannot fix (no space on
+    /// the storage, a missing storage, not enough memory, a privilege checked inside the task).
+    /// Nothing more is sent to Proxmox for this request until its spec changes (a new
+    /// `metadata.generation`) or its `pve-operator.dev/retry` annotation takes a new value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_task: Option<FailedTask>,
     /// Ready, Provisioned, PoweredOn, RestartRequired, PrivilegesSufficient, ...
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
@@ -548,6 +554,27 @@ pub enum Phase {
     Deleting,
     /// The request cannot progress until something is fixed; the conditions say what.
     Failed,
+}
+
+/// A Proxmox task that failed for good, as recorded in `status.failedTask`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedTask {
+    /// The task's UPID.
+    pub upid: String,
+    /// What the task did (`qmcreate`, `qmclone`, `qmstart`, ...).
+    #[serde(rename = "type")]
+    pub task_type: String,
+    /// Proxmox's exit status of the task (its error text).
+    pub exit_status: String,
+    /// Why it cannot succeed, as a condition reason (`NoSpaceOnStorage`, ...).
+    pub reason: String,
+    /// The `metadata.generation` it failed at: a newer generation is tried again.
+    pub observed_generation: i64,
+    /// The value of the `pve-operator.dev/retry` annotation when it failed: a different value
+    /// is tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_annotation: Option<String>,
 }
 
 /// A Proxmox task.

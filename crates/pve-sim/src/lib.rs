@@ -23,6 +23,7 @@ pub mod persist;
 mod pipeline;
 pub mod pveum;
 pub mod qemu;
+pub mod requests;
 pub mod response;
 pub mod router;
 pub mod server;

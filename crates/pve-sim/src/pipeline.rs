@@ -219,7 +219,7 @@ async fn api(
         Err(reason) => {
             {
                 let mut sim = shared.lock();
-                sim.stats.count_request(&format!("{method} {path}"), "-");
+                sim.note_request(&format!("{method} {path}"), "-");
                 sim.stats.count_status(401);
             }
             if delay_ms > 0 {
@@ -236,8 +236,7 @@ async fn api(
     // 501: unknown path or method.
     let Some((route, caps)) = found else {
         let mut sim = shared.lock();
-        sim.stats
-            .count_request(&format!("{method} {path}"), &caller_name);
+        sim.note_request(&format!("{method} {path}"), &caller_name);
         sim.stats.count_status(501);
         return response::error(
             &ApiError::new(501, format!("Method '{method} {path}' not implemented\n")),
@@ -273,7 +272,7 @@ async fn api(
     let endpoint = format!("{method} {}", route.path);
     let faults = {
         let mut sim = shared.lock();
-        sim.stats.count_request(&endpoint, &caller_name);
+        sim.note_request(&endpoint, &caller_name);
         let faults = sim.faults.decide(method, route.path);
         sim.stats.faults_injected += faults.len() as u64;
         faults

@@ -192,6 +192,11 @@ impl RunningSim {
         self.shared.lock().stats.clone()
     }
 
+    /// The requests received so far, in arrival order (as `GET /_sim/requests`).
+    pub fn requests(&self) -> Vec<crate::requests::RequestRecord> {
+        self.shared.lock().requests.records()
+    }
+
     /// Replaces the fault rules (as `PUT /_sim/faults`).
     pub fn set_faults(&self, faults: crate::faults::FaultConfig) {
         self.shared.lock().faults.configure(faults);

@@ -1,7 +1,8 @@
 //! The simulator's own endpoints, outside `/api2` and without authentication (the simulator
 //! listens on loopback for tests and benchmarks):
-//! `GET|DELETE /_sim/stats`, `GET|PUT /_sim/faults`, `GET /_sim/state`, `POST /_sim/reset`,
-//! `POST /_sim/clock` (`{"advance_secs": N}`).
+//! `GET|DELETE /_sim/stats`, `GET /_sim/requests` (every request received, in order, with its
+//! caller and arrival time; cleared with the stats), `GET|PUT /_sim/faults`, `GET /_sim/state`,
+//! `POST /_sim/reset`, `POST /_sim/clock` (`{"advance_secs": N}`).
 
 use axum::body::{Body, Bytes};
 use axum::http::Response;
@@ -33,8 +34,10 @@ pub fn handle(shared: &Shared, method: &str, rest: &str, body: &Bytes) -> Respon
         }
         ("DELETE", "/stats") => {
             sim.stats = Default::default();
+            sim.requests = Default::default();
             plain_json(200, &Value::Null)
         }
+        ("GET", "/requests") => plain_json(200, &json!(sim.requests.records())),
         ("GET", "/faults") => plain_json(
             200,
             &json!({ "config": sim.faults.config(), "fired": sim.faults.fired() }),
@@ -59,6 +62,7 @@ pub fn handle(shared: &Shared, method: &str, rest: &str, body: &Bytes) -> Respon
         ("POST", "/reset") => {
             sim.state = sim.initial.clone();
             sim.stats = Default::default();
+            sim.requests = Default::default();
             sim.faults = Default::default();
             sim.dirty = true;
             shared.persist_notify.notify_one();

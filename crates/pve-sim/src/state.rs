@@ -525,6 +525,8 @@ pub struct Sim {
     pub state: SimState,
     /// Request and task counters.
     pub stats: Stats,
+    /// The requests received, in order (reset with the stats).
+    pub requests: crate::requests::RequestLog,
     /// Fault injection.
     pub faults: Faults,
     /// Whether the state changed since it was last persisted.
@@ -543,6 +545,7 @@ impl Sim {
             initial,
             state,
             stats: Stats::default(),
+            requests: Default::default(),
             faults: Faults::default(),
             dirty: true,
             lock_wait: None,
@@ -552,6 +555,13 @@ impl Sim {
     /// The simulator clock.
     pub fn now_ms(&self) -> u64 {
         crate::clock::now_ms(self.state.clock_offset_ms)
+    }
+
+    /// Counts an `/api2` request to `endpoint` from `caller` and logs its arrival.
+    pub fn note_request(&mut self, endpoint: &str, caller: &str) {
+        let now = self.now_ms();
+        self.stats.count_request(endpoint, caller);
+        self.requests.record(now, caller, endpoint);
     }
 
     /// Completes every task whose time has come, in start order.

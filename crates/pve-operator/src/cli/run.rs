@@ -77,6 +77,10 @@ pub struct RunArgs {
     /// on one node.
     #[arg(long, default_value_t = 8)]
     pub max_tasks_per_node: usize,
+    /// Seconds a Proxmox task may run before its request reports it as overdue (a TaskOverdue
+    /// condition and a Warning Event naming the UPID); the controller keeps waiting for it.
+    #[arg(long, default_value_t = 1800)]
+    pub task_deadline: u64,
 }
 
 impl Default for RunArgs {
@@ -96,6 +100,7 @@ impl Default for RunArgs {
             resync_interval: 3600,
             shutdown_grace: 20,
             max_tasks_per_node: 8,
+            task_deadline: 1800,
         }
     }
 }
@@ -255,39 +260,38 @@ where
         _ = until_stopped() => return Ok(()),
     }
     instruments.health.set_role(Role::Leading);
-    // The renewer runs beside the controllers; losing the Lease stops them, and a shutdown
-    // stops them first and then releases the Lease (which is renewed until then).
-    let (lost_tx, lost_rx) = tokio::sync::watch::channel(None::<String>);
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let renew = async move {
-        tokio::select! {
-            lost = elector.keep_renewing() => {
-                tracing::error!(error = %lost, "lost the leader Lease; stopping the controllers");
-                let _ = lost_tx.send(Some(lost.to_string()));
-            }
-            _ = release_rx => elector.release().await,
+    // The controllers run in this task, beside the renewals. A shutdown (SIGTERM) stops them
+    // gracefully: in-flight reconciles finish within --shutdown-grace while the Lease is still
+    // renewed, and then it is released. Losing the Lease stops them at once instead: their
+    // future is dropped (in-flight reconciles are cancelled, nothing more is sent to Proxmox or
+    // Kubernetes) no later than the renew deadline after the last successful renewal, before a
+    // standby may take over.
+    let mut controllers = Box::pin(run_controllers(
+        command.controller,
+        kube,
+        until_stopped(),
+        instruments,
+    ));
+    let lost = tokio::select! {
+        lost = elector.keep_renewing() => lost,
+        result = &mut controllers => {
+            elector.release().await;
+            return result;
         }
-    };
-    let stop_controllers = {
-        let stopped = until_stopped();
-        let mut lost_rx = lost_rx.clone();
-        async move {
+        () = until_stopped() => {
             tokio::select! {
-                _ = stopped => {}
-                _ = lost_rx.wait_for(|lost| lost.is_some()) => {}
+                lost = elector.keep_renewing() => lost,
+                result = &mut controllers => {
+                    elector.release().await;
+                    return result;
+                }
             }
         }
     };
-    let controllers = async {
-        let result = run_controllers(command.controller, kube, stop_controllers, instruments).await;
-        let _ = release_tx.send(());
-        result
-    };
-    let ((), result) = tokio::join!(renew, controllers);
-    if let Some(lost) = lost_rx.borrow().clone() {
-        anyhow::bail!("leadership lost: {lost}");
-    }
-    result
+    // Dropping the controllers cancels whatever they were doing.
+    drop(controllers);
+    tracing::error!(error = %lost, "lost the leader Lease; stopped the controllers");
+    anyhow::bail!("leadership lost: {lost}")
 }
 
 /// `<host name>-<process id>`, the identity when no POD_NAME is given.
@@ -386,6 +390,7 @@ pub async fn run_controllers(
     let settings = Settings {
         resync: (args.resync_interval > 0).then(|| Duration::from_secs(args.resync_interval)),
         concurrency: args.concurrency,
+        task_deadline: Duration::from_secs(args.task_deadline.max(1)),
         ..Settings::default()
     };
     let mut ctx = Context::new(kube.clone(), registry, settings);
@@ -674,6 +679,7 @@ mod tests {
                 parsed.resync_interval,
                 parsed.shutdown_grace,
                 parsed.max_tasks_per_node,
+                parsed.task_deadline,
                 parsed.identity_selector,
             ),
             (
@@ -683,6 +689,7 @@ mod tests {
                 default.resync_interval,
                 default.shutdown_grace,
                 default.max_tasks_per_node,
+                default.task_deadline,
                 default.identity_selector,
             )
         );

@@ -7,10 +7,16 @@
 //!   it first saw that record, so that clock skew between replicas does not matter.
 //! * Every write carries the `resourceVersion` that was read (an update, not an apply), so two
 //!   candidates can never both win: the second write gets 409 Conflict.
-//! * The leader renews every `renew_every`; when renewals fail for longer than the renew
-//!   deadline (two thirds of the lease duration), or the Lease names another holder, the
-//!   leadership is lost and the controllers must stop. Because the deadline is shorter than the
-//!   lease duration, the old leader has stopped before anybody else may take over.
+//! * The leader renews every `renew_every` (and sooner after a failed attempt). Leadership is
+//!   lost when the Lease names another holder, or when the renew deadline (two thirds of the
+//!   lease duration) has passed since the last successful renewal began. The deadline is a timer
+//!   of its own: a renewal call that hangs is abandoned when it fires, so it cannot hold the
+//!   leader past it.
+//! * The bound: a renewal that succeeds wrote a record no earlier than the moment it began
+//!   (`last_renewal`), and a standby counts the lease duration from when it first sees that
+//!   record. So the old leader, which stops all work at `last_renewal + renew_deadline`, has
+//!   stopped at least `lease_duration - renew_deadline` (5 s with the defaults, less the drift of
+//!   the two clocks' rates) before a standby may take over at `last_renewal + lease_duration`.
 //! * On graceful shutdown the leader releases the Lease (empty holder), so that a standby takes
 //!   over at its next attempt instead of after the lease duration.
 
@@ -61,6 +67,8 @@ pub struct LeaderElector {
     settings: LeaseSettings,
     /// The last record seen of another holder and when this instance first saw it.
     observed: Option<(ObservedRecord, Instant)>,
+    /// When the last attempt that left this instance holding the Lease began.
+    last_renewal: Option<Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +93,16 @@ impl LeaderElector {
             api: Api::namespaced(client, &settings.namespace),
             settings,
             observed: None,
+            last_renewal: None,
         }
+    }
+
+    /// The moment after which this instance must not act as the leader any more: the renew
+    /// deadline after the beginning of its last successful acquisition or renewal (`None` while
+    /// it has not held the Lease).
+    pub fn leading_until(&self) -> Option<Instant> {
+        self.last_renewal
+            .map(|renewed| renewed + self.settings.renew_deadline())
     }
 
     /// The settings.
@@ -98,8 +115,10 @@ impl LeaderElector {
     pub async fn acquire(&mut self) {
         let mut logged_holder: Option<String> = None;
         loop {
+            let began = Instant::now();
             match self.try_acquire_or_renew().await {
                 Ok(Attempt::Held) => {
+                    self.last_renewal = Some(began);
                     tracing::info!(
                         lease = %self.settings.name,
                         identity = %self.settings.identity,
@@ -121,21 +140,42 @@ impl LeaderElector {
         }
     }
 
-    /// Renews the Lease until leadership is lost, and says why. Runs for as long as the
-    /// caller keeps polling it.
+    /// Renews the Lease until leadership is lost, and says why: returns no later than
+    /// [`LeaderElector::leading_until`], measured by a timer that does not wait for a renewal
+    /// call in flight (that call is abandoned). Runs for as long as the caller keeps polling it;
+    /// dropping it and calling it again keeps the same deadline.
     pub async fn keep_renewing(&mut self) -> LeadershipLost {
-        let mut last_renewal = Instant::now();
+        let mut last_error = String::from("no answer from the API server");
+        let mut pause = self.settings.renew_every;
         loop {
-            tokio::time::sleep(self.settings.renew_every).await;
-            match self.try_acquire_or_renew().await {
-                Ok(Attempt::Held) => last_renewal = Instant::now(),
+            let until = self
+                .leading_until()
+                .unwrap_or_else(|| Instant::now() + self.settings.renew_deadline());
+            let attempt = async {
+                tokio::time::sleep(pause).await;
+                let began = Instant::now();
+                (began, self.try_acquire_or_renew().await)
+            };
+            let done = tokio::select! {
+                biased;
+                () = tokio::time::sleep_until(until.into()) => None,
+                done = attempt => Some(done),
+            };
+            let Some((began, result)) = done else {
+                let silent = self.last_renewal.map(|r| r.elapsed()).unwrap_or_default();
+                return LeadershipLost::RenewalFailed(silent, last_error);
+            };
+            match result {
+                Ok(Attempt::Held) => {
+                    self.last_renewal = Some(began);
+                    pause = self.settings.renew_every;
+                }
                 Ok(Attempt::HeldBy(holder)) => return LeadershipLost::TakenBy(holder),
                 Err(error) => {
-                    let silent = last_renewal.elapsed();
-                    if silent >= self.settings.renew_deadline() {
-                        return LeadershipLost::RenewalFailed(silent, error.to_string());
-                    }
                     tracing::warn!(%error, "renewing the leader Lease failed; retrying");
+                    last_error = error.to_string();
+                    // Retry sooner than the regular interval: the deadline is near.
+                    pause = self.settings.renew_every.min(Duration::from_secs(1));
                 }
             }
         }

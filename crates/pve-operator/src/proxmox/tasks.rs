@@ -6,7 +6,7 @@
 //! ([`TaskTracker::reserve`]), and the slot goes back when the tracker sees the task end.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use kube::runtime::reflector::ObjectRef;
@@ -29,6 +29,38 @@ impl TaskOutcome {
     /// Whether the task did what it was asked.
     pub fn succeeded(&self) -> bool {
         self.exit.is_success()
+    }
+}
+
+/// How long the controller waits for a Proxmox task before it says that the task is overdue
+/// (`--task-deadline`). It keeps waiting after that: a task is never abandoned or stopped.
+///
+/// Thirty minutes: Proxmox's own limits for the tasks the controller starts are far shorter
+/// (a start times out after 30 s plus 5 s per NIC, ×4 with PCI passthrough, and one second per
+/// GiB of RAM above 30 GiB; a shutdown after 120 s here, then 10 s more for the kill; create
+/// allocates volumes in seconds), except a full clone, which copies every used block of the
+/// template's disks at storage speed (tens of minutes for a large template on slow or busy
+/// storage).
+pub const DEFAULT_TASK_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+/// Where a running task stands against its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskAge {
+    /// Within its deadline, which passes after this much more time.
+    Within(Duration),
+    /// Past its deadline: it has run this long.
+    Overdue(Duration),
+}
+
+/// How `upid` stands against `deadline` at `now`. The start time is the one in the UPID (the
+/// Proxmox node's clock when the task began, in seconds), so the deadline holds across
+/// controller restarts; a start time in the future (clock skew) counts as "just started".
+pub fn task_age(upid: &Upid, deadline: Duration, now: std::time::SystemTime) -> TaskAge {
+    let started = std::time::UNIX_EPOCH + Duration::from_secs(u64::from(upid.starttime));
+    let running = now.duration_since(started).unwrap_or_default();
+    match deadline.checked_sub(running) {
+        Some(left) if !left.is_zero() => TaskAge::Within(left),
+        _ => TaskAge::Overdue(running),
     }
 }
 
@@ -69,8 +101,10 @@ impl TaskTracker {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                let Some(tasks) = weak.upgrade() else { break };
-                poll_once(&pve, &tasks, &trigger).await;
+                if weak.strong_count() == 0 {
+                    break;
+                }
+                poll_once(&pve, &weak, &trigger).await;
             }
         });
         tracker
@@ -144,8 +178,17 @@ impl TaskTracker {
     }
 }
 
-async fn poll_once(pve: &PveClient, tasks: &Mutex<HashMap<String, Tracked>>, trigger: &Trigger) {
+/// Polls every running task once. The tracker is held only between calls, never across one:
+/// once the controller drops it (a leader that lost its Lease), not one more call is sent.
+async fn poll_once(
+    pve: &PveClient,
+    tracked: &Weak<Mutex<HashMap<String, Tracked>>>,
+    trigger: &Trigger,
+) {
     let running: Vec<Upid> = {
+        let Some(tasks) = tracked.upgrade() else {
+            return;
+        };
         let tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks
             .values()
@@ -154,13 +197,16 @@ async fn poll_once(pve: &PveClient, tasks: &Mutex<HashMap<String, Tracked>>, tri
             .collect()
     };
     for upid in running {
+        if tracked.strong_count() == 0 {
+            return;
+        }
         let status = match pve.task_status(&upid).await {
             Ok(status) => status,
             Err(error) if error.kind() == pve_client::ErrorKind::NotFound => {
                 // The task is gone from the node's log (a very old UPID): nothing to wait for.
                 tracing::warn!(%upid, %error, "task no longer known to Proxmox");
                 finish(
-                    tasks,
+                    tracked,
                     &upid,
                     TaskOutcome {
                         exit: ExitStatus::parse("unknown task"),
@@ -179,25 +225,90 @@ async fn poll_once(pve: &PveClient, tasks: &Mutex<HashMap<String, Tracked>>, tri
             continue;
         }
         let exit = ExitStatus::parse(status.exitstatus.as_deref().unwrap_or("unknown"));
-        let log_tail = if exit.is_success() {
+        let log_tail = if exit.is_success() || tracked.strong_count() == 0 {
             Vec::new()
         } else {
             pve.task_log_tail(&upid, 10).await.unwrap_or_default()
         };
-        finish(tasks, &upid, TaskOutcome { exit, log_tail }, trigger);
+        finish(tracked, &upid, TaskOutcome { exit, log_tail }, trigger);
     }
 }
 
 fn finish(
-    tasks: &Mutex<HashMap<String, Tracked>>,
+    tracked: &Weak<Mutex<HashMap<String, Tracked>>>,
     upid: &Upid,
     outcome: TaskOutcome,
     trigger: &Trigger,
 ) {
+    let Some(tasks) = tracked.upgrade() else {
+        return;
+    };
     let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(tracked) = tasks.get_mut(&upid.to_string()) {
         tracked.outcome = Some(outcome);
         tracked.slot = None; // the node may take another task
         let _ = trigger.send(tracked.owner.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::*;
+
+    fn upid_started_at(secs: u32) -> Upid {
+        format!("UPID:pve:0012D68C:8206F38C:{secs:08X}:qmclone:9000:root@pam:")
+            .parse()
+            .expect("a UPID")
+    }
+
+    #[test]
+    fn a_task_is_overdue_once_its_deadline_after_the_upid_start_time_has_passed() {
+        let started = 1_700_000_000;
+        let upid = upid_started_at(started);
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(u64::from(started) + secs);
+        let deadline = Duration::from_secs(600);
+        assert_eq!(
+            task_age(&upid, deadline, at(0)),
+            TaskAge::Within(Duration::from_secs(600))
+        );
+        assert_eq!(
+            task_age(&upid, deadline, at(599)),
+            TaskAge::Within(Duration::from_secs(1))
+        );
+        assert_eq!(
+            task_age(&upid, deadline, at(600)),
+            TaskAge::Overdue(Duration::from_secs(600))
+        );
+        assert_eq!(
+            task_age(&upid, deadline, at(3600)),
+            TaskAge::Overdue(Duration::from_secs(3600))
+        );
+    }
+
+    #[test]
+    fn a_start_time_ahead_of_the_controllers_clock_counts_as_just_started() {
+        let upid = upid_started_at(1_700_000_000);
+        let before = UNIX_EPOCH + Duration::from_secs(1_699_999_000);
+        assert_eq!(
+            task_age(&upid, Duration::from_secs(60), before),
+            TaskAge::Within(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn the_deadline_is_measured_from_the_upid_not_from_when_the_controller_saw_it() {
+        // A controller that restarts reads the UPID back from status: the same age.
+        let now = SystemTime::now();
+        let secs = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or_default();
+        let old = upid_started_at(secs - 7200);
+        assert!(matches!(
+            task_age(&old, DEFAULT_TASK_DEADLINE, now),
+            TaskAge::Overdue(age) if age >= Duration::from_secs(7200)
+        ));
     }
 }

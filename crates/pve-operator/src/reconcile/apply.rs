@@ -13,7 +13,8 @@ use pve_client::api::qemu::{ConfigUpdate, DiskSize, ShutdownOptions};
 use pve_client::api::vmconfig::VmConfigView;
 use pve_client::{ErrorKind, Upid};
 use pve_operator_api::{
-    MachineRequest, MachineRequestStatus, PendingChangePolicy, Phase, PowerState, TaskRef,
+    FailedTask, MachineRequest, MachineRequestStatus, PendingChangePolicy, Phase, PowerState,
+    TaskRef,
 };
 
 use super::error::ReconcileError;
@@ -29,7 +30,7 @@ use crate::vmspec;
 
 /// How long to wait before looking again while something runs in Proxmox; the task tracker and
 /// the inventory usually trigger the reconcile much earlier.
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
 /// How soon to ask a guest agent again that did not answer (the guest is still booting).
 const AGENT_RETRY: Duration = Duration::from_secs(5);
@@ -59,6 +60,11 @@ pub async fn apply(
                 .await;
         }
         RecordedTask::None => {}
+    }
+    // A step that failed for good is not sent again (nor anything else) until the spec or the
+    // retry annotation changes.
+    if held_back_by_failed_task(request, scope, status, ctx).await {
+        return Ok(Action::await_change());
     }
 
     // What the request's identity and cluster allow, before anything is touched or made.
@@ -692,7 +698,7 @@ async fn create(
         "Provisioning",
         format!("creating VM {vmid} on node {node}"),
     );
-    status::write(&scope.api, request, status).await?;
+    scope.status.write(status).await?;
 
     let sent = match &template {
         Some(t) => {
@@ -830,13 +836,84 @@ pub(super) fn recorded_task(
     }
     Err(ReconcileError::TaskFailed {
         action: describe_task(&task),
+        upid: task.upid.clone(),
+        task_type: task.task_type.clone(),
         exit: outcome.exit.to_string(),
-        log: outcome
-            .log_tail
-            .last()
-            .map(|l| format!(" (task log: {l})"))
-            .unwrap_or_default(),
+        log_tail: outcome.log_tail,
     })
+}
+
+/// The longest Proxmox exit status kept in `status.failedTask`.
+const EXIT_STATUS_CHARS: usize = 1024;
+
+/// Records in `status.failedTask` a task that failed for good (`error` is a
+/// [`ReconcileError::TaskFailed`] that is not transient), with the generation and retry
+/// annotation it failed at, so that neither this controller nor one started later sends it again
+/// until one of them changes.
+pub(super) fn record_failed_task(
+    request: &MachineRequest,
+    status: &mut MachineRequestStatus,
+    error: &ReconcileError,
+) {
+    let ReconcileError::TaskFailed {
+        upid,
+        task_type,
+        exit,
+        ..
+    } = error
+    else {
+        return;
+    };
+    status.failed_task = Some(FailedTask {
+        upid: upid.clone(),
+        task_type: task_type.clone(),
+        exit_status: exit.chars().take(EXIT_STATUS_CHARS).collect(),
+        reason: error.reason().to_string(),
+        observed_generation: request.metadata.generation.unwrap_or_default(),
+        retry_annotation: retry_annotation(request),
+    });
+}
+
+fn retry_annotation(request: &MachineRequest) -> Option<String> {
+    request.annotations().get(super::RETRY_ANNOTATION).cloned()
+}
+
+/// Whether the task recorded in `status.failedTask` still holds the request back: it failed at
+/// this generation and retry annotation. Otherwise the record goes (with an Event saying what is
+/// tried again, and why) and the request proceeds.
+async fn held_back_by_failed_task(
+    request: &MachineRequest,
+    scope: &RequestScope<'_>,
+    status: &mut MachineRequestStatus,
+    ctx: &Context,
+) -> bool {
+    let Some(failed) = &status.failed_task else {
+        return false;
+    };
+    let generation = request.metadata.generation.unwrap_or_default();
+    let annotation = retry_annotation(request);
+    if failed.observed_generation == generation && failed.retry_annotation == annotation {
+        return true;
+    }
+    let why = if failed.observed_generation != generation {
+        format!("the spec changed (generation {generation})")
+    } else {
+        format!("the {} annotation changed", super::RETRY_ANNOTATION)
+    };
+    let what = describe_task(&TaskRef {
+        upid: failed.upid.clone(),
+        task_type: failed.task_type.clone(),
+    });
+    status.failed_task = None;
+    scope
+        .event(
+            ctx,
+            EventType::Normal,
+            "Retrying",
+            &format!("{why}: trying again what failed before ({what})"),
+        )
+        .await;
+    false
 }
 
 /// The Proxmox task types the controller starts and waits for (`TaskRef::task_type`).
@@ -850,7 +927,8 @@ pub const TASK_TYPES: [&str; 7] = [
     "qmconfig",
 ];
 
-fn describe_task(task: &TaskRef) -> String {
+/// What a task does, with its UPID, for messages.
+pub(super) fn describe_task(task: &TaskRef) -> String {
     let what = match task.task_type.as_str() {
         "qmcreate" => "creating the VM",
         "qmclone" => "cloning the template",

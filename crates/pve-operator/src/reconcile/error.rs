@@ -22,14 +22,18 @@ pub enum ReconcileError {
         source: PveError,
     },
     /// A Proxmox task failed.
-    #[error("{action} failed in Proxmox: {exit}{log}")]
+    #[error("{action} failed in Proxmox: {exit}{}", log_excerpt(exit, log_tail))]
     TaskFailed {
-        /// What the task did.
+        /// What the task did, with its UPID.
         action: String,
-        /// Its exit status.
+        /// The task's UPID.
+        upid: String,
+        /// The task type (`qmcreate`, ...).
+        task_type: String,
+        /// Its exit status: Proxmox's error text.
         exit: String,
-        /// The end of its log, if any.
-        log: String,
+        /// The last lines of its log.
+        log_tail: Vec<String>,
     },
     /// The cluster connection could not be made.
     #[error(transparent)]
@@ -116,7 +120,9 @@ impl ReconcileError {
             ReconcileError::Vmid(VmidError::RangeExhausted { .. }) => {
                 Class::Permanent("VmidRangeExhausted")
             }
-            ReconcileError::TaskFailed { .. } => Class::Transient,
+            ReconcileError::TaskFailed { exit, log_tail, .. } => {
+                classify_task_failure(exit, log_tail)
+            }
             ReconcileError::Connection(error) if matches!(**error, ConnectionError::Kube(_)) => {
                 Class::Transient
             }
@@ -151,6 +157,20 @@ impl ReconcileError {
         }
     }
 
+    /// Whether this is a write refused because the object changed since it was read (HTTP 409
+    /// on a `resourceVersion` precondition): the reconcile started from a stale copy and is
+    /// simply done again from a fresh one. Not a failure to report.
+    pub fn is_stale_write(&self) -> bool {
+        matches!(self, ReconcileError::Kube(kube::Error::Api(status)) if status.is_conflict())
+    }
+
+    /// Whether this is a failed Proxmox task that sending again cannot fix: its step is not
+    /// sent again until the spec (or the retry annotation) changes.
+    pub fn is_task_failed_for_good(&self) -> bool {
+        matches!(self, ReconcileError::TaskFailed { .. })
+            && !matches!(self.class(), Class::Transient)
+    }
+
     /// The condition reason for this error.
     pub fn reason(&self) -> &'static str {
         match (self, self.class()) {
@@ -183,5 +203,277 @@ fn classify_pve(error: &PveError) -> Class {
         ErrorKind::Conflict => Class::Permanent("ProxmoxConflict"),
         ErrorKind::Certificate => Class::Permanent("CertificateRejected"),
         _ => Class::Transient,
+    }
+}
+
+/// The longest task-log line quoted in an error (a log line can be long: a whole command line).
+const LOG_LINE_CHARS: usize = 300;
+
+/// ` (task log: <line>)` for the last line of `log_tail` that says more than the exit status
+/// itself (Proxmox's log ends with `TASK ERROR: <exit status>`), or nothing.
+fn log_excerpt(exit: &str, log_tail: &[String]) -> String {
+    let Some(line) = log_tail.iter().rev().map(|l| l.trim()).find(|l| {
+        !l.is_empty() && !l.starts_with("TASK ERROR:") && !l.starts_with("TASK OK") && *l != exit
+    }) else {
+        return String::new();
+    };
+    let mut excerpt: String = line.chars().take(LOG_LINE_CHARS).collect();
+    if line.chars().count() > LOG_LINE_CHARS {
+        excerpt.push('…');
+    }
+    format!(" (task log: {excerpt})")
+}
+
+/// Texts of failed tasks that passing time can fix: locks held by someone else, a cluster
+/// without quorum for a moment, a worker that died or lost its connection. Matched in lower
+/// case.
+const TRANSIENT_TASK_TEXTS: &[&str] = &[
+    // `lock_file_full` (per-VM config flock, the storage's allocation flock):
+    // `can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout`.
+    "can't lock file",
+    "got timeout",
+    // pmxcfs locks: `cfs-lock 'storage-x' error: got lock request timeout`.
+    "got lock request timeout",
+    // `AbstractConfig.pm::check_lock`: `VM is locked (clone)`.
+    "is locked (",
+    "no quorum",
+    "cluster not ready",
+    // The worker died or its log cannot be read (pve-common `upid_read_status`).
+    "interrupted by signal",
+    "unexpected status",
+    "unable to open file",
+    "unable to get last line",
+    // The controller's own tracker: the task is gone from the node's task list.
+    "unknown task",
+    "connection refused",
+    "connection timed out",
+    "connection reset",
+    "broken pipe",
+    "no route to host",
+];
+
+/// Texts of failed tasks that no retry can fix, with the condition reason for each: a text
+/// matches when it contains every part (in lower case). Checked in this order.
+const PERMANENT_TASK_TEXTS: &[(&[&str], &str)] = &[
+    // LVM: `lvcreate 'pve/vm-100-disk-0' error:   Volume group "pve" has insufficient free
+    // space (255 extents): 2560 required.`
+    (&["insufficient free space"], "NoSpaceOnStorage"),
+    // ZFS: `zfs error: cannot create 'rpool/data/vm-100-disk-0': out of space`.
+    (&["out of space"], "NoSpaceOnStorage"),
+    // ENOSPC from qemu-img or a file write on a directory/NFS storage.
+    (&["no space left on device"], "NoSpaceOnStorage"),
+    (&["disk quota exceeded"], "NoSpaceOnStorage"),
+    // pve-sim's allocator.
+    (&["does not have enough free space"], "NoSpaceOnStorage"),
+    // pve-storage: `storage 'x' does not exist`, `storage 'x' is not available on node 'n'`,
+    // `storage 'x' does not support vm images`.
+    (&["storage '", "' does not exist"], "StorageUnusable"),
+    (
+        &["storage '", "is not available on node"],
+        "StorageUnusable",
+    ),
+    (&["storage '", "does not support"], "StorageUnusable"),
+    // pve-common `PVE::Network`: `bridge 'vmbr9' does not exist`.
+    (&["bridge '", "does not exist"], "BridgeMissing"),
+    // ENOMEM when QEMU allocates guest RAM: `kvm: cannot set up guest memory 'pc.ram': Cannot
+    // allocate memory` (the exit status is then `start failed: QEMU exited with code 1`).
+    (&["cannot allocate memory"], "NotEnoughMemory"),
+    (&["out of memory"], "NotEnoughMemory"),
+    (&["not enough memory"], "NotEnoughMemory"),
+    // A volume the config names is gone: `Could not open '…': No such file or directory`.
+    (
+        &["could not open", "no such file or directory"],
+        "VolumeMissing",
+    ),
+    // Spec or template problems that qemu-server finds inside the worker.
+    (&["unsupported format"], "ProxmoxRejectedSpec"),
+    (&["shrinking disks is not supported"], "ProxmoxRejectedSpec"),
+    (&["you can't resize a cdrom"], "ProxmoxRejectedSpec"),
+    (&["invalid bootorder"], "ProxmoxRejectedSpec"),
+    (
+        &["cloud-init drive is already attached"],
+        "ProxmoxRejectedSpec",
+    ),
+    (&["if it's a template"], "ProxmoxRejectedSpec"),
+    (&["only root can set"], "ProxmoxRejectedSpec"),
+];
+
+/// Classifies a failed Proxmox task by its exit status and, when that says nothing known (QEMU
+/// `exited with code 1`), by the last lines of its log: a privilege Proxmox checked inside the
+/// worker (naming the privilege and path where Proxmox does), a cause no retry can fix (with a
+/// reason), or one that passes (lock contention, quorum, a dead worker). A text recognised as
+/// neither is transient: it is sent again with backoff, as before.
+pub fn classify_task_failure(exit: &str, log_tail: &[String]) -> Class {
+    // `Permission check failed (/, Sys.Modify for modifying tag 'x')` inside a create worker
+    // (PVE 9.2), `... (/storage/x, Datastore.AllocateSpace)` inside a resize worker.
+    if let Some(at) = exit.find("Permission check failed")
+        && let PveError::PermissionDenied {
+            path, privileges, ..
+        } = PveError::from_response(403, Some(&exit[at..]), b"")
+    {
+        return Class::Permission { privileges, path };
+    }
+    classify_task_text(exit)
+        .or_else(|| {
+            log_tail
+                .iter()
+                .rev()
+                .find_map(|line| classify_task_text(line))
+        })
+        .unwrap_or(Class::Transient)
+}
+
+/// The class one text of a failed task names, if it names one.
+fn classify_task_text(text: &str) -> Option<Class> {
+    let lower = text.to_lowercase();
+    if TRANSIENT_TASK_TEXTS.iter().any(|t| lower.contains(t)) {
+        return Some(Class::Transient);
+    }
+    PERMANENT_TASK_TEXTS
+        .iter()
+        .find(|(parts, _)| parts.iter().all(|p| lower.contains(p)))
+        .map(|(_, reason)| Class::Permanent(reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(exit: &str, log: &[&str]) -> Class {
+        let log: Vec<String> = log.iter().map(|l| l.to_string()).collect();
+        classify_task_failure(exit, &log)
+    }
+
+    #[test]
+    fn real_task_exit_texts_are_classified_by_what_a_retry_can_fix() {
+        let permanent = [
+            (
+                "unable to create VM 100 - lvcreate 'pve/vm-100-disk-0' error:   Volume group \"pve\" has insufficient free space (255 extents): 2560 required.",
+                "NoSpaceOnStorage",
+            ),
+            (
+                "unable to create VM 101 - zfs error: cannot create 'rpool/data/vm-101-disk-0': out of space",
+                "NoSpaceOnStorage",
+            ),
+            (
+                "clone failed: qemu-img: error while writing at byte 2147483648: No space left on device",
+                "NoSpaceOnStorage",
+            ),
+            (
+                "unable to create VM 102 - storage 'local-lvm' does not have enough free space (requested 100G, available 20G)",
+                "NoSpaceOnStorage",
+            ),
+            (
+                "unable to create VM 103 - storage 'fast' does not exist",
+                "StorageUnusable",
+            ),
+            (
+                "unable to create VM 104 - storage 'nfs' is not available on node 'pve2'",
+                "StorageUnusable",
+            ),
+            ("bridge 'vmbr9' does not exist", "BridgeMissing"),
+            (
+                "unable to create VM 233 - unsupported format 'qcow2' at /usr/share/perl5/PVE/Storage/LVMPlugin.pm line 366.",
+                "ProxmoxRejectedSpec",
+            ),
+            ("shrinking disks is not supported", "ProxmoxRejectedSpec"),
+            (
+                "you can't start a vm if it's a template",
+                "ProxmoxRejectedSpec",
+            ),
+        ];
+        for (exit, reason) in permanent {
+            assert_eq!(class(exit, &[]), Class::Permanent(reason), "{exit}");
+        }
+        let transient = [
+            "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout",
+            "clone failed: can't lock file '/var/lock/pve-manager/pve-storage-data-zfs' - got timeout",
+            "unable to create VM 100 - cfs-lock 'storage-ceph' error: got lock request timeout",
+            "VM is locked (clone)",
+            "cluster not ready - no quorum?",
+            "interrupted by signal",
+            "unexpected status",
+            "unable to open file - No such file or directory",
+            "unknown task",
+            "VM quit/powerdown failed - got timeout",
+            // Not recognised: sent again with backoff, as every task failure was before.
+            "something Proxmox has never said",
+        ];
+        for exit in transient {
+            assert_eq!(class(exit, &[]), Class::Transient, "{exit}");
+        }
+    }
+
+    #[test]
+    fn the_log_tail_tells_why_qemu_exited() {
+        assert_eq!(
+            class(
+                "start failed: QEMU exited with code 1",
+                &[
+                    "kvm: cannot set up guest memory 'pc.ram': Cannot allocate memory",
+                    "TASK ERROR: start failed: QEMU exited with code 1",
+                ]
+            ),
+            Class::Permanent("NotEnoughMemory")
+        );
+        assert_eq!(
+            class(
+                "start failed: QEMU exited with code 1",
+                &[
+                    "kvm: -drive file=/dev/pve/vm-100-disk-0,if=none,id=drive-scsi0: Could not open '/dev/pve/vm-100-disk-0': No such file or directory"
+                ]
+            ),
+            Class::Permanent("VolumeMissing")
+        );
+        assert_eq!(
+            class("start failed: QEMU exited with code 1", &[]),
+            Class::Transient,
+            "without a known cause in the log, a QEMU exit is retried"
+        );
+    }
+
+    #[test]
+    fn a_privilege_checked_inside_the_worker_names_the_privilege_and_the_path() {
+        assert_eq!(
+            class(
+                "unable to create VM 100 - Permission check failed (/, Sys.Modify for modifying tag 'x')",
+                &[]
+            ),
+            Class::Permission {
+                privileges: vec!["Sys.Modify".into()],
+                path: Some("/".into()),
+            }
+        );
+        assert_eq!(
+            class(
+                "Permission check failed (/storage/local-lvm, Datastore.AllocateSpace)",
+                &[]
+            ),
+            Class::Permission {
+                privileges: vec!["Datastore.AllocateSpace".into()],
+                path: Some("/storage/local-lvm".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_failed_task_names_the_informative_log_line_once_and_short() {
+        let error = ReconcileError::TaskFailed {
+            action: "starting the VM (UPID:pve:00000001:00000001:00000001:qmstart:100:root@pam:)"
+                .into(),
+            upid: "UPID:pve:00000001:00000001:00000001:qmstart:100:root@pam:".into(),
+            task_type: "qmstart".into(),
+            exit: "start failed: QEMU exited with code 1".into(),
+            log_tail: vec![
+                format!("kvm: {}", "x".repeat(1000)),
+                "TASK ERROR: start failed: QEMU exited with code 1".into(),
+            ],
+        };
+        let text = error.to_string();
+        assert!(text.contains("(task log: kvm: xxx"), "{text}");
+        assert!(!text.contains("TASK ERROR"), "{text}");
+        assert!(text.chars().count() < 500, "{text}");
+        assert_eq!(error.reason(), "TaskFailed");
+        assert!(!error.is_task_failed_for_good());
     }
 }

@@ -38,6 +38,10 @@ use status::{set_condition, types};
 /// The finalizer that keeps a MachineRequest until its VM is gone (or released).
 pub const FINALIZER: &str = "pve-operator.dev/vm-cleanup";
 
+/// The annotation that asks for a step that failed for good (`status.failedTask`) to be tried
+/// again without a change of the spec: any new value does (e.g. the current time).
+pub const RETRY_ANNOTATION: &str = "pve-operator.dev/retry";
+
 /// How the controller behaves.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -47,6 +51,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// How long a permanent failure waits before it is tried again without a spec change.
     pub permanent_retry: Duration,
+    /// How long a Proxmox task may run before the request reports it as overdue.
+    pub task_deadline: Duration,
 }
 
 impl Default for Settings {
@@ -55,6 +61,7 @@ impl Default for Settings {
             resync: Some(Duration::from_secs(3600)),
             concurrency: 16,
             permanent_retry: Duration::from_secs(300),
+            task_deadline: crate::proxmox::tasks::DEFAULT_TASK_DEADLINE,
         }
     }
 }
@@ -115,6 +122,8 @@ pub struct RequestScope<'a> {
     pub object_ref: ObjectRef<MachineRequest>,
     /// The allow-lists of the request's identity and ProxmoxCluster.
     pub policy: Policy,
+    /// Writes the request's status over the version this reconcile read (or last wrote).
+    pub status: status::StatusWriter,
     reference: ObjectReference,
 }
 
@@ -228,10 +237,14 @@ fn jitter(request: &MachineRequest, attempts: u32) -> f64 {
 }
 
 /// A hash of the parts of a request whose change needs a reconcile: generation (the spec),
-/// finalizers and the deletion timestamp.
+/// finalizers, the deletion timestamp and the retry annotation.
 fn spec_or_lifecycle(request: &MachineRequest) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
     request.metadata.generation.hash(&mut hasher);
+    request
+        .annotations()
+        .get(RETRY_ANNOTATION)
+        .hash(&mut hasher);
     request.metadata.finalizers.hash(&mut hasher);
     request
         .metadata
@@ -280,6 +293,7 @@ async fn step(
         api: api.clone(),
         object_ref: apply::object_ref(request),
         policy: Policy::unrestricted(),
+        status: status::StatusWriter::new(api.clone(), request),
         reference: request.object_ref(&()),
     };
     let mut status = request.status.clone().unwrap_or_default();
@@ -343,15 +357,25 @@ async fn step(
     let scope = &scope;
     let failure = match &result {
         Ok(_) | Err(ReconcileError::DeletionInProgress(_) | ReconcileError::NodeBusy(_)) => None,
+        Err(error) if error.is_stale_write() => None,
         Err(error) => Some(error.reason()),
     };
+    // A write refused because the object changed meanwhile: the pass is done again from the
+    // fresh object (no condition, no Event; writing status now would be refused too).
+    let stale = matches!(&result, Err(error) if error.is_stale_write());
     let outcome = match result {
+        Err(stale) if stale.is_stale_write() => {
+            tracing::debug!(request = %scope.object_ref, error = %stale, "the request changed meanwhile; starting over from its current version");
+            Err(stale)
+        }
         Ok(action) => {
             ctx.failure_count(&scope.object_ref, true);
-            if status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == types::PRIVILEGES && c.status == "False")
+            // (A pass held back by a failed task sent nothing: that proves no privilege.)
+            if status.failed_task.is_none()
+                && status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == types::PRIVILEGES && c.status == "False")
             {
                 set_condition(
                     &mut status,
@@ -369,6 +393,9 @@ async fn step(
             Err(waiting)
         }
         Err(error) => {
+            if !deleting && error.is_task_failed_for_good() {
+                apply::record_failed_task(request, &mut status, &error);
+            }
             report(request, scope, &mut status, &error, ctx).await;
             match error.class() {
                 Class::Transient => Err(error),
@@ -381,9 +408,14 @@ async fn step(
             }
         }
     };
-    if !(deleting && outcome.is_ok()) {
-        // After a successful cleanup the finalizer goes and the object with it: no status.
-        status::write(&api, request, &status).await?;
+    let outcome = if stale {
+        outcome
+    } else {
+        watch_deadline(request, scope, &mut status, outcome, ctx).await
+    };
+    // After a successful cleanup the finalizer goes and the object with it: no status.
+    if !stale && (!deleting || outcome.is_err()) {
+        scope.status.write(&status).await?;
     }
     ctx.instruments.reconciled(
         crate::ops::metrics::MACHINE_REQUEST,
@@ -391,6 +423,38 @@ async fn step(
         failure,
     );
     outcome
+}
+
+/// Reports a task in flight that has run past `--task-deadline` (TaskOverdue condition, and a
+/// Warning Event the first time), and looks again when the deadline of one still within it
+/// passes. The task is waited for either way.
+async fn watch_deadline(
+    request: &MachineRequest,
+    scope: &RequestScope<'_>,
+    status: &mut MachineRequestStatus,
+    outcome: Result<Action, ReconcileError>,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let note = status::note_task_deadline(
+        status,
+        request.metadata.generation,
+        ctx.settings.task_deadline,
+        std::time::SystemTime::now(),
+    );
+    match note {
+        status::DeadlineNote::NewlyOverdue(message) => {
+            scope
+                .event(ctx, EventType::Warning, "TaskOverdue", &message)
+                .await;
+            outcome
+        }
+        // While a task runs, a pass ends with a wait of `apply::WAIT`; come back sooner when the
+        // deadline passes first.
+        status::DeadlineNote::Within(Some(left)) if left < apply::WAIT && outcome.is_ok() => {
+            Ok(Action::requeue(left + Duration::from_millis(100)))
+        }
+        _ => outcome,
+    }
 }
 
 /// Puts an error into conditions and an Event, worded for the user.
@@ -402,7 +466,18 @@ async fn report(
     ctx: &Context,
 ) {
     let generation = request.metadata.generation;
-    let message = error.to_string();
+    let mut message = error.to_string();
+    if let ReconcileError::TaskFailed { upid, .. } = error
+        && status.failed_task.as_ref().is_some_and(|f| &f.upid == upid)
+    {
+        message.push_str(&format!(
+            ". Trying again cannot fix this, so it is not sent again for this spec (generation {}): fix the cause, then change the spec, or set the annotation {RETRY_ANNOTATION} to a new value (`kubectl annotate -n {} machinerequest {} {RETRY_ANNOTATION}=\"$(date +%s)\" --overwrite`)",
+            generation.unwrap_or_default(),
+            request.namespace().unwrap_or_default(),
+            request.name_any()
+        ));
+    }
+    let message = message;
     let reason = error.reason();
     let class = error.class();
     if let Class::Permission { privileges, path } = &class {
