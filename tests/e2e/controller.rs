@@ -464,25 +464,33 @@ async fn a_vm_stopped_or_deleted_behind_the_controllers_back_is_started_or_recre
     })
     .await;
 
-    // Deleted in Proxmox: a new VM is made for the request.
-    let upid = h
-        .pve
-        .qemu_stop("pve", vmid, &Default::default())
-        .await
-        .expect("stop");
-    h.pve
-        .wait_task(&upid, &Default::default())
-        .await
-        .expect("stopped");
-    let upid = h
-        .pve
-        .qemu_delete("pve", vmid, Default::default())
-        .await
-        .expect("delete");
-    h.pve
-        .wait_task(&upid, &Default::default())
-        .await
-        .expect("deleted");
+    // Deleted in Proxmox: a new VM is made for the request. The controller may start the VM
+    // again between our stop and our destroy (that is its job), so stop and destroy until the
+    // destroy goes through.
+    within(
+        "the VM to be destroyed behind the controller's back",
+        async {
+            loop {
+                let upid = h
+                    .pve
+                    .qemu_stop("pve", vmid, &Default::default())
+                    .await
+                    .expect("stop");
+                h.pve
+                    .wait_task(&upid, &Default::default())
+                    .await
+                    .expect("stopped");
+                let destroyed = match h.pve.qemu_delete("pve", vmid, Default::default()).await {
+                    Ok(upid) => h.pve.wait_task(&upid, &Default::default()).await.is_ok(),
+                    Err(_) => false,
+                };
+                if destroyed && !h.vm_exists(vmid).await {
+                    break;
+                }
+            }
+        },
+    )
+    .await;
     within("a replacement VM", async {
         loop {
             let request = h.requests().get(&name).await.expect("request");

@@ -448,7 +448,9 @@ async fn credentials_go_only_to_their_secrets_url_never_to_an_endpoint_a_tenant_
         .expect_err("unknown fields are refused");
     let text = error.to_string();
     assert!(
-        (text.contains("endpoint") || text.contains("credentialsRef"))
+        ["spec.endpoint", "spec.credentialsRef", "spec.tls"]
+            .iter()
+            .any(|field| text.contains(field))
             && text.contains("not declared in schema"),
         "{text}"
     );
@@ -607,6 +609,75 @@ async fn a_tenant_uses_only_the_templates_storages_bridges_pools_and_nodes_its_i
         message.contains("spec.allowed.storages[1] \"local\"")
             && message.contains("spec.allowed.vmidRange 100-200"),
         "{message}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn what_proxmox_can_tell_is_checked_before_a_vmid_is_recorded_or_a_task_is_sent() {
+    let h = Harness::start("validate").await;
+    let requests = h.requests();
+    // Each case names something Proxmox does not have, or cannot use for it; none may start a
+    // task or record a VMID.
+    let cases: Vec<(&str, Value, &str, &str)> = vec![
+        (
+            "no-such-iso",
+            json!({ "boot": { "iso": { "volume": "local:iso/not-there.iso" } } }),
+            "NotFoundInProxmox",
+            "spec.boot.iso.volume",
+        ),
+        (
+            "no-such-bridge",
+            json!({ "networks": [{ "name": "net0", "bridge": "vmbr7" }] }),
+            "NotFoundInProxmox",
+            "spec.networks[0].bridge",
+        ),
+        (
+            "no-such-storage",
+            json!({ "disks": [{ "slot": "scsi0", "storage": "ceph-fast", "sizeGiB": 2 }] }),
+            "NotFoundInProxmox",
+            "spec.disks[0].storage",
+        ),
+        (
+            "iso-storage-for-a-disk",
+            json!({ "disks": [{ "slot": "scsi0", "storage": "local", "sizeGiB": 2 }] }),
+            "UnsuitableInProxmox",
+            "spec.disks[0].storage",
+        ),
+        (
+            // The template's disk is 8 GiB: a clone could never be made 4 GiB (disks only grow).
+            "smaller-than-its-template",
+            json!({
+                "boot": { "template": { "name": "debian-12-template" } },
+                "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 4 }],
+                "networks": [],
+            }),
+            "UnsuitableInProxmox",
+            "spec.boot.template",
+        ),
+    ];
+    for (name, change, _, _) in &cases {
+        let mut spec = small_spec(None);
+        if let (Some(spec), Some(change)) = (spec.as_object_mut(), change.as_object()) {
+            spec.extend(change.clone());
+        }
+        apply_request(&requests, name, spec).await;
+    }
+    for (name, _, reason, field) in &cases {
+        let message = request_refused(&requests, name, reason).await;
+        assert!(message.starts_with(field), "{name}: {message}");
+        let request = requests.get(name).await.expect("request");
+        assert_eq!(
+            request.status.and_then(|s| s.vmid),
+            None,
+            "{name}: no VMID recorded"
+        );
+    }
+    assert_eq!(
+        h.sim.stats().tasks_started,
+        0,
+        "no create or clone was sent: {:?}",
+        h.sim.stats().tasks_by_type
     );
     h.stop().await;
 }

@@ -268,12 +268,13 @@ pub fn storage_status_request(node: &str, storage: &str) -> Result<ApiRequest> {
     ))
 }
 
-/// The answer of `GET /nodes/{node}/storage/{storage}/status`.
+/// The answer of `GET /nodes/{node}/storage/{storage}/status` (the schema promises no field, so
+/// every one is optional).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct StorageStatus {
     /// The plugin type.
-    #[serde(rename = "type")]
-    pub storage_type: String,
+    #[serde(rename = "type", default)]
+    pub storage_type: Option<String>,
     /// Allowed content types, comma-separated.
     #[serde(default)]
     pub content: String,

@@ -69,24 +69,8 @@ pub async fn apply(
 
     // What the request's identity and cluster allow, before anything is touched or made.
     scope.policy.check_spec(&request.spec)?;
-    if let Some(vmid) = status.vmid
-        && !scope.policy.allows_vmid(vmid)
-    {
-        return Err(crate::tenancy::Refusals(vec![crate::tenancy::Refusal {
-            field: "status.vmid".into(),
-            value: format!("{vmid} (recorded earlier)"),
-            source: scope
-                .policy
-                .layers()
-                .iter()
-                .rev()
-                .find(|l| l.allowances.vmid_range.is_some())
-                .map(|l| l.source.clone())
-                .unwrap_or(crate::tenancy::Source("the policy".into())),
-            rule: "spec.allowed.vmidRange",
-            allowed: "VMIDs inside the range; the VM at this VMID is not touched".into(),
-        }])
-        .into());
+    if let Some(vmid) = status.vmid {
+        scope.policy.check_recorded_vmid(vmid)?;
     }
 
     // 2. Find the VM, by our uid tag or the recorded VMID, verifying that it carries our full
@@ -638,15 +622,7 @@ async fn create(
         }
     };
     // Everything Proxmox can tell about the spec, before a VMID is recorded or a task sent.
-    super::validate::before_create(
-        spec,
-        conn,
-        &snapshot,
-        &node,
-        template.as_ref(),
-        &scope.policy,
-    )
-    .await?;
+    super::validate::before_create(spec, conn, &snapshot, &node, template.as_ref(), scope).await?;
     // A slot on the node first: a VMID is recorded only for a create about to be sent.
     let slot = conn.tasks.reserve(&node).ok_or_else(|| node_busy(&node))?;
     if template.is_none() && status.node.as_ref() != Some(&node) {

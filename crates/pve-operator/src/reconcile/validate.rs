@@ -9,9 +9,9 @@ use std::fmt;
 use pve_client::PveError;
 use pve_operator_api::MachineRequestSpec;
 
+use super::RequestScope;
 use super::error::ReconcileError;
 use crate::proxmox::{Connection, Snapshot, VmEntry};
-use crate::tenancy::Policy;
 
 /// A spec names something Proxmox does not have, or has but cannot use for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,31 +123,33 @@ fn proxmox(action: String) -> impl FnOnce(PveError) -> ReconcileError {
 }
 
 /// Checks `spec` against Proxmox for a VM about to be made on `node` (from `template` when it is
-/// a clone), and against the allow-lists for what only Proxmox can tell (a template's VMID and
-/// name, its node, the storages of its disks). Reads the template's config for a linked clone
-/// or a clone without a target storage; the node's storages, bridges and ISOs through the
-/// connection's short-lived cache.
+/// a clone), and against the request's allow-lists for what only Proxmox can tell (a template's
+/// VMID and name, its node, the storages of its disks). For a clone it reads the template's
+/// config and plans the first update against it, so that a spec the clone could never match
+/// (a disk smaller than the template's, say) is refused before the clone; the node's storages,
+/// bridges and ISOs are read through the connection's short-lived cache.
 pub async fn before_create(
     spec: &MachineRequestSpec,
     conn: &Connection,
     snapshot: &Snapshot,
     node: &str,
     template: Option<&VmEntry>,
-    policy: &Policy,
+    scope: &RequestScope<'_>,
 ) -> Result<(), ReconcileError> {
+    let policy = &scope.policy;
     let mut template_disk_storages = Vec::new();
     if let (Some(wanted), Some(found)) = (&spec.boot.template, template) {
         policy.check_template(found.vmid, &found.name, wanted.vmid.is_some())?;
         policy.check_node("spec.boot.template (the template's node)", &found.node)?;
+        let config = conn
+            .pve
+            .qemu_config(&found.node, found.vmid)
+            .await
+            .map_err(proxmox(format!(
+                "reading the config of template {}",
+                found.vmid
+            )))?;
         if !(wanted.full && wanted.storage.is_some()) {
-            let config = conn
-                .pve
-                .qemu_config(&found.node, found.vmid)
-                .await
-                .map_err(proxmox(format!(
-                    "reading the config of template {}",
-                    found.vmid
-                )))?;
             for (_, storage) in template_disks(&config) {
                 if !template_disk_storages.contains(&storage) {
                     template_disk_storages.push(storage);
@@ -156,6 +158,20 @@ pub async fn before_create(
             for storage in &template_disk_storages {
                 policy.check_storage("spec.boot.template (a disk of the template)", storage)?;
             }
+        }
+        // What the first update after the clone would do, planned now against the template:
+        // a spec the clone can never be brought to is refused before anything is cloned.
+        let plan = crate::vmspec::plan_update(spec, scope.marker, &scope.vm_name, &config)?;
+        if !plan.conflicts.is_empty() {
+            return Err(ValidationError::unsuitable(
+                "spec.boot.template",
+                format!(
+                    "a clone of template {} could not be made to match the spec: {}",
+                    found.vmid,
+                    plan.conflicts.join("; ")
+                ),
+            )
+            .into());
         }
     }
     for StorageUse {

@@ -372,6 +372,25 @@ impl Policy {
                 .is_none_or(|r| (r.min..=r.max).contains(&vmid))
         })
     }
+
+    /// Refuses a VMID recorded in status that lies outside a layer's range (set before the
+    /// range was narrowed, or written by someone else): the VM there is not touched.
+    pub fn check_recorded_vmid(&self, vmid: u32) -> Result<(), Refusals> {
+        let out = self
+            .layers
+            .iter()
+            .filter_map(|l| l.allowances.vmid_range.map(|r| (l, r)))
+            .filter(|(_, r)| !(r.min..=r.max).contains(&vmid))
+            .map(|(layer, r)| Refusal {
+                field: "status.vmid".into(),
+                value: format!("{vmid} (recorded earlier; the VM there is not touched)"),
+                source: layer.source.clone(),
+                rule: "spec.allowed.vmidRange",
+                allowed: format!("{}-{}", r.min, r.max),
+            })
+            .collect();
+        Refusals(out).into_result()
+    }
 }
 
 fn template_field(by_vmid: bool) -> String {

@@ -188,6 +188,14 @@ fn vmid_ranges_intersect_and_bound_what_is_touched() {
     );
     assert!(policy.allows_vmid(1500) && policy.allows_vmid(1999));
     assert!(!policy.allows_vmid(1499) && !policy.allows_vmid(2000));
+    assert!(policy.check_recorded_vmid(1700).is_ok());
+    let outside = refused(policy.check_recorded_vmid(2000));
+    assert_eq!(
+        outside,
+        [
+            "status.vmid 2000 (recorded earlier; the VM there is not touched) is not allowed by ProxmoxIdentity \"team-b\" (spec.allowed.vmidRange: 1000-1999)"
+        ]
+    );
     let disjoint = identity(json!({ "vmidRange": { "min": 1000, "max": 1099 } })).with_layer(
         Source("ProxmoxCluster \"pve\"".into()),
         allowances(json!({ "vmidRange": { "min": 2000, "max": 2099 } })),
