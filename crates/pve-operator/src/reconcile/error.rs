@@ -202,6 +202,9 @@ fn classify_pve(error: &PveError) -> Class {
         ErrorKind::NotFound => Class::Permanent("NotFoundInProxmox"),
         ErrorKind::Conflict => Class::Permanent("ProxmoxConflict"),
         ErrorKind::Certificate => Class::Permanent("CertificateRejected"),
+        // The same request would get the same answer: say so instead of re-sending it.
+        ErrorKind::ResponseTooLarge => Class::Permanent("ProxmoxResponseTooLarge"),
+        ErrorKind::InvalidInput => Class::Permanent("InvalidSpec"),
         _ => Class::Transient,
     }
 }
@@ -342,6 +345,21 @@ mod tests {
     fn class(exit: &str, log: &[&str]) -> Class {
         let log: Vec<String> = log.iter().map(|l| l.to_string()).collect();
         classify_task_failure(exit, &log)
+    }
+
+    #[test]
+    fn an_oversized_answer_and_a_value_the_client_refuses_are_permanent_not_retried() {
+        let too_large = PveError::ResponseTooLarge {
+            endpoint: "GET /cluster/resources".into(),
+            status: 200,
+            limit: 32 << 20,
+        };
+        assert_eq!(
+            classify_pve(&too_large),
+            Class::Permanent("ProxmoxResponseTooLarge")
+        );
+        let refused = PveError::invalid_input("node", "is not a node name");
+        assert_eq!(classify_pve(&refused), Class::Permanent("InvalidSpec"));
     }
 
     #[test]
