@@ -105,12 +105,14 @@ impl RawProxmoxConfig {
             serde_yaml::Deserializer::from_str(doc),
         )
         .map_err(|e| {
-            let inner = e.inner().to_string();
+            let inner = without_document_text(&e.inner().to_string());
             let path = e.path().to_string();
             // An unknown field is named in backticks (`unknown field `tokenId`, ...`).
             let key = match inner.split('`').nth(1) {
-                Some(k) if inner.contains("unknown field `") => format!("proxmox.{k}"),
-                _ if path.starts_with("proxmox.") => path.clone(),
+                Some(k) if inner.contains("unknown field `") && is_key_name(k) => {
+                    format!("proxmox.{k}")
+                }
+                _ if path.strip_prefix("proxmox.").is_some_and(is_key_name) => path.clone(),
                 _ => "proxmox".to_owned(),
             };
             PveError::config(key, format!("cannot parse the configuration: {inner}"))
@@ -218,6 +220,61 @@ impl RawProxmoxConfig {
             tls,
         })
     }
+}
+
+/// serde and serde_yaml copy text of the document into their messages: the offending value
+/// (`invalid type: string "…"`, ``integer `5` ``) or a key (``unknown field `tokenId` ``,
+/// `duplicate entry with key "url"`). A misplaced line can put the value of `tokenSecret` or
+/// `password` there (`proxmox:` followed by lines without `: ` is one string), so quoted text is
+/// kept only when it is a key name, never when it is a value.
+fn without_document_text(message: &str) -> String {
+    const VALUE_TYPES: [&str; 5] = [
+        "string ",
+        "integer ",
+        "floating point ",
+        "boolean ",
+        "character ",
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        let close = match c {
+            '"' | '`' => c,
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        let mut quoted = String::new();
+        let mut escaped = false;
+        for q in chars.by_ref() {
+            if escaped {
+                escaped = false;
+            } else if q == '\\' && close == '"' {
+                escaped = true;
+                continue;
+            } else if q == close {
+                break;
+            }
+            quoted.push(q);
+        }
+        let a_value = VALUE_TYPES.iter().any(|t| out.ends_with(t));
+        out.push(close);
+        out.push_str(if !a_value && is_key_name(&quoted) {
+            &quoted
+        } else {
+            "…"
+        });
+        out.push(close);
+    }
+    out
+}
+
+/// Whether `s` looks like a configuration key (`tokenID`, `insecureSkipVerify`), not like a value.
+fn is_key_name(s: &str) -> bool {
+    s.len() <= 40
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
