@@ -228,6 +228,26 @@ impl RawProxmoxConfig {
 /// `password` there (`proxmox:` followed by lines without `: ` is one string), so quoted text is
 /// kept only when it is a key name, never when it is a value.
 fn without_document_text(message: &str) -> String {
+    // serde writes ``unknown field `KEY`, expected one of `url`, ...``: the key may itself hold
+    // backticks, so it ends at the last "`, expected" (or "`, there are no fields").
+    const UNKNOWN: &str = "unknown field `";
+    if let Some(start) = message.find(UNKNOWN) {
+        let after = start + UNKNOWN.len();
+        let end = ["`, expected", "`, there are no fields"]
+            .iter()
+            .filter_map(|t| message.rfind(t))
+            .max()
+            .filter(|end| *end >= after);
+        if let Some(end) = end {
+            let key = &message[after..end];
+            return format!(
+                "{}{UNKNOWN}{}{}",
+                without_document_text(&message[..start]),
+                if is_key_name(key) { key } else { "…" },
+                &message[end..]
+            );
+        }
+    }
     const VALUE_TYPES: [&str; 5] = [
         "string ",
         "integer ",

@@ -329,6 +329,16 @@ fn parse_errors_quote_key_names_but_no_value_of_the_document() {
         assert!(!shown.contains("topsecret"), "{doc:?}: {shown}");
         assert!(matches!(e, PveError::Config { .. }), "{doc:?}: {shown}");
     }
+    // A key holding a backtick must not end the quoting early (found by the same target).
+    let e =
+        PveConfig::from_yaml_str("proxmox: {\"url`: x\\n  password: 'topsecret-value' \": 1}\n")
+            .unwrap_err();
+    assert!(!e.to_string().contains("topsecret"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("unknown field `…`, expected one of `url`"),
+        "{e}"
+    );
     let e = PveConfig::from_yaml_str("proxmox:\n  12345678\n").unwrap_err();
     assert!(!e.to_string().contains("12345678"), "{e}");
     // What is not copied from a value still says what is wrong, naming the key.
