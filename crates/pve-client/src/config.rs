@@ -101,9 +101,15 @@ impl RawProxmoxConfig {
     /// Parses a YAML (or JSON) document with a top-level `proxmox:` section; other top-level
     /// keys are ignored, unknown keys inside `proxmox:` are refused.
     pub fn from_yaml_str(doc: &str) -> Result<Self> {
-        let parsed: ConfigDocument =
-            serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(doc))
-                .map_err(|e| parse_error(&e.path().to_string(), &e.inner().to_string()))?;
+        let parsed: ConfigDocument = serde_path_to_error::deserialize(
+            serde_yaml::Deserializer::from_str(doc),
+        )
+        .map_err(|e| {
+            parse_error(
+                &e.path().to_string(),
+                &without_document_text(&e.inner().to_string()),
+            )
+        })?;
         parsed.proxmox.ok_or_else(|| {
             PveError::config(
                 "proxmox",
@@ -232,7 +238,7 @@ fn parse_error(path: &str, inner: &str) -> PveError {
         } else {
             PveError::config(
                 "proxmox",
-                "has a key that is not a key name (not shown, in case it holds a value);                  write `key: value` with a space after the colon",
+                "has a key that is not a key name (not shown, in case it holds a value); write `key: value` with a space after the colon",
             )
         };
     }
@@ -245,6 +251,81 @@ fn parse_error(path: &str, inner: &str) -> PveError {
         "proxmox".to_owned()
     };
     PveError::config(key, format!("cannot parse the configuration: {inner}"))
+}
+
+/// serde and serde_yaml copy text of the document into their messages: the offending value
+/// (`invalid type: string "…"`, ``integer `5` ``) or a key (``unknown field `tokenId` ``,
+/// `duplicate entry with key "url"`). A misplaced line can put the value of `tokenSecret` or
+/// `password` there (`proxmox:` followed by lines without `: ` is one string), so quoted text is
+/// kept only when it is a key name, never when it is a value.
+fn without_document_text(message: &str) -> String {
+    // serde writes ``unknown field `KEY`, expected one of `url`, ...``: the key may itself hold
+    // backticks, so it ends at the last "`, expected" (or "`, there are no fields").
+    const UNKNOWN: &str = "unknown field `";
+    if let Some(start) = message.find(UNKNOWN) {
+        let after = start + UNKNOWN.len();
+        let end = ["`, expected", "`, there are no fields"]
+            .iter()
+            .filter_map(|t| message.rfind(t))
+            .max()
+            .filter(|end| *end >= after);
+        if let Some(end) = end {
+            let key = &message[after..end];
+            return format!(
+                "{}{UNKNOWN}{}{}",
+                without_document_text(&message[..start]),
+                if is_key_name(key) { key } else { "…" },
+                &message[end..]
+            );
+        }
+    }
+    const VALUE_TYPES: [&str; 5] = [
+        "string ",
+        "integer ",
+        "floating point ",
+        "boolean ",
+        "character ",
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        let close = match c {
+            '"' | '`' => c,
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        let mut quoted = String::new();
+        let mut escaped = false;
+        for q in chars.by_ref() {
+            if escaped {
+                escaped = false;
+            } else if q == '\\' && close == '"' {
+                escaped = true;
+                continue;
+            } else if q == close {
+                break;
+            }
+            quoted.push(q);
+        }
+        let a_value = VALUE_TYPES.iter().any(|t| out.ends_with(t));
+        out.push(close);
+        out.push_str(if !a_value && is_key_name(&quoted) {
+            &quoted
+        } else {
+            "…"
+        });
+        out.push(close);
+    }
+    out
+}
+
+/// Whether `s` looks like a configuration key (`tokenID`, `insecureSkipVerify`), not like a value.
+fn is_key_name(s: &str) -> bool {
+    s.len() <= 40
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {

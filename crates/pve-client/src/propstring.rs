@@ -28,6 +28,10 @@ fn structural(value: &str) -> std::result::Result<(), String> {
             c
         ));
     }
+    // `PropertyString::parse` trims each entry, so such a value would not read back as written.
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return Err("must not start or end with whitespace".into());
+    }
     Ok(())
 }
 
@@ -471,6 +475,24 @@ mod tests {
                 other => panic!("{evil_mac:?} was accepted: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn values_with_outer_whitespace_are_refused_as_they_would_not_read_back() {
+        // Found by the propstring_roundtrip fuzz target: `k=x ` was built and parsed back as `x`.
+        for v in ["x ", " x", "x\u{2028}", "\u{a0}x", " "] {
+            let mut b = PropertyStringBuilder::new("net0");
+            assert!(
+                matches!(b.push("k", v, check::any), Err(PveError::InvalidInput { field, .. }) if field == "net0.k"),
+                "{v:?}"
+            );
+            assert!(b.default_value("file", v, check::any).is_err(), "{v:?}");
+            assert!(b.push_list("order", &[v], check::any).is_err(), "{v:?}");
+        }
+        let mut b = PropertyStringBuilder::new("net0");
+        b.push("k", "a b", check::any).unwrap();
+        let built = b.build();
+        assert_eq!(PropertyString::parse(&built).unwrap().get("k"), Some("a b"));
     }
 
     #[test]

@@ -733,6 +733,60 @@ pub struct VmConfig {
     pub pool: Option<String>,
 }
 
+/// Whether `m` is a QEMU machine type as PVE 8.4's schema allows (`machine` `type`, at most 40
+/// characters): `pc`, `q35`, `virt`, `pc[-i440fx]-X.Y[+pveN][.pxe]`, `pc-q35-X.Y[+pveN][.pxe]`,
+/// `virt[-X.Y][+pveN]`.
+fn is_machine_type(m: &str) -> bool {
+    /// Strips `\d+(\.\d+)+`.
+    fn version(s: &str) -> Option<&str> {
+        let mut rest = s.strip_prefix(|c: char| c.is_ascii_digit())?;
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+        let mut parts = 0;
+        while let Some(r) = rest.strip_prefix('.')
+            && r.starts_with(|c: char| c.is_ascii_digit())
+        {
+            rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+            parts += 1;
+        }
+        (parts > 0).then_some(rest)
+    }
+    /// Strips `(\+pve\d+)?`.
+    fn pve_suffix(s: &str) -> &str {
+        match s.strip_prefix("+pve") {
+            Some(r) if r.starts_with(|c: char| c.is_ascii_digit()) => {
+                r.trim_start_matches(|c: char| c.is_ascii_digit())
+            }
+            _ => s,
+        }
+    }
+    if m.len() > 40 {
+        return false;
+    }
+    if matches!(m, "pc" | "q35" | "virt") {
+        return true;
+    }
+    let versioned = ["pc-i440fx-", "pc-q35-", "pc-"]
+        .iter()
+        .find_map(|p| m.strip_prefix(p).and_then(version));
+    if let Some(rest) = versioned {
+        let rest = pve_suffix(rest);
+        return rest.is_empty() || rest == ".pxe";
+    }
+    match m.strip_prefix("virt") {
+        Some(rest) => {
+            let rest = match rest.strip_prefix('-') {
+                Some(r) => match version(r) {
+                    Some(r) => r,
+                    None => return false,
+                },
+                None => rest,
+            };
+            pve_suffix(rest).is_empty()
+        }
+        None => false,
+    }
+}
+
 fn err(field: &str, msg: impl Into<String>) -> PveError {
     PveError::invalid_input(field, msg)
 }
@@ -951,11 +1005,7 @@ impl VmConfig {
             );
         }
         if let Some(m) = &self.machine {
-            let ok = m.len() <= 40
-                && m.starts_with(['p', 'q', 'v'])
-                && m.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '+'));
-            if !ok {
+            if !is_machine_type(m) {
                 return Err(err(
                     "machine",
                     format!("{m:?} is not a machine type like q35 or pc-q35-8.1"),

@@ -312,3 +312,38 @@ fn config_errors_never_show_secrets() {
     .unwrap();
     assert!(!format!("{cfg:?}").contains("topsecret"));
 }
+
+#[test]
+fn parse_errors_quote_key_names_but_no_value_of_the_document() {
+    // Found by the config_yaml fuzz target: lines without `: ` make `proxmox:` one string, which
+    // serde's `invalid type: string "..."` message used to quote whole, the secret included.
+    for doc in [
+        "proxmox:\n  tokenID:omni@pve!tk\n  tokenSecret:topsecret-value\n",
+        "proxmox: {url: https://pve:8006, tokenSecret:topsecret-value}\n",
+        "proxmox:\n  topsecret-value\n",
+        "proxmox: 'topsecret-value'\n",
+        "proxmox:\n  url: https://pve:8006\n  tokenID: a@pve!tk\n  tokenSecret: [topsecret-value]\n",
+    ] {
+        let e = PveConfig::from_yaml_str(doc).unwrap_err();
+        let shown = format!("{e} / {e:?}");
+        assert!(!shown.contains("topsecret"), "{doc:?}: {shown}");
+        assert!(matches!(e, PveError::Config { .. }), "{doc:?}: {shown}");
+    }
+    // A key holding a backtick must not end the quoting early (found by the same target).
+    let e =
+        PveConfig::from_yaml_str("proxmox: {\"url`: x\\n  password: 'topsecret-value' \": 1}\n")
+            .unwrap_err();
+    assert!(!e.to_string().contains("topsecret"), "{e}");
+    assert!(e.to_string().contains("not a key name"), "{e}");
+    let e = PveConfig::from_yaml_str("proxmox:\n  12345678\n").unwrap_err();
+    assert!(!e.to_string().contains("12345678"), "{e}");
+    // What is not copied from a value still says what is wrong, naming the key.
+    let e = PveConfig::from_yaml_str(
+        "proxmox:\n  url: https://pve:8006\n  tokenId: omni@pve!tk\n  tokenSecret: s\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("`proxmox.tokenId`"), "{e}");
+    assert!(e.to_string().contains("tokenID"), "{e}");
+    let e = PveConfig::from_yaml_str("proxmox: 'topsecret-value'\n").unwrap_err();
+    assert!(e.to_string().contains("invalid type: string"), "{e}");
+}

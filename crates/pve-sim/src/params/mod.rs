@@ -261,16 +261,22 @@ pub fn check_value(rule: &Param, value: &Value) -> Result<Value, String> {
                 _ => false,
             };
             match (ok, text.trim_start_matches('+').parse::<f64>()) {
+                // `1e999` is a number to Perl too (infinity); JSON cannot carry it, so the
+                // value stays as it was given.
                 (true, Ok(v)) => serde_json::Number::from_f64(v)
                     .map(Value::Number)
-                    .unwrap_or(Value::Null),
+                    .unwrap_or_else(|| Value::String(text.clone())),
                 _ => return Err(format!("type check ('number') failed - got '{text}'")),
             }
         }
         Ty::String => Value::String(text.clone()),
     };
     if matches!(rule.ty, Ty::Integer | Ty::Number) {
-        let v = normalised.as_f64().unwrap_or(0.0);
+        // The bounds apply to the value as parsed (an infinite one included).
+        let v = match &normalised {
+            Value::Number(n) => n.as_f64().unwrap_or(0.0),
+            _ => text.trim_start_matches('+').parse::<f64>().unwrap_or(0.0),
+        };
         if let Some(min) = rule.minimum
             && v < min
         {
@@ -464,6 +470,42 @@ mod tests {
             ]),
         );
         assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_checked_against_the_bounds_as_pve_does() {
+        // Found by the sim_params fuzz target's invariant (accepted numbers lie within the
+        // schema's bounds): `cpulimit=1e999` (infinity, maximum 128) was accepted as null.
+        let err = validate(
+            qemu_create(),
+            input(&[("node", "pve"), ("vmid", "100"), ("cpulimit", "1e999")]),
+        )
+        .err()
+        .map(|e| e.errors)
+        .unwrap_or_default();
+        assert_eq!(
+            err.get("cpulimit").map(String::as_str),
+            Some("value must have a maximum value of 128")
+        );
+        let err = validate(
+            qemu_create(),
+            input(&[("node", "pve"), ("vmid", "100"), ("cpulimit", "-1e999")]),
+        )
+        .err()
+        .map(|e| e.errors)
+        .unwrap_or_default();
+        assert_eq!(
+            err.get("cpulimit").map(String::as_str),
+            Some("value must have a minimum value of 0")
+        );
+        let ok = validate(
+            qemu_create(),
+            input(&[("node", "pve"), ("vmid", "100"), ("cpulimit", "1.5")]),
+        );
+        assert_eq!(
+            ok.ok().and_then(|p| p.get("cpulimit").cloned()),
+            Some(Value::from(1.5))
+        );
     }
 
     #[test]

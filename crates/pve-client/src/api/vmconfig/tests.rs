@@ -424,3 +424,42 @@ fn cloud_init_user_and_password_cannot_change_the_user_data_yaml() {
         assert!(c.to_params().is_ok(), "{ok:?}");
     }
 }
+
+#[test]
+fn machine_types_are_those_of_the_pve_schema() {
+    // Found by the vmconfig_schema fuzz target: `vmi` passed the old prefix check, and PVE's
+    // schema refused it with a 400 only once the request was sent.
+    let with = |m: &str| {
+        VmConfig {
+            machine: Some(m.into()),
+            ..VmConfig::default()
+        }
+        .to_params()
+    };
+    for ok in [
+        "pc",
+        "q35",
+        "virt",
+        "pc-q35-8.1",
+        "pc-i440fx-9.0+pve1",
+        "pc-8.1.2.pxe",
+        "pc-q35-8.1+pve0.pxe",
+        "virt-9.0",
+        "virt+pve1",
+        "virt-9.2+pve1",
+    ] {
+        assert!(with(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "vmi",
+        "pc-8",
+        "q35-8.1",
+        "pc-q35-",
+        "pc-q35-8.1+pve",
+        "virt-9.0.pxe",
+        "pc-q35-8.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1",
+        "pc-q35-8.1,viommu=intel",
+    ] {
+        assert_eq!(field_of(with(bad)), "machine", "{bad}");
+    }
+}
