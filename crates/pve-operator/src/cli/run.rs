@@ -366,15 +366,20 @@ pub async fn run_controllers(
     });
     let mut background = Vec::new();
     let directory = Directory {
-        clusters: reflected(&mut background, cluster_api(&kube, &args)),
+        clusters: reflected_with(
+            &mut background,
+            cluster_api(&kube, &args),
+            watcher::Config::default(),
+        ),
         identities: reflected_with(
             &mut background,
             Api::<ProxmoxIdentity>::all(kube.clone()),
             identity_watch.clone(),
         ),
-        namespaces: reflected(
+        namespaces: reflected_with(
             &mut background,
             Api::<PartialObjectMeta<Namespace>>::all(kube.clone()),
+            watcher::Config::default(),
         ),
     };
     let secrets = Arc::new(SecretCache::new(kube.clone(), &identity_namespace));
@@ -548,25 +553,8 @@ fn label_selector(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// A store of `api`'s objects, kept current by a watch that runs in `background`.
-fn reflected<K>(
-    background: &mut Vec<tokio::task::JoinHandle<()>>,
-    api: Api<K>,
-) -> kube::runtime::reflector::Store<K>
-where
-    K: kube::Resource
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    reflected_with(background, api, watcher::Config::default())
-}
-
-/// Like [`reflected`], with the watch's own configuration (a label selector).
+/// A store of `api`'s objects, kept current by a watch (with `config`: a label selector, say)
+/// that runs in `background`.
 fn reflected_with<K>(
     background: &mut Vec<tokio::task::JoinHandle<()>>,
     api: Api<K>,

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -20,6 +19,7 @@ use pve_operator_api::{
 use serde_json::json;
 
 use super::Context;
+use super::conditions::{Conditions, credentials};
 use super::status::FIELD_MANAGER;
 use crate::privileges::{self, needs_for_specs};
 use crate::proxmox::registry::ConnectionError;
@@ -117,43 +117,6 @@ pub async fn run(
 #[error("writing ProxmoxCluster status: {0}")]
 pub struct StatusError(#[from] kube::Error);
 
-/// The conditions of a status being built, keeping each transition time when its value did not
-/// change.
-pub(super) struct Conditions<'a> {
-    previous: &'a [Condition],
-    generation: Option<i64>,
-    /// The conditions set so far.
-    pub list: Vec<Condition>,
-}
-
-impl<'a> Conditions<'a> {
-    pub(super) fn new(previous: &'a [Condition], generation: Option<i64>) -> Self {
-        Self {
-            previous,
-            generation,
-            list: Vec::new(),
-        }
-    }
-
-    pub(super) fn set(&mut self, type_: &str, ok: bool, reason: &str, message: String) {
-        let value = if ok { "True" } else { "False" };
-        let last_transition_time = self
-            .previous
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == value)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
-        self.list.push(Condition {
-            type_: type_.into(),
-            status: value.into(),
-            reason: reason.into(),
-            message,
-            observed_generation: self.generation,
-            last_transition_time,
-        });
-    }
-}
-
 async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Action, StatusError> {
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
@@ -229,55 +192,28 @@ async fn check_connection(
     status: &mut ProxmoxClusterStatus,
     conditions: &mut Conditions<'_>,
 ) -> Result<(), (&'static str, String)> {
-    match conn.pve.version().await {
-        Ok(version) => {
-            conditions.set(
-                "CredentialsValid",
-                true,
-                "Authenticated",
-                "Proxmox accepted the credentials".into(),
-            );
-            match privileges_condition(ctx, conn, namespace, name).await {
-                Ok((ok, reason, message)) => {
-                    conditions.set("PrivilegesSufficient", ok, reason, message)
-                }
-                Err(error) => {
-                    tracing::info!(cluster = %name, %error, "could not check the privileges")
-                }
-            }
-            status.version = Some(version.version.clone());
-            match conn.inventory.fresh_snapshot().await {
-                Ok(snapshot) => {
-                    status.nodes = snapshot
-                        .nodes
-                        .values()
-                        .map(|n| NodeStatus {
-                            name: n.name.clone(),
-                            online: n.online,
-                        })
-                        .collect();
-                    Ok(())
-                }
-                Err(error) => Err((
-                    "NotConnected",
-                    format!("reading /cluster/resources: {error}"),
-                )),
-            }
+    let version = credentials(conn, conditions).await?;
+    match privileges_condition(ctx, conn, namespace, name).await {
+        Ok((ok, reason, message)) => conditions.set("PrivilegesSufficient", ok, reason, message),
+        Err(error) => tracing::info!(cluster = %name, %error, "could not check the privileges"),
+    }
+    status.version = Some(version);
+    match conn.inventory.fresh_snapshot().await {
+        Ok(snapshot) => {
+            status.nodes = snapshot
+                .nodes
+                .values()
+                .map(|n| NodeStatus {
+                    name: n.name.clone(),
+                    online: n.online,
+                })
+                .collect();
+            Ok(())
         }
-        Err(error) if error.kind() == pve_client::ErrorKind::Unauthorized => {
-            conditions.set(
-                "CredentialsValid",
-                false,
-                "Unauthorized",
-                format!("Proxmox refused the credentials: {error}"),
-            );
-            Err(("NotConnected", error.to_string()))
-        }
-        // Not an outage: retrying cannot help until the config or the certificate changes.
-        Err(error) if error.kind() == pve_client::ErrorKind::Certificate => {
-            Err(("CertificateRejected", error.to_string()))
-        }
-        Err(error) => Err(("NotConnected", format!("Proxmox unreachable: {error}"))),
+        Err(error) => Err((
+            "NotConnected",
+            format!("reading /cluster/resources: {error}"),
+        )),
     }
 }
 

@@ -16,7 +16,7 @@ use pve_operator_api::{ProxmoxIdentity, ProxmoxIdentityStatus};
 use serde_json::json;
 
 use super::Context;
-use super::cluster::Conditions;
+use super::conditions::{Conditions, credentials};
 use super::status::FIELD_MANAGER;
 use crate::proxmox::registry::IdentityError;
 
@@ -109,31 +109,9 @@ async fn reconcile(
                 format!("the credentials are used with {}", conn.endpoint),
             );
             status.endpoint = Some(conn.endpoint.clone());
-            match conn.pve.version().await {
-                Ok(version) => {
-                    status.version = Some(version.version.clone());
-                    conditions.set(
-                        "CredentialsValid",
-                        true,
-                        "Authenticated",
-                        "Proxmox accepted the credentials".into(),
-                    );
-                    Ok(version.version)
-                }
-                Err(error) if error.kind() == pve_client::ErrorKind::Unauthorized => {
-                    conditions.set(
-                        "CredentialsValid",
-                        false,
-                        "Unauthorized",
-                        format!("Proxmox refused the credentials: {error}"),
-                    );
-                    Err(("Unauthorized", error.to_string()))
-                }
-                Err(error) if error.kind() == pve_client::ErrorKind::Certificate => {
-                    Err(("CertificateRejected", error.to_string()))
-                }
-                Err(error) => Err(("NotConnected", format!("Proxmox unreachable: {error}"))),
-            }
+            let version = credentials(&conn, &mut conditions).await;
+            status.version = version.as_ref().ok().cloned();
+            version
         }
     };
     match &checked {

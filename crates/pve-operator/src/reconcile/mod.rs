@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod cleanup;
 pub mod cluster;
+pub mod conditions;
 pub mod error;
 pub mod identity;
 pub mod ownership;

@@ -1,0 +1,78 @@
+//! What the ProxmoxIdentity and ProxmoxCluster controllers share to build their status: the
+//! conditions (keeping each transition time) and the credentials' test.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::proxmox::Connection;
+
+/// The conditions of a status being built, keeping each transition time when its value did not
+/// change.
+pub struct Conditions<'a> {
+    previous: &'a [Condition],
+    generation: Option<i64>,
+    /// The conditions set so far.
+    pub list: Vec<Condition>,
+}
+
+impl<'a> Conditions<'a> {
+    /// A status of `generation` that had `previous` conditions.
+    pub fn new(previous: &'a [Condition], generation: Option<i64>) -> Self {
+        Self {
+            previous,
+            generation,
+            list: Vec::new(),
+        }
+    }
+
+    /// Sets condition `type_` (True when `ok`).
+    pub fn set(&mut self, type_: &str, ok: bool, reason: &str, message: String) {
+        let value = if ok { "True" } else { "False" };
+        let last_transition_time = self
+            .previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == value)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
+        self.list.push(Condition {
+            type_: type_.into(),
+            status: value.into(),
+            reason: reason.into(),
+            message,
+            observed_generation: self.generation,
+            last_transition_time,
+        });
+    }
+}
+
+/// Asks Proxmox for its version, which tests the credentials, and sets `CredentialsValid`.
+/// Returns the version, or the Ready reason and message of what went wrong.
+pub async fn credentials(
+    conn: &Connection,
+    conditions: &mut Conditions<'_>,
+) -> Result<String, (&'static str, String)> {
+    match conn.pve.version().await {
+        Ok(version) => {
+            conditions.set(
+                "CredentialsValid",
+                true,
+                "Authenticated",
+                "Proxmox accepted the credentials".into(),
+            );
+            Ok(version.version)
+        }
+        Err(error) if error.kind() == pve_client::ErrorKind::Unauthorized => {
+            conditions.set(
+                "CredentialsValid",
+                false,
+                "Unauthorized",
+                format!("Proxmox refused the credentials: {error}"),
+            );
+            Err(("Unauthorized", error.to_string()))
+        }
+        // Not an outage: retrying cannot help until the config or the certificate changes.
+        Err(error) if error.kind() == pve_client::ErrorKind::Certificate => {
+            Err(("CertificateRejected", error.to_string()))
+        }
+        Err(error) => Err(("NotConnected", format!("Proxmox unreachable: {error}"))),
+    }
+}
