@@ -125,13 +125,13 @@ async fn a_config_with_userinfo_or_a_misplaced_secret_is_refused_without_quoting
             kubeconfig: None,
             config: Some(path),
             namespace: Some(ns.clone()),
-            credentials_namespaces: vec![],
             concurrency: 4,
             inventory_interval: 1,
             task_poll_interval: 100,
             resync_interval: 0,
             shutdown_grace: 1,
             max_tasks_per_node: 8,
+            ..RunArgs::default()
         };
         let run = run_with_client(args, client.clone(), std::future::pending());
         let result = tokio::time::timeout(Duration::from_secs(30), run)
