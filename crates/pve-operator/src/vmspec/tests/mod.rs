@@ -2,6 +2,7 @@
 //! them (wire-behaviour.md section 5).
 
 mod create;
+mod description;
 mod drift;
 mod fixtures;
 mod marker;
