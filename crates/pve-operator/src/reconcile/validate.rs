@@ -10,6 +10,7 @@ use pve_client::PveError;
 use pve_operator_api::MachineRequestSpec;
 
 use super::error::ReconcileError;
+use crate::proxmox::inventory::NodeEntry;
 use crate::proxmox::{Connection, Snapshot, VmEntry};
 use crate::tenancy::Policy;
 
@@ -135,6 +136,9 @@ pub async fn before_create(
     template: Option<&VmEntry>,
     policy: &Policy,
 ) -> Result<(), ReconcileError> {
+    if let Some(entry) = snapshot.nodes.get(node) {
+        fits_node(spec, entry)?;
+    }
     let mut template_disk_storages = Vec::new();
     if let (Some(wanted), Some(found)) = (&spec.boot.template, template) {
         policy.check_template(found.vmid, &found.name, wanted.vmid.is_some())?;
@@ -260,6 +264,44 @@ pub async fn before_create(
     Ok(())
 }
 
+/// Checks that the VM fits its node at all: Proxmox creates a VM with more vCPUs (cores ×
+/// sockets) than the node has CPUs, then refuses every start (`MAX n vcpus allowed per VM on
+/// this node`), and a VM with more memory than the node has in total can never run there.
+/// Known only when the credentials see the node's statistics (Sys.Audit); otherwise Proxmox's
+/// own refusal at start is reported.
+pub(crate) fn fits_node(
+    spec: &MachineRequestSpec,
+    node: &NodeEntry,
+) -> Result<(), ValidationError> {
+    let vcpus = u64::from(spec.cpu.cores) * u64::from(spec.cpu.sockets);
+    if let Some(cpus) = node.max_cpu
+        && vcpus > u64::from(cpus)
+    {
+        return Err(ValidationError::unsuitable(
+            "spec.cpu",
+            format!(
+                "{} cores × {} sockets = {vcpus} vCPUs, but node {} has {cpus} CPUs, and Proxmox starts no VM with more vCPUs than its node has; ask for at most {cpus}",
+                spec.cpu.cores, spec.cpu.sockets, node.name
+            ),
+        ));
+    }
+    let wanted = spec.memory.size_mib.saturating_mul(1 << 20);
+    if let Some(memory) = node.max_memory
+        && wanted > memory
+    {
+        return Err(ValidationError::unsuitable(
+            "spec.memory.sizeMiB",
+            format!(
+                "{} MiB is more than node {} has in all ({} MiB), so the VM could never run there",
+                spec.memory.size_mib,
+                node.name,
+                memory >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks what a request's template is before anything is cloned: a VMID or name that is a
 /// VM but not a template is refused, with the field.
 pub fn template_is_a_template(
@@ -307,4 +349,72 @@ fn template_disks(config: &pve_client::api::vmconfig::VmConfigView) -> Vec<(Stri
             Some((slot.to_string(), storage.to_string()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(cpu: serde_json::Value, memory_mib: u64) -> MachineRequestSpec {
+        serde_json::from_value(serde_json::json!({
+            "cpu": cpu,
+            "memory": { "sizeMiB": memory_mib },
+            "boot": { "network": {} },
+        }))
+        .expect("spec")
+    }
+
+    fn node(cpus: Option<u32>, memory_gib: Option<u64>) -> NodeEntry {
+        NodeEntry {
+            name: "pve".into(),
+            online: true,
+            max_memory: memory_gib.map(|g| g << 30),
+            used_memory: Some(0),
+            max_cpu: cpus,
+        }
+    }
+
+    #[test]
+    fn a_vm_with_more_vcpus_than_its_node_has_cpus_is_refused_naming_spec_cpu() {
+        let sixteen = node(Some(16), Some(64));
+        assert!(
+            fits_node(
+                &spec(serde_json::json!({ "cores": 8, "sockets": 2 }), 512),
+                &sixteen
+            )
+            .is_ok()
+        );
+        for cpu in [
+            serde_json::json!({ "cores": 17 }),
+            serde_json::json!({ "cores": 512, "sockets": 4 }),
+            serde_json::json!({ "cores": 5, "sockets": 4 }),
+        ] {
+            let error = fits_node(&spec(cpu.clone(), 512), &sixteen).expect_err("refused");
+            assert_eq!(error.field, "spec.cpu", "{cpu}");
+            assert_eq!(error.reason(), "UnsuitableInProxmox");
+            assert!(
+                error.problem.contains("node pve has 16 CPUs"),
+                "{}",
+                error.problem
+            );
+        }
+    }
+
+    #[test]
+    fn a_vm_with_more_memory_than_its_node_has_is_refused_naming_the_size() {
+        let small = node(Some(16), Some(64));
+        assert!(fits_node(&spec(serde_json::json!({}), 65_536), &small).is_ok());
+        let error = fits_node(&spec(serde_json::json!({}), 65_537), &small).expect_err("refused");
+        assert_eq!(error.field, "spec.memory.sizeMiB");
+        assert!(error.problem.contains("65536 MiB"), "{}", error.problem);
+        let huge = spec(serde_json::json!({}), 4_194_304);
+        assert!(fits_node(&huge, &small).is_err());
+    }
+
+    #[test]
+    fn without_node_statistics_proxmox_decides() {
+        let unknown = node(None, None);
+        let huge = spec(serde_json::json!({ "cores": 512, "sockets": 4 }), 4_194_304);
+        assert!(fits_node(&huge, &unknown).is_ok());
+    }
 }
