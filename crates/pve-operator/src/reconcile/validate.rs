@@ -4,6 +4,7 @@
 //! bridges exist on the node, the pool exists), each refusal naming the `spec.` field.
 //! What the allow-lists say is checked by [`crate::tenancy::Policy`] before this.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use pve_client::PveError;
@@ -249,19 +250,47 @@ pub async fn before_create(
         }
     }
     if let Some(pool) = &spec.pool
-        && !snapshot.pools.is_empty()
         && !snapshot.pools.contains(pool)
     {
-        return Err(ValidationError::missing(
-            "spec.pool",
-            format!(
-                "{pool:?} is not a pool the controller's token can see (pools it sees: {}); create it, or grant Pool.Audit on /pool/{pool}",
-                snapshot.pools.iter().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )
-        .into());
+        // No pool listed at all: none exists, or the credentials see none. Their privileges
+        // tell which.
+        let audits = if snapshot.pools.is_empty() {
+            let path = format!("/pool/{pool}");
+            conn.permissions
+                .on_path(&conn.pve, &path)
+                .await
+                .map_err(proxmox(format!("reading the privileges on {path}")))?
+                .map(|held| held.contains_key("Pool.Audit"))
+        } else {
+            Some(true)
+        };
+        check_pool(pool, &snapshot.pools, audits)?;
     }
     Ok(())
+}
+
+/// Checks that `pool` is one of the `visible` pools when the credentials would see it if it
+/// existed (`audits`: they hold Pool.Audit on it; `None`: Proxmox cannot tell). Pools appear in
+/// `/cluster/resources` only with Pool.Audit, so without it Proxmox itself decides at create.
+pub(crate) fn check_pool(
+    pool: &str,
+    visible: &BTreeSet<String>,
+    audits: Option<bool>,
+) -> Result<(), ValidationError> {
+    if visible.contains(pool) || audits != Some(true) {
+        return Ok(());
+    }
+    Err(ValidationError::missing(
+        "spec.pool",
+        format!(
+            "{pool:?} is not a pool the controller's token can see (pools it sees: {}); create it, or grant Pool.Audit on /pool/{pool}",
+            if visible.is_empty() {
+                "none".to_string()
+            } else {
+                visible.iter().cloned().collect::<Vec<_>>().join(", ")
+            }
+        ),
+    ))
 }
 
 /// Checks that the VM fits its node at all: Proxmox creates a VM with more vCPUs (cores ×
@@ -409,6 +438,27 @@ mod tests {
         assert!(error.problem.contains("65536 MiB"), "{}", error.problem);
         let huge = spec(serde_json::json!({}), 4_194_304);
         assert!(fits_node(&huge, &small).is_err());
+    }
+
+    #[test]
+    fn a_pool_that_does_not_exist_is_refused_even_when_there_are_no_pools() {
+        let none = BTreeSet::new();
+        let error = check_pool("ghost", &none, Some(true)).expect_err("refused");
+        assert_eq!(
+            (error.field.as_str(), error.reason()),
+            ("spec.pool", "NotFoundInProxmox")
+        );
+        assert!(
+            error.problem.contains("pools it sees: none"),
+            "{}",
+            error.problem
+        );
+        let some: BTreeSet<String> = ["team-a".to_string()].into();
+        assert!(check_pool("team-a", &some, Some(true)).is_ok());
+        assert!(check_pool("ghost", &some, Some(true)).is_err());
+        // Without Pool.Audit (or without a way to tell), the pool may exist unseen.
+        assert!(check_pool("unseen", &none, Some(false)).is_ok());
+        assert!(check_pool("unseen", &none, None).is_ok());
     }
 
     #[test]
