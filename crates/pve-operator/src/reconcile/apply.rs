@@ -580,6 +580,9 @@ async fn create(
 ) -> Result<Action, ReconcileError> {
     let generation = request.metadata.generation;
     let spec = &request.spec;
+    // Every field through the client's encoders first, on both boot paths: what they refuse
+    // is reported before a VMID is recorded (and, for a clone, before the clone exists).
+    vmspec::check_encodes(spec, scope.marker, &scope.vm_name)?;
     // Nothing is created that Proxmox would refuse to create, configure, start or delete.
     privileges::require(conn, spec, Step::Create).await?;
     // Placement and VMID allocation need a current view: the one this reconcile just read, or
