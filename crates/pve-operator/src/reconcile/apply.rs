@@ -592,24 +592,7 @@ async fn create(
         None => fresh_inventory(conn).await?,
     };
 
-    super::validate::template_is_a_template(spec, &snapshot)?;
-    let template = match &spec.boot.template {
-        Some(t) => Some(
-            snapshot
-                .find_template(t.vmid, t.name.as_deref())
-                .cloned()
-                .ok_or_else(|| {
-                    ReconcileError::Placement(format!(
-                        "spec.boot.template {} is not a template visible to the controller's token",
-                        t.vmid
-                            .map(|v| v.to_string())
-                            .or_else(|| t.name.clone())
-                            .unwrap_or_default()
-                    ))
-                })?,
-        ),
-        None => None,
-    };
+    let template = super::validate::template(spec, &snapshot)?.cloned();
     // A clone is made on the template's node.
     let node = match (&template, &status.node) {
         (Some(t), _) => t.node.clone(),

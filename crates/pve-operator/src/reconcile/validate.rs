@@ -331,40 +331,52 @@ pub(crate) fn fits_node(
     Ok(())
 }
 
-/// Checks what a request's template is before anything is cloned: a VMID or name that is a
-/// VM but not a template is refused, with the field.
-pub fn template_is_a_template(
+/// The template a request clones, found before anything is cloned: a VMID or name that no
+/// visible VM has is missing, and one that is a VM but not a template is refused, each naming
+/// the field.
+pub fn template<'a>(
     spec: &MachineRequestSpec,
-    snapshot: &Snapshot,
-) -> Result<(), ValidationError> {
-    let Some(template) = &spec.boot.template else {
-        return Ok(());
+    snapshot: &'a Snapshot,
+) -> Result<Option<&'a VmEntry>, ValidationError> {
+    let Some(wanted) = &spec.boot.template else {
+        return Ok(None);
     };
-    let (field, found) = match (&template.vmid, &template.name) {
-        (Some(vmid), _) => ("spec.boot.template.vmid", snapshot.vms.get(vmid)),
+    if let Some(found) = snapshot.find_template(wanted.vmid, wanted.name.as_deref()) {
+        return Ok(Some(found));
+    }
+    let (field, vm, named) = match (&wanted.vmid, &wanted.name) {
+        (Some(vmid), _) => (
+            "spec.boot.template.vmid",
+            snapshot.vms.get(vmid),
+            vmid.to_string(),
+        ),
         (None, Some(name)) => (
             "spec.boot.template.name",
             snapshot.vms.values().find(|vm| &vm.name == name),
+            format!("{name:?}"),
         ),
-        (None, None) => return Ok(()),
-    };
-    match found {
-        Some(vm)
-            if !vm.template
-                && snapshot
-                    .find_template(template.vmid, template.name.as_deref())
-                    .is_none() =>
-        {
-            Err(ValidationError::unsuitable(
-                field,
-                format!(
-                    "VM {} ({:?}) is not a template; convert it to a template in Proxmox or name a template",
-                    vm.vmid, vm.name
-                ),
-            ))
+        (None, None) => {
+            return Err(ValidationError::missing(
+                "spec.boot.template",
+                "names no template; give its vmid or its name",
+            ));
         }
-        _ => Ok(()),
-    }
+    };
+    Err(match vm {
+        Some(vm) => ValidationError::unsuitable(
+            field,
+            format!(
+                "VM {} ({:?}) is not a template; convert it to a template in Proxmox or name a template",
+                vm.vmid, vm.name
+            ),
+        ),
+        None => ValidationError::missing(
+            field,
+            format!(
+                "{named} is not a template the controller's token can see; name an existing template, or grant VM.Audit on it"
+            ),
+        ),
+    })
 }
 
 /// The storages of a template's disks (not its CD-ROMs or cloud-init drive), by slot.
@@ -459,6 +471,74 @@ mod tests {
         // Without Pool.Audit (or without a way to tell), the pool may exist unseen.
         assert!(check_pool("unseen", &none, Some(false)).is_ok());
         assert!(check_pool("unseen", &none, None).is_ok());
+    }
+
+    fn vm(vmid: u32, name: &str, template: bool) -> VmEntry {
+        VmEntry {
+            vmid,
+            node: "pve".into(),
+            name: name.into(),
+            status: "stopped".into(),
+            tags: Vec::new(),
+            lock: None,
+            template,
+        }
+    }
+
+    fn clone_of(template: serde_json::Value) -> MachineRequestSpec {
+        serde_json::from_value(serde_json::json!({
+            "memory": { "sizeMiB": 512 },
+            "boot": { "template": template },
+        }))
+        .expect("spec")
+    }
+
+    #[test]
+    fn a_template_is_found_by_vmid_or_name_and_anything_else_is_refused_naming_the_field() {
+        let snapshot = Snapshot {
+            vms: [vm(9000, "debian-12", true), vm(8000, "plain-vm", false)]
+                .into_iter()
+                .map(|v| (v.vmid, v))
+                .collect(),
+            ..Snapshot::default()
+        };
+        let found = |t| template(&clone_of(t), &snapshot).map(|v| v.map(|v| v.vmid));
+        assert_eq!(found(serde_json::json!({ "vmid": 9000 })), Ok(Some(9000)));
+        assert_eq!(
+            found(serde_json::json!({ "name": "debian-12" })),
+            Ok(Some(9000))
+        );
+        for (wanted, field, reason) in [
+            (
+                serde_json::json!({ "vmid": 424242 }),
+                "spec.boot.template.vmid",
+                "NotFoundInProxmox",
+            ),
+            (
+                serde_json::json!({ "name": "ghost" }),
+                "spec.boot.template.name",
+                "NotFoundInProxmox",
+            ),
+            (
+                serde_json::json!({ "vmid": 8000 }),
+                "spec.boot.template.vmid",
+                "UnsuitableInProxmox",
+            ),
+            (
+                serde_json::json!({ "name": "plain-vm" }),
+                "spec.boot.template.name",
+                "UnsuitableInProxmox",
+            ),
+        ] {
+            let error = found(wanted.clone()).expect_err("refused");
+            assert_eq!(
+                (error.field.as_str(), error.reason()),
+                (field, reason),
+                "{wanted}"
+            );
+        }
+        let network = spec(serde_json::json!({}), 512);
+        assert_eq!(template(&network, &snapshot), Ok(None));
     }
 
     #[test]
