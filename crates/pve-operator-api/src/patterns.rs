@@ -14,9 +14,10 @@ pub const BRIDGE: &str = r"^[a-zA-Z][a-zA-Z0-9_.\-]*$";
 pub const MAC_ADDRESS: &str = r"^[0-9A-Fa-f][02468aceACE](:[0-9A-Fa-f]{2}){5}$";
 /// A Proxmox tag (`pve-tag`), e.g. `k8s`.
 pub const TAG: &str = r"^[a-zA-Z0-9_][a-zA-Z0-9_\-+.]*$";
-/// An ISO volume id, e.g. `local:iso/debian-12.7.0-amd64-netinst.iso`.
+/// An ISO volume id, e.g. `local:iso/debian-12.7.0-amd64-netinst.iso`: one file in the storage's
+/// `iso/` directory, whose name has no `..` (pve-client refuses a volume name with one).
 pub const ISO_VOLUME: &str =
-    r"^[a-z][a-z0-9\-_.]*[a-z0-9]:iso/[A-Za-z0-9][A-Za-z0-9_.+\-]*\.(iso|img)$";
+    r"^[a-z][a-z0-9\-_.]*[a-z0-9]:iso/[A-Za-z0-9][A-Za-z0-9_+\-]*(\.[A-Za-z0-9_+\-]+)*\.(iso|img)$";
 /// A resource pool id (`pve-poolid`).
 pub const POOL_ID: &str = r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$";
 /// A QEMU CPU model, e.g. `host`, `x86-64-v2-AES`, `kvm64`.

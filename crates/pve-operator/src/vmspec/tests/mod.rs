@@ -8,4 +8,5 @@ mod fixtures;
 mod marker;
 mod ssh_keys;
 mod template;
+mod volumes;
 mod wire;
