@@ -8,6 +8,7 @@ mod controller;
 mod crds;
 mod demo;
 mod deploy;
+mod hostile;
 mod ownership;
 mod privileges;
 mod support;
