@@ -8,6 +8,7 @@ mod controller;
 mod crds;
 mod demo;
 mod deploy;
+mod hostile;
 mod leader_overlap;
 mod ownership;
 mod privileges;

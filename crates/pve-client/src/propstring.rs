@@ -290,7 +290,7 @@ pub mod check {
         if ok {
             Ok(())
         } else {
-            Err("has a volume name with characters outside letters, digits, '-', '_', '.', '/', '+', '@', ':'".into())
+            Err("has a volume name with '..' or with characters outside letters, digits, '-', '_', '.', '/', '+', '@', ':'".into())
         }
     }
 

@@ -106,9 +106,10 @@ pub struct MachineRequestSpec {
     pub tags: Vec<String>,
 
     /// Free text shown as the VM's notes in Proxmox (the controller appends its marker line).
-    /// Lines starting with `pve-operator:` are reserved for that marker.
+    /// Lines starting with `pve-operator:` are reserved for that marker; control characters
+    /// other than tab and newline are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 4096))]
+    #[schemars(length(max = 4096), pattern(patterns::FREE_TEXT))]
     #[x_kube(validation = Rule::new(reserved::NO_RESERVED_LINE_RULE).message(reserved::RESERVED_LINE_MESSAGE))]
     pub description: Option<String>,
 

@@ -1,7 +1,8 @@
 //! Formats of the strings that end up in Proxmox VE parameters, as regular expressions for the CRD
 //! schema. Each follows the Proxmox format of the same name (`pve-storage-id`, `pve-node`, ...) and,
 //! by construction, none admits `,`, `=`, `;`, whitespace or a newline, so no value can inject a
-//! key into a Proxmox property string.
+//! key into a Proxmox property string. The exceptions are [`SSH_PUBLIC_KEY`]'s comment and
+//! [`FREE_TEXT`], which never reach a property string (each says what it refuses instead).
 
 /// A Proxmox storage id (`pve-storage-id`), e.g. `local-lvm`.
 pub const STORAGE_ID: &str = r"^[a-z][a-z0-9\-_.]*[a-z0-9]$";
@@ -13,9 +14,10 @@ pub const BRIDGE: &str = r"^[a-zA-Z][a-zA-Z0-9_.\-]*$";
 pub const MAC_ADDRESS: &str = r"^[0-9A-Fa-f][02468aceACE](:[0-9A-Fa-f]{2}){5}$";
 /// A Proxmox tag (`pve-tag`), e.g. `k8s`.
 pub const TAG: &str = r"^[a-zA-Z0-9_][a-zA-Z0-9_\-+.]*$";
-/// An ISO volume id, e.g. `local:iso/debian-12.7.0-amd64-netinst.iso`.
+/// An ISO volume id, e.g. `local:iso/debian-12.7.0-amd64-netinst.iso`: one file in the storage's
+/// `iso/` directory, whose name has no `..` (pve-client refuses a volume name with one).
 pub const ISO_VOLUME: &str =
-    r"^[a-z][a-z0-9\-_.]*[a-z0-9]:iso/[A-Za-z0-9][A-Za-z0-9_.+\-]*\.(iso|img)$";
+    r"^[a-z][a-z0-9\-_.]*[a-z0-9]:iso/[A-Za-z0-9][A-Za-z0-9_+\-]*(\.[A-Za-z0-9_+\-]+)*\.(iso|img)$";
 /// A resource pool id (`pve-poolid`).
 pub const POOL_ID: &str = r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$";
 /// A QEMU CPU model, e.g. `host`, `x86-64-v2-AES`, `kvm64`.
@@ -40,6 +42,11 @@ pub const UNIX_USER: &str = r"^[a-z_][a-z0-9_\-]*$";
 /// spaces are allowed (the controller trims them). Valid RE2 and Rust `regex` syntax; the
 /// controller (pve-client's `sshkey`) checks the same and decodes the key data too.
 pub const SSH_PUBLIC_KEY: &str = r"^(?:ssh-ed25519 AAAAC3NzaC1lZDI1NTE5|ssh-rsa AAAAB3NzaC1yc2[EFGH][A-Za-z0-9+/]|ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNT[YZab][A-Za-z0-9+/]|ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzOD[QRST][A-Za-z0-9+/]|ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1Mj[EFGH][A-Za-z0-9+/]|sk-ssh-ed25519@openssh\.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t|sk-ecdsa-sha2-nistp256@openssh\.com AAAAInNrLWVjZHNhLXNoYTItbmlzdHAyNTZAb3BlbnNzaC5jb2[0123][A-Za-z0-9+/])(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?: (?:[^ #\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}][^ \p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]*[^ :\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]|[^ #:\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}])(?: +(?:[^ #\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}][^ \p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]*[^ :\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]|[^ #:\p{Cc}\p{Cf}\p{Zl}\p{Zp}\x{FFFE}\x{FFFF}]))*)? *$";
+/// Free text for Proxmox (a VM's description): anything but a control character (Unicode
+/// category Cc: U+0000-U+001F, U+007F-U+009F) other than tab and newline. Proxmox keeps the
+/// description as comment lines of the VM's config file; pve-client's encoder refuses the same
+/// characters, so admission refuses them before the controller records anything.
+pub const FREE_TEXT: &str = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$";
 /// A disk slot: bus and index as Proxmox names them, e.g. `scsi0`, `virtio1`, `sata0`, `ide1`.
 pub const DISK_SLOT: &str = r"^(scsi([0-9]|[12][0-9]|30)|virtio([0-9]|1[0-5])|sata[0-5]|ide[0-3])$";
 /// A network interface slot, e.g. `net0`.

@@ -67,6 +67,8 @@ pub struct NodeEntry {
     pub max_memory: Option<u64>,
     /// Used memory in bytes, when the caller may see node statistics.
     pub used_memory: Option<u64>,
+    /// Logical CPUs, when the caller may see node statistics.
+    pub max_cpu: Option<u32>,
 }
 
 /// One read of `/cluster/resources`.
@@ -118,6 +120,10 @@ impl Snapshot {
                             online: r.status.as_deref() == Some("online"),
                             max_memory: r.maxmem,
                             used_memory: r.mem,
+                            max_cpu: r
+                                .maxcpu
+                                .filter(|c| c.is_finite() && *c >= 1.0)
+                                .map(|c| c.min(f64::from(u32::MAX)) as u32),
                         },
                     );
                 }

@@ -196,6 +196,14 @@ pub enum IdentityError {
         /// The Secret's name.
         name: String,
     },
+    /// The identity's endpoint is no URL the controller accepts.
+    #[error(
+        "spec.endpoint cannot be used ({source}); the credentials are used only with the url of the identity's Secret, and this identity is refused until spec.endpoint is that url or removed"
+    )]
+    EndpointInvalid {
+        /// pve-client's error (it never repeats a URL with credentials in it).
+        source: pve_client::PveError,
+    },
     /// The settings are invalid (pve-client says which key).
     #[error("Secret {namespace}/{name}: {source}")]
     Settings {
@@ -206,6 +214,52 @@ pub enum IdentityError {
         /// pve-client's error, naming the key.
         source: pve_client::PveError,
     },
+}
+
+/// Why an identity's Secret and `spec.endpoint` give no settings.
+#[derive(Debug)]
+enum Unresolved {
+    /// The Secret's settings are invalid.
+    Settings(pve_client::PveError),
+    /// `spec.endpoint` is no URL the controller accepts.
+    EndpointInvalid(pve_client::PveError),
+    /// Both are valid and differ.
+    Mismatch { endpoint: String, url: String },
+}
+
+/// The settings of an identity: its Secret's, whose `url` is authoritative. A Secret without a
+/// `url` takes `spec.endpoint`; a `spec.endpoint` that is set must be a valid endpoint equal to
+/// the Secret's `url`. A problem of `spec.endpoint` is reported as the endpoint's, never as the
+/// Secret's `url`.
+fn resolve_identity(
+    raw: RawProxmoxConfig,
+    endpoint: Option<&str>,
+) -> Result<PveConfig, Unresolved> {
+    let Some(endpoint) = endpoint else {
+        return raw.resolve().map_err(Unresolved::Settings);
+    };
+    let mut stated = raw.clone();
+    stated.url = Some(endpoint.to_string());
+    // What is wrong with the url of `stated` is the endpoint's; anything else, the Secret's.
+    let endpoints = |error: pve_client::PveError| match &error {
+        pve_client::PveError::Config { key, .. } if key == "url" => {
+            Unresolved::EndpointInvalid(error)
+        }
+        _ => Unresolved::Settings(error),
+    };
+    if raw.url.as_deref().is_none_or(|u| u.trim().is_empty()) {
+        // A Secret with only credentials: the identity's endpoint is where they go.
+        return stated.resolve().map_err(endpoints);
+    }
+    let config = raw.resolve().map_err(Unresolved::Settings)?;
+    let stated = stated.resolve().map_err(endpoints)?;
+    if stated.url != config.url {
+        return Err(Unresolved::Mismatch {
+            endpoint: stated.url,
+            url: config.url,
+        });
+    }
+    Ok(config)
 }
 
 /// Timers of the per-cluster machinery.
@@ -463,31 +517,21 @@ impl ClusterRegistry {
             name: name.clone(),
             problem,
         };
-        let mut raw = raw_config_from_secret(&secret).map_err(invalid)?;
-        if raw.url.as_deref().is_none_or(|u| u.trim().is_empty()) {
-            // A Secret with only credentials: the identity's endpoint is where they go.
-            raw.url = identity.spec.endpoint.clone();
-        }
-        let settings = |source| IdentityError::Settings {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            source,
-        };
-        let config = raw.clone().resolve().map_err(settings)?;
-        if let Some(endpoint) = &identity.spec.endpoint {
-            let mut stated = raw;
-            stated.url = Some(endpoint.clone());
-            let stated = stated.resolve().map_err(settings)?;
-            if stated.url != config.url {
-                return Err(IdentityError::EndpointMismatch {
-                    endpoint: stated.url,
-                    url: config.url,
-                    namespace,
-                    name,
-                });
-            }
-        }
-        Ok(config)
+        let raw = raw_config_from_secret(&secret).map_err(invalid)?;
+        resolve_identity(raw, identity.spec.endpoint.as_deref()).map_err(|problem| match problem {
+            Unresolved::Settings(source) => IdentityError::Settings {
+                namespace,
+                name,
+                source,
+            },
+            Unresolved::EndpointInvalid(source) => IdentityError::EndpointInvalid { source },
+            Unresolved::Mismatch { endpoint, url } => IdentityError::EndpointMismatch {
+                endpoint,
+                url,
+                namespace,
+                name,
+            },
+        })
     }
 
     /// The connection for `config`, reusing the live one while the settings are unchanged.
@@ -679,6 +723,45 @@ mod tests {
             !error.contains("/var/run"),
             "the path is not echoed: {error}"
         );
+    }
+
+    #[test]
+    fn a_bad_spec_endpoint_is_the_endpoints_problem_and_never_echoes_a_password() {
+        let doc = "proxmox:\n  url: https://pve:8006\n  tokenID: op@pve!ctl\n  tokenSecret: 00000000-0000-0000-0000-000000000000\n";
+        let raw = || raw_config_from_secret(&secret(&[("config.yaml", doc)])).expect("valid");
+        let config = resolve_identity(raw(), Some("https://pve:8006/api2/json")).expect("equal");
+        assert_eq!(config.url, "https://pve:8006/api2/json");
+        for endpoint in [
+            "https://root:hunter2@pve:8006/api2/json",
+            "https://pve:8006/api2/json%0d%0aX-Injected:%201",
+        ] {
+            let error = resolve_identity(raw(), Some(endpoint)).expect_err("refused");
+            let Unresolved::EndpointInvalid(source) = error else {
+                panic!("{endpoint}: {error:?}");
+            };
+            let text = IdentityError::EndpointInvalid { source }.to_string();
+            assert!(text.starts_with("spec.endpoint cannot be used"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        let other = resolve_identity(raw(), Some("https://elsewhere:8006")).expect_err("differs");
+        assert!(matches!(other, Unresolved::Mismatch { .. }), "{other:?}");
+        // Without a url in the Secret the endpoint is the url, and a bad one is still its own.
+        let bare = raw_config_from_secret(&secret(&[
+            ("tokenID", "op@pve!ctl"),
+            ("tokenSecret", "00000000-0000-0000-0000-000000000000"),
+        ]))
+        .expect("valid");
+        let error =
+            resolve_identity(bare, Some("https://root:hunter2@pve:8006")).expect_err("refused");
+        assert!(matches!(error, Unresolved::EndpointInvalid(_)), "{error:?}");
+        // A bad key of the Secret stays the Secret's.
+        let bad_token = raw_config_from_secret(&secret(&[
+            ("tokenID", "not-a-token"),
+            ("tokenSecret", "00000000-0000-0000-0000-000000000000"),
+        ]))
+        .expect("readable");
+        let error = resolve_identity(bad_token, Some("https://pve:8006")).expect_err("refused");
+        assert!(matches!(error, Unresolved::Settings(_)), "{error:?}");
     }
 
     #[test]

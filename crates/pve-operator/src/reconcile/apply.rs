@@ -570,6 +570,9 @@ async fn create(
 ) -> Result<Action, ReconcileError> {
     let generation = request.metadata.generation;
     let spec = &request.spec;
+    // Every field through the client's encoders first, on both boot paths: what they refuse
+    // is reported before a VMID is recorded (and, for a clone, before the clone exists).
+    vmspec::check_encodes(spec, scope.marker, &scope.vm_name)?;
     // Nothing is created that Proxmox would refuse to create, configure, start or delete.
     privileges::require(conn, spec, Step::Create).await?;
     // Placement and VMID allocation need a current view: the one this reconcile just read, or
@@ -579,24 +582,7 @@ async fn create(
         None => fresh_inventory(conn).await?,
     };
 
-    super::validate::template_is_a_template(spec, &snapshot)?;
-    let template = match &spec.boot.template {
-        Some(t) => Some(
-            snapshot
-                .find_template(t.vmid, t.name.as_deref())
-                .cloned()
-                .ok_or_else(|| {
-                    ReconcileError::Placement(format!(
-                        "spec.boot.template {} is not a template visible to the controller's token",
-                        t.vmid
-                            .map(|v| v.to_string())
-                            .or_else(|| t.name.clone())
-                            .unwrap_or_default()
-                    ))
-                })?,
-        ),
-        None => None,
-    };
+    let template = super::validate::template(spec, &snapshot)?.cloned();
     // A clone is made on the template's node.
     let node = match (&template, &status.node) {
         (Some(t), _) => t.node.clone(),

@@ -80,6 +80,7 @@ fn secret_reason(error: &IdentityError) -> &'static str {
         IdentityError::SecretUnreadable(_) => "SecretUnreadable",
         IdentityError::SecretInvalid { .. } | IdentityError::Settings { .. } => "SecretInvalid",
         IdentityError::EndpointMismatch { .. } => "EndpointMismatch",
+        IdentityError::EndpointInvalid { .. } => "EndpointInvalid",
     }
 }
 

@@ -138,6 +138,7 @@ mod tests {
             online,
             max_memory: Some(max << 30),
             used_memory: Some(used << 30),
+            max_cpu: Some(16),
         }
     }
 

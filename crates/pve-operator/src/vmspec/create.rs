@@ -33,6 +33,42 @@ pub fn create_config(
             "is a template to clone, not a VM to create: use clone_options, then plan_update",
         ));
     }
+    let c = config_of(&d, true)?;
+    encode(&d, &c)?;
+    Ok(c)
+}
+
+/// Checks, before anything is recorded or sent, that every field of `spec` gets through the
+/// client's encoders on either boot path: the whole config as a create would send it (for a
+/// clone, whose drives partly come from the template, without a cloud-init drive that has no
+/// storage yet) and a clone's target storage. What they refuse is the spec's, named by field.
+pub fn check_encodes(
+    spec: &MachineRequestSpec,
+    marker: &Marker,
+    vm_name: &str,
+) -> Result<(), SpecError> {
+    let d = Desired::from_spec(spec, marker, vm_name)?;
+    let c = config_of(&d, d.baseline != Baseline::Template)?;
+    encode(&d, &c)?;
+    if let Some(s) = spec.boot.template.as_ref().and_then(|t| t.storage.as_ref()) {
+        pve_client::api::validate_storage("spec.boot.template.storage", s)
+            .map_err(|e| SpecError::invalid("spec.boot.template.storage", e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Runs `c` through the client's encoders, naming the spec field of anything refused.
+fn encode(d: &Desired, c: &VmConfig) -> Result<(), SpecError> {
+    c.to_params().map_err(|e| d.rejected(e))?;
+    if let Some(pool) = &c.pool {
+        pve_client::api::validate_pool("pool", pool).map_err(|e| d.rejected(e))?;
+    }
+    Ok(())
+}
+
+/// The full config of `d`. The cloud-init drive needs a storage; without one it is an error
+/// when `cloud_init_drive_needed`, and left out otherwise.
+fn config_of(d: &Desired, cloud_init_drive_needed: bool) -> Result<VmConfig, SpecError> {
     let mut c = VmConfig::new();
     c.name = Some(d.name.clone());
     c.cores = Some(d.cores);
@@ -52,19 +88,24 @@ pub fn create_config(
         c.nics.insert(nic.index, nic.to_nic(None));
     }
     if let Some(ci) = &d.cloud_init {
-        let storage = ci.storage.clone().ok_or_else(|| {
-            SpecError::invalid(
-                "spec.cloudInit.storage",
-                "is required when spec.disks is empty (the cloud-init drive needs a storage)",
-            )
-        })?;
-        let slot = cloudinit_slot(|s| c.drives.contains_key(&s)).ok_or_else(|| {
-            SpecError::invalid(
-                "spec.disks",
-                "leave no free ide or sata slot for the cloud-init drive",
-            )
-        })?;
-        c.drives.insert(slot, Drive::CloudInit { storage });
+        match ci.storage.clone() {
+            Some(storage) => {
+                let slot = cloudinit_slot(|s| c.drives.contains_key(&s)).ok_or_else(|| {
+                    SpecError::invalid(
+                        "spec.disks",
+                        "leave no free ide or sata slot for the cloud-init drive",
+                    )
+                })?;
+                c.drives.insert(slot, Drive::CloudInit { storage });
+            }
+            None if cloud_init_drive_needed => {
+                return Err(SpecError::invalid(
+                    "spec.cloudInit.storage",
+                    "is required when spec.disks is empty (the cloud-init drive needs a storage)",
+                ));
+            }
+            None => {}
+        }
         c.ciuser = ci.user.clone();
         c.sshkeys = ci.sshkeys.clone();
         c.ipconfigs = ci
@@ -88,10 +129,6 @@ pub fn create_config(
     c.smbios_uuid = d.smbios_uuid.clone();
     c.onboot = Some(d.onboot);
     c.pool = d.pool.clone();
-    c.to_params().map_err(|e| d.rejected(e))?;
-    if let Some(pool) = &c.pool {
-        pve_client::api::validate_pool("pool", pool).map_err(|e| d.rejected(e))?;
-    }
     Ok(c)
 }
 

@@ -18,7 +18,7 @@ mod release;
 mod update;
 mod wire;
 
-pub use create::{clone_options, create_config};
+pub use create::{check_encodes, clone_options, create_config};
 pub use error::SpecError;
 pub use marker::Marker;
 pub use name::vm_name;

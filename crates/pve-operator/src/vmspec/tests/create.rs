@@ -311,3 +311,57 @@ fn ssh_keys_that_would_break_cloud_init_yaml_are_refused_naming_the_key() {
         assert!(err.to_string().contains(says), "{bad:?}: {err}");
     }
 }
+
+/// What admission alone may let through (a stored object from before a pattern, or a value
+/// only the encoder refuses) is refused by `check_encodes` on both boot paths, before anything
+/// is recorded, naming the field.
+#[test]
+fn check_encodes_refuses_on_both_boot_paths_what_the_encoders_refuse_naming_the_field() {
+    use crate::vmspec::check_encodes;
+    let split_key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEC AwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g";
+    let clone_without_disks = spec(
+        r"
+memory: {sizeMiB: 1024}
+boot: {template: {vmid: 9000}}
+cloudInit: {user: debian}
+",
+    );
+    for good in [
+        small_iso(),
+        cloud_init_template(),
+        stopped_pxe(),
+        multi_disk_multi_nic(),
+        ovmf(),
+        clone_without_disks.clone(),
+    ] {
+        check_encodes(&good, &marker(), "web-1").expect("a valid spec encodes");
+    }
+    for base in [small_iso(), clone_without_disks] {
+        let hostile: [(&str, serde_json::Value); 4] = [
+            (
+                "spec.cloudInit.sshKeys[0]",
+                serde_json::json!({ "cloudInit": { "sshKeys": [split_key] } }),
+            ),
+            (
+                "spec.description",
+                serde_json::json!({ "description": "notes\rpve-operator: x" }),
+            ),
+            ("spec.tags", serde_json::json!({ "tags": ["a,b=c"] })),
+            (
+                "spec.cpu.type",
+                serde_json::json!({ "cpu": { "type": "host,flags=+aes" } }),
+            ),
+        ];
+        for (field, change) in hostile {
+            let mut value = serde_json::to_value(&base).expect("spec");
+            if let (Some(value), Some(change)) = (value.as_object_mut(), change.as_object()) {
+                value.extend(change.clone());
+            }
+            let spec: crate::vmspec::MachineRequestSpec =
+                serde_json::from_value(value).expect("spec");
+            let error = check_encodes(&spec, &marker(), "web-1").expect_err("refused");
+            assert_eq!(error.field(), field, "{error}");
+        }
+    }
+}

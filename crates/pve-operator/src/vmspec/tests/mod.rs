@@ -2,9 +2,11 @@
 //! them (wire-behaviour.md section 5).
 
 mod create;
+mod description;
 mod drift;
 mod fixtures;
 mod marker;
 mod ssh_keys;
 mod template;
+mod volumes;
 mod wire;
