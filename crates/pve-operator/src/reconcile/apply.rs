@@ -221,10 +221,21 @@ pub async fn apply(
             .await;
     }
 
-    // The inventory may lag behind (a start sent just before a controller restart): before
-    // acting on the power state, ask Proxmox for the VM's current state.
+    // The inventory may lag behind (a start sent just before a controller restart, or one this
+    // controller saw end after the last read): before acting on the power state, and before
+    // calling it as specified, ask Proxmox for the VM's current state whenever the inventory
+    // disagrees with the spec or with what this controller last saw (status.phase). Trusting a
+    // stale "stopped" that happens to match a new `powerState: Stopped` would report a running
+    // VM as Ready and never shut it down.
     let wants_running = request.spec.power_state == PowerState::Running;
-    let running = if vm.is_running() == wants_running {
+    let last_seen_running = match status.phase {
+        Some(Phase::Running) => Some(true),
+        Some(Phase::Stopped) => Some(false),
+        _ => None,
+    };
+    let inventory_agrees = vm.is_running() == wants_running
+        && last_seen_running.is_none_or(|seen| seen == vm.is_running());
+    let running = if inventory_agrees {
         vm.is_running()
     } else {
         pve.qemu_status(&vm.node, vm.vmid)
