@@ -8,6 +8,7 @@ mod controller;
 mod crds;
 mod demo;
 mod deploy;
+mod kill;
 mod ownership;
 mod privileges;
 mod support;
