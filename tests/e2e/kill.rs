@@ -805,7 +805,7 @@ impl Rig {
         }
         let opened = self.window_opens(plan.window.opens, changed_at).await?;
         tokio::time::sleep_until((opened + Duration::from_millis(plan.delay_ms)).into()).await;
-        self.kill();
+        self.kill().await;
         outcome.at_kill = self.describe().await;
         tokio::time::sleep(Duration::from_millis(plan.downtime_ms)).await;
         self.start_controller()?;
@@ -892,10 +892,16 @@ impl Rig {
         }
     }
 
-    /// Kills the controller as a crash would: no graceful shutdown, nothing more sent.
-    fn kill(&mut self) {
+    /// Kills the controller as a crash would: no graceful shutdown, nothing more sent. Returns
+    /// once it is dead.
+    async fn kill(&mut self) {
         match self.controller.take() {
-            Some(Running::Task { handle, .. }) => handle.abort(),
+            Some(Running::Task { handle, stop }) => {
+                handle.abort();
+                let _ = handle.await;
+                // Only now: a stop signal before the abort took effect would be a graceful one.
+                drop(stop);
+            }
             Some(Running::Process(mut child)) => child.kill(),
             None => {}
         }
