@@ -8,10 +8,13 @@
 //!
 //! The runs are those of the e2e kill tests (`tests/e2e/kill.rs`, included below: one engine
 //! for CI and for this series). Run `i` of a series is scenario `i mod 5` (create, clone, drift,
-//! delete, delete-while-creating) with the seed drawn from the series' seed and `i`; `--mode both` (the default) makes
-//! the series once with the real `pve-operator` binary killed by SIGKILL, once with the
-//! controller aborted inside this process. The table goes to stdout and, between its markers,
-//! into docs/kill-tests.md (unless `--no-doc`). Exits 1 when any run found anything.
+//! delete, delete-while-creating), its windows taken in turn (each window of a scenario is hit
+//! once its scenario has had as many runs), with a seed drawn from the series' seed and `i`
+//! that draws that window: the delay inside the window and the downtime stay random, and a run
+//! replays from its seed alone. `--mode both` (the default) makes the series once with the real
+//! `pve-operator` binary killed by SIGKILL, once with the controller aborted inside this
+//! process. The table goes to stdout and, between its markers, into docs/kill-tests.md (unless
+//! `--no-doc`). Exits 1 when any run found anything.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -198,7 +201,7 @@ async fn run_series(options: &Options, mode: &KillMode) -> Series {
     };
     for index in 0..options.runs {
         let scenario = Scenario::ALL[(index % Scenario::ALL.len() as u64) as usize];
-        let seed = kill::run_seed(options.seed, index);
+        let seed = seed_in_turn(options.seed, index, scenario);
         let outcome = kill::kill_run(scenario, seed, mode).await;
         println!("run {}/{} {outcome}", index + 1, options.runs);
         series
@@ -216,6 +219,19 @@ async fn run_series(options: &Options, mode: &KillMode) -> Series {
     }
     series.wall = began.elapsed();
     series
+}
+
+/// The seed of run `index` of a series from `base`: the first of the run's seeds that draws
+/// the scenario's next window in turn, so that a series reaches every window of a scenario as
+/// soon as it has as many runs of it, and each run still replays from its seed alone.
+fn seed_in_turn(base: u64, index: u64, scenario: Scenario) -> u64 {
+    let windows = scenario.windows();
+    let turn = index / Scenario::ALL.len() as u64;
+    let wanted = windows[(turn % windows.len() as u64) as usize].name;
+    (0..)
+        .map(|attempt| kill::run_seed(base, index.wrapping_mul(1_000_003).wrapping_add(attempt)))
+        .find(|&seed| kill::Plan::draw(scenario, seed).window.name == wanted)
+        .unwrap_or(base)
 }
 
 impl Series {
