@@ -9,6 +9,7 @@ mod crds;
 mod demo;
 mod deploy;
 mod hostile;
+mod kill;
 mod leader_overlap;
 mod ownership;
 mod privileges;

@@ -1,6 +1,6 @@
 //! Seeded fault injection configured through `/_sim/faults`: error responses, proxy errors
-//! (595/596), lock timeouts, task failures, extra latency and dropped connections, per endpoint
-//! and with a rate. The same seed and request sequence give the same faults.
+//! (595/596), lock timeouts, task failures, extra latency (before the request is carried out or
+//! after it, before the answer) and dropped connections, per endpoint and with a rate. The same seed and request sequence give the same faults.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,8 +65,15 @@ pub enum FaultKind {
         /// Exit status text.
         message: String,
     },
-    /// Extra latency before answering.
+    /// Extra latency before the request is carried out.
     Latency {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// The request is carried out at once, and its answer held back this long: a slow way
+    /// back, during which the client may give up or die with the work already done (a task
+    /// started, a VM created) and no UPID in its hands.
+    LatencyAfter {
         /// Milliseconds.
         ms: u64,
     },

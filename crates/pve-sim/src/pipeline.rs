@@ -278,10 +278,12 @@ async fn api(
         faults
     };
     let mut task_failure = None;
+    let mut answer_delay_ms = 0u64;
     let count_status = |code: u16| shared.lock().stats.count_status(code);
     for fault in &faults {
         match fault {
             FaultKind::Latency { ms } => tokio::time::sleep(Duration::from_millis(*ms)).await,
+            FaultKind::LatencyAfter { ms } => answer_delay_ms += ms,
             FaultKind::Drop => return response::dropped(),
             FaultKind::Proxy { status, reason } => {
                 count_status(*status);
@@ -417,6 +419,11 @@ async fn api(
     };
     if method != "GET" {
         shared.persist_notify.notify_one();
+    }
+    // Done, and the answer is slow to come back (a client that gives up meanwhile leaves the
+    // work done behind it).
+    if answer_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(answer_delay_ms)).await;
     }
     // Never log parameters: they may carry passwords and token secrets.
     tracing::debug!(

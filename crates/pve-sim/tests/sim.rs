@@ -1938,6 +1938,56 @@ async fn faults_inject_proxy_errors_lock_timeouts_task_failures_and_drops() {
 }
 
 #[tokio::test]
+async fn latency_before_holds_the_request_back_and_latency_after_does_the_work_then_holds_the_answer()
+ {
+    let sim = start().await;
+    let api = Api::root(&sim).await;
+    let faults = json!({"seed": 1, "rules": [
+        {"method": "POST", "path": "/nodes/{node}/qemu", "fault": {"kind": "latency", "ms": 400}},
+        {"method": "POST", "path": "/nodes/{node}/qemu/{vmid}/status/start", "fault": {"kind": "latency_after", "ms": 400}}
+    ]});
+    assert_eq!(sim_put(&sim, "/_sim/faults", &faults).await, 200);
+    let impatient = |api: &Api, path: &str, params: &[(&str, &str)]| {
+        let Auth::Ticket { ticket, csrf } = &api.auth else {
+            panic!("ticket auth expected");
+        };
+        api.http
+            .post(format!("{}{path}", api.base))
+            .header("Cookie", format!("PVEAuthCookie={ticket}"))
+            .header("CSRFPreventionToken", csrf)
+            .form(params)
+            .timeout(Duration::from_millis(100))
+            .send()
+    };
+    // Given up on while held back: not carried out.
+    let gave_up = impatient(
+        &api,
+        "/nodes/pve/qemu",
+        &[("vmid", "160"), ("memory", "512")],
+    )
+    .await;
+    assert!(gave_up.is_err(), "no answer within 100 ms: {gave_up:?}");
+    // A patient create, sent later and held back as long, is done only after the first one's
+    // 400 ms have passed.
+    assert_eq!(create_vm(&api, "162", &[]).await, "OK");
+    assert!(
+        !sim.with_state(|s| s.vms.contains_key(&160)),
+        "a create given up on before it was carried out makes no VM"
+    );
+    // Given up on while its answer is held back: carried out all the same.
+    assert_eq!(create_vm(&api, "161", &[]).await, "OK");
+    let gave_up = impatient(&api, "/nodes/pve/qemu/161/status/start", &[]).await;
+    assert!(gave_up.is_err(), "no answer within 100 ms: {gave_up:?}");
+    let started = sim.with_state(|s| s.tasks.iter().any(|t| t.kind == "qmstart" && t.id == "161"));
+    assert!(
+        started,
+        "the start task runs although its UPID never reached the client"
+    );
+    let stats = sim_get(&sim, "/_sim/stats").await;
+    assert_eq!(stats["faults_injected"], json!(4), "{stats}");
+}
+
+#[tokio::test]
 async fn seeded_error_rate_is_repeatable() {
     async fn run(seed: u64) -> Vec<u16> {
         let sim = start().await;

@@ -211,10 +211,14 @@ pub async fn apply(
             .await;
     }
 
-    // The inventory may lag behind (a start sent just before a controller restart): before
-    // acting on the power state, ask Proxmox for the VM's current state.
+    // The inventory may lag behind (a start sent just before a controller restart, or one this
+    // controller saw end after the last read): before acting on the power state, and before
+    // calling it as specified, ask Proxmox for the VM's current state whenever the inventory
+    // disagrees with the spec or with what this controller last saw (status.phase). Trusting a
+    // stale "stopped" that happens to match a new `powerState: Stopped` would report a running
+    // VM as Ready and never shut it down.
     let wants_running = request.spec.power_state == PowerState::Running;
-    let running = if vm.is_running() == wants_running {
+    let running = if inventory_power_will_do(vm.is_running(), wants_running, status.phase) {
         vm.is_running()
     } else {
         pve.qemu_status(&vm.node, vm.vmid)
@@ -398,6 +402,23 @@ pub async fn apply(
         .settings
         .resync
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Whether the inventory's power state (`inventory_running`) may be taken as the VM's without
+/// asking Proxmox: only when it agrees with the spec and with what the controller last saw
+/// (`last_phase`, from status).
+fn inventory_power_will_do(
+    inventory_running: bool,
+    wants_running: bool,
+    last_phase: Option<Phase>,
+) -> bool {
+    let last_seen_running = match last_phase {
+        Some(Phase::Running) => Some(true),
+        Some(Phase::Stopped) => Some(false),
+        _ => None,
+    };
+    inventory_running == wants_running
+        && last_seen_running.is_none_or(|seen| seen == inventory_running)
 }
 
 /// What is at a request's place in Proxmox.
@@ -912,6 +933,26 @@ pub fn object_ref(request: &MachineRequest) -> ObjectRef<MachineRequest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inventorys_power_state_is_checked_with_proxmox_unless_spec_and_last_sight_agree() {
+        // A stale "stopped" read before the VM's start ended, and a spec just changed to
+        // Stopped: the controller last saw it running, so it asks (the drift kill run's case).
+        assert!(!inventory_power_will_do(false, false, Some(Phase::Running)));
+        assert!(!inventory_power_will_do(true, true, Some(Phase::Stopped)));
+        // Disagreeing with the spec: always asked before acting.
+        assert!(!inventory_power_will_do(false, true, Some(Phase::Stopped)));
+        assert!(!inventory_power_will_do(true, false, None));
+        // Everything agrees, or nothing was seen yet: no extra read.
+        assert!(inventory_power_will_do(true, true, Some(Phase::Running)));
+        assert!(inventory_power_will_do(false, false, Some(Phase::Stopped)));
+        assert!(inventory_power_will_do(
+            false,
+            false,
+            Some(Phase::Provisioning)
+        ));
+        assert!(inventory_power_will_do(true, true, None));
+    }
 
     #[test]
     fn every_task_type_the_metrics_list_is_one_the_controller_describes() {

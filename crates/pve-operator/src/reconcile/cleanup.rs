@@ -31,6 +31,12 @@ pub async fn cleanup(
 ) -> Result<Action, ReconcileError> {
     let marker = scope.marker;
     status.phase = Some(Phase::Deleting);
+    // The inventory triggers the next pass when the VM changes in Proxmox (a destroy removes it,
+    // a create completes its marker), also while a task holds it that this controller does not
+    // track (one sent just before a restart, its UPID never recorded), instead of the error
+    // policy's 30 s.
+    conn.inventory
+        .watch(&marker.uid, scope.object_ref.clone(), None);
 
     if let RecordedTask::Running = recorded_task(status, conn, scope)? {
         let upid = status
