@@ -97,11 +97,15 @@ pub(super) async fn verify(
             "reading the config of VM {} to verify that it is this request's",
             vm.vmid
         )))?;
-    let lock = config.lock().map(str::to_owned).or(vm.lock.take());
+    // The config just read is fresher than the inventory: for our own VM its lock is the one
+    // that counts (a stale `lock: clone` of the inventory would hold a finished clone back for a
+    // pass). Before ownership is decided, either lock is reason enough to wait.
+    let config_lock = config.lock().map(str::to_owned);
+    let lock = config_lock.clone().or(vm.lock.take());
     let ownership = marker.ownership(&config, recorded == Some(vm.vmid));
     Ok(match ownership {
         Ownership::Full | Ownership::CloneWindow => {
-            vm.lock = lock;
+            vm.lock = config_lock;
             Verdict::Ours(vm, config)
         }
         Ownership::Template => Verdict::NotOurs { template: true },
