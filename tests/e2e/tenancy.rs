@@ -681,3 +681,74 @@ async fn what_proxmox_can_tell_is_checked_before_a_vmid_is_recorded_or_a_task_is
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_stale_or_forged_vmid_never_lets_one_tenant_touch_another_tenants_vm() {
+    let mut h = Harness::start_all_namespaces("tenancy-vmid").await;
+    let team_a = other_namespace(&h, "a", json!({})).await;
+    let team_b = other_namespace(&h, "b", json!({})).await;
+    let identity = h
+        .create_identity(
+            "shared",
+            &h.root_config(),
+            json!({ "allowedNamespaces": { "list": [team_a, team_b] } }),
+        )
+        .await;
+    for ns in [&team_a, &team_b] {
+        create_cluster_in(&h.client, ns, "pve", &identity, json!({})).await;
+    }
+    let requests_a: Api<MachineRequest> = Api::namespaced(h.client.clone(), &team_a);
+    apply_request(&requests_a, "web", small_spec(Some("pve"))).await;
+    let theirs = h
+        .wait_ready_in(&requests_a, "web")
+        .await
+        .status
+        .and_then(|s| s.vmid)
+        .expect("vmid");
+    let before = h.pve.qemu_config("pve", theirs).await.expect("config");
+
+    // B's request arrives with A's VMID already in its status (a stale copy restored from a
+    // backup, or a tenant allowed to write status), before the controller has seen it.
+    h.crash_controller().await;
+    let requests_b: Api<MachineRequest> = Api::namespaced(h.client.clone(), &team_b);
+    apply_request(&requests_b, "web", small_spec(Some("pve"))).await;
+    requests_b
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "vmid": theirs, "node": "pve" } })),
+        )
+        .await
+        .expect("status written");
+    h.start_controller();
+    let ours = h
+        .wait_ready_in(&requests_b, "web")
+        .await
+        .status
+        .and_then(|s| s.vmid)
+        .expect("vmid");
+    assert_ne!(ours, theirs, "B got a VM of its own");
+    let after = h.pve.qemu_config("pve", theirs).await.expect("config");
+    assert_eq!(
+        before.digest, after.digest,
+        "A's VM was not changed by B's reconcile"
+    );
+    // Deleting B removes B's VM only.
+    requests_b
+        .delete("web", &Default::default())
+        .await
+        .expect("delete");
+    h.wait_gone_in(&requests_b, "web").await;
+    assert!(
+        h.pve.qemu_status("pve", ours).await.is_err(),
+        "B's VM is gone"
+    );
+    let still = h
+        .pve
+        .qemu_config("pve", theirs)
+        .await
+        .expect("A's VM is there");
+    assert_eq!(before.digest, still.digest, "and untouched");
+    h.wait_ready_in(&requests_a, "web").await;
+    h.stop().await;
+}
