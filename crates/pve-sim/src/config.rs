@@ -3,6 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::SimError;
+use crate::version::PveVersion;
 
 /// A byte size; in YAML either a number of bytes or a string with a unit (`64G`, `512M`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -46,8 +47,11 @@ impl<'de> Deserialize<'de> for Size {
 pub struct ClusterConfig {
     /// Cluster name; `None` for a standalone node (no `cluster` entry in `/cluster/status`).
     pub cluster_name: Option<String>,
-    /// What `/version` reports.
-    pub version: VersionConfig,
+    /// Which Proxmox VE this is (`"8.4"` or `"9.1"`; `9` means 9.1): privileges, roles,
+    /// permission checks, parameters and answers follow that version.
+    pub pve_version: PveVersion,
+    /// What `/version` reports; by default that of `pve_version` ([`ClusterConfig::version_info`]).
+    pub version: Option<VersionConfig>,
     /// Nodes.
     pub nodes: Vec<NodeConfig>,
     /// Storages.
@@ -83,7 +87,8 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             cluster_name: None,
-            version: VersionConfig::default(),
+            pve_version: PveVersion::Pve8_4,
+            version: None,
             nodes: vec![NodeConfig {
                 name: "pve".to_string(),
                 cpus: 16,
@@ -137,6 +142,13 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// What `GET /version` answers: `version` when given, else that of `pve_version`.
+    pub fn version_info(&self) -> VersionConfig {
+        self.version
+            .clone()
+            .unwrap_or_else(|| VersionConfig::of(self.pve_version))
+    }
+
     /// Parses a YAML cluster description and checks that it is consistent.
     pub fn from_yaml(text: &str) -> Result<Self, SimError> {
         let cfg: ClusterConfig =
@@ -148,6 +160,14 @@ impl ClusterConfig {
     /// Checks references between nodes, storages, ISOs and templates.
     pub fn validate(&self) -> Result<(), SimError> {
         let err = |m: String| Err(SimError::Config(m));
+        if let Some(v) = &self.version
+            && v.release != self.pve_version.release()
+        {
+            return err(format!(
+                "version.release '{}' is not pve_version '{}': set pve_version (and leave version out) to choose the Proxmox VE version",
+                v.release, self.pve_version
+            ));
+        }
         if self.nodes.is_empty() {
             return err("at least one node is needed".into());
         }
@@ -201,10 +221,22 @@ pub struct VersionConfig {
 
 impl Default for VersionConfig {
     fn default() -> Self {
+        Self::of(PveVersion::Pve8_4)
+    }
+}
+
+impl VersionConfig {
+    /// What `/version` of a real `pve` of that version answers.
+    pub fn of(pve: PveVersion) -> Self {
+        let (version, repoid) = match pve {
+            PveVersion::Pve8_4 => ("8.4.1", "2a5fa54a8503f96d"),
+            // pve-manager 9.1.5 is the first 9.1 with the one `Authentication failed!` text.
+            PveVersion::Pve9_1 => ("9.1.5", "2b0c6e4f9a1d7c35"),
+        };
         Self {
-            version: "8.4.1".to_string(),
-            release: "8.4".to_string(),
-            repoid: "2a5fa54a8503f96d".to_string(),
+            version: version.to_string(),
+            release: pve.release().to_string(),
+            repoid: repoid.to_string(),
         }
     }
 }

@@ -32,7 +32,9 @@ pub mod state;
 pub mod stats;
 pub mod tasks;
 pub mod tls;
+pub mod version;
 
 pub use config::ClusterConfig;
 pub use error::{ApiError, SimError};
 pub use server::{RunningSim, SimOptions, SimServer};
+pub use version::PveVersion;

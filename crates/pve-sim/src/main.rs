@@ -1,4 +1,4 @@
-//! `pve-sim`: a Proxmox VE 8.x API simulator.
+//! `pve-sim`: a Proxmox VE API simulator (9.1 or 8.4).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use pve_sim::{ClusterConfig, SimOptions, SimServer};
 
 #[derive(Parser)]
-#[command(name = "pve-sim", version, about = "A Proxmox VE 8.x API simulator")]
+#[command(
+    name = "pve-sim",
+    version,
+    about = "A Proxmox VE API simulator (9.1 or 8.4)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +31,9 @@ enum Command {
         /// Cluster description (YAML); the built-in default otherwise.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Which Proxmox VE to be: 9 (= 9.1) or 8.4. Overrides the YAML's `pve_version`.
+        #[arg(long, value_name = "VERSION")]
+        pve_version: Option<pve_sim::PveVersion>,
         /// Persist the state to this file and resume from it.
         #[arg(long)]
         state: Option<PathBuf>,
@@ -56,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             root_password,
             config,
+            pve_version,
             state,
             insecure_http,
             log_json,
@@ -77,6 +85,17 @@ async fn main() -> anyhow::Result<()> {
                     ClusterConfig::from_yaml(&text)?
                 }
                 None => ClusterConfig::default(),
+            };
+            let config = match pve_version {
+                Some(pve_version) => {
+                    let config = ClusterConfig {
+                        pve_version,
+                        ..config
+                    };
+                    config.validate()?;
+                    config
+                }
+                None => config,
             };
             let sim = SimServer::start(SimOptions {
                 listen,

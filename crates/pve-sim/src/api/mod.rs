@@ -13,7 +13,7 @@ use crate::router::{Perm, Route};
 pub fn routes() -> Vec<Route> {
     let mut r = vec![
         Route::new("GET", "/version", Perm::All, |ctx| {
-            let v = &ctx.sim.state.config.version;
+            let v = &ctx.sim.state.config.version_info();
             Ok(json!({ "version": v.version, "release": v.release, "repoid": v.repoid }).into())
         }),
         Route::new("GET", "/", Perm::All, |_| {

@@ -112,7 +112,7 @@ fn status(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         .node(&node)
         .ok_or_else(|| ApiError::internal(format!("no such node '{node}'")))?;
     let used = node_mem_used(state, &node).min(n.memory.0);
-    let v = &state.config.version;
+    let v = &state.config.version_info();
     Ok(json!({
         "cpu": 0.02,
         "wait": 0.0,
