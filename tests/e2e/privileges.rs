@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 use kube::runtime::wait::await_condition;
-use pve_client::Secret;
+use pve_client::{PveRelease, Secret};
 use pve_operator::cli::preflight::{Outcome, Output, PreflightArgs, preflight};
 use pve_operator::cli::privileges::{PrivilegesArgs, output};
 use pve_operator::privileges::{Need, WarningKind, needs_for_specs, pveum_plan};
@@ -21,6 +21,8 @@ use pve_sim::{RunningSim, SimOptions, SimServer};
 use crate::controller::Harness;
 use crate::support::within;
 
+/// The release the simulator runs by default, whose privilege rows these tests grant.
+const RELEASE: PveRelease = PveRelease::PVE_8_4;
 const USER: &str = "pve-operator@pve";
 const TOKEN: &str = "controller";
 const EXAMPLES: [&str; 4] = [
@@ -50,7 +52,7 @@ fn example_specs() -> Vec<(&'static str, MachineRequestSpec)> {
 
 fn all_needs() -> Vec<Need> {
     let specs: Vec<MachineRequestSpec> = example_specs().into_iter().map(|(_, s)| s).collect();
-    needs_for_specs(&specs)
+    needs_for_specs(&specs, RELEASE)
 }
 
 /// Runs `commands` line by line (blank lines and comments skipped) through bash, with `pveum`
@@ -200,12 +202,18 @@ async fn vmids(h: &Harness) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_generated_commands_give_a_token_that_passes_preflight_and_runs_every_example() {
-    let commands = output(&PrivilegesArgs {
-        files: example_paths(),
-        user: USER.into(),
-        token: TOKEN.into(),
-        markdown: false,
-    })
+    let commands = output(
+        &PrivilegesArgs {
+            files: example_paths(),
+            user: USER.into(),
+            token: TOKEN.into(),
+            markdown: false,
+            pve_version: Some(RELEASE),
+            config: None,
+            pool: None,
+        },
+        RELEASE,
+    )
     .expect("pve-operator privileges prints the commands");
     let needs = all_needs();
     let h = Harness::start_with_config("least-privilege", async |sim: &RunningSim| {
@@ -353,7 +361,7 @@ async fn without_any_one_generated_privilege_the_request_needing_it_stops_before
                 let affected: Vec<&str> = specs
                     .iter()
                     .filter(|(_, spec)| {
-                        needs_for_specs(std::slice::from_ref(spec))
+                        needs_for_specs(std::slice::from_ref(spec), RELEASE)
                             .iter()
                             .any(|n| n.privilege == removed.privilege && n.path == removed.path)
                     })
@@ -764,7 +772,7 @@ async fn proxmox_itself_refuses_what_needs_each_generated_privilege() {
                 let affected: Vec<&str> = specs
                     .iter()
                     .filter(|(_, spec)| {
-                        needs_for_specs(std::slice::from_ref(spec))
+                        needs_for_specs(std::slice::from_ref(spec), RELEASE)
                             .iter()
                             .any(|n| n.privilege == removed.privilege && n.path == removed.path)
                     })
@@ -833,7 +841,7 @@ async fn a_proxmox_cluster_reports_whether_its_credentials_suffice_for_the_reque
         .find(|(file, _)| *file == "small-iso-vm.yaml")
         .expect("example");
     let bridge = "/sdn/zones/localnetwork/vmbr0";
-    let reduced: Vec<Need> = needs_for_specs(std::slice::from_ref(&spec))
+    let reduced: Vec<Need> = needs_for_specs(std::slice::from_ref(&spec), RELEASE)
         .into_iter()
         .filter(|n| !(n.privilege == "SDN.Use" && n.path == bridge))
         .collect();

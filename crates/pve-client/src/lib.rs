@@ -1,4 +1,9 @@
-//! A Proxmox VE 8 API client: authentication, TLS, typed endpoints, tasks and errors.
+//! A Proxmox VE API client: authentication, TLS, typed endpoints, tasks and errors.
+//!
+//! It supports Proxmox VE 9.x (checked against the 9.1 API schema) and 8.4 ([`PveRelease`]);
+//! [`PveClient::version`] tells which one answers. The calls are the same on both; what differs is
+//! which privileges Proxmox checks (the controller's privilege table has a column per release)
+//! and a few response fields, which the decoders accept from both.
 //!
 //! This crate knows nothing about Kubernetes; the controller builds on it.
 //!
@@ -68,6 +73,7 @@ pub mod tls;
 #[cfg(test)]
 mod testing;
 
+pub use api::version::PveRelease;
 pub use client::{ApiResponse, ClientOptions, PveClient, RetryPolicy};
 pub use config::{Credentials, Fingerprint, PveConfig, TlsTrust};
 pub use error::{ErrorKind, PveError, Result};

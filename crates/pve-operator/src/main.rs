@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => pve_operator::cli::run::run(*args).await,
         Command::Crd(args) => pve_operator::cli::crd::run(args),
-        Command::Privileges(args) => pve_operator::cli::privileges::run(args),
+        Command::Privileges(args) => pve_operator::cli::privileges::run(args).await,
         Command::Preflight(args) => {
             std::process::exit(pve_operator::cli::preflight::run(args).await)
         }

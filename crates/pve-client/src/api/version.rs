@@ -1,4 +1,6 @@
-//! `GET /version`.
+//! `GET /version`, and the Proxmox VE releases this client supports.
+
+use std::fmt;
 
 use serde::Deserialize;
 
@@ -20,7 +22,92 @@ pub struct Version {
     pub console: Option<String>,
 }
 
+/// A Proxmox VE release, `major.minor` (`9.1`), as `GET /version` reports it in `release`.
+/// Ordered: `8.4 < 9.0 < 9.1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PveRelease {
+    /// `9` of `9.1`.
+    pub major: u32,
+    /// `1` of `9.1`.
+    pub minor: u32,
+}
+
+impl PveRelease {
+    /// PVE 8.4, the last 8.x (end of life since PVE 9's release; still supported here).
+    pub const PVE_8_4: PveRelease = PveRelease::new(8, 4);
+    /// PVE 9.0, the first 9.x: `VM.Monitor` gone, `VM.GuestAgent.*` and `VM.Replicate` new.
+    pub const PVE_9_0: PveRelease = PveRelease::new(9, 0);
+    /// The newest release this client was checked against (its published API schema).
+    pub const NEWEST_CHECKED: PveRelease = PveRelease::new(9, 1);
+
+    /// `major.minor`.
+    pub const fn new(major: u32, minor: u32) -> Self {
+        Self { major, minor }
+    }
+
+    /// Whether this client supports the release: 8.4 and every 9.x. (A 9.x newer than
+    /// [`PveRelease::NEWEST_CHECKED`] is expected to work: Proxmox keeps its API within a major.)
+    pub fn is_supported(self) -> bool {
+        self.major == 9 || self == Self::PVE_8_4
+    }
+
+    /// Whether this is PVE 9 or later (the privilege model of 9.x).
+    pub fn is_pve9(self) -> bool {
+        self >= Self::PVE_9_0
+    }
+}
+
+impl serde::Serialize for PveRelease {
+    /// As `"9.1"`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl fmt::Display for PveRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// A release that is not `major.minor`, or not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown Proxmox VE version '{0}': use 9 (or 9.0, 9.1, ...) or 8.4")]
+pub struct UnknownRelease(pub String);
+
+impl std::str::FromStr for PveRelease {
+    type Err = UnknownRelease;
+
+    /// `9.1`, `8.4`, or a bare `9` (the newest 9.x checked) / `8` (8.4).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let unknown = || UnknownRelease(text.to_string());
+        let text = text.trim();
+        let release = match text.split_once('.') {
+            None => match text {
+                "9" => Self::NEWEST_CHECKED,
+                "8" => Self::PVE_8_4,
+                _ => return Err(unknown()),
+            },
+            Some((major, minor)) => Self::new(
+                major.parse().map_err(|_| unknown())?,
+                minor.parse().map_err(|_| unknown())?,
+            ),
+        };
+        if release.is_supported() {
+            Ok(release)
+        } else {
+            Err(unknown())
+        }
+    }
+}
+
 impl Version {
+    /// The release, if `release` (or `version`) parses as `major.minor`.
+    pub fn pve_release(&self) -> Option<PveRelease> {
+        self.major_minor()
+            .map(|(major, minor)| PveRelease::new(major, minor))
+    }
+
     /// `(major, minor)` from `release` (or `version`), if it parses.
     pub fn major_minor(&self) -> Option<(u32, u32)> {
         let src = if self.release.is_empty() {
@@ -62,5 +149,26 @@ mod tests {
             serde_json::from_str(r#"{"repoid":"39d8a4de7dfb2c40","release":"9.0","version":"9.0.4","console":"xtermjs"}"#).unwrap();
         assert_eq!(v.major_minor(), Some((9, 0)));
         assert_eq!(v.console.as_deref(), Some("xtermjs"));
+        assert_eq!(v.pve_release(), Some(PveRelease::PVE_9_0));
+    }
+
+    #[test]
+    fn releases_parse_order_and_say_what_is_supported() {
+        let parse = |s: &str| s.parse::<PveRelease>();
+        assert_eq!(parse("9"), Ok(PveRelease::new(9, 1)));
+        assert_eq!(parse("9.0"), Ok(PveRelease::PVE_9_0));
+        assert_eq!(parse("8.4"), Ok(PveRelease::PVE_8_4));
+        assert_eq!(parse("8"), Ok(PveRelease::PVE_8_4));
+        for refused in ["8.3", "7.4", "10.0", "9.x", "", "nine"] {
+            let error = parse(refused).expect_err(refused);
+            assert_eq!(
+                error.to_string(),
+                format!("unknown Proxmox VE version '{refused}': use 9 (or 9.0, 9.1, ...) or 8.4")
+            );
+        }
+        assert!(PveRelease::PVE_8_4 < PveRelease::PVE_9_0);
+        assert!(PveRelease::new(9, 0) < PveRelease::new(9, 1));
+        assert!(PveRelease::new(9, 2).is_pve9() && !PveRelease::PVE_8_4.is_pve9());
+        assert_eq!(PveRelease::new(9, 1).to_string(), "9.1");
     }
 }

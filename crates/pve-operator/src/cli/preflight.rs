@@ -8,7 +8,8 @@
 //!
 //! ```json
 //! {
-//!   "version": "8.4.1",
+//!   "version": "9.1.5",
+//!   "release": "9.1",
 //!   "identity": "API token pve-operator@pve!controller",
 //!   "privsep": { "privsep": true, "how": "read from GET /access/users/..." },
 //!   "missing":  [ { "privilege": "VM.Allocate", "path": "/vms", "neededFor": "creating VMs" } ],
@@ -28,7 +29,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use pve_client::{PveClient, PveConfig};
+use pve_client::{PveClient, PveConfig, PveRelease};
 use serde::Serialize;
 
 use super::manifests::read_machine_requests;
@@ -65,6 +66,8 @@ pub struct PreflightArgs {
 pub struct Outcome {
     /// The Proxmox VE version that answered.
     pub version: String,
+    /// The release whose privilege rows the check applied (from `version`).
+    pub release: PveRelease,
     /// The check.
     #[serde(flatten)]
     pub report: Report,
@@ -97,12 +100,16 @@ pub async fn preflight(args: &PreflightArgs) -> anyhow::Result<Outcome> {
         .discover_privsep(&pve)
         .await
         .context("asking Proxmox about the token's privilege separation")?;
-    let needs = needs_for_specs(&specs);
+    // The rows of the release that answered; one that does not parse (no real Proxmox answers
+    // so) is judged by the newest release's rows.
+    let release = version.pve_release().unwrap_or(PveRelease::NEWEST_CHECKED);
+    let needs = needs_for_specs(&specs, release);
     let report = check(&pve, &subject, &needs)
         .await
         .context("reading the effective permissions (GET /access/permissions)")?;
     Ok(Outcome {
         version: version.version,
+        release,
         report,
     })
 }
@@ -111,7 +118,16 @@ pub async fn preflight(args: &PreflightArgs) -> anyhow::Result<Outcome> {
 pub fn render_table(outcome: &Outcome) -> String {
     let report = &outcome.report;
     let mut out = String::new();
-    let _ = writeln!(out, "Proxmox VE {}", outcome.version);
+    let support = if outcome.release.is_supported() {
+        ""
+    } else {
+        ", not a release pve-operator supports (8.4, 9.x)"
+    };
+    let _ = writeln!(
+        out,
+        "Proxmox VE {} (judged by the privileges of {}{support})",
+        outcome.version, outcome.release
+    );
     let _ = writeln!(out, "Credentials: {}", report.identity);
     if let Some(privsep) = &report.privsep {
         let value = match privsep.privsep {
@@ -217,6 +233,7 @@ mod tests {
         };
         Outcome {
             version: "8.4.1".into(),
+            release: PveRelease::PVE_8_4,
             report: Report {
                 identity: "API token op@pve!ctl".into(),
                 privsep: None,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use pve_client::api::access::Permissions;
 use pve_client::request::{ApiRequest, Method, Params};
-use pve_client::{Credentials, ErrorKind, PveClient, PveConfig, PveError, TlsTrust};
+use pve_client::{Credentials, ErrorKind, PveClient, PveConfig, PveError, PveRelease, TlsTrust};
 use pve_operator_api::MachineRequestSpec;
 use serde::Serialize;
 
@@ -488,17 +488,17 @@ impl Step {
         }
     }
 
-    /// The needs of this step for `spec`.
-    pub fn needs(self, spec: &MachineRequestSpec) -> Vec<Need> {
+    /// The needs of this step for `spec` on `release`.
+    pub fn needs(self, spec: &MachineRequestSpec, release: PveRelease) -> Vec<Need> {
         let scope = spec
             .pool
             .clone()
             .map(VmScope::Pool)
             .unwrap_or(VmScope::AllVms);
         match self {
-            Step::Create => needs_for_specs(std::slice::from_ref(spec)),
-            Step::Power => Feature::Power.needs(&scope),
-            Step::Delete => Feature::Delete.needs(&scope),
+            Step::Create => needs_for_specs(std::slice::from_ref(spec), release),
+            Step::Power => Feature::Power.needs(&scope, release),
+            Step::Delete => Feature::Delete.needs(&scope, release),
         }
     }
 }
@@ -568,8 +568,9 @@ pub async fn missing_privileges(
     spec: &MachineRequestSpec,
     step: Step,
 ) -> Result<Vec<Need>, PveError> {
+    let release = conn.release.get(&conn.pve).await?;
     let mut missing = Vec::new();
-    for need in concrete_needs(&step.needs(spec)) {
+    for need in concrete_needs(&step.needs(spec, release)) {
         match conn.permissions.on_path(&conn.pve, &need.path).await? {
             None => return Ok(Vec::new()),
             Some(held) => {
@@ -910,12 +911,12 @@ mod tests {
             "memory": { "sizeMiB": 512 }, "pool": "k8s", "boot": { "network": {} },
         }))
         .unwrap_or_else(|e| panic!("spec: {e}"));
-        let power = Step::Power.needs(&spec);
+        let power = Step::Power.needs(&spec, PveRelease::NEWEST_CHECKED);
         assert_eq!(
             (power[0].privilege, power[0].path.as_str()),
             ("VM.PowerMgmt", "/pool/k8s")
         );
-        let delete = Step::Delete.needs(&spec);
+        let delete = Step::Delete.needs(&spec, PveRelease::NEWEST_CHECKED);
         assert_eq!(delete[0].privilege, "VM.Allocate");
         let missing = PrivilegeError::Missing {
             step: Step::Delete,

@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use pve_client::PveRelease;
+
 use super::{Feature, VERSION_NOTES, VmScope};
 
 /// The marker lines between which `docs/permissions.md` holds the generated table.
@@ -9,18 +11,43 @@ pub const BEGIN_MARKER: &str = "<!-- BEGIN GENERATED: pve-operator privileges --
 /// See [`BEGIN_MARKER`].
 pub const END_MARKER: &str = "<!-- END GENERATED -->";
 
-/// A Markdown table: feature, privilege, ACL path; then the version notes.
+/// The releases the table has a column for.
+const COLUMNS: [(PveRelease, &str); 2] = [
+    (PveRelease::NEWEST_CHECKED, "PVE 9.x"),
+    (PveRelease::PVE_8_4, "PVE 8.4"),
+];
+
+/// A Markdown table: feature, privilege, ACL path, and whether each release checks it; then
+/// the version notes.
 pub fn markdown_table() -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{BEGIN_MARKER}");
-    let _ = writeln!(out, "| feature | privilege | ACL path |");
-    let _ = writeln!(out, "|---|---|---|");
+    let headers: Vec<&str> = COLUMNS.iter().map(|(_, name)| *name).collect();
+    let _ = writeln!(
+        out,
+        "| feature | privilege | ACL path | {} |",
+        headers.join(" | ")
+    );
+    let _ = writeln!(out, "|---|---|---|{}", ":---:|".repeat(COLUMNS.len()));
     for feature in Feature::all_with_placeholders() {
-        for need in feature.needs(&VmScope::AllVms) {
+        for row in feature.rows() {
+            let marks: Vec<&str> = COLUMNS
+                .iter()
+                .map(|(release, _)| {
+                    if row.releases.include(*release) {
+                        "yes"
+                    } else {
+                        "—"
+                    }
+                })
+                .collect();
             let _ = writeln!(
                 out,
-                "| {} | `{}` | `{}` |",
-                need.needed_for, need.privilege, need.path
+                "| {} | `{}` | `{}` | {} |",
+                feature.describe(),
+                row.privilege,
+                row.scope.path(&VmScope::AllVms),
+                marks.join(" | ")
             );
         }
     }

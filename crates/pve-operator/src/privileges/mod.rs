@@ -3,9 +3,10 @@
 //! condition.
 //!
 //! [`Feature`] lists everything a MachineRequest can use and everything the controller does on its
-//! own; [`Feature::needs`] says which privilege Proxmox VE 8 checks for it, and where (from
+//! own; [`Feature::needs`] says which privilege a Proxmox VE release checks for it, and where (from
 //! qemu-server's `create_vm` and `$check_vm_modify_config_perm`, pve-guest-common's
-//! `check_vnet_access`, pve-storage's `check_volume_access` and the API schema's `permissions`).
+//! `check_vnet_access`, pve-storage's `check_volume_access` and the API schema's `permissions`,
+//! of 8.4 and of 9.x). A row that holds for some releases only says which ([`Releases`]).
 
 mod check;
 mod docs;
@@ -19,11 +20,12 @@ pub use check::{
 };
 pub use docs::{BEGIN_MARKER, END_MARKER, markdown_table};
 pub use pveum::{PveumPlan, pveum_plan};
-pub use table::{Feature, Scope, VERSION_NOTES};
+pub use table::{Feature, Releases, Row, Scope, VERSION_NOTES};
 
 use std::collections::BTreeSet;
 use std::fmt;
 
+use pve_client::PveRelease;
 use pve_operator_api::{MachineRequestSpec, PlacementStrategy};
 
 /// One privilege needed on one ACL path, and what needs it.
@@ -135,13 +137,23 @@ pub fn features_of(spec: &MachineRequestSpec) -> Vec<Feature> {
     features
 }
 
-/// Every privilege the given specs need (all features with placeholder paths when none is
-/// given), deduplicated and sorted by path and privilege.
-pub fn needs_for_specs(specs: &[MachineRequestSpec]) -> Vec<Need> {
+/// Every privilege the given specs need on `release` (all features with placeholder paths when
+/// none is given), deduplicated and sorted by path and privilege.
+pub fn needs_for_specs(specs: &[MachineRequestSpec], release: PveRelease) -> Vec<Need> {
+    needs_in_scope(specs, release, &VmScope::AllVms)
+}
+
+/// Like [`needs_for_specs`], with the VM privileges of the placeholder features (no specs) on
+/// `scope`: `/pool/<pool>` for a controller whose VMs all live in one pool.
+pub fn needs_in_scope(
+    specs: &[MachineRequestSpec],
+    release: PveRelease,
+    scope: &VmScope,
+) -> Vec<Need> {
     let mut needs = BTreeSet::new();
     if specs.is_empty() {
         for feature in Feature::all_with_placeholders() {
-            needs.extend(feature.needs(&VmScope::AllVms));
+            needs.extend(feature.needs(scope, release));
         }
     }
     for spec in specs {
@@ -151,7 +163,7 @@ pub fn needs_for_specs(specs: &[MachineRequestSpec]) -> Vec<Need> {
             .map(VmScope::Pool)
             .unwrap_or(VmScope::AllVms);
         for feature in features_of(spec) {
-            needs.extend(feature.needs(&scope));
+            needs.extend(feature.needs(&scope, release));
         }
     }
     let mut needs: Vec<Need> = needs.into_iter().collect();
@@ -224,6 +236,11 @@ mod tests {
         serde_json::from_value(base).expect("valid spec")
     }
 
+    /// The needs on the newest 9.x checked.
+    fn needs9(specs: &[MachineRequestSpec]) -> Vec<Need> {
+        needs_for_specs(specs, PveRelease::NEWEST_CHECKED)
+    }
+
     fn has(needs: &[Need], privilege: &str, path: &str) -> bool {
         needs
             .iter()
@@ -232,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_spec_needs_its_storages_bridges_and_vlans_on_their_own_paths() {
-        let needs = needs_for_specs(&[spec(serde_json::json!({}))]);
+        let needs = needs9(&[spec(serde_json::json!({}))]);
         assert!(has(&needs, "Datastore.AllocateSpace", "/storage/fast-ssd"));
         assert!(has(&needs, "SDN.Use", "/sdn/zones/localnetwork/vmbr1/42"));
         assert!(
@@ -245,8 +262,8 @@ mod tests {
             "no cloud-init, no cloud-init privilege"
         );
         assert!(
-            !has(&needs, "VM.Monitor", "/vms"),
-            "no guest agent, no VM.Monitor"
+            !has(&needs, "VM.GuestAgent.Audit", "/vms"),
+            "no guest agent, no VM.GuestAgent.Audit"
         );
         assert!(
             !needs.iter().any(|n| n.path.contains('<')),
@@ -257,7 +274,7 @@ mod tests {
     #[test]
     fn node_statistics_are_needed_only_when_the_node_is_chosen_by_free_memory() {
         assert!(has(
-            &needs_for_specs(&[spec(serde_json::json!({}))]),
+            &needs9(&[spec(serde_json::json!({}))]),
             "Sys.Audit",
             "/nodes"
         ));
@@ -266,14 +283,14 @@ mod tests {
             serde_json::json!({ "placement": { "strategy": "FewestVMs" } }),
             serde_json::json!({ "boot": { "template": { "name": "tpl" } } }),
         ] {
-            let needs = needs_for_specs(&[spec(extra.clone())]);
+            let needs = needs9(&[spec(extra.clone())]);
             assert!(!has(&needs, "Sys.Audit", "/nodes"), "{extra}");
         }
     }
 
     #[test]
     fn a_full_clone_without_target_storage_needs_space_on_the_storage_of_its_disks() {
-        let needs = needs_for_specs(&[spec(
+        let needs = needs9(&[spec(
             serde_json::json!({ "boot": { "template": { "name": "tpl", "full": true } } }),
         )]);
         assert!(has(&needs, "Datastore.AllocateSpace", "/storage/fast-ssd"));
@@ -282,14 +299,14 @@ mod tests {
 
     #[test]
     fn a_pool_moves_the_vm_privileges_to_the_pool_path() {
-        let needs = needs_for_specs(&[spec(serde_json::json!({ "pool": "k8s" }))]);
+        let needs = needs9(&[spec(serde_json::json!({ "pool": "k8s" }))]);
         assert!(has(&needs, "VM.Allocate", "/pool/k8s"));
         assert!(!needs.iter().any(|n| n.path == "/vms"), "{needs:#?}");
     }
 
     #[test]
     fn the_same_privilege_on_the_same_path_is_listed_once_with_every_reason() {
-        let needs = needs_for_specs(&[spec(serde_json::json!({}))]);
+        let needs = needs9(&[spec(serde_json::json!({}))]);
         let allocate: Vec<_> = needs
             .iter()
             .filter(|n| n.privilege == "VM.Allocate")
@@ -302,25 +319,71 @@ mod tests {
     }
 
     #[test]
-    fn without_requests_every_feature_is_covered() {
-        let needs = needs_for_specs(&[]);
-        for privilege in [
-            "VM.Clone",
-            "VM.Monitor",
-            "VM.Config.Cloudinit",
-            "Sys.Audit",
-            "VM.PowerMgmt",
+    fn without_requests_every_feature_is_covered_on_each_release() {
+        for (release, agent) in [
+            (PveRelease::NEWEST_CHECKED, "VM.GuestAgent.Audit"),
+            (PveRelease::PVE_9_0, "VM.GuestAgent.Audit"),
+            (PveRelease::PVE_8_4, "VM.Monitor"),
         ] {
+            let needs = needs_for_specs(&[], release);
+            for privilege in [
+                "VM.Clone",
+                agent,
+                "VM.Config.Cloudinit",
+                "Sys.Audit",
+                "VM.PowerMgmt",
+            ] {
+                assert!(
+                    needs.iter().any(|n| n.privilege == privilege),
+                    "{release}: {privilege} missing"
+                );
+            }
+            for (dangerous, _) in DANGEROUS_PRIVILEGES {
+                assert!(
+                    !needs.iter().any(|n| n.privilege == *dangerous),
+                    "{release}: {dangerous} must never be needed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_guest_agent_needs_vm_monitor_on_8_4_and_vm_guestagent_audit_on_9() {
+        let with_agent = spec(serde_json::json!({ "guestAgent": true }));
+        let on = |release| needs_for_specs(std::slice::from_ref(&with_agent), release);
+        let pve8 = on(PveRelease::PVE_8_4);
+        assert!(has(&pve8, "VM.Monitor", "/vms"), "{pve8:#?}");
+        assert!(
+            !pve8
+                .iter()
+                .any(|n| n.privilege.starts_with("VM.GuestAgent"))
+        );
+        for release in [
+            PveRelease::PVE_9_0,
+            PveRelease::new(9, 1),
+            PveRelease::new(9, 2),
+        ] {
+            let pve9 = on(release);
+            assert!(has(&pve9, "VM.GuestAgent.Audit", "/vms"), "{release}");
             assert!(
-                needs.iter().any(|n| n.privilege == privilege),
-                "{privilege} missing"
+                !pve9.iter().any(|n| n.privilege == "VM.Monitor"),
+                "{release}"
+            );
+            assert!(
+                !pve9
+                    .iter()
+                    .any(|n| n.privilege == "VM.GuestAgent.Unrestricted"),
+                "{release}: Unrestricted allows exec; never asked for"
             );
         }
-        for (dangerous, _) in DANGEROUS_PRIVILEGES {
-            assert!(
-                !needs.iter().any(|n| n.privilege == *dangerous),
-                "{dangerous} must never be needed"
-            );
-        }
+        // Everything else is the same on both.
+        let others = |needs: Vec<Need>| -> Vec<(&'static str, String)> {
+            needs
+                .into_iter()
+                .filter(|n| !matches!(n.privilege, "VM.Monitor" | "VM.GuestAgent.Audit"))
+                .map(|n| (n.privilege, n.path))
+                .collect()
+        };
+        assert_eq!(others(pve8), others(on(PveRelease::NEWEST_CHECKED)));
     }
 }

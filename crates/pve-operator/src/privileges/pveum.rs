@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn no_role_name_is_in_the_namespace_proxmox_reserves() {
-        let needs = crate::privileges::needs_for_specs(&[]);
+        let needs = crate::privileges::needs_for_specs(&[], pve_client::PveRelease::NEWEST_CHECKED);
         let plan = pveum_plan(&needs, "op@pve", "ctl");
         for role in plan.roles.keys() {
             assert!(

@@ -1,6 +1,51 @@
-//! The table: each feature, the privileges Proxmox VE 8 checks for it, and the ACL path.
+//! The table: each feature, the privileges Proxmox VE checks for it, on which ACL path, and
+//! since or until which release. One table for every supported release: a row that holds for
+//! only some releases says so ([`Releases`]).
+
+use pve_client::PveRelease;
 
 use super::{Need, VmScope};
+
+/// The releases a row of the table holds for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Releases {
+    /// Every supported release.
+    All,
+    /// Releases before this one (e.g. `VM.Monitor`, gone in 9.0).
+    Before(PveRelease),
+    /// This release and later.
+    From(PveRelease),
+}
+
+impl Releases {
+    /// Whether the row holds for `release`.
+    pub fn include(self, release: PveRelease) -> bool {
+        match self {
+            Releases::All => true,
+            Releases::Before(end) => release < end,
+            Releases::From(start) => release >= start,
+        }
+    }
+}
+
+/// One row of the table: a privilege, where Proxmox checks it, and for which releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The privilege, e.g. `VM.Config.CPU`.
+    pub privilege: &'static str,
+    /// Where it is checked.
+    pub scope: Scope,
+    /// Which releases check it.
+    pub releases: Releases,
+}
+
+fn row(privilege: &'static str, scope: Scope) -> Row {
+    Row {
+        privilege,
+        scope,
+        releases: Releases::All,
+    }
+}
 
 /// Where a privilege is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,11 +63,16 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn path(&self, vm_scope: &VmScope) -> String {
+    pub(super) fn path(&self, vm_scope: &VmScope) -> String {
         match self {
             Scope::Vm => vm_scope.path(),
             Scope::SpecificVm(Some(vmid)) => format!("/vms/{vmid}"),
-            Scope::SpecificVm(None) => "/vms".to_string(),
+            // Unknown template: every VM when the VM privileges are on /vms anyway; with a pool,
+            // only the template (VM.Clone on /vms would let the token clone any VM).
+            Scope::SpecificVm(None) => match vm_scope {
+                VmScope::AllVms => "/vms".to_string(),
+                VmScope::Pool(_) => "/vms/<template vmid>".to_string(),
+            },
             Scope::Storage(id) => format!("/storage/{id}"),
             Scope::Bridge(bridge, None) => format!("/sdn/zones/localnetwork/{bridge}"),
             Scope::Bridge(bridge, Some(vlan)) => format!("/sdn/zones/localnetwork/{bridge}/{vlan}"),
@@ -92,11 +142,11 @@ pub enum Feature {
     Delete,
 }
 
-/// Where Proxmox versions differ from what the table says (it describes PVE 8.x).
+/// What else to know about the table's privileges across releases.
 pub const VERSION_NOTES: &[(&str, &str)] = &[
     (
         "VM.Monitor",
-        "PVE 9 removes VM.Monitor; the guest agent's network-get-interfaces needs VM.GuestAgent.Audit there.",
+        "PVE 9.0 removed VM.Monitor (a role naming it is refused; an upgraded user.cfg silently drops it); the guest agent's network-get-interfaces needs VM.GuestAgent.Audit there, which PVEVMUser and PVEAuditor have.",
     ),
     (
         "SDN.Use",
@@ -177,41 +227,41 @@ impl Feature {
         }
     }
 
-    /// The privileges Proxmox VE 8 checks for this feature, with their scopes.
-    pub fn privileges(&self) -> Vec<(&'static str, Scope)> {
+    /// Every row of this feature, for every release.
+    pub fn rows(&self) -> Vec<Row> {
         match self {
-            Feature::Inventory => vec![("VM.Audit", Scope::Vm)],
-            Feature::PlacementByFreeMemory => vec![("Sys.Audit", Scope::Nodes)],
-            Feature::Create | Feature::Delete => vec![("VM.Allocate", Scope::Vm)],
-            Feature::Cpu => vec![("VM.Config.CPU", Scope::Vm)],
-            Feature::Memory => vec![("VM.Config.Memory", Scope::Vm)],
-            Feature::Hardware => vec![("VM.Config.HWType", Scope::Vm)],
-            Feature::Options => vec![("VM.Config.Options", Scope::Vm)],
+            Feature::Inventory => vec![row("VM.Audit", Scope::Vm)],
+            Feature::PlacementByFreeMemory => vec![row("Sys.Audit", Scope::Nodes)],
+            Feature::Create | Feature::Delete => vec![row("VM.Allocate", Scope::Vm)],
+            Feature::Cpu => vec![row("VM.Config.CPU", Scope::Vm)],
+            Feature::Memory => vec![row("VM.Config.Memory", Scope::Vm)],
+            Feature::Hardware => vec![row("VM.Config.HWType", Scope::Vm)],
+            Feature::Options => vec![row("VM.Config.Options", Scope::Vm)],
             Feature::Disk { storage } | Feature::EfiDisk { storage } => vec![
-                ("VM.Config.Disk", Scope::Vm),
-                ("Datastore.AllocateSpace", Scope::Storage(storage.clone())),
+                row("VM.Config.Disk", Scope::Vm),
+                row("Datastore.AllocateSpace", Scope::Storage(storage.clone())),
             ],
             Feature::Nic { bridge, vlan } => vec![
-                ("VM.Config.Network", Scope::Vm),
-                ("SDN.Use", Scope::Bridge(bridge.clone(), *vlan)),
+                row("VM.Config.Network", Scope::Vm),
+                row("SDN.Use", Scope::Bridge(bridge.clone(), *vlan)),
             ],
             // check_volume_access accepts Datastore.AllocateSpace or Datastore.Audit on the ISO's
             // storage; Audit is the one that cannot allocate anything.
             Feature::IsoCdrom { storage } => vec![
-                ("VM.Config.CDROM", Scope::Vm),
-                ("Datastore.Audit", Scope::Storage(storage.clone())),
+                row("VM.Config.CDROM", Scope::Vm),
+                row("Datastore.Audit", Scope::Storage(storage.clone())),
             ],
             Feature::CloudInit { storage } => vec![
-                ("VM.Config.Cloudinit", Scope::Vm),
-                ("VM.Config.CDROM", Scope::Vm),
-                ("Datastore.AllocateSpace", Scope::Storage(storage.clone())),
+                row("VM.Config.Cloudinit", Scope::Vm),
+                row("VM.Config.CDROM", Scope::Vm),
+                row("Datastore.AllocateSpace", Scope::Storage(storage.clone())),
             ],
             Feature::CloneTemplate {
                 template,
                 target_storage,
             } => vec![
-                ("VM.Clone", Scope::SpecificVm(*template)),
-                (
+                row("VM.Clone", Scope::SpecificVm(*template)),
+                row(
                     "Datastore.AllocateSpace",
                     Scope::Storage(
                         target_storage
@@ -220,14 +270,37 @@ impl Feature {
                     ),
                 ),
             ],
-            Feature::GuestAgent => vec![("VM.Monitor", Scope::Vm)],
-            Feature::Power => vec![("VM.PowerMgmt", Scope::Vm)],
+            // qemu-server's Agent.pm: every agent call needs VM.Monitor up to 8.4; from 9.0 each
+            // command has its own privilege, network-get-interfaces VM.GuestAgent.Audit (or
+            // VM.GuestAgent.Unrestricted, which also allows exec: never asked for).
+            Feature::GuestAgent => vec![
+                Row {
+                    privilege: "VM.Monitor",
+                    scope: Scope::Vm,
+                    releases: Releases::Before(PveRelease::PVE_9_0),
+                },
+                Row {
+                    privilege: "VM.GuestAgent.Audit",
+                    scope: Scope::Vm,
+                    releases: Releases::From(PveRelease::PVE_9_0),
+                },
+            ],
+            Feature::Power => vec![row("VM.PowerMgmt", Scope::Vm)],
         }
     }
 
-    /// The privileges with their ACL paths resolved for `vm_scope`.
-    pub fn needs(&self, vm_scope: &VmScope) -> Vec<Need> {
-        self.privileges()
+    /// The privileges `release` checks for this feature, with their scopes.
+    pub fn privileges(&self, release: PveRelease) -> Vec<(&'static str, Scope)> {
+        self.rows()
+            .into_iter()
+            .filter(|r| r.releases.include(release))
+            .map(|r| (r.privilege, r.scope))
+            .collect()
+    }
+
+    /// The privileges `release` checks, with their ACL paths resolved for `vm_scope`.
+    pub fn needs(&self, vm_scope: &VmScope, release: PveRelease) -> Vec<Need> {
+        self.privileges(release)
             .into_iter()
             .map(|(privilege, scope)| Need {
                 privilege,
@@ -235,5 +308,60 @@ impl Feature {
                 needed_for: self.describe(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The privileges a release has, from `shared/pve-reference/builtin-roles.json` (replayed from
+    /// pve-access-control's `$privgroups` of 8.4 and 9.x).
+    fn privileges_of(key: &str) -> BTreeSet<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/pve-reference/builtin-roles.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "expected {} (shared/pve-reference beside the checkout): {e}",
+                path.display()
+            )
+        });
+        let json: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        json["privileges"][key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no privileges.{key} in {}", path.display()))
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn every_row_names_a_privilege_its_releases_have_and_no_release_lacks_a_row() {
+        for (release, key, count) in [
+            (PveRelease::PVE_8_4, "pve8.4", 42),
+            (PveRelease::PVE_9_0, "pve9", 47),
+            (PveRelease::NEWEST_CHECKED, "pve9", 47),
+        ] {
+            let known = privileges_of(key);
+            assert_eq!(known.len(), count, "{key}");
+            for feature in Feature::all_with_placeholders() {
+                let privileges = feature.privileges(release);
+                assert!(
+                    !privileges.is_empty(),
+                    "{release}: {} has no privilege",
+                    feature.describe()
+                );
+                for (privilege, _) in privileges {
+                    assert!(
+                        known.contains(privilege),
+                        "{release}: {} names {privilege}, which Proxmox VE {release} does not have",
+                        feature.describe()
+                    );
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod inventory;
 pub mod node_facts;
 pub mod placements;
 pub mod registry;
+pub mod release;
 pub mod tasks;
 pub mod vmid;
 

@@ -304,6 +304,8 @@ pub struct Connection {
     pub placements: super::placements::RecentPlacements,
     /// Short-lived reads of nodes' storages, bridges and ISOs, for checks before a create.
     pub node_facts: super::node_facts::NodeFacts,
+    /// The Proxmox VE release, for the privilege rows that differ between releases.
+    pub release: super::release::ReleaseCache,
     fingerprint: u64,
 }
 
@@ -574,6 +576,7 @@ impl ClusterRegistry {
             ),
             // Two inventory reads: by then a placed VM has started and is read back.
             placements: super::placements::RecentPlacements::new(self.intervals.inventory * 2),
+            release: super::release::ReleaseCache::default(),
             fingerprint,
         });
         tracing::info!(identity = %key, url = %config.url, "connected to Proxmox");

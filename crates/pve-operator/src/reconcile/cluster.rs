@@ -243,7 +243,12 @@ async fn privileges_condition(
         .discover_privsep(&conn.pve)
         .await
         .map_err(|e| format!("asking about the token's privilege separation: {e}"))?;
-    let report = privileges::check(&conn.pve, &subject, &needs_for_specs(&specs))
+    let release = conn
+        .release
+        .get(&conn.pve)
+        .await
+        .map_err(|e| format!("asking Proxmox for its version: {e}"))?;
+    let report = privileges::check(&conn.pve, &subject, &needs_for_specs(&specs, release))
         .await
         .map_err(|e| format!("reading the effective permissions: {e}"))?;
     let scope = if specs.is_empty() {
@@ -269,7 +274,7 @@ async fn privileges_condition(
                 "AllPresentWithWarnings"
             },
             format!(
-                "the credentials hold all {} privileges needed by {scope}{warnings}",
+                "the credentials hold all {} privileges Proxmox VE {release} checks for {scope}{warnings}",
                 report.present.len()
             ),
         )
@@ -279,7 +284,7 @@ async fn privileges_condition(
             false,
             "MissingPrivilege",
             format!(
-                "missing for {scope}: {}; `pve-operator privileges` prints the pveum commands that grant them{warnings}",
+                "missing for {scope} on Proxmox VE {release}: {}; `pve-operator privileges --pve-version {release}` prints the pveum commands that grant them{warnings}",
                 missing.join(", ")
             ),
         )

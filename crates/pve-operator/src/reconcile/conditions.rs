@@ -52,6 +52,10 @@ pub async fn credentials(
 ) -> Result<String, (&'static str, String)> {
     match conn.pve.version().await {
         Ok(version) => {
+            // The privilege rows of this release apply from now on (an upgrade shows here).
+            if let Some(release) = version.pve_release() {
+                conn.release.note(release);
+            }
             conditions.set(
                 "CredentialsValid",
                 true,
