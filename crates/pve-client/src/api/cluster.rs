@@ -200,6 +200,28 @@ mod tests {
         assert_eq!(r[3].shared, Some(false));
     }
 
+    /// PVE 9.x (pve9-changes.md §4.4): SDN zones as `type: network` entries, `memhost` and
+    /// pressure figures on guests, `host-arch` on non-x86 nodes, `ha` without `group` (9.1).
+    #[test]
+    fn resources_of_pve9_decode_and_network_entries_are_neither_guests_nor_nodes() {
+        let r: Vec<ClusterResource> = serde_json::from_str(
+            r#"[
+            {"id":"qemu/100","vmid":100,"node":"pve","type":"qemu","status":"running","name":"web","maxcpu":2,"cpu":0.01,"mem":123,"memhost":456,"maxmem":2147483648,"template":0,"tags":"pve-op","uptime":5,"pressurecpusome":0.1,"pressurememoryfull":0},
+            {"id":"node/pve","node":"pve","type":"node","status":"online","level":"","cgroup-mode":2,"host-arch":"aarch64"},
+            {"id":"storage/pve/local","storage":"local","node":"pve","type":"storage","plugintype":"dir","status":"available","shared":0,"content":"iso,import","disk":1,"maxdisk":2},
+            {"id":"network/pve/zone/localnetwork","type":"network","network-type":"zone","network":"localnetwork","node":"pve","status":"ok"},
+            {"id":"network/pve/fabric/f1","type":"network","network-type":"fabric","network":"f1","protocol":"openfabric","node":"pve","status":"ok","zone-type":"evpn"}
+        ]"#,
+        )
+        .expect("PVE 9 resources decode");
+        assert_eq!(r.len(), 5);
+        assert!(r[0].is_qemu());
+        assert_eq!(r[0].mem, Some(123));
+        assert_eq!(r[2].content.as_deref(), Some("iso,import"));
+        assert!(r[3..].iter().all(|n| !n.is_qemu() && n.resource_type == "network"));
+        assert_eq!(r[3].node.as_deref(), Some("pve"));
+    }
+
     #[test]
     fn nextid_is_decoded_from_a_string() {
         let NextId(n) = serde_json::from_str(r#""100""#).unwrap();
