@@ -1,10 +1,15 @@
 //! Parameter rules (a declarative table per endpoint) and their validation, as PVE's
 //! `JSONSchema::validate`: unknown parameters rejected, types, ranges, lengths, patterns,
 //! enumerations, named formats and property strings enforced.
+//!
+//! There is one generated table set per simulated version ([`generated`] from the PVE 8.4
+//! schema, [`generated_9_1`] from the 9.1 one); [`table`] picks by [`PveVersion`].
 
 mod formats;
 #[rustfmt::skip]
 pub mod generated;
+#[rustfmt::skip]
+pub mod generated_9_1;
 mod propstring;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +19,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::version::PveVersion;
 
 pub use formats::split_list;
 pub use propstring::{PropMap, parse_property_string};
@@ -138,6 +144,16 @@ impl Params {
             Some(Value::String(s)) => s == "1" || s == "true",
             _ => false,
         }
+    }
+}
+
+/// The generated parameter table of `method path` (a schema path template) in `version`'s
+/// schema, if the simulator serves it (`/access` and `/pools` tables are in
+/// [`crate::access::param_table_for`]).
+pub fn table(version: PveVersion, method: &str, path: &str) -> Option<&'static [Param]> {
+    match version {
+        PveVersion::Pve8_4 => generated::table(method, path),
+        PveVersion::Pve9_1 => generated_9_1::table(method, path),
     }
 }
 
