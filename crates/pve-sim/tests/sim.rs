@@ -2622,3 +2622,128 @@ async fn read_responses_have_the_schema_return_types(version: PveVersion) {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+// ------------------------------------------------------------------------------------------------
+// Parameters of each version (pve9-changes.md sections 4.2 and 6)
+
+/// Starts a `version` simulator and logs in as root.
+async fn start_version(version: PveVersion) -> (RunningSim, Api) {
+    let sim = start_with(config_of(version), false).await;
+    let api = Api::root(&sim).await;
+    (sim, api)
+}
+
+/// `POST /nodes/pve/qemu` with `vmid` and `params`: the status and the body.
+async fn try_create(api: &Api, vmid: &str, params: &[(&str, &str)]) -> (u16, Value) {
+    let mut all = vec![("vmid", vmid)];
+    all.extend_from_slice(params);
+    api.call(Method::POST, "/nodes/pve/qemu", &all).await
+}
+
+const NOT_IN_SCHEMA: &str =
+    "property is not defined in schema and the schema does not allow additional properties";
+
+#[tokio::test]
+async fn disk_geometry_options_are_refused_by_9_1_and_accepted_by_8_4() {
+    let (_old, api8) = start_version(PveVersion::Pve8_4).await;
+    assert_eq!(
+        create_vm(&api8, "120", &[("scsi0", "local-lvm:8,cyls=1")]).await,
+        "OK"
+    );
+    let config = api8.get("/nodes/pve/qemu/120/config").await;
+    assert_eq!(config["scsi0"], "local-lvm:vm-120-disk-0,cyls=1,size=8G");
+
+    let (_new, api9) = start_version(PveVersion::Pve9_1).await;
+    for (key, value, option) in [
+        ("scsi0", "local-lvm:8,cyls=1", "cyls"),
+        ("virtio0", "local-lvm:8,heads=16", "heads"),
+        ("sata0", "local-lvm:8,secs=63", "secs"),
+        ("ide0", "local-lvm:8,trans=lba", "trans"),
+    ] {
+        let (code, body) = try_create(&api9, "120", &[(key, value)]).await;
+        assert_eq!(code, 400, "{key}={value}: {body}");
+        assert_eq!(body["message"], "Parameter verification failed.\n");
+        assert_eq!(
+            body["errors"][key],
+            format!("invalid format - invalid key in comma-separated list property: {option}\n"),
+            "{key}={value}"
+        );
+    }
+    let (code, body) = api9
+        .call(Method::GET, "/nodes/pve/qemu/120/config", &[])
+        .await;
+    assert_eq!(code, 500, "no VM was created: {body}");
+    assert_eq!(
+        create_vm(&api9, "120", &[("scsi0", "local-lvm:8")]).await,
+        "OK"
+    );
+}
+
+#[tokio::test]
+async fn options_new_in_9_1_are_accepted_by_9_1_and_unknown_to_8_4() {
+    let new_options: [(&str, &str); 4] = [
+        ("allow-ksm", "0"),
+        ("ha-managed", "0"),
+        ("agent", "1,freeze-fs=0"),
+        ("tpmstate0", "local-lvm:1,format=raw,version=v2.0"),
+    ];
+    let (_old, api8) = start_version(PveVersion::Pve8_4).await;
+    let (code, body) = try_create(&api8, "130", &new_options).await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["errors"]["allow-ksm"], NOT_IN_SCHEMA);
+    assert_eq!(body["errors"]["ha-managed"], NOT_IN_SCHEMA);
+    assert_eq!(
+        body["errors"]["agent"],
+        "invalid format - invalid key in comma-separated list property: freeze-fs\n"
+    );
+    assert_eq!(
+        body["errors"]["tpmstate0"],
+        "invalid format - invalid key in comma-separated list property: format\n"
+    );
+    let (code, body) = api8
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/100/config",
+            &[("allow-ksm", "0")],
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["errors"]["allow-ksm"], NOT_IN_SCHEMA);
+
+    let (_new, api9) = start_version(PveVersion::Pve9_1).await;
+    assert_eq!(create_vm(&api9, "130", &new_options).await, "OK");
+    let config = api9.get("/nodes/pve/qemu/130/config").await;
+    assert_eq!(
+        config["allow-ksm"],
+        json!(0),
+        "a boolean is a number: {config}"
+    );
+    assert_eq!(config["agent"], "1,freeze-fs=0");
+    assert!(
+        config.get("ha-managed").is_none(),
+        "ha-managed is not a config option: {config}"
+    );
+    assert_eq!(
+        api9.run(
+            Method::POST,
+            "/nodes/pve/qemu/130/config",
+            &[("allow-ksm", "1")]
+        )
+        .await,
+        "OK"
+    );
+    assert_eq!(
+        api9.get("/nodes/pve/qemu/130/config").await["allow-ksm"],
+        json!(1)
+    );
+    // `ha-managed` is a create option only.
+    let (code, body) = api9
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/130/config",
+            &[("ha-managed", "1")],
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["errors"]["ha-managed"], NOT_IN_SCHEMA);
+}
