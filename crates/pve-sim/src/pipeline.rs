@@ -347,7 +347,7 @@ async fn api(
                 // 400: parameter validation, with the simulated version's schema.
                 let version = ctx.sim.state.config.pve_version;
                 let params = match route.params_for(version) {
-                    Some(table) => crate::params::validate(table, raw.clone())?,
+                    Some(table) => crate::params::validate_for(version, table, raw.clone())?,
                     None => crate::params::Params(raw.clone()),
                 };
                 let mut ctx = Ctx {

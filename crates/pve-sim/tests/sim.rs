@@ -2747,3 +2747,31 @@ async fn options_new_in_9_1_are_accepted_by_9_1_and_unknown_to_8_4() {
     assert_eq!(code, 400, "{body}");
     assert_eq!(body["errors"]["ha-managed"], NOT_IN_SCHEMA);
 }
+
+#[tokio::test]
+async fn the_requires_error_has_each_versions_text() {
+    for (version, text) in [
+        (
+            PveVersion::Pve8_4,
+            "missing property - 'force' requires this property",
+        ),
+        (PveVersion::Pve9_1, "missing property required by 'force'"),
+    ] {
+        let (_sim, api) = start_version(version).await;
+        assert_eq!(create_vm(&api, "140", &[]).await, "OK", "{version}");
+        let (code, body) = api
+            .call(Method::PUT, "/nodes/pve/qemu/140/config", &[("force", "1")])
+            .await;
+        assert_eq!(code, 400, "{version}: {body}");
+        assert_eq!(body["errors"]["delete"], text, "{version}: {body}");
+        let (code, body) = api
+            .call(Method::PUT, "/access/users/root@pam", &[("append", "1")])
+            .await;
+        assert_eq!(code, 400, "{version}: {body}");
+        assert_eq!(
+            body["errors"]["groups"],
+            text.replace("force", "append"),
+            "{version}: {body}"
+        );
+    }
+}

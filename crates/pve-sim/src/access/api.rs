@@ -558,7 +558,7 @@ fn update_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     if append && !ctx.params.has("groups") {
         return Err(ApiError::param(
             "groups",
-            "missing property - 'append' requires this property",
+            crate::params::requires_message(ctx.sim.state.config.pve_version, "append"),
         ));
     }
     let opts = user_options(ctx);

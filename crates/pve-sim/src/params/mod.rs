@@ -157,6 +157,16 @@ pub fn table(version: PveVersion, method: &str, path: &str) -> Option<&'static [
     }
 }
 
+/// The text of the JSON-schema `requires` error for parameter `name`: pve-common changed it in
+/// 9.0.8 (`0f0e791`).
+pub fn requires_message(version: PveVersion, name: &str) -> String {
+    if version.is_pve9() {
+        format!("missing property required by '{name}'")
+    } else {
+        format!("missing property - '{name}' requires this property")
+    }
+}
+
 /// Finds the rule for `name` in `table`, resolving indexed names such as `net0`.
 pub fn find<'a>(table: &'a [Param], name: &str) -> Option<&'a Param> {
     if let Some(p) = table.iter().find(|p| p.indexed.is_none() && p.name == name) {
@@ -176,9 +186,18 @@ pub fn find<'a>(table: &'a [Param], name: &str) -> Option<&'a Param> {
         .find(|p| p.indexed.is_some_and(|n| idx < n) && p.base() == base)
 }
 
-/// Validates `input` against `table` as PVE does; returns the normalised parameters or a
-/// 400 `Parameter verification failed.` error with one entry per failing parameter.
+/// [`validate_for`] with PVE 8.4's error texts.
 pub fn validate(table: &[Param], input: BTreeMap<String, Value>) -> Result<Params, ApiError> {
+    validate_for(PveVersion::Pve8_4, table, input)
+}
+
+/// Validates `input` against `table` as PVE `version` does; returns the normalised parameters or
+/// a 400 `Parameter verification failed.` error with one entry per failing parameter.
+pub fn validate_for(
+    version: PveVersion,
+    table: &[Param],
+    input: BTreeMap<String, Value>,
+) -> Result<Params, ApiError> {
     let mut errors: BTreeMap<String, String> = BTreeMap::new();
     let mut out = BTreeMap::new();
     for (name, value) in input {
@@ -215,11 +234,7 @@ pub fn validate(table: &[Param], input: BTreeMap<String, Value>) -> Result<Param
         if let Some(req) = find(table, &name).and_then(|r| r.requires)
             && !out.contains_key(req)
         {
-            add_error(
-                &mut errors,
-                req,
-                &format!("missing property - '{name}' requires this property"),
-            );
+            add_error(&mut errors, req, &requires_message(version, &name));
         }
     }
     if errors.is_empty() {
