@@ -344,9 +344,10 @@ async fn api(
                         Some(_) => {}
                     }
                 }
-                // 400: parameter validation.
-                let params = match route.params {
-                    Some(table) => crate::params::validate(table, raw.clone())?,
+                // 400: parameter validation, with the simulated version's schema.
+                let version = ctx.sim.state.config.pve_version;
+                let params = match route.params_for(version) {
+                    Some(table) => crate::params::validate_for(version, table, raw.clone())?,
                     None => crate::params::Params(raw.clone()),
                 };
                 let mut ctx = Ctx {

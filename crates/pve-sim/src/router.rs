@@ -1,7 +1,7 @@
 //! The route table: (method, path template, permission spec, handler). Any module can add
 //! routes; the access-control module contributes its `/access/*` routes through
 //! `crate::access::routes()`. Parameter tables are looked up by (method, template) in
-//! [`crate::params::generated::table`].
+//! [`crate::params::table`], one per simulated version ([`Route::params_for`]).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::params::{Param, Params};
 use crate::state::Sim;
+use crate::version::PveVersion;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,8 +243,10 @@ pub struct Route {
     pub allow_token: bool,
     /// The handler.
     pub handler: Handler,
-    /// Parameter rules; `None` accepts any parameters.
+    /// Parameter rules of the PVE 8.4 schema; `None` accepts any parameters.
     pub params: Option<&'static [Param]>,
+    /// Parameter rules of the PVE 9.1 schema; `None` accepts any parameters.
+    pub params_9_1: Option<&'static [Param]>,
 }
 
 impl Route {
@@ -255,7 +258,16 @@ impl Route {
             perm,
             allow_token: true,
             handler,
-            params: crate::params::generated::table(method, path),
+            params: crate::params::table(PveVersion::Pve8_4, method, path),
+            params_9_1: crate::params::table(PveVersion::Pve9_1, method, path),
+        }
+    }
+
+    /// The parameter rules of the simulated `version`; `None` accepts any parameters.
+    pub fn params_for(&self, version: PveVersion) -> Option<&'static [Param]> {
+        match version {
+            PveVersion::Pve8_4 => self.params,
+            PveVersion::Pve9_1 => self.params_9_1,
         }
     }
 

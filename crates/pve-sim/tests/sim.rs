@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pve_sim::config::{AuthErrorStyle, ClusterConfig};
+use pve_sim::version::PveVersion;
 use pve_sim::{RunningSim, SimOptions, SimServer};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -56,6 +57,13 @@ async fn start_with(config: ClusterConfig, insecure_http: bool) -> RunningSim {
 
 async fn start() -> RunningSim {
     start_with(fast_config(), false).await
+}
+
+/// [`fast_config`] simulating `version`.
+fn config_of(version: PveVersion) -> ClusterConfig {
+    let mut cfg = fast_config();
+    cfg.pve_version = version;
+    cfg
 }
 
 fn http_client(sim: &RunningSim) -> reqwest::Client {
@@ -2269,8 +2277,16 @@ async fn odd_inputs_get_answers_not_crashes() {
 // ------------------------------------------------------------------------------------------------
 // Conformance with the published schema
 
-fn schema_index() -> std::collections::HashMap<String, Value> {
-    let path = reference_dir().join("pve-8.4-api-schema.json");
+/// The published API schema of `version` (reference material).
+fn schema_file(version: PveVersion) -> &'static str {
+    match version {
+        PveVersion::Pve8_4 => "pve-8.4-api-schema.json",
+        PveVersion::Pve9_1 => "pve-9-api-schema.json",
+    }
+}
+
+fn schema_index(version: PveVersion) -> std::collections::HashMap<String, Value> {
+    let path = reference_dir().join(schema_file(version));
     let text = std::fs::read_to_string(&path).expect("schema readable");
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
     let mut idx = std::collections::HashMap::new();
@@ -2378,13 +2394,20 @@ fn compare_param(
 }
 
 #[tokio::test]
-async fn every_served_endpoint_has_the_schema_parameter_rules() {
-    let idx = schema_index();
+async fn every_served_endpoint_has_the_schema_parameter_rules_of_each_version() {
+    for version in PveVersion::ALL {
+        served_endpoints_have_the_schema_parameter_rules(version);
+    }
+}
+
+/// Each route's parameter table for `version` against `version`'s published schema.
+fn served_endpoints_have_the_schema_parameter_rules(version: PveVersion) {
+    let idx = schema_index(version);
     let router = pve_sim::router::Router::build();
     let mut problems = Vec::new();
     let mut checked = 0;
     for route in router.routes() {
-        let id = format!("{} {}", route.method, route.path);
+        let id = format!("{version}: {} {}", route.method, route.path);
         if route.path == "/" {
             continue;
         }
@@ -2392,10 +2415,10 @@ async fn every_served_endpoint_has_the_schema_parameter_rules() {
             .get(route.path)
             .and_then(|n| n["info"].get(route.method))
         else {
-            problems.push(format!("{id}: not in the PVE 8.4 schema"));
+            problems.push(format!("{id}: not in the PVE {version} schema"));
             continue;
         };
-        let Some(rules) = route.params else {
+        let Some(rules) = route.params_for(version) else {
             problems.push(format!("{id}: no parameter table"));
             continue;
         };
@@ -2429,7 +2452,7 @@ async fn every_served_endpoint_has_the_schema_parameter_rules() {
         problems.len(),
         problems.join("\n")
     );
-    assert!(checked >= 35, "only {checked} endpoints checked");
+    assert!(checked >= 35, "{version}: only {checked} endpoints checked");
 }
 
 /// Whether a returned value fits the schema type of its property. Perl booleans are 0/1 numbers.
@@ -2446,9 +2469,19 @@ fn json_type_fits(spec: &Value, value: &Value) -> bool {
 }
 
 #[tokio::test]
-async fn responses_of_read_endpoints_have_the_schema_return_types() {
-    let idx = schema_index();
-    let sim = start().await;
+async fn responses_of_read_endpoints_have_the_8_4_schema_return_types() {
+    read_responses_have_the_schema_return_types(PveVersion::Pve8_4).await;
+}
+
+#[tokio::test]
+async fn responses_of_read_endpoints_have_the_9_1_schema_return_types() {
+    read_responses_have_the_schema_return_types(PveVersion::Pve9_1).await;
+}
+
+/// The read endpoints' answers of a `version` simulator against `version`'s `returns`.
+async fn read_responses_have_the_schema_return_types(version: PveVersion) {
+    let idx = schema_index(version);
+    let sim = start_with(config_of(version), false).await;
     let api = Api::root(&sim).await;
     assert_eq!(
         create_vm(
@@ -2551,7 +2584,9 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
         // nextid: the schema says integer, real PVE sends a string (wire-behaviour.md section 3).
         let perl_string = template == "/cluster/nextid" && got == "string";
         if want != got && !perl_string {
-            problems.push(format!("{template}: returns {got}, schema says {want}"));
+            problems.push(format!(
+                "{version}: {template}: returns {got}, schema says {want}"
+            ));
             continue;
         }
         // Required properties of object items (or the object) must be present.
@@ -2565,7 +2600,7 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
                     let optional = spec.get("optional").and_then(Value::as_u64).unwrap_or(0) == 1;
                     if !optional && item.get(name).is_none() {
                         problems.push(format!(
-                            "{template}: required property '{name}' missing in {item}"
+                            "{version}: {template}: required property '{name}' missing in {item}"
                         ));
                     }
                     // `/pending` values come from the typed config (integers are numbers on the
@@ -2577,7 +2612,7 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
                         && !json_type_fits(spec, value)
                     {
                         problems.push(format!(
-                            "{template}: property '{name}' = {value} does not fit {}",
+                            "{version}: {template}: property '{name}' = {value} does not fit {}",
                             spec["type"]
                         ));
                     }
@@ -2586,4 +2621,157 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Parameters of each version (pve9-changes.md sections 4.2 and 6)
+
+/// Starts a `version` simulator and logs in as root.
+async fn start_version(version: PveVersion) -> (RunningSim, Api) {
+    let sim = start_with(config_of(version), false).await;
+    let api = Api::root(&sim).await;
+    (sim, api)
+}
+
+/// `POST /nodes/pve/qemu` with `vmid` and `params`: the status and the body.
+async fn try_create(api: &Api, vmid: &str, params: &[(&str, &str)]) -> (u16, Value) {
+    let mut all = vec![("vmid", vmid)];
+    all.extend_from_slice(params);
+    api.call(Method::POST, "/nodes/pve/qemu", &all).await
+}
+
+const NOT_IN_SCHEMA: &str =
+    "property is not defined in schema and the schema does not allow additional properties";
+
+#[tokio::test]
+async fn disk_geometry_options_are_refused_by_9_1_and_accepted_by_8_4() {
+    let (_old, api8) = start_version(PveVersion::Pve8_4).await;
+    assert_eq!(
+        create_vm(&api8, "120", &[("scsi0", "local-lvm:8,cyls=1")]).await,
+        "OK"
+    );
+    let config = api8.get("/nodes/pve/qemu/120/config").await;
+    assert_eq!(config["scsi0"], "local-lvm:vm-120-disk-0,cyls=1,size=8G");
+
+    let (_new, api9) = start_version(PveVersion::Pve9_1).await;
+    for (key, value, option) in [
+        ("scsi0", "local-lvm:8,cyls=1", "cyls"),
+        ("virtio0", "local-lvm:8,heads=16", "heads"),
+        ("sata0", "local-lvm:8,secs=63", "secs"),
+        ("ide0", "local-lvm:8,trans=lba", "trans"),
+    ] {
+        let (code, body) = try_create(&api9, "120", &[(key, value)]).await;
+        assert_eq!(code, 400, "{key}={value}: {body}");
+        assert_eq!(body["message"], "Parameter verification failed.\n");
+        assert_eq!(
+            body["errors"][key],
+            format!("invalid format - invalid key in comma-separated list property: {option}\n"),
+            "{key}={value}"
+        );
+    }
+    let (code, body) = api9
+        .call(Method::GET, "/nodes/pve/qemu/120/config", &[])
+        .await;
+    assert_eq!(code, 500, "no VM was created: {body}");
+    assert_eq!(
+        create_vm(&api9, "120", &[("scsi0", "local-lvm:8")]).await,
+        "OK"
+    );
+}
+
+#[tokio::test]
+async fn options_new_in_9_1_are_accepted_by_9_1_and_unknown_to_8_4() {
+    let new_options: [(&str, &str); 4] = [
+        ("allow-ksm", "0"),
+        ("ha-managed", "0"),
+        ("agent", "1,freeze-fs=0"),
+        ("tpmstate0", "local-lvm:1,format=raw,version=v2.0"),
+    ];
+    let (_old, api8) = start_version(PveVersion::Pve8_4).await;
+    let (code, body) = try_create(&api8, "130", &new_options).await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["errors"]["allow-ksm"], NOT_IN_SCHEMA);
+    assert_eq!(body["errors"]["ha-managed"], NOT_IN_SCHEMA);
+    assert_eq!(
+        body["errors"]["agent"],
+        "invalid format - invalid key in comma-separated list property: freeze-fs\n"
+    );
+    assert_eq!(
+        body["errors"]["tpmstate0"],
+        "invalid format - invalid key in comma-separated list property: format\n"
+    );
+    let (code, body) = api8
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/100/config",
+            &[("allow-ksm", "0")],
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["errors"]["allow-ksm"], NOT_IN_SCHEMA);
+
+    let (_new, api9) = start_version(PveVersion::Pve9_1).await;
+    assert_eq!(create_vm(&api9, "130", &new_options).await, "OK");
+    let config = api9.get("/nodes/pve/qemu/130/config").await;
+    assert_eq!(
+        config["allow-ksm"],
+        json!(0),
+        "a boolean is a number: {config}"
+    );
+    assert_eq!(config["agent"], "1,freeze-fs=0");
+    assert!(
+        config.get("ha-managed").is_none(),
+        "ha-managed is not a config option: {config}"
+    );
+    assert_eq!(
+        api9.run(
+            Method::POST,
+            "/nodes/pve/qemu/130/config",
+            &[("allow-ksm", "1")]
+        )
+        .await,
+        "OK"
+    );
+    assert_eq!(
+        api9.get("/nodes/pve/qemu/130/config").await["allow-ksm"],
+        json!(1)
+    );
+    // `ha-managed` is a create option only.
+    let (code, body) = api9
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/130/config",
+            &[("ha-managed", "1")],
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["errors"]["ha-managed"], NOT_IN_SCHEMA);
+}
+
+#[tokio::test]
+async fn the_requires_error_has_each_versions_text() {
+    for (version, text) in [
+        (
+            PveVersion::Pve8_4,
+            "missing property - 'force' requires this property",
+        ),
+        (PveVersion::Pve9_1, "missing property required by 'force'"),
+    ] {
+        let (_sim, api) = start_version(version).await;
+        assert_eq!(create_vm(&api, "140", &[]).await, "OK", "{version}");
+        let (code, body) = api
+            .call(Method::PUT, "/nodes/pve/qemu/140/config", &[("force", "1")])
+            .await;
+        assert_eq!(code, 400, "{version}: {body}");
+        assert_eq!(body["errors"]["delete"], text, "{version}: {body}");
+        let (code, body) = api
+            .call(Method::PUT, "/access/users/root@pam", &[("append", "1")])
+            .await;
+        assert_eq!(code, 400, "{version}: {body}");
+        assert_eq!(
+            body["errors"]["groups"],
+            text.replace("force", "append"),
+            "{version}: {body}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Schema conformance: every request the client can build ([`super::samples::all`]) is checked
-//! against the published PVE 8.4 API schema (method exists, every parameter known, types,
-//! enums, patterns, formats — including each key of property strings —, required parameters),
-//! and every response type decodes values generated from the schema's `returns`.
+//! against the published PVE 8.4 and 9.1 API schemas (method exists, every parameter known,
+//! types, enums, patterns, formats — including each key of property strings —, required
+//! parameters), and every response type decodes values generated from each schema's `returns`.
 //!
 //! The validators here are written from the schema and PVE's format definitions, independently
 //! of the client's own checks.
@@ -15,17 +15,53 @@ use serde_json::{Map, Value, json};
 use super::samples::{self, Sample};
 use crate::request::{ApiRequest, Method, ParamValue, Params};
 
-const SCHEMA_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/pve-reference/pve-8.4-api-schema.json"
-);
+/// A published Proxmox VE API schema (`shared/pve-reference/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Schema {
+    /// `pve-8.4-api-schema.json`.
+    Pve8_4,
+    /// `pve-9-api-schema.json` (pve-docs 9.1.3).
+    Pve9_1,
+}
 
-fn index() -> &'static HashMap<String, Value> {
-    static INDEX: OnceLock<HashMap<String, Value>> = OnceLock::new();
-    INDEX.get_or_init(|| {
-        let text = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_else(|e| {
+impl Schema {
+    /// Every schema the client must fit.
+    const ALL: [Schema; 2] = [Schema::Pve8_4, Schema::Pve9_1];
+
+    fn path(self) -> &'static str {
+        match self {
+            Schema::Pve8_4 => concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/pve-reference/pve-8.4-api-schema.json"
+            ),
+            Schema::Pve9_1 => concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/pve-reference/pve-9-api-schema.json"
+            ),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Schema::Pve8_4 => "PVE 8.4",
+            Schema::Pve9_1 => "PVE 9.1",
+        }
+    }
+}
+
+fn index(schema: Schema) -> &'static HashMap<String, Value> {
+    static INDEX_8_4: OnceLock<HashMap<String, Value>> = OnceLock::new();
+    static INDEX_9_1: OnceLock<HashMap<String, Value>> = OnceLock::new();
+    let cell = match schema {
+        Schema::Pve8_4 => &INDEX_8_4,
+        Schema::Pve9_1 => &INDEX_9_1,
+    };
+    cell.get_or_init(|| {
+        let path = schema.path();
+        let name = schema.name();
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
             panic!(
-                "the Proxmox VE 8.4 API schema is missing: expected it at {SCHEMA_PATH} \
+                "the {name} API schema is missing: expected it at {path} \
                  (shared/pve-reference/ beside the repository checkout, see its README.md): {e}"
             )
         });
@@ -44,8 +80,8 @@ fn index() -> &'static HashMap<String, Value> {
     })
 }
 
-fn method_info(req_method: Method, template: &str) -> Option<&'static Value> {
-    let info = index()
+fn method_info(schema: Schema, req_method: Method, template: &str) -> Option<&'static Value> {
+    let info = index(schema)
         .get(template)?
         .get("info")?
         .get(req_method.as_str())?;
@@ -311,12 +347,15 @@ fn check_propstring(name: &str, fmt: &Map<String, Value>, s: &str, out: &mut Vec
     }
 }
 
-/// Every problem of `req` with respect to the schema.
-fn check_request(req: &ApiRequest) -> Vec<String> {
+/// Every problem of `req` with respect to `schema`.
+fn check_request(schema: Schema, req: &ApiRequest) -> Vec<String> {
     let mut out = Vec::new();
-    let what = req.describe();
-    let Some(info) = method_info(req.method, req.template) else {
-        return vec![format!("{what}: no such path/method in the PVE 8.4 schema")];
+    let what = format!("{}: {}", schema.name(), req.describe());
+    let Some(info) = method_info(schema, req.method, req.template) else {
+        return vec![format!(
+            "{what}: no such path/method in the {} schema",
+            schema.name()
+        )];
     };
     let empty = Map::new();
     let props = info
@@ -460,10 +499,12 @@ fn generate(schema: &Value, mode: Mode, top_string: Option<&str>) -> Value {
 // ---------- tests ----------
 
 #[test]
-fn every_request_the_client_builds_fits_the_pve_8_4_schema() {
+fn every_request_the_client_builds_fits_the_pve_8_4_and_9_1_schemas() {
     let mut problems = Vec::new();
     for Sample { req, .. } in samples::all() {
-        problems.extend(check_request(&req));
+        for schema in Schema::ALL {
+            problems.extend(check_request(schema, &req));
+        }
     }
     assert!(
         problems.is_empty(),
@@ -475,9 +516,12 @@ fn every_request_the_client_builds_fits_the_pve_8_4_schema() {
 #[test]
 fn every_response_type_decodes_the_schemas_returns_shape() {
     let mut problems = Vec::new();
-    for sample in samples::all() {
-        let what = sample.req.describe();
-        let Some(info) = method_info(sample.req.method, sample.req.template) else {
+    for (schema, sample) in Schema::ALL
+        .into_iter()
+        .flat_map(|schema| samples::all().into_iter().map(move |s| (schema, s)))
+    {
+        let what = format!("{}: {}", schema.name(), sample.req.describe());
+        let Some(info) = method_info(schema, sample.req.method, sample.req.template) else {
             problems.push(format!("{what}: not in the schema"));
             continue;
         };
@@ -679,13 +723,71 @@ fn the_schema_checker_reports_each_kind_of_mistake() {
         ),
     ];
     for (req, expect) in cases {
-        let problems = check_request(&req);
-        assert!(
-            problems.iter().any(|p| p.contains(expect)),
-            "{} {:?}: expected a problem mentioning {expect:?}, got {problems:?}",
-            req.describe(),
-            req.params
-        );
+        for schema in Schema::ALL {
+            let problems = check_request(schema, &req);
+            assert!(
+                problems.iter().any(|p| p.contains(expect)),
+                "{} {} {:?}: expected a problem mentioning {expect:?}, got {problems:?}",
+                schema.name(),
+                req.describe(),
+                req.params
+            );
+        }
+    }
+}
+
+/// Each schema is really consulted: a request that only one of them allows (pve9-changes.md
+/// section 4.2) is reported against the other one only.
+#[test]
+fn each_schema_refuses_what_only_the_other_version_allows() {
+    let create = |fill: &dyn Fn(&mut Params)| {
+        let mut p = Params::new();
+        p.int("vmid", 100);
+        fill(&mut p);
+        ApiRequest::new(Method::Post, "/nodes/{node}/qemu", &[("node", "pve")], p)
+    };
+    let cases = [
+        (
+            create(&|p| {
+                p.str("scsi0", "local-lvm:32,cyls=1");
+            }),
+            Schema::Pve9_1,
+            "cyls",
+        ),
+        (
+            create(&|p| {
+                p.bool("allow-ksm", false);
+            }),
+            Schema::Pve8_4,
+            "unknown parameter",
+        ),
+        (
+            create(&|p| {
+                p.str("agent", "1,freeze-fs=0");
+            }),
+            Schema::Pve8_4,
+            "freeze-fs",
+        ),
+    ];
+    for (req, refusing, expect) in cases {
+        for schema in Schema::ALL {
+            let problems = check_request(schema, &req);
+            if schema == refusing {
+                assert!(
+                    problems.iter().any(|p| p.contains(expect)),
+                    "{}: {:?}: expected a problem mentioning {expect:?}, got {problems:?}",
+                    schema.name(),
+                    req.params
+                );
+            } else {
+                assert!(
+                    problems.is_empty(),
+                    "{}: {:?}: {problems:?}",
+                    schema.name(),
+                    req.params
+                );
+            }
+        }
     }
 }
 

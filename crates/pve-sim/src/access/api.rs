@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::{AccessControl, AccessError, AclChange, UserOptions, names, params, split_list};
 use crate::error::ApiError;
 use crate::router::{Ctx, Perm, Reply, Route};
+use crate::version::PveVersion;
 
 /// The `/access/*` routes of the simulator (`/access/ticket` is the server's own) and `/pools`.
 pub fn routes() -> Vec<Route> {
@@ -107,7 +108,7 @@ pub fn routes() -> Vec<Route> {
     .collect()
 }
 
-/// A route with the parameter table of the PVE 8.4 schema.
+/// A route with the parameter tables of the PVE 8.4 and 9.1 schemas.
 pub(super) fn route(
     method: &'static str,
     path: &'static str,
@@ -115,8 +116,17 @@ pub(super) fn route(
     handler: crate::router::Handler,
 ) -> Route {
     let mut r = Route::new(method, path, perm, handler);
-    r.params = params::table(method, path);
+    r.params = super::param_table_for(PveVersion::Pve8_4, method, path);
+    r.params_9_1 = super::param_table_for(PveVersion::Pve9_1, method, path);
     r
+}
+
+/// The minimum length (`minLength`) of parameter `name` of `method path` in `version`'s schema.
+fn min_length(version: PveVersion, method: &str, path: &str, name: &str) -> Option<usize> {
+    match version {
+        PveVersion::Pve8_4 => params::min_length(method, path, name),
+        PveVersion::Pve9_1 => super::params_9_1::min_length(method, path, name),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -125,7 +135,8 @@ pub(super) fn route(
 /// The checks of the named formats and minimum lengths of the `/access` tables that the generic
 /// validator does not know, with PVE's messages (`JSONSchema::check_format`).
 fn check_formats(ctx: &Ctx<'_>, method: &str, path: &str) -> Result<(), ApiError> {
-    let Some(table) = params::table(method, path) else {
+    let version = ctx.sim.state.config.pve_version;
+    let Some(table) = super::param_table_for(version, method, path) else {
         return Ok(());
     };
     let mut errors = std::collections::BTreeMap::new();
@@ -133,7 +144,7 @@ fn check_formats(ctx: &Ctx<'_>, method: &str, path: &str) -> Result<(), ApiError
         let Some(value) = ctx.params.str(rule.name) else {
             continue;
         };
-        if let Some(min) = params::min_length(method, path, rule.name)
+        if let Some(min) = min_length(version, method, path, rule.name)
             && value.chars().count() < min
         {
             errors.insert(
@@ -547,7 +558,7 @@ fn update_user(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     if append && !ctx.params.has("groups") {
         return Err(ApiError::param(
             "groups",
-            "missing property - 'append' requires this property",
+            crate::params::requires_message(ctx.sim.state.config.pve_version, "append"),
         ));
     }
     let opts = user_options(ctx);

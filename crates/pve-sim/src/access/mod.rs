@@ -11,6 +11,7 @@ mod model;
 mod mutate;
 mod names;
 mod params;
+mod params_9_1;
 mod pools_api;
 mod privileges;
 mod secret;
@@ -42,6 +43,19 @@ pub use user_cfg::split_list;
 /// schema.
 pub fn param_table(method: &str, path: &str) -> Option<&'static [crate::params::Param]> {
     params::table(method, path)
+}
+
+/// The parameter rules of an `/access` or `/pools` endpoint (method, schema path template) in
+/// `version`'s schema.
+pub fn param_table_for(
+    version: crate::version::PveVersion,
+    method: &str,
+    path: &str,
+) -> Option<&'static [crate::params::Param]> {
+    match version {
+        crate::version::PveVersion::Pve8_4 => params::table(method, path),
+        crate::version::PveVersion::Pve9_1 => params_9_1::table(method, path),
+    }
 }
 
 /// The superuser, who has every privilege everywhere.

@@ -1,10 +1,15 @@
 //! Parameter rules (a declarative table per endpoint) and their validation, as PVE's
 //! `JSONSchema::validate`: unknown parameters rejected, types, ranges, lengths, patterns,
 //! enumerations, named formats and property strings enforced.
+//!
+//! There is one generated table set per simulated version ([`generated`] from the PVE 8.4
+//! schema, [`generated_9_1`] from the 9.1 one); [`table`] picks by [`PveVersion`].
 
 mod formats;
 #[rustfmt::skip]
 pub mod generated;
+#[rustfmt::skip]
+pub mod generated_9_1;
 mod propstring;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +19,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::version::PveVersion;
 
 pub use formats::split_list;
 pub use propstring::{PropMap, parse_property_string};
@@ -141,6 +147,26 @@ impl Params {
     }
 }
 
+/// The generated parameter table of `method path` (a schema path template) in `version`'s
+/// schema, if the simulator serves it (`/access` and `/pools` tables are in
+/// [`crate::access::param_table_for`]).
+pub fn table(version: PveVersion, method: &str, path: &str) -> Option<&'static [Param]> {
+    match version {
+        PveVersion::Pve8_4 => generated::table(method, path),
+        PveVersion::Pve9_1 => generated_9_1::table(method, path),
+    }
+}
+
+/// The text of the JSON-schema `requires` error for parameter `name`: pve-common changed it in
+/// 9.0.8 (`0f0e791`).
+pub fn requires_message(version: PveVersion, name: &str) -> String {
+    if version.is_pve9() {
+        format!("missing property required by '{name}'")
+    } else {
+        format!("missing property - '{name}' requires this property")
+    }
+}
+
 /// Finds the rule for `name` in `table`, resolving indexed names such as `net0`.
 pub fn find<'a>(table: &'a [Param], name: &str) -> Option<&'a Param> {
     if let Some(p) = table.iter().find(|p| p.indexed.is_none() && p.name == name) {
@@ -160,9 +186,18 @@ pub fn find<'a>(table: &'a [Param], name: &str) -> Option<&'a Param> {
         .find(|p| p.indexed.is_some_and(|n| idx < n) && p.base() == base)
 }
 
-/// Validates `input` against `table` as PVE does; returns the normalised parameters or a
-/// 400 `Parameter verification failed.` error with one entry per failing parameter.
+/// [`validate_for`] with PVE 8.4's error texts.
 pub fn validate(table: &[Param], input: BTreeMap<String, Value>) -> Result<Params, ApiError> {
+    validate_for(PveVersion::Pve8_4, table, input)
+}
+
+/// Validates `input` against `table` as PVE `version` does; returns the normalised parameters or
+/// a 400 `Parameter verification failed.` error with one entry per failing parameter.
+pub fn validate_for(
+    version: PveVersion,
+    table: &[Param],
+    input: BTreeMap<String, Value>,
+) -> Result<Params, ApiError> {
     let mut errors: BTreeMap<String, String> = BTreeMap::new();
     let mut out = BTreeMap::new();
     for (name, value) in input {
@@ -199,11 +234,7 @@ pub fn validate(table: &[Param], input: BTreeMap<String, Value>) -> Result<Param
         if let Some(req) = find(table, &name).and_then(|r| r.requires)
             && !out.contains_key(req)
         {
-            add_error(
-                &mut errors,
-                req,
-                &format!("missing property - '{name}' requires this property"),
-            );
+            add_error(&mut errors, req, &requires_message(version, &name));
         }
     }
     if errors.is_empty() {

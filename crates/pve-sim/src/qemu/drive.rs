@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::params::{Format, Param, find, generated, parse_property_string};
+use crate::params::{self, Format, Param, PropMap, find, parse_property_string};
+use crate::version::PveVersion;
 
 /// Whether `key` is a drive (`ide0..3`, `sata0..5`, `scsi0..30`, `virtio0..15`, `efidisk0`, `tpmstate0`).
 pub fn is_drive_key(key: &str) -> bool {
@@ -33,13 +34,23 @@ pub fn is_unused_key(key: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// The property-string sub-keys of a VM config option (`net0`, `scsi0`, ...).
-pub fn subkeys(key: &str) -> Option<&'static [Param]> {
-    let table = generated::table("POST", "/nodes/{node}/qemu")?;
+/// The property-string sub-keys of a VM config option (`net0`, `scsi0`, ...) in `version`'s
+/// schema.
+pub fn subkeys(version: PveVersion, key: &str) -> Option<&'static [Param]> {
+    let table = params::table(version, "POST", "/nodes/{node}/qemu")?;
     match find(table, key)?.format {
         Format::Props(subs) => Some(subs),
         _ => None,
     }
+}
+
+/// Parses a stored option's property string with the sub-keys of any simulated version: the
+/// request was validated with its version's schema already (an 8.4 `cyls`, a 9.1 `tpmstate0`
+/// `format` both parse).
+fn parse_option(key: &str, value: &str) -> Option<PropMap> {
+    PveVersion::ALL
+        .iter()
+        .find_map(|v| parse_property_string(subkeys(*v, key)?, value).ok())
 }
 
 /// A parsed drive: the volume (`file`) and the other options.
@@ -54,10 +65,7 @@ pub struct Drive {
 impl Drive {
     /// Parses a drive string of option `key`.
     pub fn parse(key: &str, value: &str) -> Option<Drive> {
-        let mut map = match subkeys(key) {
-            Some(subs) => parse_property_string(subs, value).ok()?,
-            None => return None,
-        };
+        let mut map = parse_option(key, value)?;
         let file = map.remove("file")?;
         Some(Drive { file, opts: map })
     }
@@ -155,7 +163,7 @@ pub struct Nic {
 impl Nic {
     /// Parses a `netN` value.
     pub fn parse(value: &str) -> Option<Nic> {
-        let mut map = parse_property_string(subkeys("net0")?, value).ok()?;
+        let mut map = parse_option("net0", value)?;
         let model = map.remove("model")?;
         let mac = map.remove("macaddr").map(|m| m.to_ascii_uppercase());
         Some(Nic {

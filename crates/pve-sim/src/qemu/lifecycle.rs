@@ -20,6 +20,8 @@ const CREATE_ONLY: &[&str] = &[
     "bwlimit",
     "start",
     "import-working-storage",
+    // 9.1: puts the new VM under HA; not a config option (the simulator has no HA manager).
+    "ha-managed",
 ];
 
 pub(super) fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {

@@ -21,10 +21,11 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::params::{self, Ty, generated};
+use crate::params::{self, Ty};
 use crate::router::{Ctx, Perm, Reply, Route};
 use crate::state::{SimState, Vm};
 use crate::tasks::TaskAction;
+use crate::version::PveVersion;
 
 const CONFIG_ANY: &[&str] = &[
     "VM.Config.Disk",
@@ -256,8 +257,12 @@ fn take_flock(ctx: &mut Ctx<'_>, vmid: u32) -> Result<(), ApiError> {
 /// A config value as PVE types it in JSON: integers and booleans as numbers, the rest (including
 /// `number` options such as `cpulimit`, and `memory`) as strings.
 pub fn typed_value(key: &str, value: &str) -> Value {
-    let table = generated::table("POST", "/nodes/{node}/qemu").unwrap_or(&[]);
-    match params::find(table, key).map(|p| p.ty) {
+    // An option of either version (`allow-ksm` is 9.1 only); no option changed its type.
+    let ty = PveVersion::ALL.iter().find_map(|v| {
+        let table = params::table(*v, "POST", "/nodes/{node}/qemu")?;
+        params::find(table, key).map(|p| p.ty)
+    });
+    match ty {
         Some(Ty::Integer) | Some(Ty::Boolean) => value
             .parse::<i64>()
             .map(Value::from)
