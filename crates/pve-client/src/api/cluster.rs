@@ -218,7 +218,11 @@ mod tests {
         assert!(r[0].is_qemu());
         assert_eq!(r[0].mem, Some(123));
         assert_eq!(r[2].content.as_deref(), Some("iso,import"));
-        assert!(r[3..].iter().all(|n| !n.is_qemu() && n.resource_type == "network"));
+        assert!(
+            r[3..]
+                .iter()
+                .all(|n| !n.is_qemu() && n.resource_type == "network")
+        );
         assert_eq!(r[3].node.as_deref(), Some("pve"));
     }
 
