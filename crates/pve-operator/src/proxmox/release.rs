@@ -2,24 +2,31 @@
 //! the checks before each step must know it.
 
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use pve_client::{PveClient, PveError, PveRelease};
 
-/// The release of one connection's Proxmox, read from `GET /version` once and refreshed
-/// whenever the ProxmoxCluster or identity reconcile reads the version again (an upgrade from 8.4
-/// to 9.x is then noticed within one status interval).
+/// How long a release read from `GET /version` is trusted: an upgrade from 8.4 to 9.x is
+/// noticed within this time even by a connection no ProxmoxCluster or identity reconcile reads
+/// (one `/version` call per connection every 10 minutes).
+pub const RELEASE_TTL: Duration = Duration::from_secs(600);
+
+/// The release of one connection's Proxmox, read once and then every [`RELEASE_TTL`] (sooner
+/// when the ProxmoxCluster or identity reconcile reads the version anyway).
 #[derive(Debug, Default)]
 pub struct ReleaseCache {
-    known: RwLock<Option<PveRelease>>,
+    known: RwLock<Option<(Instant, PveRelease)>>,
 }
 
 impl ReleaseCache {
-    /// The release, asking Proxmox the first time.
+    /// The release, asking Proxmox when it is not known or older than [`RELEASE_TTL`].
     ///
     /// A `release` that does not parse (no real Proxmox answers so) counts as the newest release
     /// checked, whose privilege rows are the ones a current Proxmox applies.
     pub async fn get(&self, pve: &PveClient) -> Result<PveRelease, PveError> {
-        if let Some(release) = self.cached() {
+        if let Some((read_at, release)) = *self.known.read().unwrap_or_else(|p| p.into_inner())
+            && read_at.elapsed() < RELEASE_TTL
+        {
             return Ok(release);
         }
         let version = pve.version().await?;
@@ -28,13 +35,8 @@ impl ReleaseCache {
         Ok(release)
     }
 
-    /// Records a release read elsewhere.
+    /// Records a release read elsewhere, now.
     pub fn note(&self, release: PveRelease) {
-        *self.known.write().unwrap_or_else(|p| p.into_inner()) = Some(release);
-    }
-
-    /// The release last read, if any.
-    pub fn cached(&self) -> Option<PveRelease> {
-        *self.known.read().unwrap_or_else(|p| p.into_inner())
+        *self.known.write().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), release));
     }
 }
