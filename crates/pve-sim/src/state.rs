@@ -231,7 +231,7 @@ impl SimState {
         config.validate()?;
         let access = match &config.user_cfg {
             Some(text) => {
-                let mut access = AccessControl::from_user_cfg(text)
+                let mut access = AccessControl::from_user_cfg(text, config.pve_version)
                     .map_err(|e| SimError::Config(e.to_string()))?;
                 // PAM passwords are not in user.cfg: root@pam gets the given one.
                 if access.user_passwd("root@pam", root_password).is_err() {
@@ -241,7 +241,7 @@ impl SimState {
                 }
                 access
             }
-            None => AccessControl::new_default(root_password),
+            None => AccessControl::new_default(root_password, config.pve_version),
         };
         let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
         let tls = TlsMaterial::generate(&names)?;
