@@ -2587,3 +2587,73 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+// ------------------------------------------------------------------------------------------------
+// The PVE 9.1 profile (and 8.4 where it differs)
+
+/// Users for the version tests: erin may only use the guest agent without restriction (a 9.1
+/// privilege: 8.4 drops it from the role), frank may create VMs but not power them.
+const VERSION_USERS: &str = "\
+user:erin@pve:1:0:::::
+role:AgentOnly:VM.GuestAgent.Unrestricted:
+acl:1:/vms:erin@pve:AgentOnly:
+user:frank@pve:1:0:::::
+role:NoPower:VM.Allocate,VM.Audit,VM.Config.Memory,VM.Config.Options:
+acl:1:/vms:frank@pve:NoPower:
+";
+
+/// The fast configuration as `version`, with the version tests' users.
+fn config_of(version: pve_sim::PveVersion) -> ClusterConfig {
+    let mut cfg = fast_config();
+    cfg.pve_version = version;
+    cfg.user_cfg = Some(format!("{USER_CFG}{VERSION_USERS}"));
+    cfg
+}
+
+/// Logs in `user@pve` after giving it a password.
+async fn login_as(sim: &RunningSim, user: &str) -> Api {
+    let userid = format!("{user}@pve");
+    sim.with_state(|s| s.access.user_passwd(&userid, "pw-of-a-user"))
+        .expect("password");
+    Api::login(sim, &userid, "pw-of-a-user").await
+}
+
+#[tokio::test]
+async fn agent_calls_need_vm_monitor_on_8_4_and_a_guest_agent_privilege_on_9_1() {
+    use pve_sim::PveVersion::{Pve8_4, Pve9_1};
+    let path = "/nodes/pve/qemu/100/agent/network-get-interfaces";
+    let not_running = json!("VM 100 is not running\n");
+    let denied = |privs: &str| json!(format!("Permission check failed (/vms/100, {privs})\n"));
+    for version in [Pve8_4, Pve9_1] {
+        let sim = start_with(config_of(version), false).await;
+        let root = Api::root(&sim).await;
+        assert_eq!(create_vm(&root, "100", &[("agent", "1")]).await, "OK");
+        // alice: PVEVMUser on /vms/100 (VM.GuestAgent.Audit on 9.1, no VM.Monitor on 8.4);
+        // carol: her own role without either; erin: VM.GuestAgent.Unrestricted only (9.1).
+        let mut answers = Vec::new();
+        for user in ["alice", "carol", "erin"] {
+            let (code, body) = login_as(&sim, user)
+                .await
+                .call(Method::GET, path, &[])
+                .await;
+            answers.push((user, code, body["message"].clone()));
+        }
+        let expected = match version {
+            Pve8_4 => vec![
+                ("alice", 403, denied("VM.Monitor")),
+                ("carol", 403, denied("VM.Monitor")),
+                ("erin", 403, denied("VM.Monitor")),
+            ],
+            Pve9_1 => {
+                let any = denied("VM.GuestAgent.Audit|VM.GuestAgent.Unrestricted");
+                vec![
+                    ("alice", 500, not_running.clone()),
+                    ("carol", 403, any),
+                    ("erin", 500, not_running.clone()),
+                ]
+            }
+        };
+        assert_eq!(answers, expected, "{version}");
+        sim.shutdown().await;
+    }
+}

@@ -37,6 +37,22 @@ const CONFIG_ANY: &[&str] = &[
     "VM.Config.Cloudinit",
 ];
 
+/// The guest agent's read commands (`ping`, `info`, `get-*`, `network-get-interfaces`, ...):
+/// `VM.Monitor` on 8.4; on 9.x (qemu-server 9.0.3, `Agent.pm`) `VM.GuestAgent.Audit` or
+/// `VM.GuestAgent.Unrestricted`, whose 403 names both: `(/vms/<id>, VM.GuestAgent.Audit|…)`.
+const AGENT_AUDIT: Perm = Perm::ByVersion {
+    pve8: &Perm::Check {
+        path: "/vms/{vmid}",
+        privs: &["VM.Monitor"],
+        any: false,
+    },
+    pve9: &Perm::Check {
+        path: "/vms/{vmid}",
+        privs: &["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"],
+        any: true,
+    },
+};
+
 /// The QEMU routes.
 pub fn routes() -> Vec<Route> {
     let audit = Perm::Check {
@@ -176,11 +192,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(
             "GET",
             "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
-            Perm::Check {
-                path: "/vms/{vmid}",
-                privs: &["VM.Monitor"],
-                any: false,
-            },
+            AGENT_AUDIT,
             agent_interfaces,
         ),
     ]
