@@ -2657,3 +2657,59 @@ async fn agent_calls_need_vm_monitor_on_8_4_and_a_guest_agent_privilege_on_9_1()
         sim.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn create_with_start_needs_power_mgmt_up_front_on_9_1_only() {
+    use pve_sim::PveVersion::{Pve8_4, Pve9_1};
+    for version in [Pve8_4, Pve9_1] {
+        let sim = start_with(config_of(version), false).await;
+        let frank = login_as(&sim, "frank").await;
+        let params = [("vmid", "150"), ("memory", "512"), ("start", "1")];
+        let (code, body) = frank.call(Method::POST, "/nodes/pve/qemu", &params).await;
+        match version {
+            Pve8_4 => {
+                assert_eq!(code, 200, "8.4's worker starts without the check: {body}");
+                let upid = body["data"].as_str().unwrap_or_default();
+                assert_eq!(frank.wait_task(upid).await["exitstatus"], "OK");
+            }
+            Pve9_1 => {
+                assert_eq!(
+                    (code, body["message"].clone()),
+                    (
+                        403,
+                        json!("Permission check failed (/vms/150, VM.PowerMgmt)\n")
+                    )
+                );
+                assert!(
+                    sim.with_state(|s| !s.vms.contains_key(&150)),
+                    "refused before anything was created"
+                );
+                let exit = frank
+                    .run(
+                        Method::POST,
+                        "/nodes/pve/qemu",
+                        &[("vmid", "150"), ("memory", "512")],
+                    )
+                    .await;
+                assert_eq!(exit, "OK", "without start=1 VM.Allocate is enough");
+            }
+        }
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn create_normalises_tags_on_9_1_and_stores_them_verbatim_on_8_4() {
+    use pve_sim::PveVersion::{Pve8_4, Pve9_1};
+    for (version, want) in [(Pve8_4, "Web;db;WEB"), (Pve9_1, "db;web")] {
+        let sim = start_with(config_of(version), false).await;
+        let root = Api::root(&sim).await;
+        assert_eq!(
+            create_vm(&root, "160", &[("tags", "Web;db;WEB")]).await,
+            "OK"
+        );
+        let config = root.get("/nodes/pve/qemu/160/config").await;
+        assert_eq!(config["tags"], json!(want), "{version}");
+        sim.shutdown().await;
+    }
+}

@@ -25,8 +25,9 @@ const UPDATE_ONLY: &[&str] = &[
     "background_delay",
 ];
 
-/// Normalises tags on update: split, lower-case, de-duplicate, sort, join with `;`.
-fn normalise_tags(tags: &str) -> String {
+/// Normalises tags as `get_unique_tags` does with the default tag style: split, lower-case,
+/// de-duplicate, sort, join with `;` (config updates; create too on 9.1).
+pub(super) fn normalise_tags(tags: &str) -> String {
     let mut list: Vec<String> = split_list(tags).map(|t| t.to_ascii_lowercase()).collect();
     list.sort();
     list.dedup();
