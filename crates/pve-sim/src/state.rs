@@ -536,6 +536,10 @@ pub struct Sim {
     /// Set by a handler that found a VM's config lock busy: when the holder is done (ms). The
     /// pipeline then waits (up to the flock timeout) and runs the handler again.
     pub lock_wait: Option<u64>,
+    /// Set by the pipeline while it runs a request that a `lock_timeout` fault hit and whose
+    /// config flock is taken inside its task ([`crate::qemu::flock_in_task`]): the handler
+    /// makes that task fail with the lock timeout instead of answering a synchronous 500.
+    pub lock_timeout_fault: bool,
 }
 
 impl Sim {
@@ -549,6 +553,7 @@ impl Sim {
             faults: Faults::default(),
             dirty: true,
             lock_wait: None,
+            lock_timeout_fault: false,
         }
     }
 

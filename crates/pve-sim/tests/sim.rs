@@ -2713,3 +2713,128 @@ async fn create_normalises_tags_on_9_1_and_stores_them_verbatim_on_8_4() {
         sim.shutdown().await;
     }
 }
+
+/// A started VM 170 whose stop task holds its config flock far longer than the flock timeout.
+async fn vm_with_a_long_held_flock(version: pve_sim::PveVersion) -> (RunningSim, Api) {
+    let mut cfg = config_of(version);
+    cfg.flock_timeout_ms = 300;
+    cfg.task_durations_ms.stop = 60_000;
+    let sim = start_with(cfg, false).await;
+    let root = Api::root(&sim).await;
+    assert_eq!(create_vm(&root, "170", &[("start", "1")]).await, "OK");
+    root.upid(Method::POST, "/nodes/pve/qemu/170/status/stop", &[])
+        .await;
+    (sim, root)
+}
+
+const LOCK_TIMEOUT_170: &str =
+    "can't lock file '/var/lock/qemu-server/lock-170.conf' - got timeout";
+
+#[tokio::test]
+async fn post_config_flock_timeout_is_a_task_failure_on_9_1_and_a_500_on_8_4() {
+    let (sim, root) = vm_with_a_long_held_flock(pve_sim::PveVersion::Pve9_1).await;
+    let exit = root
+        .run(
+            Method::POST,
+            "/nodes/pve/qemu/170/config",
+            &[("cores", "3")],
+        )
+        .await;
+    assert_eq!(exit, LOCK_TIMEOUT_170);
+    let (code, body) = root
+        .call(Method::PUT, "/nodes/pve/qemu/170/config", &[("cores", "3")])
+        .await;
+    assert_eq!(
+        (code, body["message"].clone()),
+        (500, json!(format!("{LOCK_TIMEOUT_170}\n"))),
+        "PUT still locks in the API worker"
+    );
+    let config = root.get("/nodes/pve/qemu/170/config").await;
+    assert_eq!(config["cores"], json!(2), "nothing was changed");
+    sim.shutdown().await;
+
+    let (sim, root) = vm_with_a_long_held_flock(pve_sim::PveVersion::Pve8_4).await;
+    let (code, body) = root
+        .call(
+            Method::POST,
+            "/nodes/pve/qemu/170/config",
+            &[("cores", "3")],
+        )
+        .await;
+    assert_eq!(
+        (code, body["message"].clone()),
+        (500, json!(format!("{LOCK_TIMEOUT_170}\n")))
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn post_config_checks_still_answer_synchronously_on_9_1() {
+    let (sim, root) = vm_with_a_long_held_flock(pve_sim::PveVersion::Pve9_1).await;
+    let (code, body) = root
+        .call(
+            Method::POST,
+            "/nodes/pve/qemu/170/config",
+            &[("cores", "3"), ("digest", "0000")],
+        )
+        .await;
+    assert_eq!(
+        (code, body["message"].clone()),
+        (
+            500,
+            json!("checksum mismatch (file change by other user?)\n")
+        )
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lock_timeout_fault_on_post_config_fails_the_task_on_9_1() {
+    let mut cfg = config_of(pve_sim::PveVersion::Pve9_1);
+    cfg.flock_timeout_ms = 200;
+    let sim = start_with(cfg, false).await;
+    let root = Api::root(&sim).await;
+    assert_eq!(create_vm(&root, "140", &[]).await, "OK");
+    let faults = json!({"seed": 1, "rules": [
+        {"method": "POST", "path": "/nodes/{node}/qemu/{vmid}/config", "max_count": 1, "fault": {"kind": "lock_timeout"}},
+        {"method": "PUT", "path": "/nodes/{node}/qemu/{vmid}/config", "max_count": 1, "fault": {"kind": "lock_timeout"}}
+    ]});
+    assert_eq!(sim_put(&sim, "/_sim/faults", &faults).await, 200);
+    let exit = root
+        .run(
+            Method::POST,
+            "/nodes/pve/qemu/140/config",
+            &[("cores", "3")],
+        )
+        .await;
+    assert_eq!(
+        exit,
+        "can't lock file '/var/lock/qemu-server/lock-140.conf' - got timeout"
+    );
+    let config = root.get("/nodes/pve/qemu/140/config").await;
+    assert_eq!(config["cores"], json!(2), "the task changed nothing");
+    let (code, body) = root
+        .call(Method::PUT, "/nodes/pve/qemu/140/config", &[("cores", "3")])
+        .await;
+    assert_eq!(
+        (code, body["message"].clone()),
+        (
+            500,
+            json!("can't lock file '/var/lock/qemu-server/lock-140.conf' - got timeout\n")
+        )
+    );
+    let exit = root
+        .run(
+            Method::POST,
+            "/nodes/pve/qemu/140/config",
+            &[("cores", "3")],
+        )
+        .await;
+    assert_eq!(exit, "OK", "the rule fired once");
+    assert_eq!(
+        root.get("/nodes/pve/qemu/140/config").await["cores"],
+        json!(3)
+    );
+    assert_eq!(sim_get(&sim, "/_sim/faults").await["fired"], json!([1, 1]));
+    sim.shutdown().await;
+}
