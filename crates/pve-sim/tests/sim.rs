@@ -120,6 +120,14 @@ impl Api {
         Self::login(sim, "root@pam", ROOT_PW).await
     }
 
+    /// The ticket of a logged-in client (empty otherwise).
+    fn ticket(&self) -> String {
+        match &self.auth {
+            Auth::Ticket { ticket, .. } => ticket.clone(),
+            _ => String::new(),
+        }
+    }
+
     fn with_token(sim: &RunningSim, value: &str) -> Self {
         Self {
             auth: Auth::Token(value.to_string()),
@@ -2837,4 +2845,117 @@ async fn a_lock_timeout_fault_on_post_config_fails_the_task_on_9_1() {
     );
     assert_eq!(sim_get(&sim, "/_sim/faults").await["fired"], json!([1, 1]));
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn cluster_resources_have_network_entries_and_memhost_on_9_1_and_sdn_entries_on_8_4() {
+    use pve_sim::PveVersion::{Pve8_4, Pve9_1};
+    for version in [Pve8_4, Pve9_1] {
+        let sim = start_with(config_of(version), false).await;
+        let root = Api::root(&sim).await;
+        assert_eq!(create_vm(&root, "180", &[("start", "1")]).await, "OK");
+        let all = root.get("/cluster/resources").await;
+        let entries = all.as_array().cloned().unwrap_or_default();
+        let of_type = |t: &str| -> Vec<Value> {
+            entries.iter().filter(|e| e["type"] == t).cloned().collect()
+        };
+        let vm = root.get("/cluster/resources?type=vm").await;
+        let vm180 = vm
+            .as_array()
+            .and_then(|l| l.iter().find(|e| e["vmid"] == 180))
+            .cloned()
+            .unwrap_or_default();
+        let current = root.get("/nodes/pve/qemu/180/status/current").await;
+        let listed = root.get("/nodes/pve/qemu").await;
+        let listed180 = listed
+            .as_array()
+            .and_then(|l| l.iter().find(|e| e["vmid"] == 180))
+            .cloned()
+            .unwrap_or_default();
+        let sdn = root.get("/cluster/resources?type=sdn").await;
+        let (code, _) = root
+            .call(Method::GET, "/cluster/resources", &[("type", "network")])
+            .await;
+        assert_eq!(code, 400, "{version}: the type enum has no 'network'");
+        match version {
+            Pve8_4 => {
+                assert_eq!(of_type("network"), Vec::<Value>::new());
+                assert_eq!(of_type("sdn").len(), 1);
+                assert_eq!(sdn.as_array().map(Vec::len), Some(1));
+                assert_eq!(sdn[0]["id"], "sdn/pve/localnetwork");
+                for entry in [&vm180, &current, &listed180] {
+                    assert!(entry.get("mem").is_some(), "{entry}");
+                    assert!(
+                        entry.get("memhost").is_none(),
+                        "8.4 has no memhost: {entry}"
+                    );
+                }
+            }
+            Pve9_1 => {
+                assert_eq!(of_type("sdn"), Vec::<Value>::new());
+                assert_eq!(
+                    of_type("network"),
+                    vec![json!({
+                        "id": "network/pve/zone/localnetwork",
+                        "type": "network",
+                        "network-type": "zone",
+                        "network": "localnetwork",
+                        "node": "pve",
+                        "status": "ok",
+                    })]
+                );
+                assert_eq!(sdn, json!([]), "upgraded nodes have no sdn entries");
+                for entry in [&vm180, &current, &listed180] {
+                    assert!(
+                        entry["memhost"].as_u64().is_some_and(|m| m > 0),
+                        "a running VM's memhost: {entry}"
+                    );
+                }
+            }
+        }
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn network_entries_need_sdn_audit_on_the_zone() {
+    let sim = start_with(config_of(pve_sim::PveVersion::Pve9_1), false).await;
+    let networks = |all: &Value| {
+        all.as_array()
+            .map(|l| l.iter().filter(|e| e["type"] == "network").count())
+    };
+    let root = Api::root(&sim).await;
+    assert_eq!(networks(&root.get("/cluster/resources").await), Some(1));
+    // alice has PVEVMUser on /vms/100 only: no SDN.Audit on /sdn/zones/localnetwork.
+    let alice = login_as(&sim, "alice").await;
+    let all = alice.get("/cluster/resources").await;
+    assert_eq!(networks(&all), Some(0), "{all}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn pve9_answers_auth_failures_with_the_unified_text() {
+    let sim = start_with(config_of(pve_sim::PveVersion::Pve9_1), true).await;
+    let forged = "Cookie: PVEAuthCookie=PVE:root@pam:65000000::Zm9yZ2Vk\r\n";
+    let (code, reason, _, body) = raw(&sim, &get_request("/version", forged)).await;
+    assert_eq!(
+        (code, reason.as_str(), body.as_str()),
+        (401, "Authentication failed!", "")
+    );
+    let token = "Authorization: PVEAPIToken=root@pam!nope=abc\r\n";
+    let (code, reason, _, _) = raw(&sim, &get_request("/version", token)).await;
+    assert_eq!((code, reason.as_str()), (401, "Authentication failed!"));
+    let (_, _, _, body) = raw(
+        &sim,
+        &get_request(
+            "/version",
+            &format!(
+                "Cookie: PVEAuthCookie={}\r\n",
+                Api::root(&sim).await.ticket()
+            ),
+        ),
+    )
+    .await;
+    let version: Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(version["data"]["release"], "9.1");
 }
