@@ -2600,7 +2600,8 @@ async fn responses_of_read_endpoints_have_the_schema_return_types() {
 // The PVE 9.1 profile (and 8.4 where it differs)
 
 /// Users for the version tests: erin may only use the guest agent without restriction (a 9.1
-/// privilege: 8.4 drops it from the role), frank may create VMs but not power them.
+/// privilege: 8.4 drops it from the role), frank may create VMs but not power them, carol may
+/// use the CPU mappings.
 const VERSION_USERS: &str = "\
 user:erin@pve:1:0:::::
 role:AgentOnly:VM.GuestAgent.Unrestricted:
@@ -2608,6 +2609,8 @@ acl:1:/vms:erin@pve:AgentOnly:
 user:frank@pve:1:0:::::
 role:NoPower:VM.Allocate,VM.Audit,VM.Config.Memory,VM.Config.Options:
 acl:1:/vms:frank@pve:NoPower:
+acl:1:/mapping/cpu:carol@pve:PVEMappingUser:
+acl:1:/vms/100:frank@pve:PVEVMAdmin:
 ";
 
 /// The fast configuration as `version`, with the version tests' users.
@@ -2720,6 +2723,67 @@ async fn create_normalises_tags_on_9_1_and_stores_them_verbatim_on_8_4() {
         assert_eq!(config["tags"], json!(want), "{version}");
         sim.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn a_custom_cpu_model_needs_mapping_use_on_9_1_and_sys_audit_on_nodes_on_8_4() {
+    use pve_sim::PveVersion::{Pve8_4, Pve9_1};
+    for version in [Pve8_4, Pve9_1] {
+        let sim = start_with(config_of(version), false).await;
+        // carol: VM.Config.CPU on /vms, PVEMappingUser on /mapping/cpu, no Sys.Audit on /nodes;
+        // alice: PVEVMUser on /vms/100, which has no VM.Config.CPU.
+        let carol = login_as(&sim, "carol").await;
+        let (code, body) = carol
+            .call(
+                Method::POST,
+                "/nodes/pve/qemu",
+                &[("vmid", "190"), ("cpu", "custom-fast,flags=+aes")],
+            )
+            .await;
+        match version {
+            Pve8_4 => assert_eq!(
+                (code, body["message"].clone()),
+                (403, json!("Permission check failed (/nodes, Sys.Audit)\n"))
+            ),
+            Pve9_1 => {
+                assert_eq!(code, 200, "the mapping ACL is enough: {body}");
+                let upid = body["data"].as_str().unwrap_or_default();
+                assert_eq!(carol.wait_task(upid).await["exitstatus"], "OK");
+            }
+        }
+        sim.shutdown().await;
+    }
+    let sim = start_with(config_of(Pve9_1), false).await;
+    let root = Api::root(&sim).await;
+    assert_eq!(
+        create_vm(&root, "100", &[("cpu", "custom-fast")]).await,
+        "OK"
+    );
+    // frank: PVEVMAdmin on /vms/100 (VM.Config.CPU), no CPU mapping.
+    let frank = login_as(&sim, "frank").await;
+    let (code, body) = frank
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/100/config",
+            &[("cpu", "custom-fast,flags=+aes")],
+        )
+        .await;
+    assert_eq!(code, 200, "the model did not change: {body}");
+    let (code, body) = frank
+        .call(
+            Method::PUT,
+            "/nodes/pve/qemu/100/config",
+            &[("cpu", "custom-slow")],
+        )
+        .await;
+    assert_eq!(
+        (code, body["message"].clone()),
+        (
+            403,
+            json!("Permission check failed (/mapping/cpu/slow, Mapping.Use)\n")
+        )
+    );
+    sim.shutdown().await;
 }
 
 /// A started VM 170 whose stop task holds its config flock far longer than the flock timeout.

@@ -138,6 +138,13 @@ fn update_config(ctx: &mut Ctx<'_>, flock: Flock) -> Result<Outcome, ApiError> {
                 if !ctx.is_root() {
                     perms::check_option(ctx, vmid, pool.as_deref(), "name", None)?;
                 }
+            } else if k == "cpu"
+                && ctx.sim.state.config.pve_version.is_pve9()
+                && vm.conf.get("cpu").and_then(|o| perms::custom_cpu_model(o))
+                    == perms::custom_cpu_model(v)
+            {
+                // 9.1.13+: the CPU mapping is checked only when the model changes.
+                perms::check_option(ctx, vmid, pool.as_deref(), "cpu", None)?;
             } else {
                 perms::check_option(ctx, vmid, pool.as_deref(), k, Some(v))?;
             }
