@@ -1,5 +1,6 @@
-//! A Proxmox VE 8.x API simulator. It shares no code with `pve-client`: the two are independent
-//! readings of the Proxmox wire protocol.
+//! A Proxmox VE API simulator, of PVE 8.4 or 9.1 ([`PveVersion`], `ClusterConfig::pve_version`).
+//! It shares no code with `pve-client`: the two are independent readings of the Proxmox wire
+//! protocol.
 //!
 //! Embed it in tests:
 //!

@@ -6,12 +6,16 @@ use std::path::{Path, PathBuf};
 use crate::error::SimError;
 use crate::state::SimState;
 
-/// Reads a state file; `Ok(None)` if it does not exist.
+/// Reads a state file; `Ok(None)` if it does not exist. Like PVE reading its `user.cfg`, custom
+/// roles lose (with a warning) the privileges the state's Proxmox VE version does not have.
 pub fn load(path: &Path) -> Result<Option<SimState>, SimError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| SimError::State(format!("{}: {e}", path.display()))),
+        Ok(bytes) => {
+            let mut state: SimState = serde_json::from_slice(&bytes)
+                .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
+            state.access.set_version(state.config.pve_version);
+            Ok(Some(state))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(SimError::io(format!("reading {}", path.display()), e)),
     }
@@ -65,5 +69,38 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "the state file holds keys");
         }
+    }
+
+    #[test]
+    fn a_restored_9_1_state_drops_the_privileges_9_1_lacks_from_custom_roles() {
+        let config = crate::ClusterConfig {
+            user_cfg: Some("role:Watcher:VM.Audit,VM.Monitor:\n".to_string()),
+            ..Default::default()
+        };
+        let state = SimState::new(config, "pw", 0).expect("state");
+        let mut json = serde_json::to_value(&state).expect("serialises");
+        // The same state, now claiming to be a 9.1 cluster (an upgraded or hand-edited file).
+        json["config"]["pve_version"] = serde_json::json!("9.1");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        write_atomic(&path, json.to_string().as_bytes()).expect("write");
+        let loaded = load(&path).expect("loads").expect("exists");
+        assert_eq!(loaded.access.version(), crate::PveVersion::Pve9_1);
+        let watcher: Vec<String> = loaded
+            .access
+            .role("Watcher")
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        assert_eq!(watcher, ["VM.Audit"]);
+
+        // An 8.4 state keeps the role as it was.
+        write_atomic(&path, &serde_json::to_vec(&state).expect("serialises")).expect("write");
+        let loaded = load(&path).expect("loads").expect("exists");
+        assert_eq!(
+            loaded.access.role("Watcher").map(|p| p.len()),
+            Some(2),
+            "8.4 keeps VM.Monitor"
+        );
     }
 }

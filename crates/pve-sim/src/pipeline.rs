@@ -278,7 +278,9 @@ async fn api(
         faults
     };
     let mut task_failure = None;
+    let mut lock_timeout_in_task = false;
     let mut answer_delay_ms = 0u64;
+    let version = shared.lock().state.config.pve_version;
     let count_status = |code: u16| shared.lock().stats.count_status(code);
     for fault in &faults {
         match fault {
@@ -295,6 +297,9 @@ async fn api(
                     &ApiError::new(*status, format!("{message}\n")),
                     json_message,
                 );
+            }
+            FaultKind::LockTimeout if crate::qemu::flock_in_task(version, method, route.path) => {
+                lock_timeout_in_task = true;
             }
             FaultKind::LockTimeout => {
                 count_status(500);
@@ -321,6 +326,7 @@ async fn api(
             // The permission stage sees the raw parameters (PVE checks permissions before it
             // verifies parameters).
             let unvalidated = crate::params::Params(raw.clone());
+            sim.lock_timeout_fault = lock_timeout_in_task;
             let result = (|| {
                 let ctx = Ctx {
                     sim: &mut *sim,
@@ -365,6 +371,7 @@ async fn api(
                         ))
                     })
             })();
+            sim.lock_timeout_fault = false;
             let started = &sim.state.tasks[tasks_before.min(sim.state.tasks.len())..];
             let new_tasks: Vec<String> = started.iter().map(|t| t.kind.clone()).collect();
             let nodes: Vec<String> = started.iter().map(|t| t.node.clone()).collect();

@@ -862,6 +862,42 @@ mod tests {
         sim.shutdown().await;
     }
 
+    #[tokio::test]
+    async fn role_add_on_9_1_refuses_vm_monitor_like_the_api_and_takes_guest_agent_privileges() {
+        let mut opts = crate::SimOptions::new("root-pw-123");
+        opts.insecure_http = true;
+        opts.config.pve_version = crate::PveVersion::Pve9_1;
+        let sim = match crate::SimServer::start(opts).await {
+            Ok(sim) => sim,
+            Err(e) => panic!("simulator did not start: {e}"),
+        };
+        let url = sim.base_url();
+        let refused = run(PveumArgs::new(
+            &url,
+            "root-pw-123",
+            &["role", "add", "Watcher", "-privs", "VM.Audit,VM.Monitor"],
+        ))
+        .await;
+        let text = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains("privs: invalid format - invalid privilege 'VM.Monitor'"),
+            "{text}"
+        );
+        let added = run(PveumArgs::new(
+            &url,
+            "root-pw-123",
+            &["role", "add", "Watcher", "-privs", "VM.GuestAgent.Audit"],
+        ))
+        .await;
+        assert!(added.is_ok(), "{added:?}");
+        let privs = sim.with_state(|s| s.access.role("Watcher"));
+        assert_eq!(
+            privs.map(|p| p.into_iter().collect::<Vec<_>>()),
+            Some(vec!["VM.GuestAgent.Audit".to_string()])
+        );
+        sim.shutdown().await;
+    }
+
     #[test]
     fn token_answer_prints_as_pveums_key_value_table() {
         let data = serde_json::json!({

@@ -185,15 +185,33 @@ pub enum Perm {
     /// `perm-modify`, ...): a check that runs at the same stage, before parameter validation,
     /// with `ctx.params` holding the raw (unvalidated) parameters.
     Custom(PermCheck),
+    /// A spec that changed between Proxmox VE versions (the guest agent's `VM.Monitor` of 8.4
+    /// became `VM.GuestAgent.*` in 9.0.3): the one of the simulator's configured version.
+    ByVersion {
+        /// The PVE 8.4 spec.
+        pve8: &'static Perm,
+        /// The PVE 9.1 spec.
+        pve9: &'static Perm,
+    },
 }
 
 /// A permission check of [`Perm::Custom`].
 pub type PermCheck = fn(&Ctx<'_>) -> Result<(), ApiError>;
 
 impl Perm {
+    /// The spec that applies in `version` (itself, unless it is [`Perm::ByVersion`]).
+    pub fn of_version(&self, version: PveVersion) -> &Perm {
+        match (self, version) {
+            (Perm::ByVersion { pve8, .. }, PveVersion::Pve8_4) => pve8.of_version(version),
+            (Perm::ByVersion { pve9, .. }, PveVersion::Pve9_1) => pve9.of_version(version),
+            (other, _) => other,
+        }
+    }
+
     /// Checks the spec for the caller with the raw (unvalidated) parameters.
     pub fn check(&self, ctx: &Ctx<'_>, raw: &BTreeMap<String, Value>) -> Result<(), ApiError> {
-        match self {
+        match self.of_version(ctx.sim.state.config.pve_version) {
+            Perm::ByVersion { .. } => Err(ApiError::perm_bare()),
             Perm::World | Perm::All => Ok(()),
             Perm::Custom(check) => check(ctx),
             Perm::RootOnly => {
@@ -342,6 +360,25 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_per_version_spec_resolves_to_the_spec_of_each_version() {
+        static PVE8: Perm = Perm::RootOnly;
+        static PVE9: Perm = Perm::All;
+        let perm = Perm::ByVersion {
+            pve8: &PVE8,
+            pve9: &PVE9,
+        };
+        assert!(matches!(
+            perm.of_version(PveVersion::Pve8_4),
+            Perm::RootOnly
+        ));
+        assert!(matches!(perm.of_version(PveVersion::Pve9_1), Perm::All));
+        assert!(matches!(
+            Perm::World.of_version(PveVersion::Pve9_1),
+            Perm::World
+        ));
+    }
 
     #[test]
     fn template_captures_and_decodes() {

@@ -231,7 +231,7 @@ impl SimState {
         config.validate()?;
         let access = match &config.user_cfg {
             Some(text) => {
-                let mut access = AccessControl::from_user_cfg(text)
+                let mut access = AccessControl::from_user_cfg(text, config.pve_version)
                     .map_err(|e| SimError::Config(e.to_string()))?;
                 // PAM passwords are not in user.cfg: root@pam gets the given one.
                 if access.user_passwd("root@pam", root_password).is_err() {
@@ -241,7 +241,7 @@ impl SimState {
                 }
                 access
             }
-            None => AccessControl::new_default(root_password),
+            None => AccessControl::new_default(root_password, config.pve_version),
         };
         let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
         let tls = TlsMaterial::generate(&names)?;
@@ -536,6 +536,10 @@ pub struct Sim {
     /// Set by a handler that found a VM's config lock busy: when the holder is done (ms). The
     /// pipeline then waits (up to the flock timeout) and runs the handler again.
     pub lock_wait: Option<u64>,
+    /// Set by the pipeline while it runs a request that a `lock_timeout` fault hit and whose
+    /// config flock is taken inside its task ([`crate::qemu::flock_in_task`]): the handler
+    /// makes that task fail with the lock timeout instead of answering a synchronous 500.
+    pub lock_timeout_fault: bool,
 }
 
 impl Sim {
@@ -549,6 +553,7 @@ impl Sim {
             faults: Faults::default(),
             dirty: true,
             lock_wait: None,
+            lock_timeout_fault: false,
         }
     }
 

@@ -47,7 +47,7 @@ fn applicable(roles: &BTreeMap<String, bool>, is_final: bool) -> Option<FlagMap>
 impl AccessControl {
     /// The privileges of a role (built-in or custom), `None` if it does not exist.
     pub(super) fn role_privileges(&self, role: &str) -> Option<BTreeSet<String>> {
-        if let Some(set) = privileges::builtin_role_privileges(role) {
+        if let Some(set) = privileges::builtin_role_privileges(self.version, role) {
             return Some(set.into_iter().map(str::to_string).collect());
         }
         self.roles.get(role).cloned()
@@ -147,7 +147,7 @@ impl AccessControl {
     /// `RPCEnvironment::permissions`: privilege -> propagate for `auth_id` at `path`.
     pub(super) fn privilege_flags(&self, auth_id: &str, path: &str) -> FlagMap {
         if auth_id == ROOT_USER {
-            return privileges::all_privileges()
+            return privileges::all_privileges(self.version)
                 .into_iter()
                 .map(|p| (p.to_string(), true))
                 .collect();

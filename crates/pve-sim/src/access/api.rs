@@ -160,7 +160,11 @@ fn check_formats(ctx: &Ctx<'_>, method: &str, path: &str) -> Result<(), ApiError
             Some(item) => (item, split_list(&value).collect()),
             None => (format, vec![value.as_str()]),
         };
-        if let Some(err) = items.iter().find_map(|v| format_error(item_format, v)) {
+        let version = ctx.sim.state.config.pve_version;
+        if let Some(err) = items
+            .iter()
+            .find_map(|v| format_error(version, item_format, v))
+        {
             errors.insert(rule.name.to_string(), format!("invalid format - {err}\n"));
         }
     }
@@ -186,7 +190,8 @@ fn rule_pattern_errors(ctx: &Ctx<'_>, errors: &mut std::collections::BTreeMap<St
 }
 
 /// The error of one value of a named format, `None` if it is valid (or not checked here).
-fn format_error(format: &str, v: &str) -> Option<String> {
+/// Privilege names are those of `version` (`verify_privname`).
+fn format_error(version: PveVersion, format: &str, v: &str) -> Option<String> {
     match format {
         "pve-userid" if !names::is_valid_userid(v) => {
             Some(format!("value '{v}' does not look like a valid user name"))
@@ -197,7 +202,9 @@ fn format_error(format: &str, v: &str) -> Option<String> {
         "pve-roleid" if !names::is_valid_rolename(v) => {
             Some(format!("role name '{v}' contains invalid characters"))
         }
-        "pve-priv" if !super::is_valid_privilege(v) => Some(format!("invalid privilege '{v}'")),
+        "pve-priv" if !super::is_valid_privilege(version, v) => {
+            Some(format!("invalid privilege '{v}'"))
+        }
         "pve-tokenid" if names::split_tokenid(v).is_none() => {
             Some(format!("value '{v}' does not look like a valid token ID"))
         }

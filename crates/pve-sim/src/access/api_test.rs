@@ -2,12 +2,19 @@
 
 use serde_json::{Value, json};
 
-use crate::{RunningSim, SimOptions, SimServer};
+use crate::{PveVersion, RunningSim, SimOptions, SimServer};
 
-/// A started plain-HTTP simulator and an API token of root@pam (no privilege separation).
+/// A started plain-HTTP PVE 8.4 simulator and an API token of root@pam (no privilege
+/// separation).
 async fn start() -> (RunningSim, String) {
+    start_as(PveVersion::Pve8_4).await
+}
+
+/// [`start`] as `version`.
+async fn start_as(version: PveVersion) -> (RunningSim, String) {
     let mut opts = SimOptions::new("root-password-1");
     opts.insecure_http = true;
+    opts.config.pve_version = version;
     let sim = match SimServer::start(opts).await {
         Ok(sim) => sim,
         Err(e) => panic!("simulator did not start: {e}"),
@@ -662,5 +669,92 @@ async fn realms_are_listed_without_authentication() {
         .map(|a| a.iter().filter_map(|r| r["realm"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(realms, ["pam", "pve"]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn pve9_refuses_vm_monitor_in_role_definitions_with_pves_schema_error() {
+    let (sim, root) = start_as(PveVersion::Pve9_1).await;
+    let monitor_error = json!({"privs": "invalid format - invalid privilege 'VM.Monitor'\n"});
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::POST,
+        "/access/roles",
+        &[("roleid", "Watcher"), ("privs", "VM.Audit,VM.Monitor")],
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["errors"], monitor_error);
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::POST,
+        "/access/roles",
+        &[
+            ("roleid", "Watcher"),
+            ("privs", "VM.Audit,VM.GuestAgent.Audit"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::PUT,
+        "/access/roles/Watcher",
+        &[("privs", "VM.Monitor"), ("append", "1")],
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["errors"], monitor_error);
+    let (_, _, body) = call(&sim, &root, Method::GET, "/access/roles/Watcher", &[]).await;
+    let privs: Vec<&str> = body["data"]
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(privs, ["VM.Audit", "VM.GuestAgent.Audit"], "{body}");
+
+    // The built-in roles and root's privileges are 9.1's.
+    let (_, _, body) = call(&sim, &root, Method::GET, "/access/roles/PVEVMUser", &[]).await;
+    assert_eq!(body["data"]["VM.GuestAgent.FileRead"], json!(1), "{body}");
+    let (_, _, body) = call(
+        &sim,
+        &root,
+        Method::GET,
+        "/access/permissions",
+        &[("path", "/")],
+    )
+    .await;
+    let root_privs = body["data"]["/"].as_object().map(|m| m.len());
+    assert_eq!(root_privs, Some(47), "{body}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn pve8_still_takes_vm_monitor_and_refuses_the_guest_agent_privileges() {
+    let (sim, root) = start().await;
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::POST,
+        "/access/roles",
+        &[("roleid", "Watcher"), ("privs", "VM.Audit,VM.Monitor")],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _, body) = call(
+        &sim,
+        &root,
+        Method::PUT,
+        "/access/roles/Watcher",
+        &[("privs", "VM.Replicate")],
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        body["errors"],
+        json!({"privs": "invalid format - invalid privilege 'VM.Replicate'\n"})
+    );
     sim.shutdown().await;
 }

@@ -2,6 +2,12 @@
 //! `/access/permissions` tree, persistence and secret redaction.
 
 use super::{AccessControl, AccessError, AclChange, AclSubject, UserOptions};
+use crate::version::PveVersion;
+
+/// The version most engine tests run in (evaluation does not depend on it).
+const PVE8: PveVersion = PveVersion::Pve8_4;
+/// PVE 9.1, for the tests of what differs.
+const PVE9: PveVersion = PveVersion::Pve9_1;
 
 /// A configuration with a VM operator, a token of each privsep kind and a pool.
 fn sample() -> AccessControl {
@@ -16,7 +22,7 @@ fn sample() -> AccessControl {
                 acl:1:/vms:@admins:Operator:\n\
                 acl:1:/vms/100:ops@pve!sep:PVEVMAdmin:\n\
                 acl:1:/pool/team:ops@pve:PVEVMUser:\n";
-    AccessControl::from_user_cfg(text).unwrap_or_default()
+    AccessControl::from_user_cfg(text, PVE8).unwrap_or_default()
 }
 
 /// Shorthand for a sorted privilege list.
@@ -26,7 +32,7 @@ fn privs(cfg: &AccessControl, who: &str, path: &str) -> Vec<String> {
 
 #[test]
 fn root_has_every_privilege_everywhere() {
-    let cfg = AccessControl::new_default("pw");
+    let cfg = AccessControl::new_default("pw", PVE8);
     assert_eq!(cfg.permissions("root@pam", "/vms/123").len(), 42);
     assert!(cfg.check(
         "root@pam",
@@ -92,7 +98,7 @@ fn check_distinguishes_all_from_any_and_reports_pve_texts() {
 
 #[test]
 fn tokens_authenticate_with_their_secret_until_removed() {
-    let mut cfg = AccessControl::new_default("pw");
+    let mut cfg = AccessControl::new_default("pw", PVE8);
     cfg.user_add("ci@pve", Some("password1"), UserOptions::default())
         .unwrap_or_default();
     let secret = cfg.token_add("ci@pve", "deploy", None, None, Some("CI"));
@@ -116,7 +122,7 @@ fn tokens_authenticate_with_their_secret_until_removed() {
 
 #[test]
 fn disabled_or_expired_users_and_expired_tokens_cannot_authenticate() {
-    let mut cfg = AccessControl::new_default("pw");
+    let mut cfg = AccessControl::new_default("pw", PVE8);
     let opts = UserOptions {
         enable: Some(false),
         ..UserOptions::default()
@@ -243,7 +249,7 @@ fn callers_without_permissions_modify_cannot_hand_out_more_than_they_have() {
 
 #[test]
 fn roles_are_validated_and_builtins_are_immutable() {
-    let mut cfg = AccessControl::new_default("pw");
+    let mut cfg = AccessControl::new_default("pw", PVE8);
     assert_eq!(
         cfg.role_add("Deployer", &["VM.Allocate", "VM.Audit"]),
         Ok(())
@@ -329,12 +335,12 @@ fn user_cfg_round_trips_text_fields_and_tokens() {
     assert!(text.contains("pool:team:Team pool:150:local-lvm:\n"));
     assert!(text.contains("role:Operator:VM.Audit,VM.PowerMgmt:\n"));
     assert!(!text.contains("role:PVE"), "built-in roles are not written");
-    assert_eq!(AccessControl::from_user_cfg(&text), Ok(cfg));
+    assert_eq!(AccessControl::from_user_cfg(&text, PVE8), Ok(cfg));
 }
 
 #[test]
 fn persisted_state_keeps_logins_but_no_plain_secrets() {
-    let mut cfg = AccessControl::new_default("rootpw-123");
+    let mut cfg = AccessControl::new_default("rootpw-123", PVE8);
     let secret = cfg
         .token_add("root@pam", "ci", None, None, None)
         .unwrap_or_default();
@@ -377,7 +383,7 @@ fn pools_hold_each_vm_once_and_forget_destroyed_vms() {
 
 #[test]
 fn expiry_is_judged_at_the_given_clock() {
-    let mut cfg = AccessControl::new_default("pw");
+    let mut cfg = AccessControl::new_default("pw", PVE8);
     let opts = UserOptions {
         expire: Some(2_000),
         ..UserOptions::default()
@@ -420,4 +426,135 @@ fn single_acl_grants_propagate_only_when_asked() {
             token: "missing".into()
         })
     );
+}
+
+/// Collects what `f` logs (text format, no colours).
+fn logs_of(f: impl FnOnce()) -> String {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// A log sink shared with the test.
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink(Arc::new(Mutex::new(Vec::new())));
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = sink.0.lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).to_string()
+}
+
+/// A `user.cfg` with a custom role that uses privileges of both versions.
+const MIXED_ROLE_CFG: &str = "user:mon@pve:1:0:::::\n\
+                              role:Watcher:VM.Audit,VM.Monitor,VM.GuestAgent.Audit:\n\
+                              acl:1:/vms:mon@pve:Watcher:\n";
+
+#[test]
+fn a_9_1_user_cfg_keeps_a_role_but_drops_vm_monitor_with_pves_warning() {
+    let mut cfg = None;
+    let logs = logs_of(|| cfg = AccessControl::from_user_cfg(MIXED_ROLE_CFG, PVE9).ok());
+    let cfg = cfg.unwrap_or_default();
+    let watcher: Vec<String> = cfg
+        .role("Watcher")
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    assert_eq!(watcher, ["VM.Audit", "VM.GuestAgent.Audit"]);
+    assert_eq!(
+        privs(&cfg, "mon@pve", "/vms/100"),
+        ["VM.Audit", "VM.GuestAgent.Audit"]
+    );
+    assert!(
+        logs.contains("user config - ignore invalid privilege 'VM.Monitor'"),
+        "{logs}"
+    );
+    assert!(!logs.contains("'VM.GuestAgent.Audit'"), "{logs}");
+
+    // 8.4 reads the same file the other way round.
+    let mut cfg = None;
+    let logs = logs_of(|| cfg = AccessControl::from_user_cfg(MIXED_ROLE_CFG, PVE8).ok());
+    let watcher: Vec<String> = cfg
+        .and_then(|c| c.role("Watcher"))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    assert_eq!(watcher, ["VM.Audit", "VM.Monitor"]);
+    assert!(
+        logs.contains("user config - ignore invalid privilege 'VM.GuestAgent.Audit'"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn switching_a_loaded_configuration_to_9_1_drops_what_9_1_lacks_with_the_warning() {
+    let mut cfg = AccessControl::from_user_cfg(MIXED_ROLE_CFG, PVE8).unwrap_or_default();
+    assert_eq!(cfg.version(), PVE8);
+    let logs = logs_of(|| cfg.set_version(PVE9));
+    assert_eq!(cfg.version(), PVE9);
+    let watcher: Vec<String> = cfg
+        .role("Watcher")
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    assert_eq!(watcher, ["VM.Audit"]);
+    assert!(
+        logs.contains("user config - ignore invalid privilege 'VM.Monitor'"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn roles_take_only_privileges_of_their_version_and_root_has_all_of_them() {
+    let mut pve9 = AccessControl::new_default("pw", PVE9);
+    assert_eq!(
+        pve9.role_add("Mon", &["VM.Audit", "VM.Monitor"]),
+        Err(AccessError::InvalidPrivilege("VM.Monitor".to_string()))
+    );
+    assert!(pve9.role("Mon").is_none(), "a refused role is not created");
+    assert_eq!(pve9.role_add("Ga", &["VM.GuestAgent.Audit"]), Ok(()));
+    assert_eq!(
+        pve9.role_modify("Ga", &["VM.Monitor"], true),
+        Err(AccessError::InvalidPrivilege("VM.Monitor".to_string()))
+    );
+    assert_eq!(pve9.permissions("root@pam", "/").len(), 47);
+    assert!(pve9.check("root@pam", "/vms/1", &["VM.Replicate"], false));
+    assert!(!pve9.check("root@pam", "/vms/1", &["VM.Monitor"], false));
+
+    let mut pve8 = AccessControl::new_default("pw", PVE8);
+    assert_eq!(
+        pve8.role_add("Ga", &["VM.GuestAgent.Audit"]),
+        Err(AccessError::InvalidPrivilege(
+            "VM.GuestAgent.Audit".to_string()
+        ))
+    );
+    assert_eq!(pve8.role_add("Mon", &["VM.Monitor"]), Ok(()));
+    assert_eq!(pve8.permissions("root@pam", "/").len(), 42);
+}
+
+#[test]
+fn built_in_roles_follow_the_version_in_all_roles() {
+    let pve9 = AccessControl::new_default("pw", PVE9).all_roles();
+    let vmuser = pve9
+        .get("PVEVMUser")
+        .map(|(p, builtin)| (p.len(), *builtin));
+    assert_eq!(vmuser, Some((10, true)));
+    let pve8 = AccessControl::new_default("pw", PVE8).all_roles();
+    let vmuser = pve8
+        .get("PVEVMUser")
+        .map(|(p, builtin)| (p.len(), *builtin));
+    assert_eq!(vmuser, Some((6, true)));
 }

@@ -1,6 +1,8 @@
-//! The access-control engine of the simulator, behaving like PVE 8 (pve-access-control
-//! stable-bookworm): users, groups, built-in and custom roles, ACLs with propagation, pools,
-//! `NoAccess`, API tokens with privilege separation, and the `/etc/pve/user.cfg` format.
+//! The access-control engine of the simulator, behaving like pve-access-control of the
+//! configured Proxmox VE version (8.4: stable-bookworm; 9.1: master 9.1.1): users, groups,
+//! built-in and custom roles, ACLs with propagation, pools, `NoAccess`, API tokens with privilege
+//! separation, and the `/etc/pve/user.cfg` format. Evaluation is the same in both versions; the
+//! privileges and the built-in roles differ.
 //!
 //! Passwords and token secrets are kept only as salted hashes and never appear in `Debug` output.
 
@@ -28,6 +30,8 @@ mod vectors_test;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use crate::version::PveVersion;
 
 pub use api::routes;
 pub use error::AccessError;
@@ -65,9 +69,13 @@ pub const ROOT_USER: &str = "root@pam";
 pub const REALMS: &[&str] = &["pam", "pve"];
 
 /// Users, groups, roles, ACLs, pools and tokens: the content of `user.cfg` plus the password and
-/// token-secret hashes PVE keeps in `priv/`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// token-secret hashes PVE keeps in `priv/`, for one Proxmox VE version (whose privileges and
+/// built-in roles apply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessControl {
+    /// The version whose privileges and built-in roles apply (state files without it are 8.4's).
+    #[serde(default = "pve8")]
+    version: PveVersion,
     /// Users by user id.
     users: BTreeMap<String, User>,
     /// Groups by name.
@@ -80,6 +88,25 @@ pub struct AccessControl {
     pools: BTreeMap<String, Pool>,
 }
 
+/// The version of state files written before versions existed.
+fn pve8() -> PveVersion {
+    PveVersion::Pve8_4
+}
+
+impl Default for AccessControl {
+    /// An empty PVE 8.4 configuration.
+    fn default() -> Self {
+        Self {
+            version: PveVersion::Pve8_4,
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            acl: BTreeMap::new(),
+            pools: BTreeMap::new(),
+        }
+    }
+}
+
 /// Seconds since the epoch, now.
 fn now_epoch() -> u64 {
     std::time::SystemTime::now()
@@ -89,28 +116,58 @@ fn now_epoch() -> u64 {
 }
 
 impl AccessControl {
-    /// An empty configuration (not even root@pam).
-    fn empty() -> Self {
-        Self::default()
+    /// An empty configuration of `version` (not even root@pam).
+    fn empty(version: PveVersion) -> Self {
+        Self {
+            version,
+            ..Self::default()
+        }
     }
 
-    /// A fresh installation: `root@pam` exists with `root_password`, and the built-in roles.
-    pub fn new_default(root_password: &str) -> Self {
-        let mut cfg = Self::parse_user_cfg("");
+    /// A fresh installation of `version`: `root@pam` exists with `root_password`, and the
+    /// built-in roles.
+    pub fn new_default(root_password: &str, version: PveVersion) -> Self {
+        let mut cfg = Self::parse_user_cfg("", version);
         if let Some(root) = cfg.users.get_mut(ROOT_USER) {
             root.password = Some(secret::SecretHash::new(root_password));
         }
         cfg
     }
 
-    /// Reads the real `/etc/pve/user.cfg` format. Like PVE, invalid entries are skipped with a
-    /// warning; `root@pam` is added if missing. Passwords are not part of `user.cfg`: set them with
+    /// Reads the real `/etc/pve/user.cfg` format as `version` does. Like PVE, invalid entries
+    /// are skipped with a warning (a role keeps its valid privileges and loses the ones
+    /// `version` lacks: `user config - ignore invalid privilege 'VM.Monitor'` on 9.1);
+    /// `root@pam` is added if missing. Passwords are not part of `user.cfg`: set them with
     /// [`AccessControl::user_passwd`].
-    pub fn from_user_cfg(text: &str) -> Result<Self, AccessError> {
+    pub fn from_user_cfg(text: &str, version: PveVersion) -> Result<Self, AccessError> {
         if text.contains('\0') {
             return Err(AccessError::Parse("NUL byte in user.cfg".to_string()));
         }
-        Ok(Self::parse_user_cfg(text))
+        Ok(Self::parse_user_cfg(text, version))
+    }
+
+    /// The version whose privileges and built-in roles apply.
+    pub fn version(&self) -> PveVersion {
+        self.version
+    }
+
+    /// Switches to `version` (a restored state, an upgrade): custom roles keep their privileges
+    /// that `version` has and lose the others, with the warning PVE logs when it reads such a
+    /// `user.cfg` (`user config - ignore invalid privilege '<priv>'`).
+    pub fn set_version(&mut self, version: PveVersion) {
+        self.version = version;
+        for privs in self.roles.values_mut() {
+            privs.retain(|p| {
+                let valid = privileges::is_valid_privilege(version, p);
+                if !valid {
+                    tracing::warn!(
+                        target: "pve_sim::access",
+                        "user config - ignore invalid privilege '{p}'"
+                    );
+                }
+                valid
+            });
+        }
     }
 
     /// Writes the configuration in the `/etc/pve/user.cfg` format (without secrets).

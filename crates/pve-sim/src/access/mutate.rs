@@ -236,12 +236,12 @@ impl AccessControl {
         Ok(())
     }
 
-    /// Checks privilege names, as `add_role_privs` does.
-    fn checked_privs(privs: &[&str]) -> Result<BTreeSet<String>, AccessError> {
+    /// Checks privilege names against this version's, as `add_role_privs` does.
+    fn checked_privs(&self, privs: &[&str]) -> Result<BTreeSet<String>, AccessError> {
         privs
             .iter()
             .map(|p| {
-                if privileges::is_valid_privilege(p) {
+                if privileges::is_valid_privilege(self.version, p) {
                     Ok((*p).to_string())
                 } else {
                     Err(AccessError::InvalidPrivilege((*p).to_string()))
@@ -261,7 +261,7 @@ impl AccessControl {
         if self.role_privileges(name).is_some() {
             return Err(AccessError::RoleExists(name.to_string()));
         }
-        let set = Self::checked_privs(privs)?;
+        let set = self.checked_privs(privs)?;
         self.roles.insert(name.to_string(), set);
         Ok(())
     }
@@ -276,7 +276,7 @@ impl AccessControl {
         if privileges::is_builtin_role(name) {
             return Err(AccessError::BuiltinRoleModify(name.to_string()));
         }
-        let add = Self::checked_privs(privs)?;
+        let add = self.checked_privs(privs)?;
         let set = self
             .roles
             .get_mut(name)

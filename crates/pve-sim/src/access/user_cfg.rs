@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::version::PveVersion;
+
 use super::{
     AccessControl, ROOT_USER,
     model::{Token, User},
@@ -139,7 +141,7 @@ impl AccessControl {
         let mut warnings = Vec::new();
         let set = self.roles.entry(name.to_string()).or_default();
         for p in split_list(privs.unwrap_or("")) {
-            if privileges::is_valid_privilege(p) {
+            if privileges::is_valid_privilege(self.version, p) {
                 set.insert(p.to_string());
             } else {
                 warnings.push(format!("ignore invalid privilege '{p}'"));
@@ -296,9 +298,10 @@ impl AccessControl {
         Ok(())
     }
 
-    /// Reads `user.cfg` text on top of an empty configuration (root@pam is added if missing).
-    pub(super) fn parse_user_cfg(text: &str) -> Self {
-        let mut cfg = Self::empty();
+    /// Reads `user.cfg` text as `version` does, on top of an empty configuration (root@pam is
+    /// added if missing).
+    pub(super) fn parse_user_cfg(text: &str, version: PveVersion) -> Self {
+        let mut cfg = Self::empty(version);
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             if let Err(warning) = cfg.parse_line(line) {
                 tracing::warn!(target: "pve_sim::access", "user config - {warning}");

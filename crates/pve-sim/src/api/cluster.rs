@@ -103,7 +103,24 @@ fn resources(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             }
         }
     }
-    if want("sdn") && ctx.check("/sdn/zones/localnetwork", &["SDN.Audit"], false) {
+    let zone_visible = ctx.check("/sdn/zones/localnetwork", &["SDN.Audit"], false);
+    if state.config.pve_version.is_pve9() {
+        // pve-manager 9.0.12+: every node broadcasts `network`, so zones are `network` entries
+        // (no `type` filter selects them: the enum is still vm/storage/node/sdn) and there are
+        // no `sdn` entries.
+        if filter.is_none() && zone_visible {
+            for n in &state.config.nodes {
+                out.push(json!({
+                    "id": format!("network/{}/zone/localnetwork", n.name),
+                    "type": "network",
+                    "network-type": "zone",
+                    "network": "localnetwork",
+                    "node": n.name,
+                    "status": "ok",
+                }));
+            }
+        }
+    } else if want("sdn") && zone_visible {
         for n in &state.config.nodes {
             out.push(json!({
                 "id": format!("sdn/{}/localnetwork", n.name),
@@ -155,6 +172,9 @@ struct VmStats {
     cpu: f64,
     maxmem: u64,
     mem: u64,
+    /// The host's view of the VM's memory (cgroup), PVE 9 only (the `pve-vm-9.0` RRD format).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memhost: Option<u64>,
     maxdisk: u64,
     disk: u64,
     uptime: u64,
@@ -172,13 +192,15 @@ impl<'a> VmResource<'a> {
         let fresh = rrd_delay > 0 && now_ms < vm.created_ms.saturating_add(rrd_delay);
         let stats = (!fresh).then(|| {
             let maxmem = vm.memory_mib() << 20;
+            let mem = if running { maxmem / 2 } else { 0 };
             VmStats {
                 name: vm.name(),
                 template: u8::from(vm.is_template()),
                 maxcpu: vm.cpus(),
                 cpu: if running { 0.01 } else { 0.0 },
                 maxmem,
-                mem: if running { maxmem / 2 } else { 0 },
+                mem,
+                memhost: state.config.pve_version.is_pve9().then_some(mem),
                 maxdisk: vm
                     .conf
                     .iter()

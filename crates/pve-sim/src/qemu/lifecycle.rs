@@ -1,6 +1,7 @@
 //! Creating, cloning and destroying VMs (the synchronous part; the rest is in the tasks).
 
 use super::drive::{Drive, Nic, is_drive_key, is_net_key};
+use super::update::normalise_tags;
 use super::*;
 use crate::error::ApiError;
 use crate::router::{Ctx, Reply};
@@ -49,6 +50,13 @@ pub(super) fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             false,
         )?;
     }
+    let pve9 = ctx.sim.state.config.pve_version.is_pve9();
+    let start = ctx.params.flag("start");
+    // 9.1.10+: autostart no longer bypasses the power check inside the worker; it is checked
+    // up front, on the VM only (the pool too only from 9.2.0).
+    if pve9 && start && !ctx.is_root() {
+        ctx.require(&format!("/vms/{vmid}"), &["VM.PowerMgmt"], false)?;
+    }
     if !ctx.is_root() {
         let on_vm = ctx.check(&format!("/vms/{vmid}"), &["VM.Allocate"], false);
         let on_pool = pool
@@ -61,6 +69,10 @@ pub(super) fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let mut conf = config_options(ctx, CREATE_ONLY);
     if let Some(cd) = conf.remove("cdrom") {
         conf.insert("ide2".into(), format!("{cd},media=cdrom"));
+    }
+    // 9.1.17+ (fix #7480): create normalises tags as config updates do; 8.4 stores them as given.
+    if pve9 && let Some(tags) = conf.get_mut("tags") {
+        *tags = normalise_tags(tags);
     }
     for (key, value) in &conf {
         if is_drive_key(key) {
@@ -104,7 +116,6 @@ pub(super) fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
     ctx.sim.state.vms.insert(vmid, vm);
-    let start = ctx.params.flag("start");
     Ok(start_task(
         ctx,
         &node,

@@ -38,6 +38,22 @@ const CONFIG_ANY: &[&str] = &[
     "VM.Config.Cloudinit",
 ];
 
+/// The guest agent's read commands (`ping`, `info`, `get-*`, `network-get-interfaces`, ...):
+/// `VM.Monitor` on 8.4; on 9.x (qemu-server 9.0.3, `Agent.pm`) `VM.GuestAgent.Audit` or
+/// `VM.GuestAgent.Unrestricted`, whose 403 names both: `(/vms/<id>, VM.GuestAgent.Audit|…)`.
+const AGENT_AUDIT: Perm = Perm::ByVersion {
+    pve8: &Perm::Check {
+        path: "/vms/{vmid}",
+        privs: &["VM.Monitor"],
+        any: false,
+    },
+    pve9: &Perm::Check {
+        path: "/vms/{vmid}",
+        privs: &["VM.GuestAgent.Audit", "VM.GuestAgent.Unrestricted"],
+        any: true,
+    },
+};
+
 /// The QEMU routes.
 pub fn routes() -> Vec<Route> {
     let audit = Perm::Check {
@@ -177,11 +193,7 @@ pub fn routes() -> Vec<Route> {
         Route::new(
             "GET",
             "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
-            Perm::Check {
-                path: "/vms/{vmid}",
-                privs: &["VM.Monitor"],
-                any: false,
-            },
+            AGENT_AUDIT,
             agent_interfaces,
         ),
     ]
@@ -215,6 +227,34 @@ pub fn lock_timeout_message(vmid: u32) -> String {
     format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout")
 }
 
+/// Whether `method template` takes the VM's config flock inside its task rather than in the API
+/// worker, so that a flock timeout fails the task instead of the request: `POST …/config` from
+/// qemu-server 9.1.19 ("api: update vm: fork before locking"). `PUT` stays synchronous.
+pub fn flock_in_task(version: PveVersion, method: &str, template: &str) -> bool {
+    version.is_pve9() && method == "POST" && template == "/nodes/{node}/qemu/{vmid}/config"
+}
+
+/// Whether a task started now on `vmid` would give up waiting for its config flock.
+fn task_flock_times_out(ctx: &Ctx<'_>, vmid: u32) -> bool {
+    let now = ctx.now_ms;
+    ctx.sim
+        .state
+        .flock_busy_until(vmid)
+        .is_some_and(|until| until > now && until - now > ctx.sim.state.config.flock_timeout_ms)
+}
+
+/// Makes a just-started task fail with the lock timeout once its flock wait is over.
+fn fail_task_with_lock_timeout(ctx: &mut Ctx<'_>, reply: &Reply, vmid: u32) {
+    let Value::String(upid) = &reply.data else {
+        return;
+    };
+    let end = ctx.now_ms + ctx.sim.state.config.flock_timeout_ms;
+    if let Some(task) = ctx.sim.state.task_mut(upid) {
+        task.injected_failure = Some(lock_timeout_message(vmid));
+    }
+    ctx.sim.state.set_task_end(upid, end);
+}
+
 /// Starts a task. Its worker needs the VM's config lock: while another task holds it, the new
 /// task waits (its end moves back), and fails with a lock timeout if the wait is too long.
 fn start_task(ctx: &mut Ctx<'_>, node: &str, kind: &str, id: &str, action: TaskAction) -> Reply {
@@ -226,12 +266,13 @@ fn start_task(ctx: &mut Ctx<'_>, node: &str, kind: &str, id: &str, action: TaskA
         .state
         .flock_busy_until(vmid)
         .filter(|until| *until > now);
-    let timeout = ctx.sim.state.config.flock_timeout_ms;
+    let times_out = task_flock_times_out(ctx, vmid);
     let upid = ctx.sim.state.start_task(node, kind, id, &user, action, now);
+    let timeout = ctx.sim.state.config.flock_timeout_ms;
     if let Some(until) = busy
         && let Some(task) = ctx.sim.state.task_mut(&upid)
     {
-        let end = if until - now > timeout {
+        let end = if times_out {
             task.injected_failure = Some(lock_timeout_message(vmid));
             now + timeout
         } else {

@@ -4,6 +4,7 @@
 use crate::error::ApiError;
 use crate::qemu::drive::{Drive, Nic, is_drive_key, is_net_key, is_unused_key};
 use crate::router::Ctx;
+use crate::version::PveVersion;
 
 const CPU: &[&str] = &[
     "cores", "cpu", "cpulimit", "cpuunits", "sockets", "vcpus", "numa", "affinity",
@@ -87,6 +88,19 @@ pub const ROOT_ONLY: &[&str] = &[
     "machine-running",
 ];
 
+/// The name of the custom CPU model a `cpu` value uses (`custom-<name>`, as the positional
+/// `cputype` or as `cputype=custom-<name>`), if any.
+pub fn custom_cpu_model(value: &str) -> Option<&str> {
+    value
+        .split(',')
+        .find_map(|part| match part.split_once('=') {
+            None => Some(part),
+            Some(("cputype", t)) => Some(t),
+            Some(_) => None,
+        })
+        .and_then(|t| t.strip_prefix("custom-"))
+}
+
 /// 400 `Only root may use this option.` for root-only parameters used by others.
 pub fn check_root_only(ctx: &Ctx<'_>) -> Result<(), ApiError> {
     if ctx.is_root() {
@@ -150,10 +164,17 @@ pub fn check_option(
         return one("VM.Config.Disk");
     }
     if key == "cpu"
-        && value.is_some_and(|v| v.trim_start_matches("cputype=").starts_with("custom-"))
+        && let Some(model) = value.and_then(custom_cpu_model)
     {
         one("VM.Config.CPU")?;
-        return ctx.require("/nodes", &["Sys.Audit"], false);
+        // qemu-server 9.1.13 (229a32ed): a custom model is a CPU mapping; before, and on 8.4,
+        // reading the models needed Sys.Audit on /nodes.
+        return match ctx.sim.state.config.pve_version {
+            PveVersion::Pve8_4 => ctx.require("/nodes", &["Sys.Audit"], false),
+            PveVersion::Pve9_1 => {
+                ctx.require(&format!("/mapping/cpu/{model}"), &["Mapping.Use"], false)
+            }
+        };
     }
     if CPU.contains(&key) || key.starts_with("numa") {
         return one("VM.Config.CPU");
@@ -250,4 +271,18 @@ pub fn check_drive_storage(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::custom_cpu_model;
+
+    #[test]
+    fn custom_cpu_models_are_found_positionally_or_as_cputype() {
+        assert_eq!(custom_cpu_model("custom-fast"), Some("fast"));
+        assert_eq!(custom_cpu_model("custom-fast,flags=+aes"), Some("fast"));
+        assert_eq!(custom_cpu_model("flags=+aes,cputype=custom-x"), Some("x"));
+        assert_eq!(custom_cpu_model("host"), None);
+        assert_eq!(custom_cpu_model("cputype=kvm64,flags=+custom-x"), None);
+    }
 }

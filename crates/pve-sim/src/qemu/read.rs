@@ -22,14 +22,16 @@ fn vm_summary(state: &SimState, vm: &Vm, now_secs: u64) -> Map<String, Value> {
     m.insert("maxmem".into(), json!(vm.memory_mib() << 20));
     m.insert("maxdisk".into(), json!(maxdisk));
     m.insert("disk".into(), json!(0));
-    m.insert(
-        "mem".into(),
-        json!(if running {
-            (vm.memory_mib() << 20) / 2
-        } else {
-            0
-        }),
-    );
+    let mem = if running {
+        (vm.memory_mib() << 20) / 2
+    } else {
+        0
+    };
+    m.insert("mem".into(), json!(mem));
+    // PVE 9 (`vmstatus`): the host's (cgroup) view of the memory, 0 when stopped.
+    if state.config.pve_version.is_pve9() {
+        m.insert("memhost".into(), json!(mem));
+    }
     m.insert("cpu".into(), json!(if running { 0.01 } else { 0.0 }));
     m.insert(
         "uptime".into(),
@@ -54,7 +56,6 @@ fn vm_summary(state: &SimState, vm: &Vm, now_secs: u64) -> Map<String, Value> {
     if vm.is_template() {
         m.insert("template".into(), json!(1));
     }
-    let _ = state;
     m
 }
 

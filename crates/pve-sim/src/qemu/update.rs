@@ -25,8 +25,9 @@ const UPDATE_ONLY: &[&str] = &[
     "background_delay",
 ];
 
-/// Normalises tags on update: split, lower-case, de-duplicate, sort, join with `;`.
-fn normalise_tags(tags: &str) -> String {
+/// Normalises tags as `get_unique_tags` does with the default tag style: split, lower-case,
+/// de-duplicate, sort, join with `;` (config updates; create too on 9.1).
+pub(super) fn normalise_tags(tags: &str) -> String {
     let mut list: Vec<String> = split_list(tags).map(|t| t.to_ascii_lowercase()).collect();
     list.sort();
     list.dedup();
@@ -64,11 +65,33 @@ fn hotpluggable(key: &str) -> bool {
         || is_unused_key(key)
 }
 
-fn update_config(ctx: &mut Ctx<'_>) -> Result<u32, ApiError> {
+/// Where a config update takes the VM's config flock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flock {
+    /// First thing, in the API worker (`PUT`; `POST` up to qemu-server 9.1.18): a timeout is
+    /// a synchronous 500.
+    Sync,
+    /// Inside the `qmconfig` task (`POST` from 9.1.19): digest, lock and permission checks run
+    /// without it, and a timeout fails the task with nothing changed.
+    InTask,
+}
+
+/// What a config update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The change is made.
+    Applied,
+    /// The change waits for a flock inside its task that will time out: nothing is changed.
+    LockTimesOut,
+}
+
+fn update_config(ctx: &mut Ctx<'_>, flock: Flock) -> Result<Outcome, ApiError> {
     let node = ctx.param("node")?;
     let vmid = ctx.vmid()?;
     perms::check_root_only(ctx)?;
-    take_flock(ctx, vmid)?;
+    if flock == Flock::Sync {
+        take_flock(ctx, vmid)?;
+    }
     let skiplock = ctx.params.flag("skiplock");
     let mut set = config_options(ctx, UPDATE_ONLY);
     if let Some(cd) = set.remove("cdrom") {
@@ -115,6 +138,13 @@ fn update_config(ctx: &mut Ctx<'_>) -> Result<u32, ApiError> {
                 if !ctx.is_root() {
                     perms::check_option(ctx, vmid, pool.as_deref(), "name", None)?;
                 }
+            } else if k == "cpu"
+                && ctx.sim.state.config.pve_version.is_pve9()
+                && vm.conf.get("cpu").and_then(|o| perms::custom_cpu_model(o))
+                    == perms::custom_cpu_model(v)
+            {
+                // 9.1.13+: the CPU mapping is checked only when the model changes.
+                perms::check_option(ctx, vmid, pool.as_deref(), "cpu", None)?;
             } else {
                 perms::check_option(ctx, vmid, pool.as_deref(), k, Some(v))?;
             }
@@ -140,6 +170,9 @@ fn update_config(ctx: &mut Ctx<'_>) -> Result<u32, ApiError> {
                 }
             }
         }
+    }
+    if flock == Flock::InTask && (ctx.sim.lock_timeout_fault || task_flock_times_out(ctx, vmid)) {
+        return Ok(Outcome::LockTimesOut);
     }
     // Rewrite NICs (keeping the MAC of an existing NIC) and allocate new disks now; if one
     // allocation fails, the volumes of this request are freed again.
@@ -244,30 +277,51 @@ fn update_config(ctx: &mut Ctx<'_>) -> Result<u32, ApiError> {
         .state
         .volumes
         .retain(|v| !to_free.contains(&v.volid));
-    Ok(vmid)
+    Ok(Outcome::Applied)
 }
 
 pub(super) fn update_config_async(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let node = ctx.param("node")?;
-    let vmid = update_config(ctx)?;
+    let vmid = ctx.vmid()?;
+    let version = ctx.sim.state.config.pve_version;
+    let flock = if flock_in_task(version, "POST", "/nodes/{node}/qemu/{vmid}/config") {
+        Flock::InTask
+    } else {
+        Flock::Sync
+    };
+    let outcome = update_config(ctx, flock)?;
+    let fault = std::mem::take(&mut ctx.sim.lock_timeout_fault);
+    let waits = flock == Flock::InTask
+        && ctx
+            .sim
+            .state
+            .flock_busy_until(vmid)
+            .is_some_and(|until| until > ctx.now_ms);
     // With `background_delay`, PVE waits that long for the worker and answers `null` when it
     // finished in time.
     if let Some(delay) = ctx.params.int("background_delay")
+        && outcome == Outcome::Applied
+        && !fault
+        && !waits
         && ctx.sim.state.config.task_durations_ms.config <= delay.max(0) as u64 * 1000
     {
         return Ok(Value::Null.into());
     }
-    Ok(start_task(
+    let reply = start_task(
         ctx,
         &node,
         "qmconfig",
         &vmid.to_string(),
         TaskAction::Config { vmid },
-    ))
+    );
+    if fault {
+        fail_task_with_lock_timeout(ctx, &reply, vmid);
+    }
+    Ok(reply)
 }
 
 pub(super) fn update_config_sync(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
-    update_config(ctx)?;
+    update_config(ctx, Flock::Sync)?;
     Ok(Value::Null.into())
 }
 
