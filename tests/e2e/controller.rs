@@ -51,7 +51,16 @@ impl Harness {
         prefix: &str,
         config: impl AsyncFnOnce(&RunningSim) -> String,
     ) -> Harness {
-        let mut harness = Self::prepare(prefix, |_| {}).await;
+        Self::start_with_config_on(prefix, pve_sim::PveVersion::Pve8_4, config).await
+    }
+
+    /// Like [`Harness::start_with_config`], on a simulator that is Proxmox VE `version`.
+    pub async fn start_with_config_on(
+        prefix: &str,
+        version: pve_sim::PveVersion,
+        config: impl AsyncFnOnce(&RunningSim) -> String,
+    ) -> Harness {
+        let mut harness = Self::prepare(prefix, |o| o.config.pve_version = version).await;
         let path = harness._dir.path().join("controller.yaml");
         std::fs::write(&path, config(&harness.sim).await).expect("controller config written");
         harness.config_path = path;

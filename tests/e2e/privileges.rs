@@ -16,12 +16,16 @@ use pve_operator::cli::preflight::{Outcome, Output, PreflightArgs, preflight};
 use pve_operator::cli::privileges::{PrivilegesArgs, output};
 use pve_operator::privileges::{Need, WarningKind, needs_for_specs, pveum_plan};
 use pve_operator_api::{MachineRequest, MachineRequestSpec, PowerState};
-use pve_sim::{RunningSim, SimOptions, SimServer};
+use pve_sim::{PveVersion, RunningSim, SimOptions, SimServer};
 
 use crate::controller::Harness;
 use crate::support::within;
 
-/// The release the simulator runs by default, whose privilege rows these tests grant.
+/// The Proxmox VE versions the simulator can be, with the release whose privilege rows the
+/// controller applies there.
+const PVE9: (PveVersion, PveRelease) = (PveVersion::Pve9_1, PveRelease::new(9, 1));
+const PVE8: (PveVersion, PveRelease) = (PveVersion::Pve8_4, PveRelease::PVE_8_4);
+/// The release of the simulator's default (8.4), for the tests that do not depend on it.
 const RELEASE: PveRelease = PveRelease::PVE_8_4;
 const USER: &str = "pve-operator@pve";
 const TOKEN: &str = "controller";
@@ -50,9 +54,16 @@ fn example_specs() -> Vec<(&'static str, MachineRequestSpec)> {
         .collect()
 }
 
-fn all_needs() -> Vec<Need> {
+fn all_needs(release: PveRelease) -> Vec<Need> {
     let specs: Vec<MachineRequestSpec> = example_specs().into_iter().map(|(_, s)| s).collect();
-    needs_for_specs(&specs, RELEASE)
+    needs_for_specs(&specs, release)
+}
+
+/// A simulator of `version`.
+async fn sim_of(version: PveVersion) -> RunningSim {
+    let mut options = SimOptions::new("privileges-root");
+    options.config.pve_version = version;
+    SimServer::start(options).await.expect("simulator")
 }
 
 /// Runs `commands` line by line (blank lines and comments skipped) through bash, with `pveum`
@@ -201,22 +212,37 @@ async fn vmids(h: &Harness) -> Vec<u32> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_generated_commands_give_a_token_that_passes_preflight_and_runs_every_example() {
-    let commands = output(
-        &PrivilegesArgs {
-            files: example_paths(),
-            user: USER.into(),
-            token: TOKEN.into(),
-            markdown: false,
-            pve_version: Some(RELEASE),
-            config: None,
-            pool: None,
-        },
-        RELEASE,
-    )
-    .expect("pve-operator privileges prints the commands");
-    let needs = all_needs();
-    let h = Harness::start_with_config("least-privilege", async |sim: &RunningSim| {
+async fn on_pve9_the_printed_commands_give_a_token_that_passes_preflight_and_runs_every_example() {
+    generated_commands_suffice(PVE9, "9").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_pve8_4_the_printed_commands_give_a_token_that_passes_preflight_and_runs_every_example()
+{
+    generated_commands_suffice(PVE8, "8.4").await;
+}
+
+/// `pve-operator privileges --pve-version <flag>` for the examples, run through `pveum` on a
+/// simulator of that version: preflight passes, every example becomes Ready, is powered and
+/// deleted as it says.
+async fn generated_commands_suffice((version, release): (PveVersion, PveRelease), flag: &str) {
+    let args = PrivilegesArgs {
+        files: example_paths(),
+        user: USER.into(),
+        token: TOKEN.into(),
+        markdown: false,
+        pve_version: Some(flag.parse().expect("a release")),
+        config: None,
+        pool: None,
+    };
+    let commands = output(&args, release).expect("pve-operator privileges prints the commands");
+    assert!(
+        commands.starts_with(&format!("# For Proxmox VE {release}")),
+        "{commands}"
+    );
+    let needs = all_needs(release);
+    let prefix = format!("least-privilege-{}", version.major());
+    let h = Harness::start_with_config_on(&prefix, version, async |sim: &RunningSim| {
         let secret = run_pveum(sim, &commands)
             .await
             .expect("the printed commands create a token");
@@ -300,8 +326,18 @@ async fn the_generated_commands_give_a_token_that_passes_preflight_and_runs_ever
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn without_any_one_generated_privilege_preflight_names_exactly_that_privilege_and_path() {
-    let needs = all_needs();
+async fn on_pve9_without_any_one_generated_privilege_preflight_names_exactly_that_one() {
+    preflight_ablation(PVE9).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_pve8_4_without_any_one_generated_privilege_preflight_names_exactly_that_one() {
+    preflight_ablation(PVE8).await;
+}
+
+/// Every generated privilege removed in turn (a simulator each): preflight names exactly it.
+async fn preflight_ablation((version, release): (PveVersion, PveRelease)) {
+    let needs = all_needs(release);
     let plan = pveum_plan(&needs, USER, TOKEN);
     let in_roles: usize = plan.roles.values().map(Vec::len).sum();
     assert!(
@@ -314,12 +350,14 @@ async fn without_any_one_generated_privilege_preflight_names_exactly_that_privil
             let needs = &needs;
             let files = &files;
             async move {
-                let sim = SimServer::start(SimOptions::new("privileges-root"))
-                    .await
-                    .expect("simulator");
+                let sim = sim_of(version).await;
                 let reduced: Vec<Need> = needs.iter().filter(|n| **n != removed).cloned().collect();
                 let config = token_for(&sim, &reduced).await;
                 let outcome = run_preflight(&config, files).await;
+                assert_eq!(
+                    outcome.release, release,
+                    "preflight judged by the server's release"
+                );
                 sim.shutdown().await;
                 (removed, outcome)
             }
@@ -341,19 +379,39 @@ async fn without_any_one_generated_privilege_preflight_names_exactly_that_privil
     }
 }
 
+/// The whole ablation on 9.x, the first target; on 8.4 the rows that differ from 9.x (the
+/// others are the same privilege on the same path, checked by the same code).
 #[tokio::test(flavor = "multi_thread")]
-async fn without_any_one_generated_privilege_the_request_needing_it_stops_before_sending() {
-    let needs = all_needs();
+async fn on_pve9_without_any_one_generated_privilege_the_request_needing_it_stops_before_sending() {
+    controller_ablation(PVE9, |_| true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_pve8_4_without_vm_monitor_the_request_needing_it_stops_before_sending() {
+    let nine = all_needs(PVE9.1);
+    controller_ablation(PVE8, |need| !nine.contains(need)).await;
+}
+
+/// Each generated privilege that `sample` picks removed in turn (a controller and simulator
+/// each): the requests needing it stop with a condition naming exactly it, and nothing is made.
+async fn controller_ablation(
+    (version, release): (PveVersion, PveRelease),
+    sample: impl Fn(&Need) -> bool,
+) {
+    let all = all_needs(release);
+    let needs: Vec<Need> = all.iter().filter(|n| sample(n)).cloned().collect();
+    assert!(!needs.is_empty(), "some privilege to remove");
     let specs = example_specs();
     let started = std::time::Instant::now();
     let checked: Vec<usize> = futures::stream::iter(needs.iter().enumerate())
         .map(|(i, removed)| {
-            let needs = &needs;
+            let all = &all;
             let specs = &specs;
             async move {
-                let reduced: Vec<Need> = needs.iter().filter(|n| *n != removed).cloned().collect();
-                let h = Harness::start_with_config(
-                    &format!("no-priv-{i}"),
+                let reduced: Vec<Need> = all.iter().filter(|n| *n != removed).cloned().collect();
+                let h = Harness::start_with_config_on(
+                    &format!("no-priv-{}-{i}", version.major()),
+                    version,
                     async |sim: &RunningSim| token_for(sim, &reduced).await,
                 )
                 .await;
@@ -361,7 +419,7 @@ async fn without_any_one_generated_privilege_the_request_needing_it_stops_before
                 let affected: Vec<&str> = specs
                     .iter()
                     .filter(|(_, spec)| {
-                        needs_for_specs(std::slice::from_ref(spec), RELEASE)
+                        needs_for_specs(std::slice::from_ref(spec), release)
                             .iter()
                             .any(|n| n.privilege == removed.privilege && n.path == removed.path)
                     })
@@ -380,7 +438,7 @@ async fn without_any_one_generated_privilege_the_request_needing_it_stops_before
                     .await;
                     let message = denied(&request).unwrap_or_default();
                     assert!(message.contains(&wanted), "{name}: {message}");
-                    for other in needs.iter().filter(|n| *n != removed) {
+                    for other in all.iter().filter(|n| *n != removed) {
                         let named = format!("{} on {} (for", other.privilege, other.path);
                         assert!(
                             !message.contains(&named),
@@ -473,7 +531,7 @@ async fn root_a_token_without_privsep_and_dangerous_surplus_privileges_are_warni
     assert_eq!(flagged, every, "Pool.Allocate too: no example uses a pool");
 
     // The generated least-privilege token plus a surplus role on /, over unverified TLS.
-    let mut commands = pveum_plan(&all_needs(), USER, TOKEN).commands();
+    let mut commands = pveum_plan(&all_needs(RELEASE), USER, TOKEN).commands();
     commands.push_str(&format!(
         "pveum role add Surplus -privs \"Sys.Modify,VM.Console\"\n\
          pveum aclmod / -user {USER} -role Surplus\n\
@@ -513,7 +571,7 @@ async fn a_vm_role_on_vms_without_propagation_counts_as_missing_with_a_warning()
     let sim = SimServer::start(SimOptions::new("privileges-root"))
         .await
         .expect("simulator");
-    let needs = all_needs();
+    let needs = all_needs(RELEASE);
     let commands: String = pveum_plan(&needs, USER, TOKEN)
         .commands()
         .lines()
@@ -561,7 +619,7 @@ async fn set_role(sim: &RunningSim, role: &str, privileges: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_power_or_delete_privilege_stops_that_step_with_a_condition_naming_it() {
-    let needs = all_needs();
+    let needs = all_needs(RELEASE);
     let plan = pveum_plan(&needs, USER, TOKEN);
     let vm_role = plan
         .roles
@@ -715,7 +773,7 @@ fn refusal_names(message: &str, removed: &Need) -> bool {
 /// best-effort).
 #[tokio::test(flavor = "multi_thread")]
 async fn proxmox_itself_refuses_what_needs_each_generated_privilege() {
-    let needs = all_needs();
+    let needs = all_needs(RELEASE);
     let specs = example_specs();
     let checked: Vec<String> = futures::stream::iter(needs.iter().enumerate())
         .map(|(i, removed)| {
@@ -956,7 +1014,7 @@ async fn without_vm_audit_and_without_a_permission_report_the_controller_makes_o
     // The hazard: a token that cannot see VMs cannot find the one it created. With its own
     // check unavailable (Proxmox answers 501 to /access/permissions), the controller must still
     // not create a VM on every pass.
-    let without_audit: Vec<Need> = all_needs()
+    let without_audit: Vec<Need> = all_needs(RELEASE)
         .into_iter()
         .filter(|n| n.privilege != "VM.Audit")
         .collect();
