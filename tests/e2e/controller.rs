@@ -51,7 +51,7 @@ impl Harness {
         prefix: &str,
         config: impl AsyncFnOnce(&RunningSim) -> String,
     ) -> Harness {
-        Self::start_with_config_on(prefix, pve_sim::PveVersion::Pve8_4, config).await
+        Self::start_with_config_on(prefix, pve_sim::PveVersion::Pve9_1, config).await
     }
 
     /// Like [`Harness::start_with_config`], on a simulator that is Proxmox VE `version`.
@@ -1053,8 +1053,8 @@ async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_clus
         status
             .version
             .as_deref()
-            .is_some_and(|v| v.starts_with("8.")),
-        "version: {:?}",
+            .is_some_and(|v| v.starts_with("9.1.")),
+        "the simulator's default is 9.1; version: {:?}",
         status.version
     );
     let endpoint = status.endpoint.clone().unwrap_or_default();

@@ -25,8 +25,8 @@ use crate::support::within;
 /// controller applies there.
 const PVE9: (PveVersion, PveRelease) = (PveVersion::Pve9_1, PveRelease::new(9, 1));
 const PVE8: (PveVersion, PveRelease) = (PveVersion::Pve8_4, PveRelease::PVE_8_4);
-/// The release of the simulator's default (8.4), for the tests that do not depend on it.
-const RELEASE: PveRelease = PveRelease::PVE_8_4;
+/// The release of the simulator's default (9.1), for the tests that do not depend on it.
+const RELEASE: PveRelease = PVE9.1;
 const USER: &str = "pve-operator@pve";
 const TOKEN: &str = "controller";
 const EXAMPLES: [&str; 4] = [
@@ -769,7 +769,7 @@ fn refusal_names(message: &str, removed: &Need) -> bool {
 /// privilege. Three privileges are not refused by any call of the lifecycle and are shown
 /// directly instead: VM.Audit (without it Proxmox hides the VMs, so the controller could not
 /// find its own again), Sys.Audit on /nodes (nodes are listed without memory figures, so
-/// placement cannot compare free memory) and VM.Monitor (the guest agent's addresses, read
+/// placement cannot compare free memory) and VM.GuestAgent.Audit (the guest agent's addresses, read
 /// best-effort).
 #[tokio::test(flavor = "multi_thread")]
 async fn proxmox_itself_refuses_what_needs_each_generated_privilege() {
@@ -849,7 +849,11 @@ async fn proxmox_itself_refuses_what_needs_each_generated_privilege() {
                             assert!(refusal_names(&message, removed), "{name}: {message}");
                             refused.push(name);
                         }
-                        None if removed.privilege == "VM.Monitor" => {
+                        None if matches!(
+                            removed.privilege,
+                            "VM.Monitor" | "VM.GuestAgent.Audit"
+                        ) =>
+                        {
                             let vmid = request.status.as_ref().and_then(|s| s.vmid).expect("vmid");
                             let token =
                                 client(&std::fs::read_to_string(&h.config_path).expect("config"));
@@ -857,10 +861,14 @@ async fn proxmox_itself_refuses_what_needs_each_generated_privilege() {
                                 Err(pve_client::PveError::PermissionDenied {
                                     privileges, ..
                                 }) => {
-                                    assert_eq!(privileges, ["VM.Monitor"]);
+                                    // 9.x names either privilege that would do (`any`).
+                                    assert!(
+                                        privileges.iter().any(|p| p == removed.privilege),
+                                        "{privileges:?}"
+                                    );
                                     refused.push(name);
                                 }
-                                other => panic!("the agent needs VM.Monitor: {other:?}"),
+                                other => panic!("the agent needs {}: {other:?}", removed.privilege),
                             }
                             let addresses =
                                 request.status.map(|s| s.ip_addresses).unwrap_or_default();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use pve_sim::{SimOptions, SimServer};
+use pve_sim::{PveVersion, SimOptions, SimServer};
 
 use crate::support::within;
 
@@ -31,13 +31,19 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Runs `program args` against a fresh simulator and returns its combined output, failing the
-/// test with that output when the program fails.
-async fn run_against_sim(program: PathBuf, args: &[PathBuf], extra_env: &[(&str, &str)]) -> String {
+/// Runs `program args` against a fresh simulator of `version` and returns its combined output,
+/// failing the test with that output when the program fails. The program finds the release it
+/// should see in `PVE_EXPECTED_RELEASE`.
+async fn run_against_sim(
+    version: PveVersion,
+    program: PathBuf,
+    args: &[PathBuf],
+    extra_env: &[(&str, &str)],
+) -> String {
     let password = "third-party-test-password";
-    let sim = SimServer::start(SimOptions::new(password))
-        .await
-        .expect("simulator starts");
+    let mut options = SimOptions::new(password);
+    options.config.pve_version = version;
+    let sim = SimServer::start(options).await.expect("simulator starts");
     let port = sim.addr().port().to_string();
     let mut command = tokio::process::Command::new(&program);
     command
@@ -45,6 +51,7 @@ async fn run_against_sim(program: PathBuf, args: &[PathBuf], extra_env: &[(&str,
         .env("PVE_HOST", "127.0.0.1")
         .env("PVE_PORT", &port)
         .env("PVE_PASSWORD", password)
+        .env("PVE_EXPECTED_RELEASE", version.release())
         .kill_on_drop(true);
     for (key, value) in extra_env {
         command.env(key, value);
@@ -67,19 +74,43 @@ async fn run_against_sim(program: PathBuf, args: &[PathBuf], extra_env: &[(&str,
 }
 
 #[tokio::test]
-async fn proxmoxer_logs_in_creates_starts_stops_deletes_and_sees_a_permission_error() {
+async fn proxmoxer_on_pve9_logs_in_creates_starts_stops_deletes_and_sees_a_permission_error() {
+    proxmoxer_flow(PveVersion::Pve9_1).await;
+}
+
+#[tokio::test]
+async fn proxmoxer_on_pve8_4_logs_in_creates_starts_stops_deletes_and_sees_a_permission_error() {
+    proxmoxer_flow(PveVersion::Pve8_4).await;
+}
+
+async fn proxmoxer_flow(version: PveVersion) {
     let venv = python_env();
-    let output =
-        run_against_sim(venv.join("bin/python"), &[script("proxmoxer_flow.py")], &[]).await;
+    let output = run_against_sim(
+        version,
+        venv.join("bin/python"),
+        &[script("proxmoxer_flow.py")],
+        &[],
+    )
+    .await;
     assert!(output.contains("checks passed"), "{output}");
 }
 
 #[tokio::test]
-async fn ansible_proxmox_kvm_creates_starts_stops_and_removes_a_vm() {
+async fn ansible_proxmox_kvm_on_pve9_creates_starts_stops_and_removes_a_vm() {
+    ansible_flow(PveVersion::Pve9_1).await;
+}
+
+#[tokio::test]
+async fn ansible_proxmox_kvm_on_pve8_4_creates_starts_stops_and_removes_a_vm() {
+    ansible_flow(PveVersion::Pve8_4).await;
+}
+
+async fn ansible_flow(version: PveVersion) {
     let venv = python_env();
     let home = tempfile::tempdir().expect("temp dir");
     let home = home.path().display().to_string();
     let output = run_against_sim(
+        version,
         venv.join("bin/ansible-playbook"),
         &[script("proxmox_kvm.yml")],
         &[

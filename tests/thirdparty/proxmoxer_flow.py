@@ -1,4 +1,5 @@
-"""Drives pve-sim with proxmoxer exactly as a user's script would drive a real Proxmox VE 8.
+"""Drives pve-sim with proxmoxer exactly as a user's script would drive a real Proxmox VE (9.1 or 8.4,
+as PVE_EXPECTED_RELEASE says).
 
 Environment: PVE_HOST, PVE_PORT, PVE_PASSWORD (root@pam). Exits non-zero at the first behaviour
 that differs from real Proxmox, printing what was expected and what came back.
@@ -40,7 +41,12 @@ def wait_task(api, upid, timeout=60.0):
 # 1. Login by password (ticket + CSRF token handled by proxmoxer).
 api = ProxmoxAPI(HOST, port=PORT, user="root@pam", password=PASSWORD, verify_ssl=False)
 version = api.version.get()
-check(version["version"].startswith("8."), f"version 8.x, got {version}")
+EXPECTED_RELEASE = os.environ["PVE_EXPECTED_RELEASE"]
+check(
+    version["release"] == EXPECTED_RELEASE
+    and version["version"].startswith(EXPECTED_RELEASE + "."),
+    f"version {EXPECTED_RELEASE}.x, got {version}",
+)
 
 vmid = int(api.cluster.nextid.get())
 check(vmid >= 100, f"nextid is a VMID, got {vmid}")

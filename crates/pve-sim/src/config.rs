@@ -87,7 +87,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             cluster_name: None,
-            pve_version: PveVersion::Pve8_4,
+            pve_version: PveVersion::Pve9_1,
             version: None,
             nodes: vec![NodeConfig {
                 name: "pve".to_string(),
@@ -221,7 +221,7 @@ pub struct VersionConfig {
 
 impl Default for VersionConfig {
     fn default() -> Self {
-        Self::of(PveVersion::Pve8_4)
+        Self::of(PveVersion::Pve9_1)
     }
 }
 

@@ -74,6 +74,7 @@ mod tests {
     #[test]
     fn a_restored_9_1_state_drops_the_privileges_9_1_lacks_from_custom_roles() {
         let config = crate::ClusterConfig {
+            pve_version: crate::PveVersion::Pve8_4,
             user_cfg: Some("role:Watcher:VM.Audit,VM.Monitor:\n".to_string()),
             ..Default::default()
         };

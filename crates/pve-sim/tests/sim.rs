@@ -294,7 +294,7 @@ async fn the_binary_serves_with_a_yaml_config_and_prints_url_and_fingerprint() {
     let config = dir.path().join("cluster.yaml");
     std::fs::write(
         &config,
-        "version: {version: 8.4.9, release: '8.4', repoid: 0123456789abcdef}\n",
+        "pve_version: '8.4'\nversion: {version: 8.4.9, release: '8.4', repoid: 0123456789abcdef}\n",
     )
     .expect("config written");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pve-sim"))
@@ -583,7 +583,7 @@ async fn api_tokens_authenticate_and_privsep_tokens_start_without_privileges() {
         .to_string();
     let token = Api::with_token(&sim, &format!("carol@pve!ci={secret}"));
     let version = token.get("/version").await;
-    assert_eq!(version["version"], "8.4.1");
+    assert_eq!(version["version"], "9.1.5");
     let (code, body) = token
         .call(Method::GET, "/nodes/pve/qemu/9000/config", &[])
         .await;
@@ -821,7 +821,7 @@ async fn extjs_format_answers_handler_errors_with_http_200() {
     );
     let (code, body) = extjs.call(Method::GET, "/version", &[]).await;
     assert_eq!((code, body["success"].clone()), (200, json!(1)));
-    assert_eq!(body["data"]["release"], "8.4");
+    assert_eq!(body["data"]["release"], "9.1");
     let (code, _) = Api {
         auth: Auth::None,
         ..extjs
@@ -918,7 +918,9 @@ async fn create_rewrites_nics_and_disks_like_pve() {
     assert_eq!(conf["scsi0"], "local-lvm:vm-101-disk-0,iothread=1,size=32G");
     assert_eq!(conf["memory"], json!("2048"), "memory is a string");
     assert_eq!(conf["cores"], json!(2), "cores is a number");
-    assert_eq!(conf["tags"], "B;a", "create stores tags verbatim");
+    // 9.1.17+ normalises tags at create as config updates do (lower-cased, sorted); 8.4 stored
+    // them verbatim (the version tests show both).
+    assert_eq!(conf["tags"], "a;b", "create normalises tags");
     assert_eq!(conf["boot"], "order=scsi0;ide2;net0");
     assert!(
         conf["smbios1"]
@@ -1640,7 +1642,8 @@ async fn cluster_resources_and_vm_lists_are_filtered_by_privileges() {
         .unwrap_or_default();
     assert_eq!(
         types,
-        ["node", "pool", "qemu", "sdn", "storage"]
+        // 9.1 (the default): SDN zones are `network` entries.
+        ["network", "node", "pool", "qemu", "storage"]
             .iter()
             .map(|s| s.to_string())
             .collect()
@@ -2182,7 +2185,7 @@ async fn read_endpoints_answer_like_pve() {
     let v = api.get("/version").await;
     assert_eq!(
         v,
-        json!({"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a8503f96d"})
+        json!({"version": "9.1.5", "release": "9.1", "repoid": "2b0c6e4f9a1d7c35"})
     );
     let status = api.get("/nodes/pve/status").await;
     assert_eq!(status["memory"]["total"], json!(64u64 << 30));
