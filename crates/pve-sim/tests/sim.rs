@@ -1749,6 +1749,27 @@ async fn create_checks_allocate_storage_bridge_and_per_option_privileges() {
         .await;
     assert_eq!(code, 500);
     assert_eq!(body["message"], "only root can set 'args' config\n");
+    // `affinity` is root-only too (in no option list of $check_vm_modify_config_perm).
+    let (code, body) = carol
+        .call(
+            Method::POST,
+            "/nodes/pve/qemu",
+            &[("vmid", "130"), ("affinity", "0-1")],
+        )
+        .await;
+    assert_eq!(
+        (code, body["message"].clone()),
+        (500, json!("only root can set 'affinity' config\n"))
+    );
+    // 9.1's `allow-ksm` is a memory option: VM.Config.Memory, which carol has, suffices.
+    let (code, body) = carol
+        .call(
+            Method::POST,
+            "/nodes/pve/qemu",
+            &[("vmid", "131"), ("allow-ksm", "0")],
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
     let exit = carol
         .run(
             Method::POST,

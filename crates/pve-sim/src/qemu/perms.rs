@@ -6,10 +6,13 @@ use crate::qemu::drive::{Drive, Nic, is_drive_key, is_net_key, is_unused_key};
 use crate::router::Ctx;
 use crate::version::PveVersion;
 
+// Not `affinity`: it is in no option list of `$check_vm_modify_config_perm` (8.4 or 9.x), so
+// only root may set it (pve9-changes.md section 2.4 corrects wire-behaviour.md here).
 const CPU: &[&str] = &[
-    "cores", "cpu", "cpulimit", "cpuunits", "sockets", "vcpus", "numa", "affinity",
+    "cores", "cpu", "cpulimit", "cpuunits", "sockets", "vcpus", "numa",
 ];
-const MEMORY: &[&str] = &["memory", "balloon", "shares"];
+// `allow-ksm` exists on 9.1 only (the 8.4 schema refuses it before any permission check).
+const MEMORY: &[&str] = &["memory", "balloon", "shares", "allow-ksm"];
 const HWTYPE: &[&str] = &[
     "scsihw",
     "machine",
