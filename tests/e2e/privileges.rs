@@ -325,6 +325,88 @@ async fn generated_commands_suffice((version, release): (PveVersion, PveRelease)
     h.stop().await;
 }
 
+/// `pve-operator privileges --pool k8s` for the examples put in pool `k8s` (the template named by
+/// VMID), run as printed: the token holds VM privileges on `/pool/k8s` and on the template only,
+/// passes preflight, and every example becomes Ready in the pool and is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_pve9_the_pool_scoped_commands_suffice_for_every_example_in_that_pool() {
+    const POOL: &str = "k8s";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut pooled = Vec::new();
+    for (file, mut spec) in example_specs() {
+        spec.pool = Some(POOL.into());
+        // With --pool a template is named by VMID (the privileges go on it alone).
+        if let Some(template) = spec.boot.template.as_mut() {
+            template.vmid = Some(9000);
+            template.name = None;
+        }
+        let path = dir.path().join(file);
+        let request = serde_json::json!({
+            "apiVersion": "pve-operator.dev/v1alpha1",
+            "kind": "MachineRequest",
+            "metadata": { "name": file.trim_end_matches(".yaml") },
+            "spec": spec,
+        });
+        std::fs::write(&path, serde_yaml::to_string(&request).expect("YAML")).expect("written");
+        pooled.push((file.trim_end_matches(".yaml").to_string(), path, spec));
+    }
+    let files: Vec<PathBuf> = pooled.iter().map(|(_, p, _)| p.clone()).collect();
+    let args = PrivilegesArgs {
+        files: files.clone(),
+        user: USER.into(),
+        token: TOKEN.into(),
+        markdown: false,
+        pve_version: Some(RELEASE),
+        config: None,
+        pool: Some(POOL.into()),
+    };
+    let printed = output(&args, RELEASE).expect("the pool-scoped commands");
+    assert!(
+        !printed.contains(" /vms "),
+        "nothing on every VM: {printed}"
+    );
+    let commands = printed
+        .replace("# replace the <placeholder>: ", "")
+        .replace("<template vmid>", "9000");
+    assert!(
+        !commands.contains('<'),
+        "only the template was a placeholder: {commands}"
+    );
+    let h = Harness::start_with_config_on("pool-scoped", PVE9.0, async |sim: &RunningSim| {
+        run_pveum(sim, &format!("pveum pool add {POOL}")).await;
+        let secret = run_pveum(sim, &commands)
+            .await
+            .expect("the printed commands create a token");
+        token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+    })
+    .await;
+    let config = std::fs::read_to_string(&h.config_path).expect("controller config");
+    let outcome = run_preflight(&config, &files).await;
+    assert_eq!(outcome.exit_code(), 0, "{:?}", outcome.report.missing);
+    for (name, _, spec) in &pooled {
+        h.apply(name, serde_json::to_value(spec).expect("spec"))
+            .await;
+    }
+    for (name, _, _) in &pooled {
+        let request = h.wait_ready(name).await;
+        let vmid = request.status.and_then(|s| s.vmid).expect("vmid");
+        let members = h.sim.with_state(|s| {
+            s.access
+                .pool(POOL)
+                .map(|p| p.vms.clone())
+                .unwrap_or_default()
+        });
+        assert!(
+            members.contains(&vmid),
+            "{name}: VM {vmid} in pool {POOL}: {members:?}"
+        );
+    }
+    for (name, _, _) in &pooled {
+        h.delete_and_wait_gone(name).await;
+    }
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn on_pve9_without_any_one_generated_privilege_preflight_names_exactly_that_one() {
     preflight_ablation(PVE9).await;

@@ -91,6 +91,14 @@ pub fn output(args: &PrivilegesArgs, release: PveRelease) -> anyhow::Result<Stri
         None => VmScope::AllVms,
         Some(pool) => {
             check_pool_name(pool)?;
+            if specs
+                .iter()
+                .any(|s| s.boot.template.as_ref().is_some_and(|t| t.vmid.is_none()))
+            {
+                anyhow::bail!(
+                    "--pool {pool}: a MachineRequest given clones a template named only by name; give boot.template.vmid, so that the template's privileges (VM.Audit, VM.Clone) go on /vms/<vmid> alone (by name they would be needed on /vms, every VM)"
+                );
+            }
             if let Some(other) = specs.iter().find(|s| s.pool.as_deref() != Some(pool)) {
                 anyhow::bail!(
                     "--pool {pool}: a MachineRequest given has spec.pool {}; with --pool every request must set spec.pool: {pool} (its VM would otherwise be created outside the pool, where the token has no privileges)",

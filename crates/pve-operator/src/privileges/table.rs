@@ -300,7 +300,13 @@ impl Feature {
 
     /// The privileges `release` checks, with their ACL paths resolved for `vm_scope`.
     pub fn needs(&self, vm_scope: &VmScope, release: PveRelease) -> Vec<Need> {
-        self.privileges(release)
+        let mut privileges = self.privileges(release);
+        // A template lies outside the requests' pool: with the VM privileges on the pool only,
+        // the controller must also be able to see it (VM.Audit on /vms covers it otherwise).
+        if let (Feature::CloneTemplate { template, .. }, VmScope::Pool(_)) = (self, vm_scope) {
+            privileges.push(("VM.Audit", Scope::SpecificVm(*template)));
+        }
+        privileges
             .into_iter()
             .map(|(privilege, scope)| Need {
                 privilege,

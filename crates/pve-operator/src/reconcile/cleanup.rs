@@ -233,27 +233,41 @@ async fn left_alone(scope: &RequestScope<'_>, ctx: &Context, vmid: u32, what: &s
 
 /// Confirms by a direct read that the recorded VM, missing from a fresh inventory, is gone:
 /// `None` when Proxmox says so (404 on the recorded node; the inventory already says it is
-/// nowhere else the credentials can see), the VM when it is there after all. A VM the
-/// credentials cannot see (403) or any other error keeps the finalizer.
+/// nowhere else the credentials can see), the VM when it is there after all. A 403 is not an
+/// answer (Proxmox checks the privilege before it looks for the VM, and a VM that left its pool
+/// by being destroyed takes the pool's privileges with it): then `/cluster/nextid`, which needs
+/// no privilege, says whether the VMID is taken at all. A taken VMID the credentials cannot see,
+/// or any other error, keeps the finalizer.
 async fn confirm_gone(
     conn: &Connection,
     node: Option<&str>,
     vmid: u32,
 ) -> Result<Option<VmEntry>, ReconcileError> {
-    let Some(node) = node else {
-        // No node recorded: Proxmox can still say whether the VMID is taken at all.
+    let vmid_free = async || -> Result<Option<VmEntry>, ReconcileError> {
         let free = conn.pve.vmid_is_free(vmid).await.map_err(ReconcileError::proxmox(format!(
             "confirming that VM {vmid} (status.vmid) is gone before releasing the MachineRequest"
         )))?;
-        return if free {
+        if free {
             Ok(None)
         } else {
             Err(ReconcileError::InvisibleVm(vmid))
-        };
+        }
     };
-    ownership::status_entry(conn, node, vmid)
-        .await
-        .map_err(ReconcileError::proxmox(format!(
-            "confirming that VM {vmid} (status.vmid), missing from the inventory, is gone from node {node}; the MachineRequest keeps its finalizer until Proxmox confirms it"
-        )))
+    let Some(node) = node else {
+        // No node recorded: Proxmox can still say whether the VMID is taken at all.
+        return vmid_free().await;
+    };
+    let context = ReconcileError::proxmox(format!(
+        "confirming that VM {vmid} (status.vmid), missing from the inventory, is gone from node {node}; the MachineRequest keeps its finalizer until Proxmox confirms it"
+    ));
+    match ownership::status_entry(conn, node, vmid).await {
+        // Free: gone. Taken (or not known): the refusal stands, naming the privilege.
+        Err(error) if error.kind() == pve_client::ErrorKind::PermissionDenied => {
+            match vmid_free().await {
+                Ok(None) => Ok(None),
+                _ => Err(context(error)),
+            }
+        }
+        result => result.map_err(context),
+    }
 }
