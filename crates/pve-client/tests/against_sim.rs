@@ -1,4 +1,4 @@
-//! Integration tests of pve-client against pve-sim, the project's Proxmox VE 8 simulator, over
+//! Integration tests of pve-client against pve-sim, the project's Proxmox VE simulator (9.1 by default), over
 //! real HTTPS: authentication (API token, ticket, renewal, re-login, CSRF), TLS trust (pinned
 //! fingerprint, CA bundle, refusal of an untrusted certificate), the full VM lifecycle, tasks,
 //! and every error kind as the server produces it, in both PVE 8 error styles (message in the

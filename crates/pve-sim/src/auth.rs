@@ -1,4 +1,4 @@
-//! Authentication as PVE 8: tickets (`PVE:user@realm:HEX::signature`), CSRF prevention tokens,
+//! Authentication as PVE 8.4 and 9.1 (the same): tickets (`PVE:user@realm:HEX::signature`), CSRF prevention tokens,
 //! API tokens (`Authorization: PVEAPIToken=user@realm!id=secret`), the exact 401 texts, and
 //! `POST /access/ticket`.
 

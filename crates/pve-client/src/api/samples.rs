@@ -1,5 +1,5 @@
 //! Test-only: every request the client can build, with representative arguments, and how its
-//! response is decoded. The schema-conformance test checks each against the PVE 8.4 schema.
+//! response is decoded. The schema-conformance test checks each against the PVE 8.4 and 9.1 schemas.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -109,27 +109,24 @@ pub fn output(args: &PrivilegesArgs, release: PveRelease) -> anyhow::Result<Stri
         }
     };
     let needs = needs_in_scope(&specs, release, &scope);
-    let mut commands = format!(
-        "# For Proxmox VE {release}{}\n",
-        if release.is_pve9() { " (9.x)" } else { "" }
-    );
+    let mut commands = format!("# For Proxmox VE {release}\n");
     commands.push_str(&pveum_plan(&needs, &args.user, &args.token).commands());
     Ok(commands)
 }
 
-/// A pool id as Proxmox accepts it (`pve-poolid`: letters, digits, `-`, `_`, `.`; PVE 9 also wants
-/// a letter first, which is the rule here: it works on both).
+/// A pool name both a MachineRequest's `spec.pool` (letters, digits, `-`, `_`) and PVE 9's pool
+/// creation (a letter first) accept.
 fn check_pool_name(pool: &str) -> anyhow::Result<()> {
     let valid = pool.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && pool
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
         && pool.len() <= 64;
     if valid {
         Ok(())
     } else {
         anyhow::bail!(
-            "--pool {pool:?} is not a Proxmox pool name: a letter, then letters, digits, '-', '_' or '.' (at most 64)"
+            "--pool {pool:?} is not a pool name a MachineRequest can use: a letter, then letters, digits, '-' or '_' (at most 64)"
         )
     }
 }
@@ -163,7 +160,7 @@ mod tests {
     fn each_release_gets_the_privileges_it_has() {
         let nine = commands(&[]);
         assert_eq!(nine, commands(&["--pve-version", "9"]), "9 is the default");
-        assert!(nine.starts_with("# For Proxmox VE 9.1 (9.x)\n"), "{nine}");
+        assert!(nine.starts_with("# For Proxmox VE 9.1\n"), "{nine}");
         assert!(nine.contains("VM.GuestAgent.Audit") && !nine.contains("VM.Monitor"));
         let eight = commands(&["--pve-version", "8.4"]);
         assert!(eight.starts_with("# For Proxmox VE 8.4\n"), "{eight}");
@@ -207,11 +204,14 @@ mod tests {
             pooled.contains("# replace the <placeholder>: pveum aclmod /vms/<template vmid>"),
             "VM.Clone on the template only: {pooled}"
         );
-        for bad in ["9lives", "a/b", "", "a b"] {
+        for bad in ["9lives", "a/b", "", "a b", "a.b"] {
             let error = output(&args(&["--pool", bad]), PveRelease::NEWEST_CHECKED)
                 .expect_err(bad)
                 .to_string();
-            assert!(error.contains("is not a Proxmox pool name"), "{error}");
+            assert!(
+                error.contains("is not a pool name a MachineRequest can use"),
+                "{error}"
+            );
         }
         let dir = std::env::temp_dir().join(format!("privileges-pool-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));

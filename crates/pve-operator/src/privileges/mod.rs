@@ -83,13 +83,18 @@ pub fn features_of(spec: &MachineRequestSpec) -> Vec<Feature> {
     {
         features.push(Feature::PlacementByFreeMemory);
     }
-    features.extend([
-        Feature::Create,
-        Feature::Cpu,
-        Feature::Memory,
-        Feature::Hardware,
-        Feature::Options,
-    ]);
+    features.extend([Feature::Create, Feature::Cpu]);
+    if let Some(model) = spec
+        .cpu
+        .cpu_type
+        .as_deref()
+        .and_then(|t| t.strip_prefix("custom-"))
+    {
+        features.push(Feature::CustomCpu {
+            model: model.to_string(),
+        });
+    }
+    features.extend([Feature::Memory, Feature::Hardware, Feature::Options]);
     for disk in &spec.disks {
         features.push(Feature::Disk {
             storage: disk.storage.clone(),
@@ -152,7 +157,12 @@ pub fn needs_in_scope(
 ) -> Vec<Need> {
     let mut needs = BTreeSet::new();
     if specs.is_empty() {
-        for feature in Feature::all_with_placeholders() {
+        // Every feature but a custom CPU model, which works only with a CPU mapping the admin
+        // creates for it: its privilege is granted for the requests that name one.
+        let features = Feature::all_with_placeholders()
+            .into_iter()
+            .filter(|f| !matches!(f, Feature::CustomCpu { .. }));
+        for feature in features {
             needs.extend(feature.needs(scope, release));
         }
     }
@@ -345,6 +355,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_custom_cpu_model_needs_sys_audit_on_nodes_before_9_1_and_its_mapping_from_9_1() {
+        let custom = spec(serde_json::json!({
+            "cpu": { "type": "custom-epyc" },
+            "placement": { "node": "pve1" },
+        }));
+        let on = |release| needs_for_specs(std::slice::from_ref(&custom), release);
+        for release in [PveRelease::PVE_8_4, PveRelease::PVE_9_0] {
+            let needs = on(release);
+            assert!(has(&needs, "Sys.Audit", "/nodes"), "{release}: {needs:#?}");
+            assert!(
+                !needs.iter().any(|n| n.privilege == "Mapping.Use"),
+                "{release}"
+            );
+        }
+        let needs = on(PveRelease::new(9, 1));
+        assert!(
+            has(&needs, "Mapping.Use", "/mapping/cpu/epyc"),
+            "{needs:#?}"
+        );
+        assert!(
+            !has(&needs, "Sys.Audit", "/nodes"),
+            "a fixed node: {needs:#?}"
+        );
+        let plain = spec(serde_json::json!({ "cpu": { "type": "host" } }));
+        assert!(
+            !needs9(&[plain])
+                .iter()
+                .any(|n| n.privilege == "Mapping.Use")
+        );
     }
 
     #[test]

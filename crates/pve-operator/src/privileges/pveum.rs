@@ -74,6 +74,8 @@ fn role_base_name(path: &str, privileges: &[&str]) -> String {
         "Network"
     } else if path.starts_with("/nodes") {
         "Nodes"
+    } else if path.starts_with("/mapping") {
+        "Mappings"
     } else {
         "Other"
     };

@@ -60,6 +60,8 @@ pub enum Scope {
     Bridge(String, Option<u16>),
     /// All nodes: `/nodes`.
     Nodes,
+    /// A CPU model mapping: `/mapping/cpu/<name>`.
+    CpuMapping(String),
 }
 
 impl Scope {
@@ -77,6 +79,7 @@ impl Scope {
             Scope::Bridge(bridge, None) => format!("/sdn/zones/localnetwork/{bridge}"),
             Scope::Bridge(bridge, Some(vlan)) => format!("/sdn/zones/localnetwork/{bridge}/{vlan}"),
             Scope::Nodes => "/nodes".to_string(),
+            Scope::CpuMapping(name) => format!("/mapping/cpu/{name}"),
         }
     }
 }
@@ -93,6 +96,11 @@ pub enum Feature {
     Create,
     /// `cores`, `sockets`, `cpu`.
     Cpu,
+    /// A custom CPU model (`cpu.type: custom-<name>`).
+    CustomCpu {
+        /// The model's name, without `custom-`.
+        model: String,
+    },
     /// `memory`, `balloon`.
     Memory,
     /// `scsihw`, `machine`, and `smbios1` (which carries the request's UID).
@@ -170,6 +178,9 @@ impl Feature {
             Feature::PlacementByFreeMemory,
             Feature::Create,
             Feature::Cpu,
+            Feature::CustomCpu {
+                model: "<model>".into(),
+            },
             Feature::Memory,
             Feature::Hardware,
             Feature::Options,
@@ -206,6 +217,7 @@ impl Feature {
             Feature::PlacementByFreeMemory => "placement by free memory".into(),
             Feature::Create => "creating VMs".into(),
             Feature::Cpu => "CPU (cores, sockets, type)".into(),
+            Feature::CustomCpu { model } => format!("custom CPU model {model}"),
             Feature::Memory => "memory and balloon".into(),
             Feature::Hardware => "hardware (SCSI controller, machine type, SMBIOS identity)".into(),
             Feature::Options => {
@@ -234,6 +246,21 @@ impl Feature {
             Feature::PlacementByFreeMemory => vec![row("Sys.Audit", Scope::Nodes)],
             Feature::Create | Feature::Delete => vec![row("VM.Allocate", Scope::Vm)],
             Feature::Cpu => vec![row("VM.Config.CPU", Scope::Vm)],
+            // qemu-server: reading the custom models needed Sys.Audit on /nodes; since 9.1.13
+            // (229a32ed) a custom model is a CPU mapping, checked with Mapping.Use. (9.1.0 to
+            // 9.1.12 still check Sys.Audit on /nodes: grant both there.)
+            Feature::CustomCpu { model } => vec![
+                Row {
+                    privilege: "Sys.Audit",
+                    scope: Scope::Nodes,
+                    releases: Releases::Before(PveRelease::new(9, 1)),
+                },
+                Row {
+                    privilege: "Mapping.Use",
+                    scope: Scope::CpuMapping(model.clone()),
+                    releases: Releases::From(PveRelease::new(9, 1)),
+                },
+            ],
             Feature::Memory => vec![row("VM.Config.Memory", Scope::Vm)],
             Feature::Hardware => vec![row("VM.Config.HWType", Scope::Vm)],
             Feature::Options => vec![row("VM.Config.Options", Scope::Vm)],

@@ -1,4 +1,4 @@
-//! The `/access` HTTP API as PVE 8 serves it (`API2/AccessControl.pm`, `User.pm`, `Group.pm`,
+//! The `/access` HTTP API as PVE 8.4 and 9.1 serve it (`API2/AccessControl.pm`, `User.pm`, `Group.pm`,
 //! `Role.pm`, `ACL.pm`): users, tokens, groups, roles, ACLs, effective permissions and password
 //! changes, with the permission checks of each method and PVE's error texts.
 //!

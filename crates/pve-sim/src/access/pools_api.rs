@@ -1,4 +1,4 @@
-//! The `/pools` HTTP API as PVE 8.4 serves it (pve-manager `API2/Pool.pm`): list, create,
+//! The `/pools` HTTP API as PVE 8.4 serves it (9.1 also wants pool names to start with a letter: not modelled) (pve-manager `API2/Pool.pm`): list, create,
 //! update members (VMs and storages, with `delete` and `allow-move`), read and delete pools, in
 //! both the 8.1+ form (`/pools?poolid=`) and the older `/pools/{poolid}` form.
 
