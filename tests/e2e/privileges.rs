@@ -407,6 +407,55 @@ async fn on_pve9_the_pool_scoped_commands_suffice_for_every_example_in_that_pool
     h.stop().await;
 }
 
+/// A custom CPU model on 9.1: the generated commands grant `Mapping.Use` on its mapping and the
+/// request becomes Ready; without it the request stops before anything is made, its condition
+/// naming the privilege and the mapping's path.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_pve9_a_custom_cpu_model_needs_mapping_use_on_its_mapping() {
+    let mut spec = crate::controller::small_spec();
+    spec["cpu"] = serde_json::json!({ "type": "custom-epyc" });
+    spec["placement"] = serde_json::json!({ "node": "pve" });
+    let typed: MachineRequestSpec = serde_json::from_value(spec.clone()).expect("a spec");
+    let needs = needs_for_specs(std::slice::from_ref(&typed), RELEASE);
+    let mapping = Need {
+        privilege: "Mapping.Use",
+        path: "/mapping/cpu/epyc".into(),
+        needed_for: "custom CPU model epyc".into(),
+    };
+    assert!(needs.contains(&mapping), "{needs:#?}");
+    for (with_mapping, prefix) in [(true, "custom-cpu"), (false, "custom-cpu-denied")] {
+        let granted: Vec<Need> = needs
+            .iter()
+            .filter(|n| with_mapping || **n != mapping)
+            .cloned()
+            .collect();
+        let h = Harness::start_with_config(prefix, async |sim: &RunningSim| {
+            token_for(sim, &granted).await
+        })
+        .await;
+        h.apply("epyc", spec.clone()).await;
+        if with_mapping {
+            let request = h.wait_ready("epyc").await;
+            let vmid = request.status.and_then(|s| s.vmid).expect("vmid");
+            let config = h.vm_config(vmid).await.expect("config");
+            assert_eq!(config.get("cpu"), Some("custom-epyc"));
+        } else {
+            let before = vmids(&h).await;
+            let request = wait_for(&h, "epyc", "PrivilegesSufficient=False", |r| {
+                denied(r).is_some()
+            })
+            .await;
+            let message = denied(&request).unwrap_or_default();
+            assert!(
+                message.contains("Mapping.Use on /mapping/cpu/epyc (for custom CPU model epyc)"),
+                "{message}"
+            );
+            assert_eq!(vmids(&h).await, before, "nothing was created");
+        }
+        h.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn on_pve9_without_any_one_generated_privilege_preflight_names_exactly_that_one() {
     preflight_ablation(PVE9).await;

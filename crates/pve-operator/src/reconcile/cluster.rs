@@ -158,9 +158,10 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
             true,
             "Connected",
             format!(
-                "Proxmox VE {} with {} node(s)",
+                "Proxmox VE {} with {} node(s){}",
                 status.version.as_deref().unwrap_or("?"),
-                status.nodes.len()
+                status.nodes.len(),
+                unsupported_note(status.version.as_deref())
             ),
         ),
         Err((reason, message)) => conditions.set("Ready", false, reason, message.clone()),
@@ -181,6 +182,24 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
     } else {
         Duration::from_secs(30)
     }))
+}
+
+/// Says so when the version is not a release pve-operator supports (8.4, 9.x): it may work,
+/// but the privilege rows and the tests are of those releases.
+fn unsupported_note(version: Option<&str>) -> String {
+    let release = version.and_then(|v| {
+        let mut parts = v.split(['.', '-']);
+        Some(pve_client::PveRelease::new(
+            parts.next()?.parse().ok()?,
+            parts.next()?.parse().ok()?,
+        ))
+    });
+    match release {
+        Some(release) if !release.is_supported() => format!(
+            "; {release} is not a release pve-operator supports (8.4 and 9.x): privileges are judged by the nearest supported release's rows"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Asks Proxmox for its version (the credentials' test), the privileges and the nodes.
@@ -284,9 +303,30 @@ async fn privileges_condition(
             false,
             "MissingPrivilege",
             format!(
-                "missing for {scope} on Proxmox VE {release}: {}; `pve-operator privileges --pve-version {release}` prints the pveum commands that grant them{warnings}",
-                missing.join(", ")
+                "missing for {scope} on Proxmox VE {release}: {}; `pve-operator privileges {}` prints the pveum commands that grant them{warnings}",
+                missing.join(", "),
+                if release.is_supported() {
+                    format!("--pve-version {release}")
+                } else {
+                    "--config <this connection>".to_string()
+                }
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unsupported_note;
+
+    #[test]
+    fn only_an_unsupported_release_gets_a_note() {
+        assert_eq!(unsupported_note(Some("9.1.5")), "");
+        assert_eq!(unsupported_note(Some("8.4.17")), "");
+        assert_eq!(unsupported_note(None), "");
+        assert!(
+            unsupported_note(Some("8.3.2")).contains("8.3 is not a release pve-operator supports")
+        );
+        assert!(unsupported_note(Some("7.4-3")).contains("7.4 is not"));
+    }
 }
