@@ -241,9 +241,9 @@ impl Collector for CacheGauges {
             });
         }
         // Likewise every task type the controller starts.
-        for task_type in crate::reconcile::apply::TASK_TYPES {
+        for kind in crate::reconcile::task_kind::TaskKind::ALL {
             let _ = tasks.get_or_create(&TaskLabels {
-                task_type: task_type.to_string(),
+                task_type: kind.as_str().to_string(),
             });
         }
         let store = self

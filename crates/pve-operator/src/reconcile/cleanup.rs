@@ -4,11 +4,12 @@
 //! marker) is never touched, and the finalizer goes only once a direct read confirms that the
 //! request's VM is gone.
 
+use super::task_kind::TaskKind;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use pve_client::api::qemu::{ConfigUpdate, DeleteOptions, StopOptions};
 use pve_client::api::vmconfig::VmConfigView;
-use pve_operator_api::{DeletionPolicy, MachineRequest, MachineRequestStatus, Phase, TaskRef};
+use pve_operator_api::{DeletionPolicy, MachineRequest, MachineRequestStatus, Phase};
 
 use super::apply::{RecordedTask, recorded_task};
 use super::error::ReconcileError;
@@ -120,7 +121,7 @@ pub async fn cleanup(
             )))?;
         (
             upid,
-            "qmstop",
+            TaskKind::Stop,
             format!("stopping VM {} for deletion", vm.vmid),
         )
     } else {
@@ -134,7 +135,7 @@ pub async fn cleanup(
             )))?;
         (
             upid,
-            "qmdestroy",
+            TaskKind::Destroy,
             format!("destroying VM {} and its disks", vm.vmid),
         )
     };
@@ -143,10 +144,7 @@ pub async fn cleanup(
         .await;
     conn.tasks
         .track_with(&upid, scope.object_ref.clone(), Some(slot));
-    status.current_task = Some(TaskRef {
-        upid: upid.to_string(),
-        task_type: kind.to_string(),
-    });
+    status.current_task = Some(kind.task_ref(&upid));
     Err(ReconcileError::DeletionInProgress(message))
 }
 

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod ownership;
 pub mod placement;
 pub mod status;
+pub mod task_kind;
 pub mod validate;
 
 use std::collections::HashMap;
