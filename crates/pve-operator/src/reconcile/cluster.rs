@@ -16,7 +16,6 @@ use kube::{Api, ResourceExt};
 use pve_operator_api::{
     MachineRequest, NodeStatus, ProxmoxCluster, ProxmoxClusterStatus, ProxmoxIdentity,
 };
-use serde_json::json;
 
 use super::Context;
 use super::conditions::{Conditions, credentials};
@@ -169,7 +168,7 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
     status.conditions = conditions.list;
     if cluster.status.as_ref() != Some(&status) {
         let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &namespace);
-        let patch = json!({ "apiVersion": "pve-operator.dev/v1alpha1", "kind": "ProxmoxCluster", "status": status });
+        let patch = super::conditions::status_patch::<ProxmoxCluster>(&status);
         api.patch_status(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),

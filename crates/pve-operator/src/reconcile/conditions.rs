@@ -80,3 +80,11 @@ pub async fn credentials(
         Err(error) => Err(("NotConnected", format!("Proxmox unreachable: {error}"))),
     }
 }
+
+/// The server-side-apply body for the status subresource of a `K` (apiVersion and kind from the
+/// type, not spelled out).
+pub fn status_patch<K: kube::Resource<DynamicType = ()>>(
+    status: &impl serde::Serialize,
+) -> serde_json::Value {
+    serde_json::json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status })
+}

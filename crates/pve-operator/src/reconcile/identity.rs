@@ -13,7 +13,6 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use pve_operator_api::{ProxmoxIdentity, ProxmoxIdentityStatus};
-use serde_json::json;
 
 use super::Context;
 use super::conditions::{Conditions, credentials};
@@ -127,7 +126,7 @@ async fn reconcile(
     status.conditions = conditions.list;
     if identity.status.as_ref() != Some(&status) {
         let api: Api<ProxmoxIdentity> = Api::all(ctx.kube.clone());
-        let patch = json!({ "apiVersion": "pve-operator.dev/v1alpha1", "kind": "ProxmoxIdentity", "status": status });
+        let patch = super::conditions::status_patch::<ProxmoxIdentity>(&status);
         api.patch_status(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),

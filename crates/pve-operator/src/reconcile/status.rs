@@ -121,8 +121,8 @@ impl StatusWriter {
             written.resource_version.clone()
         };
         let patch = json!({
-            "apiVersion": "pve-operator.dev/v1alpha1",
-            "kind": "MachineRequest",
+            "apiVersion": <MachineRequest as kube::Resource>::api_version(&()),
+            "kind": <MachineRequest as kube::Resource>::kind(&()),
             "metadata": { "name": self.name, "resourceVersion": resource_version },
             "status": status,
         });
