@@ -3,40 +3,16 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
-use kube::runtime::{conditions, wait::await_condition};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-
-use crate::support::within;
 
 /// Applies every CRD under `crds/` (the files users apply) and waits until each is Established.
 pub async fn install_crds(client: &Client) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .expect("crds/ exists")
-        .map(|e| e.expect("dir entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let text = std::fs::read_to_string(&path).expect("CRD file readable");
-        let crd: CustomResourceDefinition =
-            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let name = crd.metadata.name.clone().expect("CRD has a name");
-        crds.patch(
-            &name,
-            &PatchParams::apply("e2e-tests").force(),
-            &Patch::Apply(&crd),
-        )
+    let crds = testenv::read_crd_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    testenv::apply_crds(client, &crds, "e2e-tests")
         .await
-        .unwrap_or_else(|e| panic!("{} applies: {e}", path.display()));
-        within(
-            "the CRD to become Established",
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("watching the CRD works");
-    }
+        .unwrap_or_else(|e| panic!("installing the CRDs of {}: {e}", dir.display()));
 }
 
 fn machine_requests(client: &Client, ns: &str) -> Api<DynamicObject> {

@@ -10,9 +10,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use pve_operator_api::MachineRequest;
 use serde_json::{Value, json};
@@ -26,25 +25,10 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
 
 async fn install_crds(client: &Client) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for entry in std::fs::read_dir(dir).expect("crds/") {
-        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("CRD");
-        let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("CRD YAML");
-        let name = crd.metadata.name.clone().expect("name");
-        crds.patch(
-            &name,
-            &PatchParams::apply("run-binary-test").force(),
-            &Patch::Apply(&crd),
-        )
+    let crds = testenv::read_crd_dir(&dir).expect("crds/");
+    testenv::apply_crds(client, &crds, "run-binary-test")
         .await
-        .expect("CRD applies");
-        within(
-            "the CRD to be Established",
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("watch");
-    }
+        .expect("the CRDs install");
 }
 
 /// GET `path` on `addr`: status code and body.

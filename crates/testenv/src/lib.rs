@@ -16,6 +16,7 @@
 //! plane, a panic, a SIGKILL).
 
 mod assets;
+mod crds;
 mod kubeconfig;
 mod pki;
 mod process;
@@ -29,6 +30,7 @@ use kube::{Api, Client, Config};
 use tokio::sync::OnceCell;
 
 pub use assets::{Assets, locate as locate_assets};
+pub use crds::{apply_crds, read_crd_dir};
 use process::ServerProcess;
 
 /// How long the control plane may take to report ready before start fails.
@@ -78,6 +80,9 @@ pub enum Error {
     /// The kubeconfig could not be turned into a client configuration.
     #[error("kubeconfig error: {0}")]
     Kubeconfig(String),
+    /// A CRD could not be read or did not become Established.
+    #[error("{0}")]
+    Crd(String),
 }
 
 /// A running etcd + kube-apiserver pair with an admin credential.

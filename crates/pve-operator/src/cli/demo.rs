@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::{conditions, wait::await_condition};
+
 use kube::{Api, Client, ResourceExt};
 use pve_operator_api::MachineRequest;
 use pve_sim::{SimOptions, SimServer};
@@ -165,22 +164,7 @@ fn read_examples(dir: &Path) -> anyhow::Result<Vec<MachineRequest>> {
 
 /// Applies the CRDs (server-side) and waits until each is Established.
 pub async fn install_crds(kube: &Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(kube.clone());
-    for crd in pve_operator_api::crds() {
-        let name = crd.name_any();
-        crds.patch(
-            &name,
-            &PatchParams::apply("pve-operator-demo").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .with_context(|| format!("CRD {name} did not become Established"))??;
-    }
+    testenv::apply_crds(kube, &pve_operator_api::crds(), "pve-operator-demo").await?;
     Ok(())
 }
 
