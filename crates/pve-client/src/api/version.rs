@@ -101,24 +101,36 @@ impl std::str::FromStr for PveRelease {
     }
 }
 
+impl PveRelease {
+    /// The release of a pve-manager version or release text: the leading `major.minor` of
+    /// `9.1.5`, `9.1` or `7.4-3`.
+    pub fn of_version(text: &str) -> Option<Self> {
+        let mut it = text.split(['.', '-']);
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next()?.parse().ok()?;
+        Some(Self::new(major, minor))
+    }
+}
+
 impl Version {
     /// The release, if `release` (or `version`) parses as `major.minor`.
     pub fn pve_release(&self) -> Option<PveRelease> {
-        self.major_minor()
-            .map(|(major, minor)| PveRelease::new(major, minor))
+        PveRelease::of_version(if self.release.is_empty() {
+            &self.version
+        } else {
+            &self.release
+        })
+    }
+
+    /// The release whose privilege rows apply to this server: [`Version::pve_release`], or, for
+    /// an answer that does not parse (no real Proxmox gives one), the newest release checked.
+    pub fn privilege_release(&self) -> PveRelease {
+        self.pve_release().unwrap_or(PveRelease::NEWEST_CHECKED)
     }
 
     /// `(major, minor)` from `release` (or `version`), if it parses.
     pub fn major_minor(&self) -> Option<(u32, u32)> {
-        let src = if self.release.is_empty() {
-            &self.version
-        } else {
-            &self.release
-        };
-        let mut it = src.split(['.', '-']);
-        let major = it.next()?.parse().ok()?;
-        let minor = it.next()?.parse().ok()?;
-        Some((major, minor))
+        self.pve_release().map(|r| (r.major, r.minor))
     }
 }
 
@@ -150,6 +162,15 @@ mod tests {
         assert_eq!(v.major_minor(), Some((9, 0)));
         assert_eq!(v.console.as_deref(), Some("xtermjs"));
         assert_eq!(v.pve_release(), Some(PveRelease::PVE_9_0));
+        assert_eq!(PveRelease::of_version("7.4-3"), Some(PveRelease::new(7, 4)));
+        assert_eq!(PveRelease::of_version("nine"), None);
+        let odd = Version {
+            version: "x".into(),
+            release: "y".into(),
+            repoid: String::new(),
+            console: None,
+        };
+        assert_eq!(odd.privilege_release(), PveRelease::NEWEST_CHECKED);
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub async fn preflight(args: &PreflightArgs) -> anyhow::Result<Outcome> {
         .context("asking Proxmox about the token's privilege separation")?;
     // The rows of the release that answered; one that does not parse (no real Proxmox answers
     // so) is judged by the newest release's rows.
-    let release = version.pve_release().unwrap_or(PveRelease::NEWEST_CHECKED);
+    let release = version.privilege_release();
     let needs = needs_for_specs(&specs, release);
     let report = check(&pve, &subject, &needs)
         .await

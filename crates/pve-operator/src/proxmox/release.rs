@@ -19,10 +19,8 @@ pub struct ReleaseCache {
 }
 
 impl ReleaseCache {
-    /// The release, asking Proxmox when it is not known or older than [`RELEASE_TTL`].
-    ///
-    /// A `release` that does not parse (no real Proxmox answers so) counts as the newest release
-    /// checked, whose privilege rows are the ones a current Proxmox applies.
+    /// The release ([`pve_client::api::version::Version::privilege_release`]), asking Proxmox
+    /// when it is not known or older than [`RELEASE_TTL`].
     pub async fn get(&self, pve: &PveClient) -> Result<PveRelease, PveError> {
         if let Some((read_at, release)) = *self.known.read().unwrap_or_else(|p| p.into_inner())
             && read_at.elapsed() < RELEASE_TTL
@@ -30,7 +28,7 @@ impl ReleaseCache {
             return Ok(release);
         }
         let version = pve.version().await?;
-        let release = version.pve_release().unwrap_or(PveRelease::NEWEST_CHECKED);
+        let release = version.privilege_release();
         self.note(release);
         Ok(release)
     }

@@ -186,14 +186,7 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
 /// Says so when the version is not a release pve-operator supports (8.4, 9.x): it may work,
 /// but the privilege rows and the tests are of those releases.
 fn unsupported_note(version: Option<&str>) -> String {
-    let release = version.and_then(|v| {
-        let mut parts = v.split(['.', '-']);
-        Some(pve_client::PveRelease::new(
-            parts.next()?.parse().ok()?,
-            parts.next()?.parse().ok()?,
-        ))
-    });
-    match release {
+    match version.and_then(pve_client::PveRelease::of_version) {
         Some(release) if !release.is_supported() => format!(
             "; {release} is not a release pve-operator supports (8.4 and 9.x): privileges are judged by the nearest supported release's rows"
         ),

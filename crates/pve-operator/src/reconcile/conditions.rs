@@ -53,9 +53,7 @@ pub async fn credentials(
     match conn.pve.version().await {
         Ok(version) => {
             // The privilege rows of this release apply from now on (an upgrade shows here).
-            if let Some(release) = version.pve_release() {
-                conn.release.note(release);
-            }
+            conn.release.note(version.privilege_release());
             conditions.set(
                 "CredentialsValid",
                 true,
