@@ -1,0 +1,162 @@
+//! Phase 2b: creating the request's VM. VMID and node are chosen and recorded in status before
+//! the create is sent, and the create itself carries the marker, so a crash at any point finds
+//! the VM again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use pve_client::ErrorKind;
+use pve_operator_api::Phase;
+
+use super::super::error::ReconcileError;
+use super::super::placement::{NodeLoad, choose_node};
+use super::super::status::types;
+use super::super::task_kind::TaskKind;
+use super::super::validate;
+use super::Pass;
+use super::find::fresh_inventory;
+use crate::privileges::{self, Step};
+use crate::proxmox::Snapshot;
+use crate::vmspec;
+
+impl Pass<'_> {
+    /// Creates the VM (or clones its template), reusing `snapshot` when this pass read one.
+    pub(super) async fn create(
+        &mut self,
+        snapshot: Option<Arc<Snapshot>>,
+    ) -> Result<Action, ReconcileError> {
+        let (conn, scope) = (self.conn, self.scope);
+        let spec = &self.request.spec;
+        // Every field through the client's encoders first, on both boot paths: what they refuse
+        // is reported before a VMID is recorded (and, for a clone, before the clone exists).
+        vmspec::check_encodes(spec, scope.marker, &scope.vm_name)?;
+        // Nothing is created that Proxmox would refuse to create, configure, start or delete.
+        privileges::require(conn, spec, Step::Create).await?;
+        // Placement and VMID allocation need a current view: the one this reconcile just read,
+        // or a new one.
+        let snapshot = match snapshot {
+            Some(snapshot) => snapshot,
+            None => fresh_inventory(conn).await?,
+        };
+
+        let template = validate::template(spec, &snapshot)?.cloned();
+        let node = self.choose_node(template.as_ref(), &snapshot)?;
+        // Everything Proxmox can tell about the spec, before a VMID is recorded or a task sent.
+        validate::before_create(spec, conn, &snapshot, &node, template.as_ref(), scope).await?;
+        // A slot on the node first: a VMID is recorded only for a create about to be sent.
+        let slot = self.reserve_slot(&node)?;
+        if template.is_none() && self.status.node.as_ref() != Some(&node) {
+            // A new placement: count it until the inventory can show it.
+            conn.placements
+                .record(&node, spec.memory.size_mib.saturating_mul(1 << 20));
+        }
+        let vmid = self.choose_vmid(&snapshot).await?;
+
+        // Record the choice first (a crash after this point reuses the same VMID).
+        self.status.vmid = Some(vmid);
+        self.status.node = Some(node.clone());
+        self.status.phase = Some(Phase::Provisioning);
+        let creating = format!("creating VM {vmid} on node {node}");
+        self.condition(types::PROVISIONED, false, "Creating", creating.clone());
+        self.condition(types::READY, false, "Provisioning", creating.clone());
+        scope.status.write(self.status).await?;
+
+        let sent = match &template {
+            Some(t) => {
+                let options = vmspec::clone_options(spec, scope.marker, &scope.vm_name, vmid)?;
+                conn.pve
+                    .qemu_clone(&node, t.vmid, &options)
+                    .await
+                    .map(|u| (u, TaskKind::Clone))
+            }
+            None => {
+                let config = vmspec::create_config(spec, scope.marker, &scope.vm_name)?;
+                conn.pve
+                    .qemu_create(&node, vmid, &config, false)
+                    .await
+                    .map(|u| (u, TaskKind::Create))
+            }
+        };
+        match sent {
+            Ok((upid, kind)) => {
+                self.event(EventType::Normal, "Creating", &creating).await;
+                Ok(self.start_task(upid, kind, slot))
+            }
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => {
+                // Someone took the VMID between our check and the create: pick another next time.
+                conn.vmids.mark_taken(vmid).await;
+                self.status.vmid = None;
+                let note = format!("VMID {vmid} was taken meanwhile; choosing another");
+                self.event(EventType::Normal, "VmidTaken", &note).await;
+                Ok(Action::requeue(Duration::from_millis(100)))
+            }
+            Err(error) => Err(ReconcileError::Proxmox {
+                action: creating,
+                source: error,
+            }),
+        }
+    }
+
+    /// The node to create on: a clone is made on its template's node; otherwise the node
+    /// recorded earlier while it is online, or placement's choice.
+    fn choose_node(
+        &self,
+        template: Option<&crate::proxmox::VmEntry>,
+        snapshot: &Snapshot,
+    ) -> Result<String, ReconcileError> {
+        let conn = self.conn;
+        Ok(match (template, &self.status.node) {
+            (Some(t), _) => t.node.clone(),
+            (None, Some(recorded)) if snapshot.nodes.get(recorded).is_some_and(|n| n.online) => {
+                recorded.clone()
+            }
+            (None, _) => {
+                let recent = conn.placements.by_node();
+                let load = snapshot
+                    .nodes
+                    .keys()
+                    .map(|node| {
+                        let load = NodeLoad {
+                            has_free_task_slot: conn.tasks.free_slots(node) > 0,
+                            recently_placed: recent.get(node).copied().unwrap_or_default(),
+                        };
+                        (node.clone(), load)
+                    })
+                    .collect();
+                let allowed = self.scope.policy.allowed_nodes();
+                choose_node(&self.request.spec, snapshot, &load, allowed.as_ref())
+                    .map_err(ReconcileError::Placement)?
+            }
+        })
+    }
+
+    /// The VMID to create: the one recorded earlier while it is free, or a new one from the
+    /// identity's range.
+    async fn choose_vmid(&self, snapshot: &Snapshot) -> Result<u32, ReconcileError> {
+        let conn = self.conn;
+        match self.status.vmid {
+            Some(id) if !snapshot.vms.contains_key(&id) => {
+                let free = conn
+                    .pve
+                    .vmid_is_free(id)
+                    .await
+                    .map_err(ReconcileError::proxmox(format!(
+                        "checking whether VMID {id} is free"
+                    )))?;
+                if !free {
+                    // Taken, yet not in the inventory: a VM this token cannot see, which may be
+                    // the one it created (without VM.Audit every VM is invisible). Allocating
+                    // another VMID here would create a VM on every pass; stop and say why.
+                    return Err(ReconcileError::InvisibleVm(id));
+                }
+                Ok(id)
+            }
+            _ => Ok(conn
+                .vmids
+                .allocate(&conn.pve, snapshot, self.scope.policy.vmid_range()?)
+                .await?),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Bringing a VM to what its MachineRequest says: find it (or create it), correct its config and
+//! power state, and tell the story in status. Every Proxmox task is recorded in status and handed
+//! to the cluster's task tracker; a reconcile never waits for one.
+//!
+//! One pass walks the phases in order, each in its own module and each a method on [`Pass`]:
+//! [`task`] (a task in flight or failed for good), [`find`] (the request's own VM, by marker),
+//! [`create`] (VMID, node and the create or clone call), [`drift`] (config update and disk
+//! growth), [`power`] (pending changes, start and shutdown) and [`addresses`] (the guest
+//! agent's IPs). A phase either hands the pass on or ends it with an [`Action`].
+
+mod addresses;
+mod create;
+mod drift;
+mod find;
+mod power;
+mod task;
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use pve_client::Upid;
+use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase, PowerState};
+
+use super::error::ReconcileError;
+use super::status::{is_true, set_condition, types};
+use super::task_kind::{TaskKind, describe_task};
+use super::{Context, RequestScope};
+use crate::proxmox::Connection;
+use crate::proxmox::tasks::NodeSlot;
+use crate::vmspec;
+use find::Found;
+
+pub(super) use task::{RecordedTask, record_failed_task, recorded_task};
+
+/// How long to wait before looking again while something runs in Proxmox; the task tracker and
+/// the inventory usually trigger the reconcile much earlier.
+pub(super) const WAIT: Duration = Duration::from_secs(30);
+
+/// How soon to ask a guest agent again that did not answer (the guest is still booting).
+const AGENT_RETRY: Duration = Duration::from_secs(5);
+
+/// One pass of the apply path. Changes `status` in place; the caller writes it.
+pub async fn apply(
+    request: &MachineRequest,
+    scope: &RequestScope<'_>,
+    conn: &Connection,
+    status: &mut MachineRequestStatus,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    Pass {
+        request,
+        scope,
+        conn,
+        ctx,
+        status,
+    }
+    .run()
+    .await
+}
+
+/// What every phase of one apply pass works with: the request, what the reconcile knows about
+/// it, its cluster's runtime, the controller's context, and the status being written.
+struct Pass<'a> {
+    request: &'a MachineRequest,
+    scope: &'a RequestScope<'a>,
+    conn: &'a Connection,
+    ctx: &'a Context,
+    status: &'a mut MachineRequestStatus,
+}
+
+impl Pass<'_> {
+    /// The phases in order.
+    async fn run(mut self) -> Result<Action, ReconcileError> {
+        // 1. A task in flight: nothing to do until the tracker says it ended. A step that failed
+        // for good is not sent again (nor anything else) until the spec or the retry annotation
+        // changes.
+        if let Some(action) = self.settle_recorded_task().await? {
+            return Ok(action);
+        }
+
+        // What the request's identity and cluster allow, before anything is touched or made.
+        self.scope.policy.check_spec(&self.request.spec)?;
+        if let Some(vmid) = self.status.vmid {
+            self.scope.policy.check_recorded_vmid(vmid)?;
+        }
+
+        // 2. Find the VM, by our uid tag or the recorded VMID, verifying that it carries our full
+        // marker (the config read to tell is step 4's).
+        let (vm, config) = match self.find_own_vm().await? {
+            Found::Ours(vm, config) => (vm, config),
+            Found::Nothing(snapshot) => return self.create(snapshot).await,
+            Found::Undecided(why) => {
+                self.status.phase = Some(Phase::Provisioning);
+                self.condition(types::READY, false, "VerifyingOwnership", why);
+                return Ok(Action::requeue(Duration::from_secs(2)));
+            }
+        };
+
+        // 3. The VM exists and is ours.
+        self.record_found(&vm).await;
+        if let Some(lock) = &vm.lock {
+            self.status.phase = Some(Phase::Provisioning);
+            self.condition(
+                types::READY,
+                false,
+                "VmLocked",
+                format!("VM {} is locked ({lock}) in Proxmox; waiting", vm.vmid),
+            );
+            return Ok(Action::requeue(Duration::from_secs(5)));
+        }
+
+        // 4. Config drift, planned on the config read when the VM's ownership was verified.
+        let plan = vmspec::plan_update(
+            &self.request.spec,
+            self.scope.marker,
+            &self.scope.vm_name,
+            &config,
+        )?;
+        if let Some(action) = self.correct_drift(&vm, &config, &plan).await? {
+            return Ok(action);
+        }
+
+        // 5. Changes that need a restart, and 6. the power state.
+        let running = self.is_running(&vm).await?;
+        if let Some(action) = self.restart_for_pending(&vm, running).await? {
+            return Ok(action);
+        }
+        if let Some(action) = self.power(&vm, running).await? {
+            return Ok(action);
+        }
+
+        // 7. Addresses from the guest agent.
+        self.read_addresses(&vm, running).await;
+        let waiting_for_agent =
+            running && self.request.spec.guest_agent && self.status.ip_addresses.is_empty();
+
+        // 8. Done: the VM is as specified.
+        self.as_specified(&vm, running, plan.conflicts.is_empty());
+        if waiting_for_agent {
+            return Ok(Action::requeue(AGENT_RETRY));
+        }
+        Ok(self
+            .ctx
+            .settings
+            .resync
+            .map_or_else(Action::await_change, Action::requeue))
+    }
+
+    /// The request's generation, for conditions.
+    fn generation(&self) -> Option<i64> {
+        self.request.metadata.generation
+    }
+
+    /// Sets condition `type_` at the request's generation.
+    fn condition(&mut self, type_: &str, value: bool, reason: &str, message: impl Into<String>) {
+        let generation = self.generation();
+        set_condition(self.status, generation, type_, value, reason, message);
+    }
+
+    /// Publishes an Event on the request.
+    async fn event(&self, type_: EventType, reason: &str, note: &str) {
+        self.scope.event(self.ctx, type_, reason, note).await;
+    }
+
+    /// A task slot on `node`, or the wait for one.
+    fn reserve_slot(&self, node: &str) -> Result<NodeSlot, ReconcileError> {
+        self.conn.tasks.reserve(node).ok_or_else(|| node_busy(node))
+    }
+
+    /// Records the started task `upid` in status and hands it to the task tracker.
+    fn start_task(&mut self, upid: Upid, kind: TaskKind, slot: NodeSlot) -> Action {
+        self.conn
+            .tasks
+            .track_with(&upid, self.scope.object_ref.clone(), Some(slot));
+        self.status.current_task = Some(kind.task_ref(&upid));
+        Action::requeue(WAIT)
+    }
+
+    /// Step 1: what became of the recorded task. `Some` ends the pass (a task runs, or one that
+    /// failed for good holds the request back).
+    async fn settle_recorded_task(&mut self) -> Result<Option<Action>, ReconcileError> {
+        match recorded_task(self.status, self.conn, self.scope)? {
+            RecordedTask::Running => return Ok(Some(Action::requeue(WAIT))),
+            RecordedTask::Succeeded(task) => {
+                let note = format!("{} finished", describe_task(&task));
+                self.event(EventType::Normal, "TaskSucceeded", &note).await;
+            }
+            RecordedTask::None => {}
+        }
+        if self.held_back_by_failed_task().await {
+            return Ok(Some(Action::await_change()));
+        }
+        Ok(None)
+    }
+
+    /// Step 3: the VM exists and is ours; status says where.
+    async fn record_found(&mut self, vm: &crate::proxmox::VmEntry) {
+        self.status.vmid = Some(vm.vmid);
+        self.status.node = Some(vm.node.clone());
+        self.conn.vmids.release(vm.vmid).await;
+        if !is_true(self.status, types::PROVISIONED) {
+            let note = format!("VM {} exists on node {}", vm.vmid, vm.node);
+            self.event(EventType::Normal, "Provisioned", &note).await;
+        }
+        self.condition(
+            types::PROVISIONED,
+            true,
+            "VmExists",
+            format!("VM {} on node {}", vm.vmid, vm.node),
+        );
+    }
+
+    /// Step 8: the phase, the Powered condition, and Ready when nothing conflicts.
+    fn as_specified(&mut self, vm: &crate::proxmox::VmEntry, running: bool, no_conflicts: bool) {
+        let (phase, powered) = if running {
+            (Phase::Running, "the VM is running")
+        } else {
+            (Phase::Stopped, "the VM is stopped, as specified")
+        };
+        self.status.phase = Some(phase);
+        let reason = if running { "Running" } else { "Stopped" };
+        self.condition(types::POWERED, running, reason, powered);
+        if no_conflicts {
+            self.condition(
+                types::READY,
+                true,
+                "AsSpecified",
+                format!("VM {} on node {} matches the spec", vm.vmid, vm.node),
+            );
+        }
+        self.status.observed_generation = self.generation();
+    }
+
+    /// Whether the spec asks for a running VM.
+    fn wants_running(&self) -> bool {
+        self.request.spec.power_state == PowerState::Running
+    }
+}
+
+/// The wait for a slot on `node` (DESIGN: bounded load per node).
+pub(super) fn node_busy(node: &str) -> ReconcileError {
+    ReconcileError::NodeBusy(node.to_string())
+}
+
+/// The object reference of a request, for triggers.
+pub fn object_ref(request: &MachineRequest) -> ObjectRef<MachineRequest> {
+    ObjectRef::new(&request.name_any()).within(&request.namespace().unwrap_or_default())
+}
