@@ -408,7 +408,7 @@ async fn provision_one(
 ) -> anyhow::Result<u32> {
     let name = format!("bench-{index:05}");
     let marker = Marker::new(format!("baseline-{index:05}"), "default", &name);
-    let config = vmspec::create_config(spec, &marker, &name)?;
+    let config = vmspec::Desired::new(spec, &marker, &name)?.create_config()?;
     let (vmid, upid) = loop {
         let vmid = pve.next_vmid().await?;
         match pve.qemu_create(node, vmid, &config, false).await {

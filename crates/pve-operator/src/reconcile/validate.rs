@@ -14,6 +14,7 @@ use super::RequestScope;
 use super::error::ReconcileError;
 use crate::proxmox::inventory::NodeEntry;
 use crate::proxmox::{Connection, Snapshot, VmEntry};
+use crate::vmspec::Desired;
 
 /// A spec names something Proxmox does not have, or has but cannot use for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +125,7 @@ fn proxmox(action: String) -> impl FnOnce(PveError) -> ReconcileError {
     ReconcileError::proxmox(action)
 }
 
-/// Checks `spec` against Proxmox for a VM about to be made on `node` (from `template` when it is
+/// Checks `spec` (and `desired`, the VM it describes) against Proxmox for a VM about to be made on `node` (from `template` when it is
 /// a clone), and against the request's allow-lists for what only Proxmox can tell (a template's
 /// VMID and name, its node, the storages of its disks). For a clone it reads the template's
 /// config and plans the first update against it, so that a spec the clone could never match
@@ -132,6 +133,7 @@ fn proxmox(action: String) -> impl FnOnce(PveError) -> ReconcileError {
 /// bridges and ISOs are read through the connection's short-lived cache.
 pub async fn before_create(
     spec: &MachineRequestSpec,
+    desired: &Desired,
     conn: &Connection,
     snapshot: &Snapshot,
     node: &str,
@@ -166,7 +168,7 @@ pub async fn before_create(
         }
         // What the first update after the clone would do, planned now against the template:
         // a spec the clone can never be brought to is refused before anything is cloned.
-        let plan = crate::vmspec::plan_update(spec, scope.marker, &scope.vm_name, &config)?;
+        let plan = desired.plan_update(&config)?;
         if !plan.conflicts.is_empty() {
             return Err(ValidationError::unsuitable(
                 "spec.boot.template",

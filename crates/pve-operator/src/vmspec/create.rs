@@ -3,58 +3,70 @@
 
 use pve_client::api::qemu::CloneOptions;
 use pve_client::api::vmconfig::{AgentConfig, Drive, ScsiHw, VmConfig};
-use pve_operator_api::machine_request::MachineRequestSpec;
 
 use super::desired::{Baseline, Desired, cloudinit_slot, iso_slot};
 use super::error::SpecError;
-use super::marker::Marker;
 
 /// The guest OS type of every created VM (Linux 2.6+ kernel; Proxmox's choice for modern
 /// Linux guests).
 const OSTYPE: &str = "l26";
 
-/// Full create parameters (ISO or network boot): cpu, memory, balloon, scsihw
-/// (`virtio-scsi-single`), ostype `l26`, disks, `efidisk0`, NICs, ISO CD-ROM (`ide2`,
-/// `media=cdrom`), cloud-init drive and keys, boot order, bios, machine, agent, tags
-/// (`pve-operator`, the uid tag, the user's), description (the user's text and the marker
-/// line), smbios1 (the uid), onboot, pool, name. The marker is part of the create call itself.
-///
-/// A template boot source is refused: it is cloned ([`clone_options`]), then configured with
-/// [`super::plan_update`].
-pub fn create_config(
-    spec: &MachineRequestSpec,
-    marker: &Marker,
-    vm_name: &str,
-) -> Result<VmConfig, SpecError> {
-    let d = Desired::from_spec(spec, marker, vm_name)?;
-    if d.baseline == Baseline::Template {
-        return Err(SpecError::invalid(
-            "spec.boot.template",
-            "is a template to clone, not a VM to create: use clone_options, then plan_update",
-        ));
+impl Desired {
+    /// Full create parameters (ISO or network boot): cpu, memory, balloon, scsihw
+    /// (`virtio-scsi-single`), ostype `l26`, disks, `efidisk0`, NICs, ISO CD-ROM (`ide2`,
+    /// `media=cdrom`), cloud-init drive and keys, boot order, bios, machine, agent, tags
+    /// (`pve-operator`, the uid tag, the user's), description (the user's text and the marker
+    /// line), smbios1 (the uid), onboot, pool, name. The marker is part of the create call
+    /// itself. [`Desired::new`] has run it through the encoders.
+    ///
+    /// A template boot source is refused: it is cloned ([`Desired::clone_options`]), then
+    /// configured with [`Desired::plan_update`].
+    pub fn create_config(&self) -> Result<VmConfig, SpecError> {
+        if self.baseline == Baseline::Template {
+            return Err(SpecError::invalid(
+                "spec.boot.template",
+                "is a template to clone, not a VM to create: use clone_options, then plan_update",
+            ));
+        }
+        config_of(self, true)
     }
-    let c = config_of(&d, true)?;
-    encode(&d, &c)?;
-    Ok(c)
-}
 
-/// Checks, before anything is recorded or sent, that every field of `spec` gets through the
-/// client's encoders on either boot path: the whole config as a create would send it (for a
-/// clone, whose drives partly come from the template, without a cloud-init drive that has no
-/// storage yet) and a clone's target storage. What they refuse is the spec's, named by field.
-pub fn check_encodes(
-    spec: &MachineRequestSpec,
-    marker: &Marker,
-    vm_name: &str,
-) -> Result<(), SpecError> {
-    let d = Desired::from_spec(spec, marker, vm_name)?;
-    let c = config_of(&d, d.baseline != Baseline::Template)?;
-    encode(&d, &c)?;
-    if let Some(s) = spec.boot.template.as_ref().and_then(|t| t.storage.as_ref()) {
-        pve_client::api::validate_storage("spec.boot.template.storage", s)
-            .map_err(|e| SpecError::invalid("spec.boot.template.storage", e.to_string()))?;
+    /// Clone options for a template boot source: the new VM's id, name, pool, full or linked
+    /// clone, target storage, and the description carrying the marker (the clone call takes no
+    /// tags: until [`Desired::plan_update`] has run, the description is the VM's only marker).
+    /// The reconciler sets `target` when the VM goes to another node than the template's.
+    pub fn clone_options(&self, newid: u32) -> Result<CloneOptions, SpecError> {
+        let Some(template) = &self.template else {
+            return Err(SpecError::invalid(
+                "spec.boot",
+                "has no template to clone (iso and network boot sources are created with create_config)",
+            ));
+        };
+        pve_client::api::validate_vmid("newid", newid).map_err(|e| self.rejected(e))?;
+        Ok(CloneOptions {
+            newid,
+            name: Some(self.name.clone()),
+            full: template.full,
+            storage: template.storage.clone(),
+            target: None,
+            pool: self.pool.clone(),
+            description: Some(self.description.clone()),
+        })
     }
-    Ok(())
+
+    /// Checks that every field gets through the client's encoders on the spec's boot path: the
+    /// whole config as a create would send it (for a clone, whose drives partly come from the
+    /// template, without a cloud-init drive that has no storage yet) and a clone's target
+    /// storage. What they refuse is the spec's, named by field.
+    pub(super) fn check_encodes(&self) -> Result<(), SpecError> {
+        let c = config_of(self, self.baseline != Baseline::Template)?;
+        encode(self, &c)?;
+        if let Some(s) = self.template.as_ref().and_then(|t| t.storage.as_ref()) {
+            pve_client::api::validate_storage("spec.boot.template.storage", s)
+                .map_err(|e| SpecError::invalid("spec.boot.template.storage", e.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs `c` through the client's encoders, naming the spec field of anything refused.
@@ -130,53 +142,4 @@ fn config_of(d: &Desired, cloud_init_drive_needed: bool) -> Result<VmConfig, Spe
     c.onboot = Some(d.onboot);
     c.pool = d.pool.clone();
     Ok(c)
-}
-
-/// Clone options for a template boot source: the new VM's id, name, pool, full or linked
-/// clone, target storage, and the description carrying the marker (the clone call takes no
-/// tags: until [`super::plan_update`] has run, the description is the VM's only marker). The
-/// reconciler sets `target` when the VM goes to another node than the template's.
-pub fn clone_options(
-    spec: &MachineRequestSpec,
-    marker: &Marker,
-    vm_name: &str,
-    newid: u32,
-) -> Result<CloneOptions, SpecError> {
-    let d = Desired::from_spec(spec, marker, vm_name)?;
-    let Some(template) = &spec.boot.template else {
-        return Err(SpecError::invalid(
-            "spec.boot",
-            "has no template to clone (iso and network boot sources are created with create_config)",
-        ));
-    };
-    if template.storage.is_some() && !template.full {
-        return Err(SpecError::invalid(
-            "spec.boot.template.storage",
-            "applies only to full clones; a linked clone stays on the template's storage",
-        ));
-    }
-    pve_client::api::validate_vmid("newid", newid).map_err(|e| d.rejected(e))?;
-    // The name and the description go through the same encoder as a config update.
-    let probe = VmConfig {
-        name: Some(d.name.clone()),
-        description: Some(d.description.clone()),
-        ..VmConfig::default()
-    };
-    probe.to_params().map_err(|e| d.rejected(e))?;
-    if let Some(s) = &template.storage {
-        pve_client::api::validate_storage("spec.boot.template.storage", s)
-            .map_err(|e| SpecError::invalid("spec.boot.template.storage", e.to_string()))?;
-    }
-    if let Some(pool) = &d.pool {
-        pve_client::api::validate_pool("pool", pool).map_err(|e| d.rejected(e))?;
-    }
-    Ok(CloneOptions {
-        newid,
-        name: Some(d.name.clone()),
-        full: template.full,
-        storage: template.storage.clone(),
-        target: None,
-        pool: d.pool.clone(),
-        description: Some(d.description.clone()),
-    })
 }

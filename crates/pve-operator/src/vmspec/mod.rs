@@ -18,14 +18,13 @@ mod release;
 mod update;
 mod wire;
 
-pub use create::{check_encodes, clone_options, create_config};
+pub use desired::Desired;
 pub use error::SpecError;
 pub use marker::Marker;
 pub use name::vm_name;
 pub use ownership::{MarkerMismatch, Ownership};
 pub use plan::UpdatePlan;
 pub use release::release_marker;
-pub use update::plan_update;
 
 /// Re-exported for the signatures of this module.
 pub use pve_operator_api::machine_request::MachineRequestSpec;

@@ -19,19 +19,17 @@ use super::Pass;
 use super::find::fresh_inventory;
 use crate::privileges::{self, Step};
 use crate::proxmox::Snapshot;
-use crate::vmspec;
+use crate::vmspec::Desired;
 
 impl Pass<'_> {
     /// Creates the VM (or clones its template), reusing `snapshot` when this pass read one.
     pub(super) async fn create(
         &mut self,
+        desired: &Desired,
         snapshot: Option<Arc<Snapshot>>,
     ) -> Result<Action, ReconcileError> {
         let (conn, scope) = (self.conn, self.scope);
         let spec = &self.request.spec;
-        // Every field through the client's encoders first, on both boot paths: what they refuse
-        // is reported before a VMID is recorded (and, for a clone, before the clone exists).
-        vmspec::check_encodes(spec, scope.marker, &scope.vm_name)?;
         // Nothing is created that Proxmox would refuse to create, configure, start or delete.
         privileges::require(conn, spec, Step::Create).await?;
         // Placement and VMID allocation need a current view: the one this reconcile just read,
@@ -44,7 +42,16 @@ impl Pass<'_> {
         let template = validate::template(spec, &snapshot)?.cloned();
         let node = self.choose_node(template.as_ref(), &snapshot)?;
         // Everything Proxmox can tell about the spec, before a VMID is recorded or a task sent.
-        validate::before_create(spec, conn, &snapshot, &node, template.as_ref(), scope).await?;
+        validate::before_create(
+            spec,
+            desired,
+            conn,
+            &snapshot,
+            &node,
+            template.as_ref(),
+            scope,
+        )
+        .await?;
         // A slot on the node first: a VMID is recorded only for a create about to be sent.
         let slot = self.reserve_slot(&node)?;
         if template.is_none() && self.status.node.as_ref() != Some(&node) {
@@ -65,14 +72,14 @@ impl Pass<'_> {
 
         let sent = match &template {
             Some(t) => {
-                let options = vmspec::clone_options(spec, scope.marker, &scope.vm_name, vmid)?;
+                let options = desired.clone_options(vmid)?;
                 conn.pve
                     .qemu_clone(&node, t.vmid, &options)
                     .await
                     .map(|u| (u, TaskKind::Clone))
             }
             None => {
-                let config = vmspec::create_config(spec, scope.marker, &scope.vm_name)?;
+                let config = desired.create_config()?;
                 conn.pve
                     .qemu_create(&node, vmid, &config, false)
                     .await

@@ -44,15 +44,10 @@ impl Pass<'_> {
         config: &VmConfigView,
         plan: &UpdatePlan,
     ) -> Result<Option<Action>, ReconcileError> {
-        let keys = plan.changed_keys();
-        let sets_keys = plan
-            .config
-            .to_params()
-            .map(|p| !p.is_empty())
-            .unwrap_or(true);
-        if !sets_keys && plan.delete.is_empty() {
+        if !plan.has_config_changes() {
             return Ok(None);
         }
+        let keys = plan.changed_keys();
         let update = ConfigUpdate {
             delete: plan.delete.clone(),
             digest: Some(config.digest.clone()).filter(|d| !d.is_empty()),

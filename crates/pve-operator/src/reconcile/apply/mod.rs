@@ -86,12 +86,15 @@ impl Pass<'_> {
         if let Some(vmid) = self.status.vmid {
             self.scope.policy.check_recorded_vmid(vmid)?;
         }
+        // The desired VM, built and run through the client's encoders once for the whole pass.
+        let desired =
+            vmspec::Desired::new(&self.request.spec, self.scope.marker, &self.scope.vm_name)?;
 
         // 2. Find the VM, by our uid tag or the recorded VMID, verifying that it carries our full
         // marker (the config read to tell is step 4's).
         let (vm, config) = match self.find_own_vm().await? {
             Found::Ours(vm, config) => (vm, config),
-            Found::Nothing(snapshot) => return self.create(snapshot).await,
+            Found::Nothing(snapshot) => return self.create(&desired, snapshot).await,
             Found::Undecided(why) => {
                 self.status.phase = Some(Phase::Provisioning);
                 self.condition(types::READY, false, "VerifyingOwnership", why);
@@ -113,12 +116,7 @@ impl Pass<'_> {
         }
 
         // 4. Config drift, planned on the config read when the VM's ownership was verified.
-        let plan = vmspec::plan_update(
-            &self.request.spec,
-            self.scope.marker,
-            &self.scope.vm_name,
-            &config,
-        )?;
+        let plan = desired.plan_update(&config)?;
         if let Some(action) = self.correct_drift(&vm, &config, &plan).await? {
             return Ok(action);
         }

@@ -58,7 +58,7 @@ impl Desired {
     }
 
     /// Maps an encoder error of the client to a [`SpecError`] naming the spec field.
-    pub fn rejected(&self, err: pve_client::PveError) -> SpecError {
+    pub(crate) fn rejected(&self, err: pve_client::PveError) -> SpecError {
         match err {
             pve_client::PveError::InvalidInput { field, message } => SpecError::Rejected {
                 field: self.spec_field_of(&field),

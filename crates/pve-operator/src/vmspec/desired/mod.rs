@@ -25,31 +25,42 @@ pub(crate) enum Baseline {
     Template,
 }
 
-/// The whole spec in Proxmox terms.
+/// The desired VM: the whole spec, checked and in Proxmox terms, built once per reconcile by
+/// [`Desired::new`] before any side effect. The create call, the clone call and the drift plan
+/// are its methods.
 #[derive(Debug, Clone)]
-pub(crate) struct Desired {
-    pub baseline: Baseline,
-    pub name: String,
-    pub cores: u32,
-    pub sockets: u32,
-    pub cpu_type: Option<String>,
-    pub memory_mib: u64,
-    pub balloon_mib: Option<u64>,
-    pub disks: Vec<DesiredDisk>,
-    pub nics: Vec<DesiredNic>,
+pub struct Desired {
+    pub(crate) baseline: Baseline,
+    pub(crate) name: String,
+    pub(crate) cores: u32,
+    pub(crate) sockets: u32,
+    pub(crate) cpu_type: Option<String>,
+    pub(crate) memory_mib: u64,
+    pub(crate) balloon_mib: Option<u64>,
+    pub(crate) disks: Vec<DesiredDisk>,
+    pub(crate) nics: Vec<DesiredNic>,
     /// The ISO volume for `ide2`.
-    pub iso: Option<String>,
-    pub network_boot: bool,
-    pub cloud_init: Option<DesiredCloudInit>,
-    pub bios: Bios,
-    pub efidisk: Option<EfiDisk>,
-    pub machine: Option<String>,
-    pub agent: bool,
-    pub tags: Vec<String>,
-    pub description: String,
-    pub smbios_uuid: Option<String>,
-    pub onboot: bool,
-    pub pool: Option<String>,
+    pub(crate) iso: Option<String>,
+    pub(crate) network_boot: bool,
+    pub(crate) cloud_init: Option<DesiredCloudInit>,
+    pub(crate) bios: Bios,
+    pub(crate) efidisk: Option<EfiDisk>,
+    pub(crate) machine: Option<String>,
+    pub(crate) agent: bool,
+    pub(crate) tags: Vec<String>,
+    pub(crate) description: String,
+    pub(crate) smbios_uuid: Option<String>,
+    pub(crate) onboot: bool,
+    pub(crate) pool: Option<String>,
+    /// How a template boot source is cloned.
+    pub(crate) template: Option<TemplateClone>,
+}
+
+/// How a template boot source is cloned: full or linked, and a full clone's target storage.
+#[derive(Debug, Clone)]
+pub(crate) struct TemplateClone {
+    pub(crate) full: bool,
+    pub(crate) storage: Option<String>,
 }
 
 /// The slot of the ISO CD-ROM.
@@ -104,8 +115,21 @@ pub(crate) fn tags(user: &[String], marker: &Marker) -> Vec<String> {
 }
 
 impl Desired {
+    /// The desired VM of `spec`, named `vm_name` and carrying `marker`: every field checked and
+    /// run through the client's encoders on the spec's boot path, so that what they refuse is
+    /// reported, named by its `spec.` field, before a VMID is recorded or anything is sent.
+    pub fn new(
+        spec: &MachineRequestSpec,
+        marker: &Marker,
+        vm_name: &str,
+    ) -> Result<Self, SpecError> {
+        let desired = Self::from_spec(spec, marker, vm_name)?;
+        desired.check_encodes()?;
+        Ok(desired)
+    }
+
     /// Checks `spec` and translates it.
-    pub fn from_spec(
+    fn from_spec(
         spec: &MachineRequestSpec,
         marker: &Marker,
         vm_name: &str,
@@ -155,10 +179,13 @@ impl Desired {
                 ));
             }
         };
-        if spec.cpu.cores == 0 || spec.cpu.sockets == 0 {
+        if let Some(t) = &boot.template
+            && t.storage.is_some()
+            && !t.full
+        {
             return Err(SpecError::invalid(
-                "spec.cpu",
-                "cores and sockets must be at least 1",
+                "spec.boot.template.storage",
+                "applies only to full clones; a linked clone stays on the template's storage",
             ));
         }
         if let Some(b) = spec.memory.balloon_mib
@@ -195,13 +222,17 @@ impl Desired {
             smbios_uuid: marker.smbios_uuid().map(str::to_owned),
             onboot: spec.start_on_boot,
             pool: spec.pool.clone(),
+            template: boot.template.as_ref().map(|t| TemplateClone {
+                full: t.full,
+                storage: t.storage.clone(),
+            }),
         })
     }
 
     /// The boot order of a created VM: the network first for network boot (then the first
     /// disk, once something is installed on it); the first disk, then the ISO for ISO boot (an
     /// empty disk falls through to the installer, an installed one boots).
-    pub fn boot_order(&self) -> Result<Vec<String>, SpecError> {
+    pub(crate) fn boot_order(&self) -> Result<Vec<String>, SpecError> {
         let first_disk = self.disks.first().map(|d| d.slot.to_string());
         let mut order = Vec::new();
         if self.network_boot {
@@ -219,7 +250,7 @@ impl Desired {
     }
 
     /// Whether the SCSI controller must be `virtio-scsi-single` (an I/O thread on a SCSI disk).
-    pub fn needs_single_scsi(&self) -> bool {
+    pub(crate) fn needs_single_scsi(&self) -> bool {
         self.disks
             .iter()
             .any(|d| d.iothread && d.slot.bus() == DiskBus::Scsi)

@@ -6,7 +6,7 @@ use pve_client::api::vmconfig::encode_sshkeys;
 use pve_operator_api::MachineRequest;
 
 use super::fixtures::*;
-use crate::vmspec::{SpecError, clone_options, create_config, vm_name};
+use crate::vmspec::{SpecError, vm_name};
 
 fn expected(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -317,7 +317,6 @@ fn ssh_keys_that_would_break_cloud_init_yaml_are_refused_naming_the_key() {
 /// is recorded, naming the field.
 #[test]
 fn check_encodes_refuses_on_both_boot_paths_what_the_encoders_refuse_naming_the_field() {
-    use crate::vmspec::check_encodes;
     let split_key =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEC AwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g";
     let clone_without_disks = spec(

@@ -5,7 +5,7 @@ use pve_client::api::vmconfig::DiskSlot;
 use pve_operator_api::machine_request::MachineRequestSpec;
 
 use super::fixtures::*;
-use crate::vmspec::{UpdatePlan, create_config, plan_update};
+use crate::vmspec::UpdatePlan;
 
 /// A VM created from `spec` the way Proxmox stores it.
 fn created(spec: &MachineRequestSpec) -> FakeVm {

@@ -11,7 +11,48 @@ use pve_client::propstring::PropertyString;
 use pve_operator_api::machine_request::MachineRequestSpec;
 use serde_json::{Value, json};
 
-use crate::vmspec::{Marker, UpdatePlan};
+use crate::vmspec::{Desired, Marker, SpecError, UpdatePlan};
+
+// One-shot forms of the desired VM's methods: each builds the desired VM of `spec` (as a
+// reconcile does once) and calls one method on it.
+
+/// [`Desired::new`], the check that runs before anything is recorded.
+pub fn check_encodes(
+    spec: &MachineRequestSpec,
+    marker: &Marker,
+    name: &str,
+) -> Result<(), SpecError> {
+    Desired::new(spec, marker, name).map(|_| ())
+}
+
+/// [`Desired::create_config`] of `spec`.
+pub fn create_config(
+    spec: &MachineRequestSpec,
+    marker: &Marker,
+    name: &str,
+) -> Result<VmConfig, SpecError> {
+    Desired::new(spec, marker, name)?.create_config()
+}
+
+/// [`Desired::clone_options`] of `spec`.
+pub fn clone_options(
+    spec: &MachineRequestSpec,
+    marker: &Marker,
+    name: &str,
+    newid: u32,
+) -> Result<CloneOptions, SpecError> {
+    Desired::new(spec, marker, name)?.clone_options(newid)
+}
+
+/// [`Desired::plan_update`] of `spec` against `current`.
+pub fn plan_update(
+    spec: &MachineRequestSpec,
+    marker: &Marker,
+    name: &str,
+    current: &VmConfigView,
+) -> Result<UpdatePlan, SpecError> {
+    Desired::new(spec, marker, name)?.plan_update(current)
+}
 
 /// The request uid used throughout.
 pub const UID: &str = "0b9b1a2c-5d3e-4c8e-9f00-123456789abc";

@@ -4,9 +4,7 @@ use pve_operator_api::MachineRequest;
 use serde_json::json;
 
 use super::fixtures::*;
-use crate::vmspec::{
-    Marker, MarkerMismatch, Ownership, create_config, plan_update, release_marker,
-};
+use crate::vmspec::{Marker, MarkerMismatch, Ownership, release_marker};
 
 #[test]
 fn marker_values_are_a_valid_lowercase_tag_a_readable_line_and_the_smbios_uuid() {

@@ -6,7 +6,7 @@ use pve_operator_api::machine_request::MachineRequestSpec;
 use serde_json::json;
 
 use super::fixtures::*;
-use crate::vmspec::{Marker, MarkerMismatch, Ownership, UpdatePlan, clone_options, plan_update};
+use crate::vmspec::{Marker, MarkerMismatch, Ownership, UpdatePlan};
 
 /// A cloud image template as `qm template` leaves it, without a cloud-init drive.
 fn template(extra: serde_json::Value) -> FakeVm {

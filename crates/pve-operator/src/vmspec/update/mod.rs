@@ -7,53 +7,48 @@ use std::collections::BTreeMap;
 
 use pve_client::api::vmconfig::{AgentConfig, DiskSlot, VmConfigView};
 use pve_client::propstring::PropertyString;
-use pve_operator_api::machine_request::MachineRequestSpec;
 
 use super::desired::{Baseline, Desired};
 use super::error::SpecError;
-use super::marker::Marker;
 use super::plan::{UpdatePlan, config_keys};
 use super::wire::{self, DriveView};
 
 /// Proxmox's default memory in MiB when `memory` is absent.
 const DEFAULT_MEMORY_MIB: u64 = 512;
 
-/// What to change so that the VM's current config (`GET .../config`, pending changes
-/// included) matches the spec. Idempotent: planning again against the config that results
-/// from applying the plan gives an empty plan.
-///
-/// Everything the spec states is compared in normalised form (disks rewritten by Proxmox,
-/// generated MACs, memory as text, reordered and lower-cased tags, URL-encoded SSH keys, the
-/// description's trailing newline). A new disk is added as `storage:SIZE`; a grown disk is a
-/// resize; a smaller, moved, re-optioned or unlisted disk is a conflict, never a change.
-///
-/// Optional fields the spec omits mean Proxmox's default for a created VM (a value set behind
-/// the controller's back is deleted) and "as the template has it" for a cloned VM; lists
-/// (networks, cloud-init IP configs) are managed for a cloned VM only when the spec lists
-/// any. The ISO CD-ROM is part of the create call only (ejecting it later is not drift).
-pub fn plan_update(
-    spec: &MachineRequestSpec,
-    marker: &Marker,
-    vm_name: &str,
-    current: &VmConfigView,
-) -> Result<UpdatePlan, SpecError> {
-    let d = Desired::from_spec(spec, marker, vm_name)?;
-    let mut p = Planner {
-        d: &d,
-        cur: current,
-        drives: wire::drives(current),
-        plan: UpdatePlan::default(),
-    };
-    p.identity();
-    p.cpu_and_memory();
-    p.firmware();
-    p.disks();
-    p.nics();
-    p.cloud_init()?;
-    p.boot_order()?;
-    let plan = p.plan;
-    plan.config.to_params().map_err(|e| d.rejected(e))?;
-    Ok(plan)
+impl Desired {
+    /// What to change so that the VM's current config (`GET .../config`, pending changes
+    /// included) matches the spec. Idempotent: planning again against the config that results
+    /// from applying the plan gives an empty plan.
+    ///
+    /// Everything the spec states is compared in normalised form (disks rewritten by Proxmox,
+    /// generated MACs, memory as text, reordered and lower-cased tags, URL-encoded SSH keys, the
+    /// description's trailing newline). A new disk is added as `storage:SIZE`; a grown disk is a
+    /// resize; a smaller, moved, re-optioned or unlisted disk is a conflict, never a change.
+    ///
+    /// Optional fields the spec omits mean Proxmox's default for a created VM (a value set behind
+    /// the controller's back is deleted) and "as the template has it" for a cloned VM; lists
+    /// (networks, cloud-init IP configs) are managed for a cloned VM only when the spec lists
+    /// any. The ISO CD-ROM is part of the create call only (ejecting it later is not drift).
+    pub fn plan_update(&self, current: &VmConfigView) -> Result<UpdatePlan, SpecError> {
+        let d = self;
+        let mut p = Planner {
+            d,
+            cur: current,
+            drives: wire::drives(current),
+            plan: UpdatePlan::default(),
+        };
+        p.identity();
+        p.cpu_and_memory();
+        p.firmware();
+        p.disks();
+        p.nics();
+        p.cloud_init()?;
+        p.boot_order()?;
+        let plan = p.plan;
+        plan.config.to_params().map_err(|e| d.rejected(e))?;
+        Ok(plan)
+    }
 }
 
 /// The state of one planning run.
