@@ -8,6 +8,7 @@
 //! and enforced by the Kubernetes API server at admission.
 
 pub mod allowances;
+pub mod conditions;
 pub mod machine_request;
 pub mod patterns;
 pub mod proxmox_cluster;
@@ -15,6 +16,7 @@ pub mod proxmox_identity;
 pub mod reserved;
 
 pub use allowances::*;
+pub use conditions::HasConditions;
 pub use machine_request::*;
 pub use proxmox_cluster::*;
 pub use proxmox_identity::*;

@@ -30,7 +30,7 @@ use kube::api::{Patch, PatchParams};
 use pve_client::{PveClient, PveConfig, PveError, Upid};
 use pve_operator::cli::run::{RunArgs, run_with_client};
 use pve_operator::vmspec::{self, MachineRequestSpec, Marker};
-use pve_operator_api::MachineRequest;
+use pve_operator_api::{HasConditions, MachineRequest};
 use pve_sim::config::{ClusterConfig, NodeConfig, Size, TaskDurations};
 use serde_json::{Value, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -336,13 +336,7 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
         let ready = list
             .items
             .iter()
-            .filter(|r| {
-                r.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
-            })
+            .filter(|r| r.status.as_ref().is_some_and(|s| s.is_ready()))
             .count();
         drop(list);
         if ready == options.machines {

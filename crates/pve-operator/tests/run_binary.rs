@@ -13,7 +13,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
-use pve_operator_api::MachineRequest;
+use pve_operator_api::{HasConditions, MachineRequest};
 use serde_json::{Value, json};
 
 /// Fails the test after 60 s instead of hanging it.
@@ -171,11 +171,8 @@ async fn the_binary_serves_metrics_leads_reconciles_and_stops_cleanly_on_sigterm
             requests.clone(),
             "from-binary",
             |o: Option<&MachineRequest>| {
-                o.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
+                o.and_then(|o| o.status.as_ref())
+                    .is_some_and(|s| s.is_ready())
             },
         ),
     )

@@ -13,7 +13,8 @@ use clap::Args;
 use kube::api::{Patch, PatchParams};
 
 use kube::{Api, Client, ResourceExt};
-use pve_operator_api::MachineRequest;
+use pve_operator_api::conditions::types;
+use pve_operator_api::{HasConditions, MachineRequest};
 use pve_sim::{SimOptions, SimServer};
 
 use super::run::{RunArgs, run_with_client};
@@ -184,8 +185,8 @@ async fn show_progress(
         let mut ready = 0;
         for request in &list.items {
             let status = request.status.clone().unwrap_or_default();
-            let condition = status.conditions.iter().find(|c| c.type_ == "Ready");
-            if condition.is_some_and(|c| c.status == "True") {
+            let condition = status.condition(types::READY);
+            if status.is_ready() {
                 ready += 1;
             }
             rows.insert(
@@ -197,7 +198,7 @@ async fn show_progress(
                         .phase
                         .map(|p| format!("{p:?}"))
                         .unwrap_or_else(|| "-".into()),
-                    status.node.unwrap_or_else(|| "-".into()),
+                    status.node.clone().unwrap_or_else(|| "-".into()),
                     status
                         .vmid
                         .map(|v| v.to_string())

@@ -19,7 +19,7 @@ use pve_operator_api::{
 
 use super::Context;
 use super::conditions::{Conditions, credentials};
-use super::status::FIELD_MANAGER;
+use super::status::{FIELD_MANAGER, types};
 use crate::privileges::{self, needs_for_specs};
 use crate::proxmox::registry::ConnectionError;
 use crate::proxmox::{Connection, Purpose};
@@ -153,7 +153,7 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
     };
     match &checked {
         Ok(()) => conditions.set(
-            "Ready",
+            types::READY,
             true,
             "Connected",
             format!(
@@ -163,7 +163,7 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
                 unsupported_note(status.version.as_deref())
             ),
         ),
-        Err((reason, message)) => conditions.set("Ready", false, reason, message.clone()),
+        Err((reason, message)) => conditions.set(types::READY, false, reason, message.clone()),
     }
     status.conditions = conditions.list;
     if cluster.status.as_ref() != Some(&status) {
@@ -205,7 +205,7 @@ async fn check_connection(
 ) -> Result<(), (&'static str, String)> {
     let version = credentials(conn, conditions).await?;
     match privileges_condition(ctx, conn, namespace, name).await {
-        Ok((ok, reason, message)) => conditions.set("PrivilegesSufficient", ok, reason, message),
+        Ok((ok, reason, message)) => conditions.set(types::PRIVILEGES, ok, reason, message),
         Err(error) => tracing::info!(cluster = %name, %error, "could not check the privileges"),
     }
     status.version = Some(version);

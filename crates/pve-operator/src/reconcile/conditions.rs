@@ -1,8 +1,11 @@
 //! What the ProxmoxIdentity and ProxmoxCluster controllers share to build their status: the
-//! conditions (keeping each transition time) and the credentials' test.
+//! conditions (rebuilt each pass, through [`pve_operator_api::conditions`] like every kind's)
+//! and the credentials' test.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use pve_operator_api::conditions;
 
+use super::status::types;
 use crate::proxmox::Connection;
 
 /// The conditions of a status being built, keeping each transition time when its value did not
@@ -26,21 +29,10 @@ impl<'a> Conditions<'a> {
 
     /// Sets condition `type_` (True when `ok`).
     pub fn set(&mut self, type_: &str, ok: bool, reason: &str, message: String) {
-        let value = if ok { "True" } else { "False" };
-        let last_transition_time = self
-            .previous
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == value)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
-        self.list.push(Condition {
-            type_: type_.into(),
-            status: value.into(),
-            reason: reason.into(),
-            message,
-            observed_generation: self.generation,
-            last_transition_time,
-        });
+        let previous = conditions::find(self.previous, type_);
+        let condition =
+            conditions::condition(previous, self.generation, type_, ok, reason, message);
+        self.list.push(condition);
     }
 }
 
@@ -55,7 +47,7 @@ pub async fn credentials(
             // The privilege rows of this release apply from now on (an upgrade shows here).
             conn.release.note(version.privilege_release());
             conditions.set(
-                "CredentialsValid",
+                types::CREDENTIALS,
                 true,
                 "Authenticated",
                 "Proxmox accepted the credentials".into(),
@@ -64,7 +56,7 @@ pub async fn credentials(
         }
         Err(error) if error.kind() == pve_client::ErrorKind::Unauthorized => {
             conditions.set(
-                "CredentialsValid",
+                types::CREDENTIALS,
                 false,
                 "Unauthorized",
                 format!("Proxmox refused the credentials: {error}"),

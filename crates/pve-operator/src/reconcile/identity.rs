@@ -16,7 +16,7 @@ use pve_operator_api::{ProxmoxIdentity, ProxmoxIdentityStatus};
 
 use super::Context;
 use super::conditions::{Conditions, credentials};
-use super::status::FIELD_MANAGER;
+use super::status::{FIELD_MANAGER, types};
 use crate::proxmox::registry::IdentityError;
 
 /// How often a healthy identity is checked again.
@@ -116,12 +116,12 @@ async fn reconcile(
     };
     match &checked {
         Ok(version) => conditions.set(
-            "Ready",
+            types::READY,
             true,
             "Connected",
             format!("Proxmox VE {version} accepted the credentials"),
         ),
-        Err((reason, message)) => conditions.set("Ready", false, reason, message.clone()),
+        Err((reason, message)) => conditions.set(types::READY, false, reason, message.clone()),
     }
     status.conditions = conditions.list;
     if identity.status.as_ref() != Some(&status) {

@@ -26,7 +26,9 @@ use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase, ProxmoxCluster};
+use pve_operator_api::{
+    HasConditions, MachineRequest, MachineRequestStatus, Phase, ProxmoxCluster,
+};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use tokio::sync::mpsc;
@@ -216,12 +218,7 @@ fn waiting_on_cluster(
                     .cluster_ref
                     .as_ref()
                     .is_some_and(|r| r.name == name)
-                && (revoked
-                    || !request.status.as_ref().is_some_and(|s| {
-                        s.conditions
-                            .iter()
-                            .any(|c| c.type_ == types::READY && c.status == "True")
-                    }))
+                && (revoked || !request.status.as_ref().is_some_and(|s| s.is_ready()))
         })
         .map(|request| ObjectRef::from_obj(&*request))
         .collect()

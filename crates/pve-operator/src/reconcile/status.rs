@@ -5,11 +5,10 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use pve_client::Upid;
-use pve_operator_api::{MachineRequest, MachineRequestStatus};
+use pve_operator_api::{HasConditions, MachineRequest, MachineRequestStatus, conditions};
 use serde_json::json;
 
 use crate::proxmox::tasks::{TaskAge, task_age};
@@ -17,21 +16,8 @@ use crate::proxmox::tasks::{TaskAge, task_age};
 /// The field manager of everything the controller writes.
 pub const FIELD_MANAGER: &str = "pve-operator";
 
-/// Condition types.
-pub mod types {
-    /// The VM exists and is as specified.
-    pub const READY: &str = "Ready";
-    /// The VM has been created.
-    pub const PROVISIONED: &str = "Provisioned";
-    /// The VM's power state matches the spec.
-    pub const POWERED: &str = "PoweredOn";
-    /// Changes wait for a restart of the VM.
-    pub const RESTART_REQUIRED: &str = "RestartRequired";
-    /// The Proxmox token has the privileges the request needs.
-    pub const PRIVILEGES: &str = "PrivilegesSufficient";
-    /// The Proxmox task in flight has run past `--task-deadline`.
-    pub const TASK_OVERDUE: &str = "TaskOverdue";
-}
+/// Condition types (the API crate's, where every kind's conditions are defined).
+pub use pve_operator_api::conditions::types;
 
 /// Sets (or updates) condition `type_` in `status`, keeping its transition time when its status
 /// does not change.
@@ -43,41 +29,24 @@ pub fn set_condition(
     reason: &str,
     message: impl Into<String>,
 ) {
-    let value = if value { "True" } else { "False" };
-    let message = message.into();
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(existing) => {
-            if existing.status != value {
-                existing.last_transition_time = now;
-            }
-            existing.status = value.to_string();
-            existing.reason = reason.to_string();
-            existing.message = message;
-            existing.observed_generation = generation;
-        }
-        None => status.conditions.push(Condition {
-            type_: type_.to_string(),
-            status: value.to_string(),
-            reason: reason.to_string(),
-            message,
-            observed_generation: generation,
-            last_transition_time: now,
-        }),
-    }
+    conditions::set(
+        &mut status.conditions,
+        generation,
+        type_,
+        value,
+        reason,
+        message,
+    );
 }
 
 /// Removes condition `type_`.
 pub fn clear_condition(status: &mut MachineRequestStatus, type_: &str) {
-    status.conditions.retain(|c| c.type_ != type_);
+    conditions::clear(&mut status.conditions, type_);
 }
 
 /// Whether condition `type_` is True.
 pub fn is_true(status: &MachineRequestStatus, type_: &str) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == type_ && c.status == "True")
+    status.is_true(type_)
 }
 
 /// Writes one request's status during one reconcile with optimistic concurrency: every write
