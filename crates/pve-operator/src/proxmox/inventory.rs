@@ -1,4 +1,4 @@
-//! One Proxmox inventory per cluster (DESIGN principle 8): a single periodic `/cluster/resources`
+//! One Proxmox inventory per cluster (docs/design.md principle 8): a single periodic `/cluster/resources`
 //! read shared by every reconcile, which also notices VMs that changed or vanished behind the
 //! controller's back and triggers their requests. Steady state costs one Proxmox call per
 //! interval, whatever the number of machines.

@@ -1,4 +1,4 @@
-//! VMID allocation, serialised per Proxmox cluster (DESIGN principle 3): `/cluster/nextid` does
+//! VMID allocation, serialised per Proxmox cluster (docs/design.md principle 3): `/cluster/nextid` does
 //! not reserve, so the controller hands out one id at a time, never the same twice while its VM
 //! is not yet visible, optionally within a configured range, and the reconciler asks again when
 //! Proxmox answers that the id already exists.

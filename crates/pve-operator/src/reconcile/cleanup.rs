@@ -1,4 +1,4 @@
-//! Deleting a MachineRequest (DESIGN principle 6): with `deletionPolicy: Delete`, stop the VM,
+//! Deleting a MachineRequest (docs/design.md principle 6): with `deletionPolicy: Delete`, stop the VM,
 //! destroy it with its disks, confirm it is gone, then let the finalizer go; with `Retain`, leave
 //! the VM and remove only the controller's marker. A VM that is not ours (without the full
 //! marker) is never touched, and the finalizer goes only once a direct read confirms that the

@@ -1,4 +1,4 @@
-//! Every failure of a reconcile, classified (DESIGN principle 5): transient ones back off and
+//! Every failure of a reconcile, classified (docs/design.md principle 5): transient ones back off and
 //! retry; permanent ones become a condition with a reason and wait for a change; permission
 //! errors name the privilege and the ACL path.
 

@@ -1,4 +1,4 @@
-//! Telling a request's VM from everyone else's (DESIGN principle 2), for the apply and the
+//! Telling a request's VM from everyone else's (docs/design.md principle 2), for the apply and the
 //! deletion path alike: a VM is the request's only with the full marker (or in the clone window
 //! at the recorded VMID), never as a template, and never while another VM carries its uid tag.
 

@@ -1,4 +1,4 @@
-//! Tenancy (DESIGN "Tenancy"): MachineRequests and ProxmoxClusters are namespaced, so several
+//! Tenancy (docs/design.md "Tenancy"): MachineRequests and ProxmoxClusters are namespaced, so several
 //! teams share one controller. A cluster-scoped ProxmoxIdentity, created by the admin, binds
 //! credentials to their endpoint and says which namespaces may use them and for what; a
 //! namespace's ProxmoxCluster refers to an identity and can only narrow it.

@@ -1,5 +1,5 @@
 //! The create call (ISO or network boot) and the clone call (template boot), each carrying the
-//! marker so that the VM is never without its identity (principle 1).
+//! marker so that the VM is never without its identity (docs/design.md principle 1).
 
 use pve_client::api::qemu::CloneOptions;
 use pve_client::api::vmconfig::{AgentConfig, Drive, ScsiHw, VmConfig};

@@ -1,4 +1,4 @@
-//! The identity marker that ties a Proxmox VM to its MachineRequest (DESIGN.md principles 1
+//! The identity marker that ties a Proxmox VM to its MachineRequest (docs/design.md principles 1
 //! and 2): a tag (`mr-<uid>`, visible in `/cluster/resources`), a line in the description, and
 //! the SMBIOS uuid. The marker's namespace is reserved: the `pve-operator` tag, every `mr-*` tag
 //! and every description line starting with `pve-operator:` belong to the controller, never to

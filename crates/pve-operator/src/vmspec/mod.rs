@@ -1,6 +1,6 @@
 //! From a MachineRequest spec to a Proxmox VM configuration, and back: the create and clone
 //! calls, the drift plan (what to set, delete, grow, and what cannot be reconciled), and the
-//! identity marker that makes a VM recognisably a request's own (DESIGN.md principles 1, 2
+//! identity marker that makes a VM recognisably a request's own (docs/design.md principles 1, 2
 //! and 7).
 //!
 //! Pure functions over [`pve_client::api::vmconfig`] types: no I/O. Every value sent to

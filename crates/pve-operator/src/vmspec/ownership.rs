@@ -1,4 +1,4 @@
-//! Whether a VM is a request's own (DESIGN.md principle 2): only the full marker makes it so.
+//! Whether a VM is a request's own (docs/design.md principle 2): only the full marker makes it so.
 //! One marker part alone is what anyone who can tag a VM, or copy one, could forge.
 
 use pve_client::api::vmconfig::VmConfigView;

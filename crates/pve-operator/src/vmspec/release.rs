@@ -1,4 +1,4 @@
-//! Releasing a VM for `deletionPolicy: Retain` (principle 6).
+//! Releasing a VM for `deletionPolicy: Retain` (docs/design.md principle 6).
 
 use pve_client::api::vmconfig::VmConfigView;
 

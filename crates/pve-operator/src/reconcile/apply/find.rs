@@ -1,5 +1,5 @@
 //! Phase 2: the request's own VM, found by its uid tag or the recorded VMID and verified by its
-//! full marker (DESIGN principles 1 and 2), or the finding that there is none to use.
+//! full marker (docs/design.md principles 1 and 2), or the finding that there is none to use.
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub(super) enum Found {
 }
 
 impl Pass<'_> {
-    /// Finds the request's VM, verifying ownership (DESIGN principles 1 and 2): the VM that
+    /// Finds the request's VM, verifying ownership (docs/design.md principles 1 and 2): the VM that
     /// carries the request's uid tag, or the VM at the recorded VMID, is the request's only with
     /// the full marker in its config (or, at the recorded VMID, in the clone window); a template
     /// never is. A VM with part of the marker, or several VMs with the uid tag, are an

@@ -238,7 +238,7 @@ impl Pass<'_> {
     }
 }
 
-/// The wait for a slot on `node` (DESIGN: bounded load per node).
+/// The wait for a slot on `node` (docs/design.md "Performance": bounded load per node).
 pub(super) fn node_busy(node: &str) -> ReconcileError {
     ReconcileError::NodeBusy(node.to_string())
 }
