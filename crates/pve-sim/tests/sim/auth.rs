@@ -7,7 +7,7 @@ use pve_sim::{SimOptions, SimServer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Api, Auth, fast_config, get_request, raw, start, start_with};
+use crate::support::{Api, advance_clock, fast_config, get_request, raw, start, start_with};
 
 #[tokio::test]
 async fn auth_failures_are_401_with_exact_reasons_and_empty_bodies() {
@@ -93,9 +93,7 @@ async fn older_auth_error_style_uses_the_detailed_reasons() {
 async fn non_get_requests_with_a_ticket_need_the_csrf_token() {
     let sim = start_with(fast_config(), true).await;
     let api = Api::root(&sim).await;
-    let Auth::Ticket { ticket, .. } = &api.auth else {
-        panic!("ticket auth expected");
-    };
+    let ticket = api.ticket();
     let req = format!(
         "POST /api2/json/nodes/pve/qemu HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: PVEAuthCookie={ticket}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\nvmid=4242"
     );
@@ -114,9 +112,7 @@ async fn non_get_requests_with_a_ticket_need_the_csrf_token() {
 async fn ticket_renews_with_the_ticket_as_password_and_expires_after_two_hours() {
     let sim = start().await;
     let api = Api::root(&sim).await;
-    let Auth::Ticket { ticket, .. } = api.auth.clone() else {
-        panic!("ticket auth expected");
-    };
+    let ticket = api.ticket();
     assert!(ticket.starts_with("PVE:root@pam:"));
     assert!(ticket.contains("::"));
     let anon = Api::anonymous(&sim);
@@ -128,17 +124,7 @@ async fn ticket_renews_with_the_ticket_as_password_and_expires_after_two_hours()
         )
         .await;
     assert_eq!(code, 200, "renewal: {body}");
-    let clock = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .expect("client");
-    let advance = clock
-        .post(format!("{}/_sim/clock", sim.base_url()))
-        .json(&json!({"advance_secs": 7201}))
-        .send()
-        .await
-        .expect("clock");
-    assert_eq!(advance.status().as_u16(), 200);
+    advance_clock(&sim, 7201).await;
     let (code, _) = api.call(Method::GET, "/version", &[]).await;
     assert_eq!(code, 401, "a ticket older than 2 h is refused");
     let (code, _) = anon
@@ -217,9 +203,7 @@ async fn the_readme_least_privilege_token_setup_works() {
 async fn disabling_a_user_invalidates_their_ticket_and_tokens() {
     let sim = start().await;
     let root = Api::root(&sim).await;
-    sim.with_state(|s| s.access.user_passwd("carol@pve", "carolpw"))
-        .expect("password");
-    let carol = Api::login(&sim, "carol@pve", "carolpw").await;
+    let carol = Api::login_with_new_password(&sim, "carol@pve", "carolpw").await;
     let (_, body) = root
         .call(Method::POST, "/access/users/carol@pve/token/ci", &[])
         .await;

@@ -14,9 +14,7 @@ async fn cluster_resources_and_vm_lists_are_filtered_by_privileges() {
     let root = Api::root(&sim).await;
     assert_eq!(create_vm(&root, "100", &[]).await, "OK");
     assert_eq!(create_vm(&root, "110", &[]).await, "OK");
-    sim.with_state(|s| s.access.user_passwd("alice@pve", "alicepw"))
-        .expect("password");
-    let alice = Api::login(&sim, "alice@pve", "alicepw").await;
+    let alice = Api::login_with_new_password(&sim, "alice@pve", "alicepw").await;
     let vms = alice.get("/cluster/resources?type=vm").await;
     let ids: Vec<Value> = vms
         .as_array()
@@ -67,12 +65,8 @@ async fn cluster_resources_and_vm_lists_are_filtered_by_privileges() {
 #[tokio::test]
 async fn create_checks_allocate_storage_bridge_and_per_option_privileges() {
     let sim = start().await;
-    sim.with_state(|s| s.access.user_passwd("carol@pve", "carolpw"))
-        .expect("password");
-    sim.with_state(|s| s.access.user_passwd("alice@pve", "alicepw"))
-        .expect("password");
-    let carol = Api::login(&sim, "carol@pve", "carolpw").await;
-    let alice = Api::login(&sim, "alice@pve", "alicepw").await;
+    let carol = Api::login_with_new_password(&sim, "carol@pve", "carolpw").await;
+    let alice = Api::login_with_new_password(&sim, "alice@pve", "alicepw").await;
     let (code, body) = alice
         .call(Method::POST, "/nodes/pve/qemu", &[("vmid", "100")])
         .await;
@@ -174,9 +168,7 @@ async fn create_checks_allocate_storage_bridge_and_per_option_privileges() {
 #[tokio::test]
 async fn vm_allocate_on_a_pool_lets_a_user_create_vms_in_that_pool() {
     let sim = start().await;
-    sim.with_state(|s| s.access.user_passwd("dave@pve", "davepw"))
-        .expect("password");
-    let dave = Api::login(&sim, "dave@pve", "davepw").await;
+    let dave = Api::login_with_new_password(&sim, "dave@pve", "davepw").await;
     let pools: Vec<Value> = dave
         .get("/cluster/resources")
         .await
@@ -230,12 +222,8 @@ async fn vm_allocate_on_a_pool_lets_a_user_create_vms_in_that_pool() {
 #[tokio::test]
 async fn tasks_are_visible_to_their_owner_or_with_sys_audit() {
     let sim = start().await;
-    sim.with_state(|s| s.access.user_passwd("carol@pve", "carolpw"))
-        .expect("password");
-    sim.with_state(|s| s.access.user_passwd("alice@pve", "alicepw"))
-        .expect("password");
-    let carol = Api::login(&sim, "carol@pve", "carolpw").await;
-    let alice = Api::login(&sim, "alice@pve", "alicepw").await;
+    let carol = Api::login_with_new_password(&sim, "carol@pve", "carolpw").await;
+    let alice = Api::login_with_new_password(&sim, "alice@pve", "alicepw").await;
     let root = Api::root(&sim).await;
     let upid = carol
         .upid(

@@ -25,9 +25,7 @@ async fn pipeline_answers_401_then_501_then_403_then_400() {
         body["message"],
         "Method 'GET /nodes/pve/nonsense' not implemented\n"
     );
-    sim.with_state(|s| s.access.user_passwd("bob@pve", "bobpw"))
-        .expect("password");
-    let bob = Api::login(&sim, "bob@pve", "bobpw").await;
+    let bob = Api::login_with_new_password(&sim, "bob@pve", "bobpw").await;
     let (code, body) = bob
         .call(Method::GET, "/nodes/pve/qemu/100/config", &[("bogus", "1")])
         .await;
@@ -129,9 +127,7 @@ async fn error_message_style_without_json_message_keeps_only_the_reason_phrase()
         .await;
     assert_eq!(code, 500);
     assert_eq!(body, json!({"data": null}));
-    let Auth::Ticket { ticket, .. } = &api.auth else {
-        panic!("ticket auth expected");
-    };
+    let ticket = api.ticket();
     let (_, reason, _, _) = raw(
         &sim,
         &get_request(
@@ -184,9 +180,7 @@ async fn answers_over_one_kib_are_gzipped_when_the_client_accepts_it() {
     for id in ["100", "101", "102"] {
         assert_eq!(create_vm(&api, id, &[]).await, "OK");
     }
-    let Auth::Ticket { ticket, .. } = &api.auth else {
-        panic!("ticket auth expected");
-    };
+    let ticket = api.ticket();
     let cookie = format!("Cookie: PVEAuthCookie={ticket}\r\n");
     // Raw bytes: the body is binary.
     let mut stream = tokio::net::TcpStream::connect(sim.addr())

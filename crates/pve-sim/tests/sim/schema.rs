@@ -9,7 +9,7 @@ use pve_sim::version::PveVersion;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{Api, advance_clock, config_of, create_vm, start_with, urlencode};
+use crate::support::{advance_clock, create_vm, start_version, urlencode};
 
 /// The reference material's directory (`../shared/pve-reference` beside the workspace).
 fn reference_dir() -> PathBuf {
@@ -226,8 +226,7 @@ async fn responses_of_read_endpoints_have_the_9_1_schema_return_types() {
 /// The read endpoints' answers of a `version` simulator against `version`'s `returns`.
 async fn read_responses_have_the_schema_return_types(version: PveVersion) {
     let idx = schema_index(version);
-    let sim = start_with(config_of(version), false).await;
-    let api = Api::root(&sim).await;
+    let (sim, api) = start_version(version).await;
     assert_eq!(
         create_vm(
             &api,

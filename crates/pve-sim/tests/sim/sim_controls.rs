@@ -41,9 +41,7 @@ async fn faults_inject_proxy_errors_lock_timeouts_task_failures_and_drops() {
         .await;
     assert_eq!(exit, "injected start failure");
     let url = format!("{}/cluster/status", sim.url());
-    let Auth::Ticket { ticket, .. } = &api.auth else {
-        panic!("ticket auth expected");
-    };
+    let ticket = api.ticket();
     let dropped = api
         .http
         .get(&url)

@@ -125,11 +125,18 @@ impl Api {
         Self::login(sim, "root@pam", ROOT_PW).await
     }
 
-    /// The ticket of a logged-in client (empty otherwise).
+    /// Gives `userid` the password `password` (directly in the simulator's state) and logs it in.
+    pub async fn login_with_new_password(sim: &RunningSim, userid: &str, password: &str) -> Self {
+        sim.with_state(|s| s.access.user_passwd(userid, password))
+            .expect("password");
+        Self::login(sim, userid, password).await
+    }
+
+    /// The ticket of a client that logged in; panics for anonymous and token clients.
     pub fn ticket(&self) -> String {
         match &self.auth {
             Auth::Ticket { ticket, .. } => ticket.clone(),
-            _ => String::new(),
+            _ => panic!("ticket auth expected"),
         }
     }
 

@@ -181,10 +181,7 @@ fn config_with_users(version: pve_sim::PveVersion) -> ClusterConfig {
 
 /// Logs in `user@pve` after giving it a password.
 async fn login_as(sim: &RunningSim, user: &str) -> Api {
-    let userid = format!("{user}@pve");
-    sim.with_state(|s| s.access.user_passwd(&userid, "pw-of-a-user"))
-        .expect("password");
-    Api::login(sim, &userid, "pw-of-a-user").await
+    Api::login_with_new_password(sim, &format!("{user}@pve"), "pw-of-a-user").await
 }
 
 #[tokio::test]
