@@ -7,7 +7,7 @@ use std::time::Duration;
 use pve_client::request::Method;
 use pve_client::{ClientOptions, PveError};
 use pve_sim::config::AuthErrorStyle;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::support::{
     Harness, ROOT_PW, Trust, create_and_wait, expect_err, fast_cluster, fast_options, small_vm,
@@ -185,20 +185,10 @@ async fn expired_ticket_leads_to_one_transparent_relogin_even_for_a_write() {
     root.version().await.expect("login");
     assert_eq!(root.login_count(), 1);
     // Three hours later the ticket (2 h lifetime) is dead; the client does not know yet.
-    h.control(
-        reqwest::Method::POST,
-        "/clock",
-        Some(json!({ "advance_secs": 3 * 3600 })),
-    )
-    .await;
+    h.advance_clock(3 * 3600).await;
     let vmid = root.next_vmid().await.expect("GET after expiry re-logs in");
     assert_eq!(root.login_count(), 2);
-    h.control(
-        reqwest::Method::POST,
-        "/clock",
-        Some(json!({ "advance_secs": 3 * 3600 })),
-    )
-    .await;
+    h.advance_clock(3 * 3600).await;
     create_and_wait(&root, vmid, &small_vm("after-expiry")).await;
     assert_eq!(
         root.login_count(),
@@ -235,12 +225,7 @@ async fn concurrent_requests_on_an_expired_ticket_share_one_relogin() {
         .await
         .expect("login as alice with realm pve");
     assert_eq!(alice.login_count(), 1);
-    h.control(
-        reqwest::Method::POST,
-        "/clock",
-        Some(json!({ "advance_secs": 3 * 3600 })),
-    )
-    .await;
+    h.advance_clock(3 * 3600).await;
     h.reset_stats().await;
     let calls: Vec<_> = (0..16).map(|_| alice.cluster_resources(None)).collect();
     for r in futures::future::join_all(calls).await {

@@ -22,7 +22,7 @@ pub const ISO: &str = "local:iso/debian-12.7.0-amd64-netinst.iso";
 pub const SSH_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs ops@example";
 
-/// Short tasks so that the whole file runs in seconds.
+/// Short tasks so that the whole test binary runs in seconds.
 pub fn fast_cluster() -> ClusterConfig {
     let mut cfg = ClusterConfig::default();
     let d = &mut cfg.task_durations_ms;
@@ -164,6 +164,16 @@ impl Harness {
         self.stats().await["requests_by_endpoint"][endpoint]
             .as_u64()
             .unwrap_or(0)
+    }
+
+    /// Moves the simulator's clock forward by `secs` (tickets age) without waiting.
+    pub async fn advance_clock(&self, secs: u64) {
+        self.control(
+            reqwest::Method::POST,
+            "/clock",
+            Some(json!({ "advance_secs": secs })),
+        )
+        .await;
     }
 
     pub async fn reset_stats(&self) {
