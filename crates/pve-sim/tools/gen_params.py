@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generates the parameter tables of the endpoints pve-sim serves, transcribed from a published
 PVE API schema: src/params/generated.rs from the 8.4 schema, src/params/generated_9_1.rs from the
-9.1 one. The simulator never reads the schema at run time; the conformance test in tests/sim.rs
-compares these tables with both schemas again.
+9.1 one. The simulator never reads the schema at run time; the conformance test in
+tests/sim/schema.rs compares these tables with both schemas again.
 
 usage (from crates/pve-sim; VERSION, default 8.4, only names the schema in the output's comments):
   python3 tools/gen_params.py ../../../shared/pve-reference/pve-8.4-api-schema.json > src/params/generated.rs
