@@ -73,16 +73,7 @@ async fn the_binary_serves_metrics_leads_reconciles_and_stops_cleanly_on_sigterm
         .expect("simulator");
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("proxmox.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: \"{}\"\n",
-            sim.url(),
-            sim.fingerprint(),
-            sim.root_password()
-        ),
-    )
-    .expect("config written");
+    std::fs::write(&config, sim.root_config_yaml()).expect("config written");
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_pve-operator"))
         .args(["run", "--kubeconfig"])

@@ -180,6 +180,18 @@ impl RunningSim {
         &self.root_password
     }
 
+    /// A `proxmox:` connection block (the config format clients of this project read) for
+    /// `root@pam` with its password, trusting this server by its certificate fingerprint: the
+    /// setup every test that talks to the simulator as root starts with.
+    pub fn root_config_yaml(&self) -> String {
+        format!(
+            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: \"{}\"\n",
+            self.url(),
+            self.fingerprint,
+            self.root_password
+        )
+    }
+
     /// Runs `f` on the simulator state (for tests that set up or inspect state directly).
     pub fn with_state<R>(&self, f: impl FnOnce(&mut SimState) -> R) -> R {
         let mut sim = self.shared.lock();

@@ -41,6 +41,15 @@ pub fn allocate_disk(
         let storage = storage
             .ok_or_else(|| "no storage ID specified (and no default storage)".to_string())?;
         check_storage(state, &storage, node)?;
+        let size = if key == "efidisk0" {
+            efi_vars_size(
+                state,
+                &storage,
+                drive.opts.get("efitype").map(String::as_str),
+            )
+        } else {
+            size
+        };
         let n = next_disk_number(state, &storage, vmid);
         let volid = state.volume_name(&storage, vmid, "vm", n);
         add_volume(state, &storage, node, &volid, size, vmid, "images")?;
@@ -59,6 +68,26 @@ pub fn allocate_disk(
         }
     }
     Ok((value.to_string(), false))
+}
+
+/// The size of a new EFI vars disk: the size given is ignored (`create_efidisk` allocates the
+/// OVMF vars template's size: 528 KiB for `efitype=4m`, 128 KiB for the 2m default), and LVM
+/// rounds a volume up to its 4 MiB extents, so LVM-thin configs read `size=4M`.
+fn efi_vars_size(state: &SimState, storage: &str, efitype: Option<&str>) -> u64 {
+    let vars: u64 = if efitype == Some("4m") {
+        540_672
+    } else {
+        131_072
+    };
+    let lvm = state
+        .config
+        .storage(storage)
+        .is_some_and(|s| matches!(s.r#type.as_str(), "lvm" | "lvmthin"));
+    if lvm {
+        vars.div_ceil(4 << 20) * (4 << 20)
+    } else {
+        vars
+    }
 }
 
 fn check_storage(state: &SimState, storage: &str, node: &str) -> Result<(), String> {
@@ -248,5 +277,26 @@ mod tests {
         let (v, _) = allocate_disk(&mut s, 101, "pve", "ide2", "local-lvm:cloudinit", None)
             .expect("allocated");
         assert_eq!(v, "local-lvm:vm-101-cloudinit,media=cdrom");
+    }
+
+    #[test]
+    fn an_efi_disk_has_the_ovmf_vars_size_whatever_size_is_asked() {
+        let mut s = state();
+        let (efi, _) = allocate_disk(
+            &mut s,
+            102,
+            "pve",
+            "efidisk0",
+            "local-lvm:1,efitype=4m",
+            None,
+        )
+        .expect("allocated");
+        assert_eq!(
+            efi, "local-lvm:vm-102-disk-0,efitype=4m,size=4M",
+            "LVM rounds up to 4 MiB"
+        );
+        let (efi, _) = allocate_disk(&mut s, 102, "pve", "efidisk0", "nfs:1,efitype=4m", None)
+            .expect("allocated");
+        assert_eq!(efi, "nfs:102/vm-102-disk-0.qcow2,efitype=4m,size=528K");
     }
 }

@@ -1,7 +1,8 @@
 //! Specs shaped like the deploy examples, and a small model of how Proxmox stores what it is
 //! sent: disks allocated and rewritten to `storage:vm-<id>-disk-<n>,<options sorted>,size=NG`,
 //! NICs rewritten to `<model>=<MAC>,<options sorted>`, tags verbatim on create and normalised
-//! on update, descriptions read back with a trailing newline, `memory` as a string.
+//! on update (PVE 8.4; 9.1.17+ normalises them on create too), descriptions read back without
+//! trailing whitespace, `memory` as a string. `fake_vm_vs_sim` holds this model to pve-sim.
 
 use std::collections::BTreeMap;
 
@@ -266,7 +267,8 @@ impl FakeVm {
             vm.values.insert("name".into(), name.clone());
         }
         if let Some(d) = &opts.description {
-            vm.values.insert("description".into(), format!("{d}\n"));
+            vm.values
+                .insert("description".into(), d.trim_end().to_owned());
         }
         vm
     }
@@ -390,7 +392,8 @@ impl FakeVm {
                 t.dedup();
                 t.join(";")
             }
-            "description" => format!("{value}\n"),
+            // Stored as `#` lines; read back without trailing whitespace (as pve-sim does).
+            "description" => value.trim_end().to_owned(),
             _ => value.to_owned(),
         }
     }

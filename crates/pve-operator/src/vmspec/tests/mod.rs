@@ -4,6 +4,8 @@
 mod create;
 mod description;
 mod drift;
+#[cfg(feature = "demo")]
+mod fake_vm_vs_sim;
 mod fixtures;
 mod marker;
 mod ssh_keys;
