@@ -233,12 +233,10 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
+/// A boolean environment variable: [`crate::de::bool_word`], ignoring case and surrounding
+/// whitespace.
 fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
+    crate::de::bool_word(&v.trim().to_ascii_lowercase())
 }
 
 fn check_pem(key: &str, pem: String) -> Result<String> {
