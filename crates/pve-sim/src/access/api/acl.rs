@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::formats::check_formats;
-use super::{acc, change, failed, opt_bool, required};
-use crate::access::{AccessError, AclChange, names, split_list};
+use super::{acc, change, failed, list_param, opt_bool, required};
+use crate::access::{AccessError, AclChange, names};
 use crate::error::ApiError;
 use crate::router::{Ctx, Reply};
 
@@ -35,14 +35,6 @@ pub(super) fn list_acl(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         })
         .collect();
     Ok(Value::Array(out).into())
-}
-
-/// A list parameter.
-fn list_param(ctx: &Ctx<'_>, name: &str) -> Vec<String> {
-    ctx.params
-        .str(name)
-        .map(|v| split_list(&v).map(str::to_string).collect())
-        .unwrap_or_default()
 }
 
 /// `PUT /access/acl`: `perm-modify` on the path, then grant or revoke.

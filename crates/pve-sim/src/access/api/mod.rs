@@ -12,7 +12,7 @@
 
 use serde_json::{Value, json};
 
-use super::{AccessControl, AccessError};
+use super::{AccessControl, AccessError, split_list};
 use crate::error::ApiError;
 use crate::router::{Ctx, Perm, Reply, Route};
 use crate::version::PveVersion;
@@ -191,6 +191,14 @@ fn required(ctx: &Ctx<'_>, name: &str) -> Result<String, ApiError> {
 /// An optional boolean parameter.
 fn opt_bool(ctx: &Ctx<'_>, name: &str) -> Option<bool> {
     ctx.params.has(name).then(|| ctx.params.flag(name))
+}
+
+/// A list parameter (split at `,`, `;` or whitespace), empty when absent.
+fn list_param(ctx: &Ctx<'_>, name: &str) -> Vec<String> {
+    ctx.params
+        .str(name)
+        .map(|v| split_list(&v).map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// An optional non-negative integer parameter.

@@ -2,8 +2,8 @@
 //! (`userid-param`, `userid-group`, `perm-modify`), and the method checks built from them that
 //! the router's simple specs cannot express.
 
-use super::acc;
-use crate::access::{AccessError, names, split_list};
+use super::{acc, list_param};
+use crate::access::{AccessError, names};
 use crate::error::ApiError;
 use crate::router::Ctx;
 
@@ -84,11 +84,7 @@ fn userid_group(
         return Ok(());
     }
     let allowed = allowed_groups(ctx, privs);
-    let given: Vec<String> = ctx
-        .params
-        .str("groups")
-        .map(|g| split_list(&g).map(str::to_string).collect())
-        .unwrap_or_default();
+    let given = list_param(ctx, "groups");
     if mode != GroupsParam::None {
         if given.is_empty() {
             return Err(ApiError::perm(format!(

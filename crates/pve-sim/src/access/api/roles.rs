@@ -3,8 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use super::formats::check_formats;
-use super::{acc, change, failed, required};
-use crate::access::{AccessError, split_list};
+use super::{acc, change, failed, list_param, required};
+use crate::access::AccessError;
 use crate::error::ApiError;
 use crate::router::{Ctx, Reply};
 
@@ -21,14 +21,6 @@ pub(super) fn list_roles(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(Value::Array(out).into())
 }
 
-/// The `privs` parameter as a list.
-fn privs_param(ctx: &Ctx<'_>) -> Vec<String> {
-    ctx.params
-        .str("privs")
-        .map(|p| split_list(&p).map(str::to_string).collect())
-        .unwrap_or_default()
-}
-
 /// `POST /access/roles`.
 pub(super) fn create_role(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     check_formats(ctx, "POST", "/access/roles")?;
@@ -39,7 +31,7 @@ pub(super) fn create_role(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             AccessError::ReservedRolePrefix.to_string(),
         ));
     }
-    let privs = privs_param(ctx);
+    let privs = list_param(ctx, "privs");
     let refs: Vec<&str> = privs.iter().map(String::as_str).collect();
     change(ctx, |a| a.role_add(&name, &refs)).map_err(|e| failed("create role failed", e))?;
     Ok(Value::Null.into())
@@ -61,7 +53,7 @@ pub(super) fn update_role(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     check_formats(ctx, "PUT", "/access/roles/{roleid}")?;
     let name = required(ctx, "roleid")?;
     let append = ctx.params.flag("append");
-    let privs = privs_param(ctx);
+    let privs = list_param(ctx, "privs");
     let refs: Vec<&str> = privs.iter().map(String::as_str).collect();
     change(ctx, |a| a.role_modify(&name, &refs, append)).map_err(|e| match e {
         AccessError::BuiltinRoleModify(_) => ApiError::internal(e),

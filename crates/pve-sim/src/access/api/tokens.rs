@@ -1,17 +1,19 @@
 //! `/access/users/{userid}/token`: a user's API tokens (list, create with its secret, read,
 //! update, delete).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 use super::formats::check_formats;
 use super::perms::user_must_exist;
 use super::{acc, change, failed, opt_bool, opt_u64, required};
-use crate::access::AccessError;
+use crate::access::{AccessError, Token};
 use crate::error::ApiError;
 use crate::router::{Ctx, Reply};
 
 /// A token's info: `privsep`, `expire`, `comment`.
-pub(super) fn token_json(t: &crate::access::Token) -> Value {
+pub(super) fn token_json(t: &Token) -> Value {
     let mut m = Map::new();
     m.insert("privsep".into(), json!(u8::from(t.privsep)));
     m.insert("expire".into(), json!(t.expire));
@@ -21,15 +23,9 @@ pub(super) fn token_json(t: &crate::access::Token) -> Value {
     Value::Object(m)
 }
 
-/// `GET /access/users/{userid}/token`.
-pub(super) fn list_tokens(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
-    let userid = required(ctx, "userid")?;
-    check_formats(ctx, "GET", "/access/users/{userid}/token")?;
-    let user = acc(ctx)
-        .user(&userid)
-        .ok_or_else(|| ApiError::internal(AccessError::NoSuchUser(userid.clone())))?;
-    let list: Vec<Value> = user
-        .tokens
+/// A user's tokens as a list: each token's info with its `tokenid`.
+pub(super) fn token_list_json(tokens: &BTreeMap<String, Token>) -> Vec<Value> {
+    tokens
         .iter()
         .map(|(name, t)| {
             let mut v = token_json(t);
@@ -38,8 +34,17 @@ pub(super) fn list_tokens(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             }
             v
         })
-        .collect();
-    Ok(Value::Array(list).into())
+        .collect()
+}
+
+/// `GET /access/users/{userid}/token`.
+pub(super) fn list_tokens(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let userid = required(ctx, "userid")?;
+    check_formats(ctx, "GET", "/access/users/{userid}/token")?;
+    let user = acc(ctx)
+        .user(&userid)
+        .ok_or_else(|| ApiError::internal(AccessError::NoSuchUser(userid.clone())))?;
+    Ok(Value::Array(token_list_json(&user.tokens)).into())
 }
 
 /// The token named by the path, or PVE's `no such token` error.

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::formats::check_formats;
 use super::perms::{allowed_groups, user_must_exist};
-use super::tokens::token_json;
+use super::tokens::{token_json, token_list_json};
 use super::{acc, change, failed, opt_bool, opt_u64, required};
 use crate::access::{AccessControl, UserOptions, names, split_list};
 use crate::error::ApiError;
@@ -82,18 +82,7 @@ pub(super) fn list_users(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         let mut m = user_json(a, userid, full);
         if full {
             m.insert("groups".into(), json!(a.user_groups(userid).join(",")));
-            let tokens: Vec<Value> = u
-                .tokens
-                .iter()
-                .map(|(name, t)| {
-                    let mut v = token_json(t);
-                    if let Value::Object(o) = &mut v {
-                        o.insert("tokenid".into(), json!(name));
-                    }
-                    v
-                })
-                .collect();
-            m.insert("tokens".into(), Value::Array(tokens));
+            m.insert("tokens".into(), Value::Array(token_list_json(&u.tokens)));
         }
         m.insert("userid".into(), json!(userid));
         if let Some((_, realm)) = names::split_userid(userid) {
