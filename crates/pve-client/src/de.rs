@@ -64,10 +64,21 @@ fn value_to_bool(v: &Value) -> Option<bool> {
             _ => None,
         },
         Value::String(s) => match s.trim() {
-            "1" | "true" | "on" | "yes" => Some(true),
-            "0" | "false" | "off" | "no" | "" => Some(false),
-            _ => None,
+            "" => Some(false),
+            word => bool_word(word),
         },
+        _ => None,
+    }
+}
+
+/// The words read as a boolean: `1`/`true`/`yes`/`on` and `0`/`false`/`no`/`off`, matched
+/// exactly (callers that accept more trim or lowercase first). The one list behind `bool` and
+/// `opt_bool` here, [`crate::propstring::PropertyString::get_bool`] and
+/// `PVE_INSECURE_SKIP_VERIFY`.
+pub(crate) fn bool_word(s: &str) -> Option<bool> {
+    match s {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
         _ => None,
     }
 }

@@ -7,9 +7,19 @@
 //! * since 5.2.0 (late 8.3, all of 8.4) the body also carries the full `message`.
 //!
 //! [`PveError::from_response`] understands both, preferring the full JSON `message`.
+//!
+//! This module defines the error and its kinds; beside it live the mapping of a response or task
+//! exit status to a variant (`classify`), the removal of secrets from an error's texts (`redact`)
+//! and the pieces of the `Display` texts (`display`).
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+mod classify;
+mod display;
+mod redact;
+
+use display::{errors_text, log_tail_text, permission_denied_text};
 
 /// `Result` with [`PveError`] as the default error.
 pub type Result<T, E = PveError> = std::result::Result<T, E>;
@@ -308,44 +318,6 @@ impl PveError {
         }
     }
 
-    /// Builds the error for a non-2xx response from its status, its HTTP/1 reason phrase (when the
-    /// server sent one) and its body (empty, `{"data":null}`, with `errors` and/or `message`).
-    pub fn from_response(status: u16, reason_phrase: Option<&str>, body: &[u8]) -> PveError {
-        let parsed = ErrorBody::parse(body);
-        let message = parsed
-            .message
-            .map(|m| clip(m.trim_end()))
-            .filter(|m| !m.is_empty())
-            .or_else(|| {
-                reason_phrase
-                    .map(|r| clip(r.trim()))
-                    .filter(|r| !r.is_empty())
-            })
-            .unwrap_or_else(|| canonical_reason(status).to_owned());
-        classify(status, message, parsed.errors)
-    }
-
-    /// Builds [`PveError::TaskFailed`], classifying the exit status text like an API message.
-    pub fn task_failed(
-        upid: impl Into<String>,
-        exit_status: impl Into<String>,
-        log_tail: Vec<String>,
-    ) -> PveError {
-        let exit_status = clip(&exit_status.into());
-        // A task that ran and failed for a reason not recognised as transient is not retried
-        // blindly: unknown task errors are permanent, unlike unknown HTTP 5xx answers.
-        let cause = match classify(500, exit_status.clone(), BTreeMap::new()).kind() {
-            ErrorKind::Server => ErrorKind::TaskFailed,
-            kind => kind,
-        };
-        PveError::TaskFailed {
-            upid: upid.into(),
-            exit_status,
-            log_tail,
-            cause,
-        }
-    }
-
     /// Builds a [`PveError::Decode`] keeping at most [`BODY_EXCERPT_CHARS`] of the body.
     pub fn decode(context: impl Into<String>, reason: impl Into<String>, body: &[u8]) -> PveError {
         PveError::Decode {
@@ -385,90 +357,6 @@ pub(crate) fn clip_to(text: &str, max: usize) -> String {
     }
 }
 
-impl PveError {
-    /// This error with every occurrence of each of `secrets` (at least 4 bytes long) replaced
-    /// by `***` in every text it carries: a server may quote back a parameter or a header it
-    /// received (a password, a token), and the error goes into logs and statuses.
-    pub fn redacted(mut self, secrets: &[&str]) -> PveError {
-        let secrets: Vec<&str> = secrets.iter().copied().filter(|s| s.len() >= 4).collect();
-        if secrets.is_empty() {
-            return self;
-        }
-        let scrub = |text: &mut String| {
-            for s in &secrets {
-                if text.contains(s) {
-                    *text = text.replace(s, "***");
-                }
-            }
-        };
-        match &mut self {
-            PveError::Unauthorized { reason } => scrub(reason),
-            PveError::PermissionDenied {
-                path,
-                privileges,
-                detail,
-                message,
-            } => {
-                path.iter_mut().chain(detail.iter_mut()).for_each(scrub);
-                privileges.iter_mut().for_each(scrub);
-                scrub(message);
-            }
-            PveError::InvalidParameters { message, errors }
-            | PveError::NotFound { message, errors }
-            | PveError::AlreadyExists { message, errors }
-            | PveError::Api {
-                message, errors, ..
-            } => {
-                scrub(message);
-                let scrubbed = std::mem::take(errors)
-                    .into_iter()
-                    .map(|(mut k, mut v)| {
-                        scrub(&mut k);
-                        scrub(&mut v);
-                        (k, v)
-                    })
-                    .collect();
-                *errors = scrubbed;
-            }
-            PveError::Locked { lock, message } => {
-                lock.iter_mut().for_each(scrub);
-                scrub(message);
-            }
-            PveError::LockTimeout { message }
-            | PveError::DigestMismatch { message }
-            | PveError::Conflict { message }
-            | PveError::NotImplemented { message }
-            | PveError::Server { message, .. }
-            | PveError::Transport { message }
-            | PveError::Certificate { message }
-            | PveError::Timeout { message }
-            | PveError::InvalidInput { message, .. }
-            | PveError::Config { message, .. } => scrub(message),
-            PveError::TaskFailed {
-                upid,
-                exit_status,
-                log_tail,
-                ..
-            } => {
-                scrub(upid);
-                scrub(exit_status);
-                log_tail.iter_mut().for_each(scrub);
-            }
-            PveError::Decode {
-                context,
-                reason,
-                excerpt,
-            } => {
-                scrub(context);
-                scrub(reason);
-                scrub(excerpt);
-            }
-            PveError::ResponseTooLarge { endpoint, .. } => scrub(endpoint),
-        }
-        self
-    }
-}
-
 /// The start of a body, lossily decoded, at most [`BODY_EXCERPT_CHARS`] characters.
 pub(crate) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -480,226 +368,6 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
         out.push_str("<empty>");
     }
     out
-}
-
-fn canonical_reason(status: u16) -> &'static str {
-    reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("unknown error")
-}
-
-#[derive(Default)]
-struct ErrorBody {
-    message: Option<String>,
-    errors: BTreeMap<String, String>,
-}
-
-impl ErrorBody {
-    fn parse(body: &[u8]) -> ErrorBody {
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body)
-        else {
-            return ErrorBody::default();
-        };
-        let message = match map.get("message") {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            _ => None,
-        };
-        let mut errors = BTreeMap::new();
-        if let Some(serde_json::Value::Object(errs)) = map.get("errors") {
-            for (k, v) in errs.iter().take(MAX_PARAMETER_ERRORS) {
-                let text = match v {
-                    serde_json::Value::String(s) => clip(s.trim_end()),
-                    other => clip(&other.to_string()),
-                };
-                errors.insert(clip(k), text);
-            }
-        }
-        ErrorBody { message, errors }
-    }
-}
-
-/// Classifies a Proxmox message (from an HTTP error or a task exit status) into a kind.
-fn classify(status: u16, message: String, errors: BTreeMap<String, String>) -> PveError {
-    let lower = message.to_lowercase();
-    match status {
-        401 => return PveError::Unauthorized { reason: message },
-        403 => return parse_permission_denied(message),
-        404 => return PveError::NotFound { message, errors },
-        501 | 506 => return PveError::NotImplemented { message },
-        _ => {}
-    }
-    if !errors.is_empty() {
-        let any = |pred: &dyn Fn(&str) -> bool| errors.values().any(|v| pred(&v.to_lowercase()));
-        if any(&|v| v.contains("already exists")) {
-            return PveError::AlreadyExists { message, errors };
-        }
-        if any(&|v| v.starts_with("no such ")) {
-            return PveError::NotFound { message, errors };
-        }
-        if status == 400 {
-            return PveError::InvalidParameters { message, errors };
-        }
-    }
-    if lower.starts_with("permission check failed") {
-        return parse_permission_denied(message);
-    }
-    if lower.starts_with("only root can") {
-        return PveError::PermissionDenied {
-            path: Some("/".to_owned()),
-            privileges: Vec::new(),
-            detail: Some(message.clone()),
-            message,
-        };
-    }
-    if lower.contains("already exists") {
-        return PveError::AlreadyExists { message, errors };
-    }
-    if lower.contains("checksum mismatch") {
-        return PveError::DigestMismatch { message };
-    }
-    if lower.contains("can't lock file") || lower.contains("unable to lock") {
-        return PveError::LockTimeout { message };
-    }
-    if let Some(lock) = parse_locked(&message) {
-        return PveError::Locked {
-            lock: Some(lock),
-            message,
-        };
-    }
-    if lower.contains("does not exist")
-        || lower.starts_with("no such ")
-        || lower.contains(": no such ")
-        || lower.starts_with("hostname lookup '")
-    {
-        return PveError::NotFound { message, errors };
-    }
-    // qemu-server's `assert_agent_available`: the agent is configured and the VM runs, but the
-    // guest has not started its agent (yet). Transient, unlike "VM 100 not running" below.
-    if lower.contains("guest agent is not running") && status >= 500 {
-        return PveError::Server { status, message };
-    }
-    if lower.contains("is running - destroy failed")
-        || lower.contains(" not running")
-        || lower.contains("already running")
-        || lower.contains("is paused")
-        || lower.contains("protection mode enabled")
-        || lower.contains("used in ha resources")
-        || lower.contains("is a template")
-        || lower.contains("if it's a template")
-        || lower.contains("unable to get any free vmid")
-        || lower.starts_with("no qemu guest agent configured")
-    {
-        return PveError::Conflict { message };
-    }
-    if lower == "no options specified" {
-        return PveError::InvalidParameters { message, errors };
-    }
-    if lower.contains("got timeout") {
-        return PveError::Timeout { message };
-    }
-    if status == 400 {
-        return PveError::InvalidParameters { message, errors };
-    }
-    if status >= 500 {
-        return PveError::Server { status, message };
-    }
-    PveError::Api {
-        status,
-        message,
-        errors,
-    }
-}
-
-/// `VM is locked (create)` / `CT is locked (backup)` → the lock name.
-fn parse_locked(message: &str) -> Option<String> {
-    let idx = message.find("is locked (")?;
-    let rest = &message[idx + "is locked (".len()..];
-    let end = rest.find(')')?;
-    let lock = &rest[..end];
-    (!lock.is_empty()).then(|| lock.to_owned())
-}
-
-/// Parses the forms of `Permission check failed (...)` that PVE 8 produces:
-/// `(/vms/100, VM.Allocate)`, `(/vms/100, A|B)`, `(/, Sys.Modify for modifying tag 'x')`,
-/// `(pool 'foo' does not exist)`, `(URI '...' not available with API token, need proper ticket.`
-/// (no closing parenthesis), and the bare `Permission check failed`.
-fn parse_permission_denied(message: String) -> PveError {
-    let mut path = None;
-    let mut privileges = Vec::new();
-    let mut detail = None;
-    if let Some(open) = message.find('(') {
-        let inner = message[open + 1..].trim_end();
-        let inner = inner.strip_suffix(')').unwrap_or(inner).trim();
-        match inner.split_once(", ") {
-            Some((p, rest)) if p.starts_with('/') && !p.contains(char::is_whitespace) => {
-                path = Some(p.to_owned());
-                let (privs, more) = match rest.split_once(' ') {
-                    Some((privs, more)) => (privs, Some(more.trim())),
-                    None => (rest, None),
-                };
-                privileges = privs
-                    .split('|')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                detail = more.filter(|m| !m.is_empty()).map(str::to_owned);
-            }
-            _ if !inner.is_empty() => detail = Some(inner.to_owned()),
-            _ => {}
-        }
-    }
-    PveError::PermissionDenied {
-        path,
-        privileges,
-        detail,
-        message,
-    }
-}
-
-fn permission_denied_text(
-    path: Option<&str>,
-    privileges: &[String],
-    detail: Option<&str>,
-    message: &str,
-) -> String {
-    let mut out = String::from("permission denied");
-    if !privileges.is_empty() {
-        out.push_str(": missing ");
-        out.push_str(&privileges.join(" or "));
-        if let Some(p) = path {
-            out.push_str(" on ");
-            out.push_str(p);
-        }
-    } else if let Some(p) = path {
-        out.push_str(" on ");
-        out.push_str(p);
-    }
-    if let Some(d) = detail {
-        out.push_str(" (");
-        out.push_str(d);
-        out.push(')');
-    }
-    out.push_str(" — Proxmox said: ");
-    out.push_str(message);
-    out
-}
-
-fn errors_text(message: &str, errors: &BTreeMap<String, String>) -> String {
-    if errors.is_empty() {
-        return message.to_owned();
-    }
-    let per_param: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    format!("{message} ({})", per_param.join("; "))
-}
-
-fn log_tail_text(tail: &[String]) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; task log ends with: {}", tail.join(" | "))
-    }
 }
 
 #[cfg(test)]

@@ -197,11 +197,7 @@ impl PropertyString {
 
     /// The value of a `0`/`1` key.
     pub fn get_bool(&self, key: &str) -> Option<bool> {
-        match self.get(key)? {
-            "1" | "on" | "yes" | "true" => Some(true),
-            "0" | "off" | "no" | "false" => Some(false),
-            _ => None,
-        }
+        crate::de::bool_word(self.get(key)?)
     }
 
     /// The value of an integer key.

@@ -8,6 +8,7 @@ use super::tests::{Capture, tls_fixture};
 use super::*;
 use crate::api::tasks::WaitOptions;
 use crate::config::{ApiToken, TlsTrust};
+use crate::request::Params;
 use crate::task::Upid;
 use crate::testing::{Canned, MockServer, Recorded};
 

@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::config::{ApiToken, TlsTrust};
+use crate::error::ErrorKind;
+use crate::request::Params;
 
 /// What the hostile server sends after the status line.
 #[derive(Clone, Copy)]

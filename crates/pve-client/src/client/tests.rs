@@ -8,6 +8,8 @@ use serde_json::json;
 
 use super::*;
 use crate::config::{ApiToken, Fingerprint, TlsTrust};
+use crate::error::ErrorKind;
+use crate::request::Params;
 use crate::testing::{Canned, MockServer, Recorded};
 
 const TOKEN_SECRET: &str = "5f2b1c3a-aaaa-bbbb-cccc-0123456789ab";

@@ -1,4 +1,6 @@
 use super::*;
+use crate::error::Result;
+use crate::request::Params;
 
 fn full() -> VmConfig {
     VmConfig {

@@ -1,0 +1,187 @@
+//! Creating a VM and reading or changing its config (async and sync), with the `digest` for
+//! optimistic locking, and its pending changes.
+
+use super::{PendingEntry, vm_request};
+use crate::api::vmconfig::{VmConfig, VmConfigView};
+use crate::api::{validate_node, validate_pool, validate_vmid};
+use crate::client::PveClient;
+use crate::error::{PveError, Result};
+use crate::request::{ApiRequest, Method, Params};
+use crate::task::Upid;
+
+/// Options of a config update.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigUpdate {
+    /// Keys to delete.
+    pub delete: Vec<String>,
+    /// The `digest` read before: the update fails with [`PveError::DigestMismatch`] if the
+    /// config changed since.
+    pub digest: Option<String>,
+    /// Pending changes to revert.
+    pub revert: Vec<String>,
+}
+
+/// `POST /nodes/{node}/qemu`: create `vmid` from `config`, optionally starting it.
+pub fn create_request(node: &str, vmid: u32, config: &VmConfig, start: bool) -> Result<ApiRequest> {
+    validate_node(node)?;
+    validate_vmid("vmid", vmid)?;
+    let mut p = Params::new();
+    p.int("vmid", i64::from(vmid));
+    p.extend(config.to_params()?);
+    if let Some(pool) = &config.pool {
+        validate_pool("pool", pool)?;
+        p.str("pool", pool);
+    }
+    if start {
+        p.bool("start", true);
+    }
+    Ok(ApiRequest::new(
+        Method::Post,
+        "/nodes/{node}/qemu",
+        &[("node", node)],
+        p,
+    ))
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/config[?current=1]`.
+pub fn config_request(node: &str, vmid: u32, current: bool) -> Result<ApiRequest> {
+    let mut p = Params::new();
+    if current {
+        p.bool("current", true);
+    }
+    vm_request(
+        Method::Get,
+        "/nodes/{node}/qemu/{vmid}/config",
+        node,
+        vmid,
+        p,
+    )
+}
+
+fn check_key(field: &str, key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PveError::invalid_input(
+            field,
+            format!("{key:?} is not a config key"),
+        ))
+    }
+}
+
+/// `POST` (async) or `PUT` (sync) `/nodes/{node}/qemu/{vmid}/config`.
+pub fn update_request(
+    node: &str,
+    vmid: u32,
+    config: &VmConfig,
+    update: &ConfigUpdate,
+    sync: bool,
+) -> Result<ApiRequest> {
+    if config.pool.is_some() {
+        return Err(PveError::invalid_input(
+            "pool",
+            "the pool is set at create time; pool membership is changed with the pool API",
+        ));
+    }
+    let mut p = config.to_params()?;
+    for (field, keys) in [("delete", &update.delete), ("revert", &update.revert)] {
+        if keys.is_empty() {
+            continue;
+        }
+        for k in keys {
+            check_key(field, k)?;
+            if field == "delete" && p.get(k).is_some() {
+                return Err(PveError::invalid_input(
+                    "delete",
+                    format!("{k:?} is both set and deleted"),
+                ));
+            }
+        }
+        p.str(field, keys.join(","));
+    }
+    if let Some(d) = &update.digest {
+        if d.is_empty() || d.len() > 40 || !d.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(PveError::invalid_input(
+                "digest",
+                format!("{d:?} is not a config digest"),
+            ));
+        }
+        p.str("digest", d);
+    }
+    if p.is_empty() {
+        return Err(PveError::invalid_input("config", "nothing to change"));
+    }
+    let method = if sync { Method::Put } else { Method::Post };
+    vm_request(method, "/nodes/{node}/qemu/{vmid}/config", node, vmid, p)
+}
+
+/// `GET /nodes/{node}/qemu/{vmid}/pending`.
+pub fn pending_request(node: &str, vmid: u32) -> Result<ApiRequest> {
+    vm_request(
+        Method::Get,
+        "/nodes/{node}/qemu/{vmid}/pending",
+        node,
+        vmid,
+        Params::new(),
+    )
+}
+
+impl PveClient {
+    /// `POST /nodes/{node}/qemu`: starts a `qmcreate` task. Fails with
+    /// [`PveError::AlreadyExists`] when `vmid` is taken.
+    pub async fn qemu_create(
+        &self,
+        node: &str,
+        vmid: u32,
+        config: &VmConfig,
+        start: bool,
+    ) -> Result<Upid> {
+        self.call(&create_request(node, vmid, config, start)?).await
+    }
+
+    /// `GET .../config`: the config with pending changes applied, and its `digest`.
+    pub async fn qemu_config(&self, node: &str, vmid: u32) -> Result<VmConfigView> {
+        self.call(&config_request(node, vmid, false)?).await
+    }
+
+    /// `GET .../config?current=1`: the active values (pending changes not applied).
+    pub async fn qemu_config_current(&self, node: &str, vmid: u32) -> Result<VmConfigView> {
+        self.call(&config_request(node, vmid, true)?).await
+    }
+
+    /// `POST .../config`: async update; returns the `qmconfig` task (or `None` if Proxmox finished
+    /// it within `background_delay`).
+    pub async fn qemu_update_async(
+        &self,
+        node: &str,
+        vmid: u32,
+        config: &VmConfig,
+        update: &ConfigUpdate,
+    ) -> Result<Option<Upid>> {
+        self.call(&update_request(node, vmid, config, update, false)?)
+            .await
+    }
+
+    /// `PUT .../config`: synchronous update.
+    pub async fn qemu_update_sync(
+        &self,
+        node: &str,
+        vmid: u32,
+        config: &VmConfig,
+        update: &ConfigUpdate,
+    ) -> Result<()> {
+        self.execute(&update_request(node, vmid, config, update, true)?)
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET .../pending`: current and pending values of every key.
+    pub async fn qemu_pending(&self, node: &str, vmid: u32) -> Result<Vec<PendingEntry>> {
+        self.call(&pending_request(node, vmid)?).await
+    }
+}
