@@ -23,6 +23,7 @@ mod view;
 
 pub use cloudinit::{IpConfig, Ipv4Config, Ipv6Config, encode_sshkeys};
 pub use drives::{CacheMode, Disk, DiskBus, DiskSlot, DiskSource, Drive, EfiDisk};
+pub use encode::{MIN_CORES, MIN_SOCKETS};
 pub use nics::{Nic, NicModel};
 pub use view::VmConfigView;
 

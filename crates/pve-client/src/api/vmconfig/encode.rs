@@ -10,6 +10,23 @@ use crate::error::Result;
 use crate::propstring::{PropertyStringBuilder, check};
 use crate::request::{ParamValue, Params};
 
+/// The schema's `minimum` of `cores` (PVE 8.4 and 9.x; no maximum): the one bound the client
+/// holds a value to. A larger number than the node has is Proxmox's to refuse at start.
+pub const MIN_CORES: u32 = 1;
+/// The schema's `minimum` of `sockets` (PVE 8.4 and 9.x; no maximum).
+pub const MIN_SOCKETS: u32 = 1;
+
+/// Refuses `value` of `key` below the schema's `minimum`.
+fn at_least(key: &str, value: u32, minimum: u32) -> Result<()> {
+    if value < minimum {
+        return Err(err(
+            key,
+            format!("{value} is below the minimum of {minimum}"),
+        ));
+    }
+    Ok(())
+}
+
 impl VmConfig {
     /// The parameters of this configuration (without `vmid`, `pool`, `start`).
     pub fn to_params(&self) -> Result<Params> {
@@ -19,15 +36,11 @@ impl VmConfig {
             p.str("name", n);
         }
         if let Some(c) = self.cores {
-            if !(1..=1024).contains(&c) {
-                return Err(err("cores", format!("{c} is outside 1..=1024")));
-            }
+            at_least("cores", c, MIN_CORES)?;
             p.int("cores", i64::from(c));
         }
         if let Some(s) = self.sockets {
-            if !(1..=16).contains(&s) {
-                return Err(err("sockets", format!("{s} is outside 1..=16")));
-            }
+            at_least("sockets", s, MIN_SOCKETS)?;
             p.int("sockets", i64::from(s));
         }
         if let Some(cpu) = &self.cpu {

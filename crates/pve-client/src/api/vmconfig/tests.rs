@@ -465,3 +465,26 @@ fn machine_types_are_those_of_the_pve_schema() {
         assert_eq!(field_of(with(bad)), "machine", "{bad}");
     }
 }
+
+#[test]
+fn cores_and_sockets_are_held_to_the_schemas_minimum_and_nothing_more() {
+    for (cores, sockets, ok) in [(1, 1, true), (4096, 64, true), (0, 1, false), (2, 0, false)] {
+        let config = VmConfig {
+            cores: Some(cores),
+            sockets: Some(sockets),
+            ..VmConfig::default()
+        };
+        let result = config.to_params();
+        assert_eq!(
+            result.is_ok(),
+            ok,
+            "cores {cores}, sockets {sockets}: {result:?}"
+        );
+        if let Err(error) = result {
+            assert!(
+                error.to_string().contains("below the minimum of 1"),
+                "{error}"
+            );
+        }
+    }
+}
