@@ -20,8 +20,8 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::controller::Harness;
 use crate::crds::install_crds;
+use crate::support::Harness;
 use crate::tenancy::TEST_LABEL;
 
 /// The object a case writes.
