@@ -35,6 +35,19 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     .await;
 }
 
+/// The shared control plane with the CRDs installed, an admin client of it, and a new namespace
+/// named after `prefix`: what a test that starts no [`Harness`] begins with.
+pub async fn shared_namespace(prefix: &str) -> (&'static testenv::TestEnv, Client, String) {
+    let env = testenv::TestEnv::shared().await.expect("control plane");
+    let client = env.client().expect("client");
+    install_crds(&client).await;
+    let namespace = env
+        .create_namespace(&client, prefix)
+        .await
+        .expect("namespace");
+    (env, client, namespace)
+}
+
 /// Sends the tests' logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`), and
 /// counts Proxmox requests into the controller's metrics as `pve-operator run` does.
 pub fn init_logging() {
