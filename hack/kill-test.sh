@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kill tests of issue 12 as a series (not run in CI, which runs the handful in
-# tests/e2e/kill.rs): `cargo bench -p pve-operator --bench kill` with the local control plane.
+# tests/e2e/kill/ci.rs): `cargo bench -p pve-operator --bench kill` with the local control plane.
 # 50 runs per kill mode (the real binary killed with SIGKILL; the controller aborted inside the
 # runner), cycling through create, clone, drift and delete; the table is printed and written
 # into docs/kill-tests.md. Arguments go to the runner:

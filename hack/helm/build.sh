@@ -2,7 +2,7 @@
 # Builds helm and kustomize from their published Go modules at the versions pinned in
 # versions.env, once, into ~/.cache/pve-operator/deploy-tools/<versions>/, and prints that
 # directory as the last line of stdout. Later runs reuse the cached binaries. The tests of the
-# Helm chart and the kustomize base (tests/e2e/deploy.rs) use them.
+# Helm chart and the kustomize base (tests/e2e/deploy/) use them.
 #
 # Users who already have the tools skip the build:
 #   PVE_OPERATOR_DEPLOY_TOOLS=/dir/with/helm/and/kustomize

@@ -14,8 +14,7 @@ use pve_sim::RunningSim;
 use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
 use serde_json::json;
 
-use crate::controller::Harness;
-use crate::support::within;
+use crate::support::{Harness, within};
 
 const PASSWORD_CANARY: &str = "CANARY-pw-5e1f0c2d9b";
 const TOKEN_CANARY: &str = "c4n4ry00-1111-4222-8333-444455556666";

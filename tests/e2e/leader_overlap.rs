@@ -18,9 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::controller::small_spec;
 use crate::crds::install_crds;
-use crate::support::{init_logging, within};
+use crate::support::{init_logging, small_spec, within};
 
 const LEASE: &str = "pve-operator-leader";
 

@@ -16,8 +16,7 @@ use pve_sim::RunningSim;
 use pve_sim::access::{AclSubject, UserOptions};
 use serde_json::json;
 
-use crate::controller::Harness;
-use crate::support::within;
+use crate::support::{Harness, within};
 
 /// The simulator's template (`SimOptions` default).
 const TEMPLATE: u32 = 9000;

@@ -18,8 +18,7 @@ use pve_operator::privileges::{Need, WarningKind, needs_for_specs, pveum_plan};
 use pve_operator_api::{MachineRequest, MachineRequestSpec, PowerState};
 use pve_sim::{PveVersion, RunningSim, SimOptions, SimServer};
 
-use crate::controller::Harness;
-use crate::support::within;
+use crate::support::{Harness, within};
 
 /// The Proxmox VE versions the simulator can be, with the release whose privilege rows the
 /// controller applies there.
@@ -412,7 +411,7 @@ async fn on_pve9_the_pool_scoped_commands_suffice_for_every_example_in_that_pool
 /// naming the privilege and the mapping's path.
 #[tokio::test(flavor = "multi_thread")]
 async fn on_pve9_a_custom_cpu_model_needs_mapping_use_on_its_mapping() {
-    let mut spec = crate::controller::small_spec();
+    let mut spec = crate::support::small_spec();
     spec["cpu"] = serde_json::json!({ "type": "custom-epyc" });
     spec["placement"] = serde_json::json!({ "node": "pve" });
     let typed: MachineRequestSpec = serde_json::from_value(spec.clone()).expect("a spec");

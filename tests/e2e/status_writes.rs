@@ -9,9 +9,8 @@ use pve_operator::reconcile::status::StatusWriter;
 use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase};
 use serde_json::json;
 
-use crate::controller::small_spec;
 use crate::crds::install_crds;
-use crate::support::init_logging;
+use crate::support::{init_logging, small_spec};
 
 #[tokio::test]
 async fn a_status_write_from_a_stale_copy_is_refused_and_the_recorded_vmid_survives() {

@@ -13,8 +13,7 @@ use pve_operator_api::{MachineRequest, Phase};
 use pve_sim::config::Size;
 use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
 
-use crate::controller::{Harness, small_spec, wait_condition};
-use crate::support::within;
+use crate::support::{Harness, small_spec, wait_condition, within};
 
 /// Creates sent to Proxmox so far.
 fn creates(h: &Harness) -> u64 {

@@ -13,8 +13,7 @@ use kube::{Api, Client};
 use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity};
 use serde_json::{Value, json};
 
-use crate::controller::Harness;
-use crate::support::within;
+use crate::support::{Harness, within};
 
 /// The label that ties an identity to the test (and the controller) that made it.
 pub const TEST_LABEL: &str = "e2e.pve-operator.dev/test";

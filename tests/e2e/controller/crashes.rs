@@ -1,0 +1,125 @@
+//! Crashes of the controller (its task aborted, no graceful shutdown) while requests
+//! provision: restarted at any step, or at each step in turn (VMID recorded, create running,
+//! start running), it never makes a second VM for a request.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::wait::await_condition;
+use pve_operator_api::MachineRequest;
+use serde_json::json;
+
+use super::{assert_one_vm_per_request, vmid_of};
+use crate::support::{Harness, small_spec, within};
+
+#[tokio::test]
+async fn restarting_the_controller_at_any_step_never_duplicates_a_vm() {
+    let mut h = Harness::start("crash").await;
+    let names: Vec<String> = (0..4).map(|i| format!("crash-{i}")).collect();
+    for name in &names {
+        h.apply(
+            name,
+            json!({
+                "memory": { "sizeMiB": 512 },
+                "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 4 }],
+                "networks": [{ "name": "net0", "bridge": "vmbr0" }],
+                "boot": { "network": {} },
+            }),
+        )
+        .await;
+    }
+    // Crash repeatedly while the requests are provisioning, at whatever step each one is.
+    for round in 0..6 {
+        tokio::time::sleep(Duration::from_millis(150 + 90 * round)).await;
+        h.crash_controller().await;
+        h.start_controller();
+    }
+    for name in &names {
+        h.wait_ready(name).await;
+    }
+    let resources = h.pve.cluster_resources(None).await.expect("resources");
+    for name in &names {
+        let request = h.requests().get(name).await.expect("request");
+        let uid = request.uid().expect("uid");
+        let tagged: Vec<_> = resources
+            .iter()
+            .filter(|r| r.tag_list().iter().any(|t| t.contains(&uid)))
+            .collect();
+        assert_eq!(
+            tagged.len(),
+            1,
+            "{name}: exactly one VM carries its marker: {tagged:#?}"
+        );
+    }
+    h.stop().await;
+}
+
+/// Crashes the controller as soon as `request`'s status satisfies `at`, then restarts it.
+async fn crash_when(
+    h: &mut Harness,
+    name: &str,
+    what: &str,
+    at: impl Fn(&pve_operator_api::MachineRequestStatus) -> bool,
+) {
+    let reached =
+        |obj: Option<&MachineRequest>| obj.and_then(|o| o.status.as_ref()).is_some_and(&at);
+    within(what, await_condition(h.requests(), name, reached))
+        .await
+        .expect("watch works");
+    h.crash_controller().await;
+    h.start_controller();
+}
+
+#[tokio::test]
+async fn a_crash_at_each_provisioning_step_still_ends_with_exactly_one_vm() {
+    let mut h = Harness::start_with("crash-steps", |options| {
+        // Slow tasks, so that each step lasts long enough to crash inside it.
+        options.config.task_durations_ms.create = 1500;
+        options.config.task_durations_ms.start = 1500;
+    })
+    .await;
+    let names: Vec<String> = ["after-vmid", "during-create", "during-start"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+
+    // After the VMID is chosen and recorded (the create may or may not have been sent).
+    h.apply(&names[0], small_spec()).await;
+    crash_when(&mut h, &names[0], "a recorded VMID", |s| s.vmid.is_some()).await;
+    h.wait_ready(&names[0]).await;
+
+    // While the create task runs.
+    h.apply(&names[1], small_spec()).await;
+    crash_when(&mut h, &names[1], "a running create task", |s| {
+        s.current_task
+            .as_ref()
+            .is_some_and(|t| t.task_type == "qmcreate")
+    })
+    .await;
+    h.wait_ready(&names[1]).await;
+
+    // While the start task runs.
+    h.apply(&names[2], small_spec()).await;
+    crash_when(&mut h, &names[2], "a running start task", |s| {
+        s.current_task
+            .as_ref()
+            .is_some_and(|t| t.task_type == "qmstart")
+    })
+    .await;
+    h.wait_ready(&names[2]).await;
+
+    assert_one_vm_per_request(&h, &names).await;
+    for name in &names {
+        let request = h.requests().get(name).await.expect("request");
+        let vmid = vmid_of(&request);
+        assert!(
+            h.pve
+                .qemu_status("pve", vmid)
+                .await
+                .expect("status")
+                .is_running(),
+            "{name} runs"
+        );
+    }
+    h.stop().await;
+}
