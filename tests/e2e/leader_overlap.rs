@@ -11,7 +11,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
 use pve_operator::cli::run::{RunCommand, run_operator};
-use pve_operator_api::MachineRequest;
+use pve_operator_api::{HasConditions, MachineRequest};
 use pve_sim::requests::RequestRecord;
 use pve_sim::{RunningSim, SimOptions, SimServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -263,11 +263,8 @@ async fn a_leader_cut_off_from_the_api_server_sends_nothing_once_a_standby_has_t
             requests.clone(),
             "contested",
             |o: Option<&MachineRequest>| {
-                o.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
+                o.and_then(|o| o.status.as_ref())
+                    .is_some_and(|s| s.is_ready())
             },
         ),
     )

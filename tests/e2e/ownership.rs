@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt};
 use pve_client::api::qemu::ConfigUpdate;
 use pve_client::api::vmconfig::VmConfig;
 use pve_operator::vmspec::Marker;
-use pve_operator_api::MachineRequest;
+use pve_operator_api::{HasConditions, MachineRequest};
 use pve_sim::RunningSim;
 use pve_sim::access::{AclSubject, UserOptions};
 use serde_json::json;
@@ -276,12 +276,9 @@ async fn a_template_is_never_adopted_and_two_vms_with_the_tag_stop_everything_un
     destroy_vm(&h, 600).await;
     let ready = |obj: Option<&MachineRequest>| {
         obj.is_some_and(|o| {
-            o.status.as_ref().is_some_and(|s| {
-                s.observed_generation == o.metadata.generation
-                    && s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
+            o.status
+                .as_ref()
+                .is_some_and(|s| s.observed_generation == o.metadata.generation && s.is_ready())
         })
     };
     within(

@@ -621,12 +621,7 @@ async fn root_a_token_without_privsep_and_dangerous_surplus_privileges_are_warni
     let files = example_paths();
 
     // root@pam with a password: everything is held, and that is the warning.
-    let root = format!(
-        "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: \"{}\"\n",
-        sim.url(),
-        sim.fingerprint(),
-        sim.root_password()
-    );
+    let root = sim.root_config_yaml();
     let outcome = run_preflight(&root, &files).await;
     assert_eq!(outcome.exit_code(), 0);
     assert_eq!(

@@ -10,7 +10,7 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use pve_client::{PveClient, PveConfig};
 use pve_operator::cli::run::{RunArgs, run_with_client};
-use pve_operator_api::MachineRequest;
+use pve_operator_api::{HasConditions, MachineRequest};
 use pve_sim::{RunningSim, SimOptions, SimServer};
 use serde_json::json;
 
@@ -152,12 +152,7 @@ impl Harness {
         let sim = SimServer::start(options).await.expect("simulator");
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("proxmox.yaml");
-        let config = format!(
-            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: \"{}\"\n",
-            sim.url(),
-            sim.fingerprint(),
-            sim.root_password()
-        );
+        let config = sim.root_config_yaml();
         std::fs::write(&config_path, &config).expect("config written");
         let pve = PveClient::new(&PveConfig::from_yaml_str(&config).expect("config parses"))
             .expect("pve client");
@@ -276,11 +271,8 @@ impl Harness {
         name: &str,
     ) -> MachineRequest {
         let ready = |obj: Option<&MachineRequest>| {
-            obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
+            obj.and_then(|o| o.status.as_ref())
+                .is_some_and(|s| s.is_ready())
         };
         within(
             &format!("{name} to be Ready"),
@@ -312,11 +304,8 @@ impl Harness {
     /// speed assertion).
     pub async fn wait_ready_within(&self, name: &str, deadline: Duration) -> MachineRequest {
         let ready = |obj: Option<&MachineRequest>| {
-            obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
+            obj.and_then(|o| o.status.as_ref())
+                .is_some_and(|s| s.is_ready())
         };
         let result =
             tokio::time::timeout(deadline, await_condition(self.requests(), name, ready)).await;

@@ -9,7 +9,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, ResourceExt};
-use pve_operator_api::{MachineRequest, Phase};
+use pve_operator_api::{HasConditions, MachineRequest, Phase};
 use pve_sim::config::Size;
 use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
 
@@ -197,11 +197,8 @@ async fn a_task_that_cannot_succeed_is_sent_once_per_generation_and_again_when_t
         .await
         .expect("annotation set");
     let ready = |obj: Option<&MachineRequest>| {
-        obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
+        obj.and_then(|o| o.status.as_ref())
+            .is_some_and(|s| s.is_ready())
     };
     let request = or_explain(
         &h,
@@ -295,12 +292,7 @@ async fn a_task_past_its_deadline_is_reported_once_with_its_upid_and_still_waite
     let request = h.requests().get("slow").await.expect("request");
     let status = request.status.expect("status");
     assert_eq!(status.current_task, Some(task));
-    assert!(
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "TaskOverdue" && c.status == "True")
-    );
+    assert!(status.is_true("TaskOverdue"));
     assert_eq!(overdue_events(event_reasons(&h, "slow").await), 1);
     h.stop().await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
-use pve_operator_api::MachineRequest;
+use pve_operator_api::{HasConditions, MachineRequest};
 
 use super::vmid_of;
 use crate::support::{Harness, wait_condition, within};
@@ -208,10 +208,7 @@ async fn changed_cores_and_memory_wait_as_pending_and_a_restart_policy_applies_t
     let request = wait_condition(&h, &name, "Ready", "True").await;
     let status = request.status.expect("status");
     assert!(
-        !status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "RestartRequired" && c.status == "True"),
+        !status.is_true("RestartRequired"),
         "RestartRequired is cleared: {:?}",
         status.conditions
     );

@@ -1,6 +1,7 @@
 //! Changes made in Proxmox behind the controller's back: a VM stopped is started again, a VM
 //! destroyed is made again, and a foreign VM that took the recorded VMID is never touched.
 
+use pve_operator_api::HasConditions;
 use std::time::Duration;
 
 use super::vmid_of;
@@ -67,10 +68,7 @@ async fn a_vm_stopped_or_deleted_behind_the_controllers_back_is_started_or_recre
         loop {
             let request = h.requests().get(&name).await.expect("request");
             let status = request.status.clone().unwrap_or_default();
-            let ready = status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let ready = status.is_ready();
             // The replacement may reuse the VMID (it is free again) or get a new one.
             let current = status.vmid.unwrap_or(0);
             if ready
@@ -131,12 +129,7 @@ async fn a_foreign_vm_at_the_recorded_vmid_is_never_touched() {
         loop {
             let request = h.requests().get(&name).await.expect("request");
             let status = request.status.clone().unwrap_or_default();
-            if status.vmid.is_some_and(|v| v != vmid)
-                && status
-                    .conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            {
+            if status.vmid.is_some_and(|v| v != vmid) && status.is_ready() {
                 break request;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

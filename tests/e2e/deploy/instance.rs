@@ -31,12 +31,7 @@ impl Proxmox {
             .expect("simulator");
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("proxmox.yaml");
-        let text = format!(
-            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: \"{}\"\n",
-            sim.url(),
-            sim.fingerprint(),
-            sim.root_password()
-        );
+        let text = sim.root_config_yaml();
         std::fs::write(&config, &text).expect("config written");
         let pve = PveClient::new(&PveConfig::from_yaml_str(&text).expect("config parses"))
             .expect("pve client");

@@ -39,7 +39,7 @@ use kube::api::{
 use kube::discovery::{self, Scope};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client, Config};
-use pve_operator_api::{MachineRequest, ProxmoxIdentity};
+use pve_operator_api::{HasConditions, MachineRequest, ProxmoxIdentity};
 use serde_json::{Value, json};
 
 use crate::support::within;
@@ -302,11 +302,8 @@ async fn service_account_client(
 
 async fn wait_ready(requests: &Api<MachineRequest>, name: &str) -> MachineRequest {
     let ready = |obj: Option<&MachineRequest>| {
-        obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
+        obj.and_then(|o| o.status.as_ref())
+            .is_some_and(|s| s.is_ready())
     };
     within(
         &format!("{name} to become Ready"),

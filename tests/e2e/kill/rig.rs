@@ -157,12 +157,7 @@ impl Rig {
         durations.resize = RESIZE_MS;
         let sim = SimServer::start(options).await.expect("simulator");
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!(
-            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: \"{}\"\n",
-            sim.url(),
-            sim.fingerprint(),
-            sim.root_password()
-        );
+        let config = sim.root_config_yaml();
         let config_path = dir.path().join("proxmox.yaml");
         std::fs::write(&config_path, &config).expect("config written");
         let pve = PveClient::new(&PveConfig::from_yaml_str(&config).expect("config parses"))

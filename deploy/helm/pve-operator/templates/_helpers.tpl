@@ -55,7 +55,7 @@ value; empty when the binary's default (the watched namespace, else its own) app
 
 {{/*
 The rules of the controller's resources, in the watched namespace or cluster-wide. Each verb is
-one the controller uses (tests/e2e/deploy.rs removes each in turn and sees the call fail):
+one the controller uses (tests/e2e/deploy/rbac.rs removes each in turn and sees the call fail):
 - machinerequests: list+watch (the controller's cache), patch (the finalizer, a JSON patch);
 - machinerequests/status: patch (server-side apply of status);
 - proxmoxclusters: get (a lookup when the cache has not seen a new one yet), list+watch (the cache);
