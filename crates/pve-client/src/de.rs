@@ -75,7 +75,7 @@ fn value_to_bool(v: &Value) -> Option<bool> {
 /// exactly (callers that accept more trim or lowercase first). The one list behind `bool` and
 /// `opt_bool` here, [`crate::propstring::PropertyString::get_bool`] and
 /// `PVE_INSECURE_SKIP_VERIFY`.
-pub(crate) fn bool_word(s: &str) -> Option<bool> {
+pub fn bool_word(s: &str) -> Option<bool> {
     match s {
         "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" => Some(false),

@@ -16,12 +16,14 @@ use crate::error::PveError;
 use crate::secret::Secret;
 
 mod cloudinit;
+mod drive_view;
 mod drives;
 mod encode;
 mod nics;
 mod view;
 
-pub use cloudinit::{IpConfig, Ipv4Config, Ipv6Config, encode_sshkeys};
+pub use cloudinit::{IpConfig, Ipv4Config, Ipv6Config, decode_sshkeys, encode_sshkeys};
+pub use drive_view::{DriveView, parse_size_bytes};
 pub use drives::{CacheMode, Disk, DiskBus, DiskSlot, DiskSource, Drive, EfiDisk};
 pub use encode::{MIN_CORES, MIN_SOCKETS};
 pub use nics::{Nic, NicModel};

@@ -4,7 +4,6 @@
 use pve_client::api::vmconfig::VmConfigView;
 
 use super::marker::Marker;
-use super::wire;
 
 /// What a VM's config is to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +61,7 @@ impl Marker {
     /// whether the VM is at the VMID this request recorded in `status.vmid`: only there does a
     /// description line without the uid tag count (the clone window).
     pub fn ownership(&self, config: &VmConfigView, at_recorded_vmid: bool) -> Ownership {
-        if wire::config_bool(config, "template", false) {
+        if config.get_bool("template").unwrap_or(false) {
             return Ownership::Template;
         }
         let tag = self.is_in_tags(&config.tags());

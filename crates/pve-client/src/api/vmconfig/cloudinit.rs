@@ -87,6 +87,18 @@ impl IpConfig {
     }
 }
 
+/// Decodes `sshkeys` as Proxmox returns it (percent-encoded, newline-separated) into one
+/// trimmed key per entry; the inverse of [`encode_sshkeys`].
+pub fn decode_sshkeys(encoded: &str) -> Vec<String> {
+    percent_encoding::percent_decode_str(encoded)
+        .decode_utf8_lossy()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Encodes SSH public keys as Proxmox requires for `sshkeys`: each checked by
 /// [`crate::sshkey::check_public_key`] (it goes unquoted into cloud-init's YAML), newline-joined, then
 /// percent-encoded like JavaScript's `encodeURIComponent` (everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )`

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{DiskSlot, Nic};
+use super::{DiskSlot, DriveView, Nic, decode_sshkeys};
 use crate::propstring::PropertyString;
 
 /// `GET /nodes/{node}/qemu/{vmid}/config`: every key as text, plus the `digest`.
@@ -97,21 +97,44 @@ impl VmConfigView {
             .collect()
     }
 
-    /// The drives: slot → (volume, size text), for disks and CD-ROMs.
-    pub fn drives(&self) -> BTreeMap<DiskSlot, (String, Option<String>)> {
+    /// The drives by slot (`scsiN`, `virtioN`, `sataN`, `ideN`); a value that does not parse
+    /// maps to `None` (the slot is still taken).
+    pub fn drive_views(&self) -> BTreeMap<DiskSlot, Option<DriveView>> {
         self.values
             .iter()
-            .filter_map(|(k, v)| {
-                let slot = DiskSlot::parse(k).ok()?;
-                let p = PropertyString::parse(v).ok()?;
-                Some((
-                    slot,
-                    (
-                        p.default_value()?.to_owned(),
-                        p.get("size").map(str::to_owned),
-                    ),
-                ))
+            .filter_map(|(k, v)| Some((DiskSlot::parse(k).ok()?, DriveView::parse(v))))
+            .collect()
+    }
+
+    /// The drives that parse: slot → (volume, size text), for disks and CD-ROMs.
+    pub fn drives(&self) -> BTreeMap<DiskSlot, (String, Option<String>)> {
+        self.drive_views()
+            .into_iter()
+            .filter_map(|(slot, d)| {
+                let d = d?;
+                let size = d.size_text().map(str::to_owned);
+                Some((slot, (d.volume, size)))
             })
             .collect()
+    }
+
+    /// A `0`/`1` key (`onboot`, `template`, ...); `None` when absent or not a boolean.
+    pub fn get_bool(&self, key: &str) -> Option<bool> {
+        crate::de::bool_word(self.get(key)?)
+    }
+
+    /// The first value of the property string at `config_key`, written with or without its
+    /// key (`cputype=host` / `host`, `enabled=1` / `1`, `type=q35` / `q35`).
+    pub fn main_value(&self, config_key: &str, key: &str) -> Option<String> {
+        let props = PropertyString::parse(self.get(config_key)?).ok()?;
+        props
+            .default_value()
+            .or_else(|| props.get(key))
+            .map(str::to_owned)
+    }
+
+    /// The SSH keys of `sshkeys` (percent-encoded, newline-separated), one trimmed key each.
+    pub fn sshkeys(&self) -> Vec<String> {
+        decode_sshkeys(self.get("sshkeys").unwrap_or_default())
     }
 }

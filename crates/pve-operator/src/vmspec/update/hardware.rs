@@ -5,7 +5,9 @@ use pve_client::api::vmconfig::{Bios, ScsiHw};
 
 use super::Planner;
 use crate::vmspec::desired::{DesiredDisk, cache_name};
-use crate::vmspec::wire::{self, DriveView, GIB};
+use pve_client::api::vmconfig::DriveView;
+
+use crate::vmspec::wire::GIB;
 
 impl Planner<'_> {
     pub(super) fn firmware(&mut self) {
@@ -60,7 +62,7 @@ impl Planner<'_> {
         }
         match &d.machine {
             Some(m) => {
-                if wire::main_value_of(cur, "machine", "type").as_deref() != Some(m.as_str()) {
+                if cur.main_value("machine", "type").as_deref() != Some(m.as_str()) {
                     self.plan.config.machine = Some(m.clone());
                 }
             }

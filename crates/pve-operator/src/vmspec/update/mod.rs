@@ -11,7 +11,8 @@ use pve_client::propstring::PropertyString;
 use super::desired::{Baseline, Desired};
 use super::error::SpecError;
 use super::plan::{UpdatePlan, config_keys};
-use super::wire::{self, DriveView};
+use super::wire;
+use pve_client::api::vmconfig::DriveView;
 
 /// Proxmox's default memory in MiB when `memory` is absent.
 const DEFAULT_MEMORY_MIB: u64 = 512;
@@ -35,7 +36,7 @@ impl Desired {
         let mut p = Planner {
             d,
             cur: current,
-            drives: wire::drives(current),
+            drives: current.drive_views(),
             plan: UpdatePlan::default(),
         };
         p.identity();
@@ -93,11 +94,13 @@ impl Planner<'_> {
         {
             c.smbios_uuid = Some(u.clone());
         }
-        if wire::config_bool(cur, "onboot", false) != d.onboot {
+        if cur.get_bool("onboot").unwrap_or(false) != d.onboot {
             c.onboot = Some(d.onboot);
         }
-        let agent = wire::main_value_of(cur, "agent", "enabled")
-            .is_some_and(|v| matches!(v.as_str(), "1" | "on" | "yes" | "true"));
+        let agent = cur
+            .main_value("agent", "enabled")
+            .and_then(|v| pve_client::de::bool_word(&v))
+            .unwrap_or(false);
         if agent != d.agent {
             c.agent = Some(AgentConfig {
                 enabled: d.agent,
@@ -116,7 +119,7 @@ impl Planner<'_> {
         }
         match &d.cpu_type {
             Some(t) => {
-                if wire::main_value_of(cur, "cpu", "cputype").as_deref() != Some(t.as_str()) {
+                if cur.main_value("cpu", "cputype").as_deref() != Some(t.as_str()) {
                     self.plan.config.cpu = Some(t.clone());
                 }
             }

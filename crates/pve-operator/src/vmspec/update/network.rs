@@ -9,7 +9,7 @@ use pve_client::propstring::PropertyString;
 use super::Planner;
 use crate::vmspec::desired::{DesiredCloudInit, cloudinit_slot};
 use crate::vmspec::error::SpecError;
-use crate::vmspec::wire::{self, DriveView};
+use pve_client::api::vmconfig::DriveView;
 
 /// The cloud-init keys a created VM without `spec.cloudInit` must not carry.
 const CLOUD_INIT_KEYS: [&str; 4] = ["ciuser", "sshkeys", "nameserver", "searchdomain"];
@@ -68,7 +68,7 @@ impl Planner<'_> {
         }
         if ci.sshkeys.is_empty() {
             self.delete_if_default("sshkeys");
-        } else if wire::decode_sshkeys(cur.get("sshkeys").unwrap_or_default()) != ci.sshkeys {
+        } else if cur.sshkeys() != ci.sshkeys {
             self.plan.config.sshkeys = ci.sshkeys.clone();
         }
         for (i, (_, want)) in &ci.ipconfigs {
