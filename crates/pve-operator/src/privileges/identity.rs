@@ -4,7 +4,6 @@
 
 use std::fmt;
 
-use pve_client::request::{ApiRequest, Method, Params};
 use pve_client::{Credentials, ErrorKind, PveClient, PveConfig, PveError, TlsTrust};
 use serde::Serialize;
 
@@ -103,33 +102,22 @@ impl Subject {
         let (Some(name), userid) = (self.identity.token_name(), self.identity.userid()) else {
             return Ok(());
         };
-        let token_info = ApiRequest::new(
-            Method::Get,
-            "/access/users/{userid}/token/{tokenid}",
-            &[("userid", userid), ("tokenid", name)],
-            Params::new(),
-        );
-        let found = match pve.call::<serde_json::Value>(&token_info).await {
-            Ok(info) => flag(&info["privsep"]).map(|p| {
+        let found = match pve.user_token(userid, name).await {
+            Ok(token) => token.privsep.map(|p| {
                 (
                     p,
                     format!("read from GET /access/users/{userid}/token/{name}"),
                 )
             }),
-            Err(e) if refused(&e) => {
-                let user = ApiRequest::new(
-                    Method::Get,
-                    "/access/users/{userid}",
-                    &[("userid", userid)],
-                    Params::new(),
-                );
-                match pve.call::<serde_json::Value>(&user).await {
-                    Ok(info) => flag(&info["tokens"][name]["privsep"])
-                        .map(|p| (p, format!("read from GET /access/users/{userid}"))),
-                    Err(e) if refused(&e) => None,
-                    Err(e) => return Err(e),
-                }
-            }
+            Err(e) if refused(&e) => match pve.user(userid).await {
+                Ok(user) => user
+                    .tokens
+                    .get(name)
+                    .and_then(|token| token.privsep)
+                    .map(|p| (p, format!("read from GET /access/users/{userid}"))),
+                Err(e) if refused(&e) => None,
+                Err(e) => return Err(e),
+            },
             Err(e) => return Err(e),
         };
         self.privsep = Some(match found {
@@ -156,22 +144,10 @@ fn refused(error: &PveError) -> bool {
     )
 }
 
-/// A Proxmox boolean (`1`, `"1"`, `true`).
-fn flag(value: &serde_json::Value) -> Option<bool> {
-    match value {
-        serde_json::Value::Bool(b) => Some(*b),
-        serde_json::Value::Number(n) => n.as_u64().map(|n| n != 0),
-        serde_json::Value::String(s) => match s.as_str() {
-            "1" | "true" | "yes" | "on" => Some(true),
-            "0" | "false" | "no" | "off" => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use pve_client::api::access::TokenInfo;
+
     use super::*;
 
     #[test]
@@ -195,13 +171,16 @@ mod tests {
 
     #[test]
     fn privsep_flags_decode_in_every_spelling() {
+        // The token's settings as Proxmox sends them, read through pve-client's lenient booleans.
         for (value, want) in [
             (serde_json::json!(1), Some(true)),
             (serde_json::json!("0"), Some(false)),
             (serde_json::json!(true), Some(true)),
             (serde_json::json!(null), None),
         ] {
-            assert_eq!(flag(&value), want, "{value}");
+            let token: TokenInfo = serde_json::from_value(serde_json::json!({ "privsep": value }))
+                .unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(token.privsep, want, "{value}");
         }
     }
 }
