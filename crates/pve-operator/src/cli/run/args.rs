@@ -6,6 +6,52 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// The defaults of the controller's flags, in the flags' units. clap applies and shows them
+/// (`--help`), and [`RunArgs::default`] is made of them; each is read from the setting it feeds
+/// (the reconcile [`Settings`](crate::reconcile::Settings), the connections'
+/// [`Intervals`](crate::proxmox::registry::Intervals), the task deadline), so no default is
+/// written twice.
+mod defaults {
+    use crate::proxmox::registry::Intervals;
+    use crate::proxmox::tasks::DEFAULT_TASK_DEADLINE;
+    use crate::reconcile::Settings;
+
+    /// `--concurrency`.
+    pub fn concurrency() -> u16 {
+        Settings::default().concurrency
+    }
+
+    /// `--inventory-interval`, in seconds.
+    pub fn inventory_interval() -> u64 {
+        Intervals::DEFAULT.inventory.as_secs()
+    }
+
+    /// `--task-poll-interval`, in milliseconds.
+    pub fn task_poll_interval() -> u64 {
+        u64::try_from(Intervals::DEFAULT.tasks.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// `--resync-interval`, in seconds (0: never).
+    pub fn resync_interval() -> u64 {
+        Settings::default()
+            .resync
+            .map_or(0, |every| every.as_secs())
+    }
+
+    /// `--shutdown-grace`, in seconds.
+    pub const SHUTDOWN_GRACE: u64 = 20;
+
+    /// `--max-tasks-per-node`.
+    pub fn max_tasks_per_node() -> usize {
+        Intervals::DEFAULT.max_tasks_per_node
+    }
+
+    /// `--task-deadline`, in seconds.
+    pub fn task_deadline() -> u64 {
+        DEFAULT_TASK_DEADLINE.as_secs()
+    }
+}
+
 /// Options of `pve-operator run`.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
@@ -39,27 +85,27 @@ pub struct RunArgs {
     #[arg(long = "identity-selector", value_delimiter = ',')]
     pub identity_selector: Vec<String>,
     /// MachineRequests reconciled at once.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = defaults::concurrency())]
     pub concurrency: u16,
     /// How often each Proxmox cluster's shared inventory is read, in seconds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults::inventory_interval())]
     pub inventory_interval: u64,
     /// How often in-flight Proxmox tasks are polled, in milliseconds.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = defaults::task_poll_interval())]
     pub task_poll_interval: u64,
     /// Reconcile every request this often even when nothing changed, in seconds (0: never).
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = defaults::resync_interval())]
     pub resync_interval: u64,
     /// Seconds that in-flight reconciles may take to finish after SIGTERM.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = defaults::SHUTDOWN_GRACE)]
     pub shutdown_grace: u64,
     /// At most this many of the controller's Proxmox tasks (create, clone, start, ...) run at once
     /// on one node.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = defaults::max_tasks_per_node())]
     pub max_tasks_per_node: usize,
     /// Seconds a Proxmox task may run before its request reports it as overdue (a TaskOverdue
     /// condition and a Warning Event naming the UPID); the controller keeps waiting for it.
-    #[arg(long, default_value_t = 1800)]
+    #[arg(long, default_value_t = defaults::task_deadline())]
     pub task_deadline: u64,
 }
 
@@ -74,13 +120,13 @@ impl Default for RunArgs {
             identity_namespace: None,
             default_allowed_namespaces: Vec::new(),
             identity_selector: Vec::new(),
-            concurrency: 16,
-            inventory_interval: 10,
-            task_poll_interval: 500,
-            resync_interval: 3600,
-            shutdown_grace: 20,
-            max_tasks_per_node: 8,
-            task_deadline: 1800,
+            concurrency: defaults::concurrency(),
+            inventory_interval: defaults::inventory_interval(),
+            task_poll_interval: defaults::task_poll_interval(),
+            resync_interval: defaults::resync_interval(),
+            shutdown_grace: defaults::SHUTDOWN_GRACE,
+            max_tasks_per_node: defaults::max_tasks_per_node(),
+            task_deadline: defaults::task_deadline(),
         }
     }
 }

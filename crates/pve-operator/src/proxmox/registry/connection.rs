@@ -39,13 +39,19 @@ pub struct Intervals {
     pub max_tasks_per_node: usize,
 }
 
+impl Intervals {
+    /// What the controller uses unless told otherwise (the defaults of `--inventory-interval`,
+    /// `--task-poll-interval` and `--max-tasks-per-node`).
+    pub const DEFAULT: Intervals = Intervals {
+        inventory: Duration::from_secs(10),
+        tasks: Duration::from_millis(500),
+        max_tasks_per_node: 8,
+    };
+}
+
 impl Default for Intervals {
     fn default() -> Self {
-        Self {
-            inventory: Duration::from_secs(10),
-            tasks: Duration::from_millis(500),
-            max_tasks_per_node: 8,
-        }
+        Self::DEFAULT
     }
 }
 
