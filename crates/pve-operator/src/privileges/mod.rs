@@ -9,7 +9,7 @@
 //! of 8.4 and of 9.x). A row that holds for some releases only says which ([`Releases`]).
 //!
 //! Checking credentials against the needs: who they are (`identity`: [`Subject`]), the pure
-//! evaluation of needs against held privileges (`evaluate`: [`evaluate`], [`check`]), what
+//! evaluation of needs against held privileges (`evaluate`: [`evaluate()`], [`check()`]), what
 //! Proxmox said per path for a while (`cache`: [`PermissionCache`]), and the gate before each
 //! step of a MachineRequest (`gate`: [`require`]).
 
