@@ -7,18 +7,25 @@
 //! qemu-server's `create_vm` and `$check_vm_modify_config_perm`, pve-guest-common's
 //! `check_vnet_access`, pve-storage's `check_volume_access` and the API schema's `permissions`,
 //! of 8.4 and of 9.x). A row that holds for some releases only says which ([`Releases`]).
+//!
+//! Checking credentials against the needs: who they are (`identity`: [`Subject`]), the pure
+//! evaluation of needs against held privileges (`evaluate`: [`evaluate()`], [`check()`]), what
+//! Proxmox said per path for a while (`cache`: [`PermissionCache`]), and the gate before each
+//! step of a MachineRequest (`gate`: [`require`]).
 
-mod check;
+mod cache;
 mod docs;
+mod evaluate;
+mod gate;
+mod identity;
 mod pveum;
 mod table;
 
-pub use check::{
-    Identity, PERMISSION_CACHE_TTL, PermissionCache, PrivilegeError, Privsep, Report, Step,
-    Subject, Warning, WarningKind, check, concrete_needs, evaluate, log_warnings,
-    missing_privileges, require,
-};
+pub use cache::{PERMISSION_CACHE_TTL, PermissionCache};
 pub use docs::{BEGIN_MARKER, END_MARKER, markdown_table};
+pub use evaluate::{Report, Warning, WarningKind, check, concrete_needs, evaluate};
+pub use gate::{PrivilegeError, Step, log_warnings, missing_privileges, require};
+pub use identity::{Identity, Privsep, Subject};
 pub use pveum::{PveumPlan, pveum_plan};
 pub use table::{Feature, Releases, Row, Scope, VERSION_NOTES};
 
