@@ -76,12 +76,7 @@ mod with_simulator {
         let sim = pve_sim::SimServer::start(pve_sim::SimOptions::new("pw"))
             .await
             .expect("simulator");
-        let config = PveConfig::from_yaml_str(&format!(
-            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root@pam\n  password: pw\n",
-            sim.url(),
-            sim.fingerprint()
-        ))
-        .expect("config");
+        let config = PveConfig::from_yaml_str(&sim.root_config_yaml()).expect("config");
         let pve = PveClient::new(&config).expect("client");
         let asked = || -> u64 {
             sim.stats()

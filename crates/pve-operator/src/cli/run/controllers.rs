@@ -45,9 +45,6 @@ pub async fn run_controllers(
         );
     }
     let (trigger, triggers) = tokio::sync::mpsc::unbounded_channel();
-    // Settings without a flag keep their defaults (the update is needless while every field
-    // has a flag, and keeps this compiling when one is added).
-    #[allow(clippy::needless_update)]
     let intervals = Intervals {
         inventory: Duration::from_secs(args.inventory_interval.max(1)),
         tasks: Duration::from_millis(args.task_poll_interval.max(50)),
