@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod logging;
 pub mod ops;
+pub mod placement;
 pub mod privileges;
 pub mod proxmox;
 pub mod reconcile;

@@ -7,7 +7,7 @@ use pve_operator_api::MachineRequestSpec;
 
 use super::evaluate::{Holds, holds};
 use super::{Feature, Need, VmScope, check, concrete_needs, needs_for_specs};
-use crate::proxmox::Connection;
+use crate::proxmox::ClusterRuntime;
 
 /// What the controller is about to do for a MachineRequest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl Step {
 /// permissions. Empty when everything is held, or when this Proxmox cannot report permissions
 /// (then Proxmox's own refusal is reported, as for any 403).
 pub async fn missing_privileges(
-    conn: &Connection,
+    conn: &ClusterRuntime,
     spec: &MachineRequestSpec,
     step: Step,
 ) -> Result<Vec<Need>, PveError> {
@@ -72,7 +72,7 @@ pub async fn missing_privileges(
 /// Logs the warnings of a new connection (dangerous surplus privileges, root@pam, a token
 /// without privilege separation, insecure TLS) once, as `pve-operator preflight` would show them.
 /// Failures to check are logged at debug level: the requests' own checks report what matters.
-pub async fn log_warnings(conn: std::sync::Arc<Connection>) {
+pub async fn log_warnings(conn: std::sync::Arc<ClusterRuntime>) {
     let mut subject = conn.permissions.subject().clone();
     let report = match subject.discover_privsep(&conn.pve).await {
         Ok(()) => check(&conn.pve, &subject, &[]).await,
@@ -121,7 +121,7 @@ fn missing_text(step: Step, missing: &[Need]) -> String {
 
 /// Fails with [`PrivilegeError::Missing`] when the credentials lack a privilege `step` needs.
 pub async fn require(
-    conn: &Connection,
+    conn: &ClusterRuntime,
     spec: &MachineRequestSpec,
     step: Step,
 ) -> Result<(), PrivilegeError> {

@@ -3,14 +3,13 @@
 
 pub mod inventory;
 pub mod node_facts;
-pub mod placements;
 pub mod registry;
 pub mod release;
 pub mod tasks;
 pub mod vmid;
 
 pub use inventory::{Inventory, Snapshot, VmEntry};
-pub use registry::{Binding, ClusterRegistry, Connection, IdentityKey, Purpose};
+pub use registry::{Binding, ClusterRegistry, ClusterRuntime, IdentityKey, Purpose};
 pub use tasks::{TaskOutcome, TaskTracker};
 pub use vmid::VmidAllocator;
 

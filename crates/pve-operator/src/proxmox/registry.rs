@@ -8,12 +8,12 @@
 //! (or from the `--config` file). The endpoint they are sent to is the Secret's own `url`: no
 //! tenant-writable object can change it, nor the TLS trust.
 
-mod connection;
 mod errors;
+mod runtime;
 mod settings;
 
-pub use connection::{Connection, IdentityKey, Intervals};
 pub use errors::{ConnectionError, IdentityError};
+pub use runtime::{ClusterRuntime, IdentityKey, Intervals};
 pub use settings::raw_config_from_secret;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +35,7 @@ use settings::{Unresolved, resolve_identity};
 /// What a request gets from the registry: the connection and the allow-lists that apply.
 pub struct Binding {
     /// The connection.
-    pub connection: Arc<Connection>,
+    pub connection: Arc<ClusterRuntime>,
     /// The identity's and the cluster's allow-lists.
     pub policy: Policy,
 }
@@ -80,7 +80,7 @@ pub struct ClusterRegistry {
     directory: Directory,
     secrets: Arc<SecretCache>,
     identity_labels: BTreeMap<String, String>,
-    connections: Mutex<HashMap<IdentityKey, Arc<Connection>>>,
+    connections: Mutex<HashMap<IdentityKey, Arc<ClusterRuntime>>>,
 }
 
 impl ClusterRegistry {
@@ -198,7 +198,7 @@ impl ClusterRegistry {
     pub async fn identity_connection(
         &self,
         identity: &ProxmoxIdentity,
-    ) -> Result<Arc<Connection>, IdentityError> {
+    ) -> Result<Arc<ClusterRuntime>, IdentityError> {
         let name = identity.metadata.name.clone().unwrap_or_default();
         let config = self.identity_config(identity).await?;
         self.connect(IdentityKey::Named(name), &config)
@@ -217,7 +217,7 @@ impl ClusterRegistry {
     }
 
     /// Every live connection (for status and metrics).
-    pub fn connections(&self) -> Vec<Arc<Connection>> {
+    pub fn connections(&self) -> Vec<Arc<ClusterRuntime>> {
         let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
         connections.values().cloned().collect()
     }
@@ -264,18 +264,18 @@ impl ClusterRegistry {
         &self,
         key: IdentityKey,
         config: &PveConfig,
-    ) -> Result<Arc<Connection>, ConnectionError> {
+    ) -> Result<Arc<ClusterRuntime>, ConnectionError> {
         let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = connections.get(&key)
             && existing.uses(config)
         {
             return Ok(existing.clone());
         }
-        let connection = Connection::open(key.clone(), config, &self.trigger, self.intervals)
+        let connection = ClusterRuntime::open(key.clone(), config, &self.trigger, self.intervals)
             .map_err(|source| ConnectionError::Settings {
-                identity: key.clone(),
-                source,
-            })?;
+            identity: key.clone(),
+            source,
+        })?;
         let connection = Arc::new(connection);
         tracing::info!(identity = %key, url = %config.url, "connected to Proxmox");
         tokio::spawn(crate::privileges::log_warnings(connection.clone()));

@@ -17,7 +17,7 @@ use super::ownership::{self, OwnershipConflict, Verdict};
 use super::{Context, RequestScope};
 use crate::privileges::{self, Step};
 use crate::proxmox::inventory::Marked;
-use crate::proxmox::{Connection, Snapshot, VmEntry};
+use crate::proxmox::{ClusterRuntime, Snapshot, VmEntry};
 use crate::vmspec;
 
 /// One pass of the deletion path. `Ok` means the VM is gone (or released) and the finalizer may
@@ -26,7 +26,7 @@ use crate::vmspec;
 pub async fn cleanup(
     request: &MachineRequest,
     scope: &RequestScope<'_>,
-    conn: &Connection,
+    conn: &ClusterRuntime,
     status: &mut MachineRequestStatus,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
@@ -157,7 +157,7 @@ pub async fn cleanup(
 /// VMs with the uid tag keep it too, and none of them is touched.
 async fn find_own_vm(
     scope: &RequestScope<'_>,
-    conn: &Connection,
+    conn: &ClusterRuntime,
     status: &MachineRequestStatus,
     snapshot: &Snapshot,
     ctx: &Context,
@@ -237,7 +237,7 @@ async fn left_alone(scope: &RequestScope<'_>, ctx: &Context, vmid: u32, what: &s
 /// no privilege, says whether the VMID is taken at all. A taken VMID the credentials cannot see,
 /// or any other error, keeps the finalizer.
 async fn confirm_gone(
-    conn: &Connection,
+    conn: &ClusterRuntime,
     node: Option<&str>,
     vmid: u32,
 ) -> Result<Option<VmEntry>, ReconcileError> {

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use pve_operator_api::conditions;
 
 use super::status::types;
-use crate::proxmox::Connection;
+use crate::proxmox::ClusterRuntime;
 
 /// The conditions of a status being built, keeping each transition time when its value did not
 /// change.
@@ -39,7 +39,7 @@ impl<'a> Conditions<'a> {
 /// Asks Proxmox for its version, which tests the credentials, and sets `CredentialsValid`.
 /// Returns the version, or the Ready reason and message of what went wrong.
 pub async fn credentials(
-    conn: &Connection,
+    conn: &ClusterRuntime,
     conditions: &mut Conditions<'_>,
 ) -> Result<String, (&'static str, String)> {
     match conn.pve.version().await {

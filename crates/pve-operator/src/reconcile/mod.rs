@@ -3,12 +3,11 @@
 
 pub mod apply;
 pub mod cleanup;
-pub mod cluster;
 pub mod conditions;
 pub mod error;
-pub mod identity;
 pub mod ownership;
-pub mod placement;
+pub mod proxmox_cluster;
+pub mod proxmox_identity;
 pub mod status;
 pub mod task_kind;
 pub mod validate;

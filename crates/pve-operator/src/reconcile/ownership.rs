@@ -7,7 +7,7 @@ use pve_client::api::vmconfig::VmConfigView;
 use pve_client::{ErrorKind, PveError};
 
 use super::error::ReconcileError;
-use crate::proxmox::{Connection, VmEntry};
+use crate::proxmox::{ClusterRuntime, VmEntry};
 use crate::vmspec::Marker;
 use crate::vmspec::{MarkerMismatch, Ownership};
 
@@ -81,7 +81,7 @@ pub(super) enum Verdict {
 /// Reads `vm`'s config and judges it against `marker` (one Proxmox call; none for a template
 /// the inventory already shows as one). `recorded` is the request's `status.vmid`.
 pub(super) async fn verify(
-    conn: &Connection,
+    conn: &ClusterRuntime,
     marker: &Marker,
     mut vm: VmEntry,
     recorded: Option<u32>,
@@ -122,7 +122,7 @@ pub(super) async fn verify(
 /// The VM `vmid` on `node` as the inventory would list it, read from its own status; `None`
 /// when Proxmox says it is not there (404).
 pub(super) async fn status_entry(
-    conn: &Connection,
+    conn: &ClusterRuntime,
     node: &str,
     vmid: u32,
 ) -> Result<Option<VmEntry>, PveError> {
@@ -136,7 +136,7 @@ pub(super) async fn status_entry(
 /// [`status_entry`] for the apply path: a VM the credentials cannot see (403) is
 /// [`ReconcileError::InvisibleVm`].
 pub(super) async fn read_one_vm(
-    conn: &Connection,
+    conn: &ClusterRuntime,
     node: &str,
     vmid: u32,
 ) -> Result<Option<VmEntry>, ReconcileError> {

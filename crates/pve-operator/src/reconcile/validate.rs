@@ -13,7 +13,7 @@ use pve_operator_api::MachineRequestSpec;
 use super::RequestScope;
 use super::error::ReconcileError;
 use crate::proxmox::inventory::NodeEntry;
-use crate::proxmox::{Connection, Snapshot, VmEntry};
+use crate::proxmox::{ClusterRuntime, Snapshot, VmEntry};
 use crate::vmspec::Desired;
 
 /// A spec names something Proxmox does not have, or has but cannot use for it.
@@ -134,7 +134,7 @@ fn proxmox(action: String) -> impl FnOnce(PveError) -> ReconcileError {
 pub async fn before_create(
     spec: &MachineRequestSpec,
     desired: &Desired,
-    conn: &Connection,
+    conn: &ClusterRuntime,
     snapshot: &Snapshot,
     node: &str,
     template: Option<&VmEntry>,

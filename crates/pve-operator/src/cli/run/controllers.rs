@@ -137,13 +137,13 @@ pub async fn run_controllers(
                 triggers,
                 until_stopped()
             ),
-            reconcile::cluster::run(
+            reconcile::proxmox_cluster::run(
                 ctx.clone(),
                 clusters,
                 (identities.clone(), identity_watch.clone()),
                 until_stopped()
             ),
-            reconcile::identity::run(ctx, (identities, identity_watch), until_stopped()),
+            reconcile::proxmox_identity::run(ctx, (identities, identity_watch), until_stopped()),
         )
     };
     // In-flight reconciles get a bounded grace period: a stop during start-up (before the

@@ -11,12 +11,12 @@ use pve_client::ErrorKind;
 use pve_operator_api::Phase;
 
 use super::super::error::ReconcileError;
-use super::super::placement::{NodeLoad, choose_node};
 use super::super::status::types;
 use super::super::task_kind::TaskKind;
 use super::super::validate;
 use super::Pass;
 use super::find::fresh_inventory;
+use crate::placement::{NodeLoad, choose_node};
 use crate::privileges::{self, Step};
 use crate::proxmox::Snapshot;
 use crate::vmspec::Desired;

@@ -11,7 +11,7 @@ use super::super::ownership::{self, OwnershipConflict, Verdict};
 use super::super::status::{self, is_true, types};
 use super::Pass;
 use crate::proxmox::inventory::Marked;
-use crate::proxmox::{Connection, Snapshot, VmEntry};
+use crate::proxmox::{ClusterRuntime, Snapshot, VmEntry};
 use crate::vmspec;
 
 /// What is at a request's place in Proxmox.
@@ -125,7 +125,7 @@ impl Pass<'_> {
 /// gone since the inventory was read). Several VMs with the tag, or one with part of the
 /// marker, are a conflict.
 async fn by_uid_tag(
-    conn: &Connection,
+    conn: &ClusterRuntime,
     marker: &vmspec::Marker,
     snapshot: &Snapshot,
     recorded: Option<u32>,
@@ -147,7 +147,9 @@ async fn by_uid_tag(
 }
 
 /// An inventory read that began after this call (shared with concurrent callers).
-pub(super) async fn fresh_inventory(conn: &Connection) -> Result<Arc<Snapshot>, ReconcileError> {
+pub(super) async fn fresh_inventory(
+    conn: &ClusterRuntime,
+) -> Result<Arc<Snapshot>, ReconcileError> {
     conn.inventory
         .fresh_snapshot()
         .await

@@ -28,7 +28,7 @@ use super::error::ReconcileError;
 use super::status::{is_true, set_condition, types};
 use super::task_kind::{TaskKind, describe_task};
 use super::{Context, RequestScope};
-use crate::proxmox::Connection;
+use crate::proxmox::ClusterRuntime;
 use crate::proxmox::tasks::NodeSlot;
 use crate::vmspec;
 use find::Found;
@@ -46,7 +46,7 @@ const AGENT_RETRY: Duration = Duration::from_secs(5);
 pub async fn apply(
     request: &MachineRequest,
     scope: &RequestScope<'_>,
-    conn: &Connection,
+    conn: &ClusterRuntime,
     status: &mut MachineRequestStatus,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
@@ -66,7 +66,7 @@ pub async fn apply(
 struct Pass<'a> {
     request: &'a MachineRequest,
     scope: &'a RequestScope<'a>,
-    conn: &'a Connection,
+    conn: &'a ClusterRuntime,
     ctx: &'a Context,
     status: &'a mut MachineRequestStatus,
 }

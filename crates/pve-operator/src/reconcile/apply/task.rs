@@ -11,7 +11,7 @@ use super::super::RequestScope;
 use super::super::error::ReconcileError;
 use super::super::task_kind::describe_task;
 use super::Pass;
-use crate::proxmox::Connection;
+use crate::proxmox::ClusterRuntime;
 
 /// What became of the task recorded in a request's status.
 pub(in crate::reconcile) enum RecordedTask {
@@ -28,7 +28,7 @@ pub(in crate::reconcile) enum RecordedTask {
 /// carries Proxmox's exit status and the last line of the task log.
 pub(in crate::reconcile) fn recorded_task(
     status: &mut MachineRequestStatus,
-    conn: &Connection,
+    conn: &ClusterRuntime,
     scope: &RequestScope<'_>,
 ) -> Result<RecordedTask, ReconcileError> {
     let Some(task) = status.current_task.clone() else {

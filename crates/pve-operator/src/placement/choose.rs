@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pve_operator_api::{MachineRequestSpec, PlacementStrategy};
 
+use super::recent::Placed;
 use crate::proxmox::inventory::{NodeEntry, Snapshot};
-use crate::proxmox::placements::Placed;
 
 /// The controller's own load on a node, which the inventory does not show yet.
 #[derive(Debug, Clone, Copy, Default)]

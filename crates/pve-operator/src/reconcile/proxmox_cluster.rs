@@ -22,7 +22,7 @@ use super::conditions::{Conditions, credentials};
 use super::status::{FIELD_MANAGER, types};
 use crate::privileges::{self, needs_for_specs};
 use crate::proxmox::registry::ConnectionError;
-use crate::proxmox::{Connection, Purpose};
+use crate::proxmox::{ClusterRuntime, Purpose};
 
 /// How often a healthy cluster is checked again.
 const RECHECK: Duration = Duration::from_secs(300);
@@ -197,7 +197,7 @@ fn unsupported_note(version: Option<&str>) -> String {
 /// Asks Proxmox for its version (the credentials' test), the privileges and the nodes.
 async fn check_connection(
     ctx: &Context,
-    conn: &Connection,
+    conn: &ClusterRuntime,
     namespace: &str,
     name: &str,
     status: &mut ProxmoxClusterStatus,
@@ -235,7 +235,7 @@ async fn check_connection(
 /// here at the next check; the request itself is checked before anything is created for it.
 async fn privileges_condition(
     ctx: &Context,
-    conn: &Connection,
+    conn: &ClusterRuntime,
     namespace: &str,
     name: &str,
 ) -> Result<(bool, &'static str, String), String> {

@@ -1,5 +1,5 @@
-//! One connection to Proxmox ([`Connection`]): the API client and everything the controller
-//! keeps for one set of credentials ([`IdentityKey`]), started with the timers of
+//! The runtime of one Proxmox cluster as one set of credentials sees it ([`ClusterRuntime`]):
+//! the API client and everything the controller keeps for those credentials ([`IdentityKey`]), started with the timers of
 //! [`Intervals`].
 
 use std::collections::hash_map::DefaultHasher;
@@ -56,8 +56,10 @@ impl Default for Intervals {
 }
 
 /// Everything the controller keeps for one set of credentials (one Proxmox cluster as they see
-/// it).
-pub struct Connection {
+/// it): the client, the shared inventory, the task tracker, the VMID allocator, recent
+/// placements, node facts, the release and the permission cache. Reconciles borrow it as
+/// `conn`.
+pub struct ClusterRuntime {
     /// Which credentials these are.
     pub key: IdentityKey,
     /// The API client (one connection pool, bounded concurrency).
@@ -73,7 +75,7 @@ pub struct Connection {
     /// The credentials' effective privileges, read at most once a minute per path.
     pub permissions: crate::privileges::PermissionCache,
     /// The VMs placed recently, which the inventory may not show yet.
-    pub placements: crate::proxmox::placements::RecentPlacements,
+    pub placements: crate::placement::RecentPlacements,
     /// Short-lived reads of nodes' storages, bridges and ISOs, for checks before a create.
     pub node_facts: crate::proxmox::node_facts::NodeFacts,
     /// The Proxmox VE release, for the privilege rows that differ between releases.
@@ -81,7 +83,7 @@ pub struct Connection {
     fingerprint: u64,
 }
 
-impl Connection {
+impl ClusterRuntime {
     /// A new connection with the credentials of `config`: its client, and its inventory and task
     /// tracker running (they trigger reconciles through `trigger`).
     pub(super) fn open(
@@ -91,7 +93,7 @@ impl Connection {
         intervals: Intervals,
     ) -> Result<Self, PveError> {
         let pve = PveClient::new(config)?;
-        Ok(Connection {
+        Ok(ClusterRuntime {
             key,
             endpoint: config.url.clone(),
             inventory: Inventory::spawn(pve.clone(), trigger.clone(), intervals.inventory),
@@ -109,7 +111,7 @@ impl Connection {
                 crate::privileges::PERMISSION_CACHE_TTL,
             ),
             // Two inventory reads: by then a placed VM has started and is read back.
-            placements: crate::proxmox::placements::RecentPlacements::new(intervals.inventory * 2),
+            placements: crate::placement::RecentPlacements::new(intervals.inventory * 2),
             release: crate::proxmox::release::ReleaseCache::default(),
             fingerprint: fingerprint(config),
         })

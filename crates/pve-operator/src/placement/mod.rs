@@ -1,0 +1,8 @@
+//! Placement: which node a new VM goes to ([`choose`]), counting the controller's own recent
+//! placements that the inventory cannot show yet ([`recent`]).
+
+pub mod choose;
+pub mod recent;
+
+pub use choose::{NodeLoad, choose_node};
+pub use recent::{Placed, RecentPlacements};
