@@ -19,6 +19,7 @@ mod cloudinit;
 mod drive_view;
 mod drives;
 mod encode;
+mod encoded;
 mod nics;
 mod view;
 
@@ -26,6 +27,7 @@ pub use cloudinit::{IpConfig, Ipv4Config, Ipv6Config, decode_sshkeys, encode_ssh
 pub use drive_view::{DriveView, parse_size_bytes};
 pub use drives::{CacheMode, Disk, DiskBus, DiskSlot, DiskSource, Drive, EfiDisk};
 pub use encode::{MIN_CORES, MIN_SOCKETS};
+pub use encoded::{EncodedConfig, VmParams};
 pub use nics::{Nic, NicModel};
 pub use view::VmConfigView;
 

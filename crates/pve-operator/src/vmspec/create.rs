@@ -2,7 +2,7 @@
 //! marker so that the VM is never without its identity (docs/design.md principle 1).
 
 use pve_client::api::qemu::CloneOptions;
-use pve_client::api::vmconfig::{AgentConfig, Drive, ScsiHw, VmConfig};
+use pve_client::api::vmconfig::{AgentConfig, Drive, EncodedConfig, ScsiHw, VmConfig};
 
 use super::desired::{Baseline, Desired, cloudinit_slot, iso_slot};
 use super::error::SpecError;
@@ -57,25 +57,33 @@ impl Desired {
     /// Checks that every field gets through the client's encoders on the spec's boot path: the
     /// whole config as a create would send it (for a clone, whose drives partly come from the
     /// template, without a cloud-init drive that has no storage yet) and a clone's target
-    /// storage. What they refuse is the spec's, named by field.
-    pub(super) fn check_encodes(&self) -> Result<(), SpecError> {
+    /// storage. What they refuse is the spec's, named by field. Returns the create call's
+    /// parameters (for a VM that is created rather than cloned), to be sent as encoded here.
+    pub(super) fn check_encodes(&self) -> Result<Option<EncodedConfig>, SpecError> {
         let c = config_of(self, self.baseline != Baseline::Template)?;
-        encode(self, &c)?;
+        let encoded = encode(self, &c)?;
         if let Some(s) = self.template.as_ref().and_then(|t| t.storage.as_ref()) {
             pve_client::api::validate_storage("spec.boot.template.storage", s)
                 .map_err(|e| SpecError::invalid("spec.boot.template.storage", e.to_string()))?;
         }
-        Ok(())
+        Ok((self.baseline == Baseline::Defaults).then_some(encoded))
+    }
+
+    /// The create call's parameters, encoded once by [`Desired::new`]: what the reconcile
+    /// sends. A template boot source is refused as by [`Desired::create_config`].
+    pub fn create_params(&self) -> Result<&EncodedConfig, SpecError> {
+        self.create.as_ref().ok_or_else(|| {
+            SpecError::invalid(
+                "spec.boot.template",
+                "is a template to clone, not a VM to create: use clone_options, then plan_update",
+            )
+        })
     }
 }
 
 /// Runs `c` through the client's encoders, naming the spec field of anything refused.
-fn encode(d: &Desired, c: &VmConfig) -> Result<(), SpecError> {
-    c.to_params().map_err(|e| d.rejected(e))?;
-    if let Some(pool) = &c.pool {
-        pve_client::api::validate_pool("pool", pool).map_err(|e| d.rejected(e))?;
-    }
-    Ok(())
+fn encode(d: &Desired, c: &VmConfig) -> Result<EncodedConfig, SpecError> {
+    c.encode().map_err(|e| d.rejected(e))
 }
 
 /// The full config of `d`. The cloud-init drive needs a storage; without one it is an error

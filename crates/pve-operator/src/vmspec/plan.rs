@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use pve_client::api::vmconfig::{DiskSlot, VmConfig};
+use pve_client::api::vmconfig::{DiskSlot, EncodedConfig, VmConfig};
 
 /// What to change so that the VM's current config matches the spec.
 #[derive(Debug, Clone, Default)]
@@ -17,6 +17,8 @@ pub struct UpdatePlan {
     /// in spec than in Proxmox, a disk on another storage, a slot used by something else, ...).
     /// They are reported, never acted on; the rest of the plan is still safe to apply.
     pub conflicts: Vec<String>,
+    /// `config` as the client encoded it when the plan was made: what is sent.
+    pub(crate) encoded: EncodedConfig,
 }
 
 impl UpdatePlan {
@@ -42,6 +44,11 @@ impl UpdatePlan {
         let mut keys: BTreeSet<String> = config_keys(&self.config).into_iter().collect();
         keys.extend(self.delete.iter().cloned());
         keys.into_iter().collect()
+    }
+
+    /// The keys to set, encoded once when the plan was made (the config update sends this).
+    pub fn encoded(&self) -> &EncodedConfig {
+        &self.encoded
     }
 
     pub(crate) fn delete(&mut self, key: impl Into<String>) {

@@ -2,8 +2,8 @@
 //! optimistic locking, and its pending changes.
 
 use super::{PendingEntry, vm_request};
-use crate::api::vmconfig::{VmConfig, VmConfigView};
-use crate::api::{validate_node, validate_pool, validate_vmid};
+use crate::api::vmconfig::{VmConfigView, VmParams};
+use crate::api::{validate_node, validate_vmid};
 use crate::client::PveClient;
 use crate::error::{PveError, Result};
 use crate::request::{ApiRequest, Method, Params};
@@ -22,14 +22,19 @@ pub struct ConfigUpdate {
 }
 
 /// `POST /nodes/{node}/qemu`: create `vmid` from `config`, optionally starting it.
-pub fn create_request(node: &str, vmid: u32, config: &VmConfig, start: bool) -> Result<ApiRequest> {
+pub fn create_request(
+    node: &str,
+    vmid: u32,
+    config: &impl VmParams,
+    start: bool,
+) -> Result<ApiRequest> {
     validate_node(node)?;
     validate_vmid("vmid", vmid)?;
+    let config = config.encoded()?;
     let mut p = Params::new();
     p.int("vmid", i64::from(vmid));
-    p.extend(config.to_params()?);
-    if let Some(pool) = &config.pool {
-        validate_pool("pool", pool)?;
+    p.extend(config.params().clone());
+    if let Some(pool) = config.pool() {
         p.str("pool", pool);
     }
     if start {
@@ -78,17 +83,18 @@ fn check_key(field: &str, key: &str) -> Result<()> {
 pub fn update_request(
     node: &str,
     vmid: u32,
-    config: &VmConfig,
+    config: &impl VmParams,
     update: &ConfigUpdate,
     sync: bool,
 ) -> Result<ApiRequest> {
-    if config.pool.is_some() {
+    let config = config.encoded()?;
+    if config.pool().is_some() {
         return Err(PveError::invalid_input(
             "pool",
             "the pool is set at create time; pool membership is changed with the pool API",
         ));
     }
-    let mut p = config.to_params()?;
+    let mut p = config.params().clone();
     for (field, keys) in [("delete", &update.delete), ("revert", &update.revert)] {
         if keys.is_empty() {
             continue;
@@ -138,7 +144,7 @@ impl PveClient {
         &self,
         node: &str,
         vmid: u32,
-        config: &VmConfig,
+        config: &impl VmParams,
         start: bool,
     ) -> Result<Upid> {
         self.call(&create_request(node, vmid, config, start)?).await
@@ -160,7 +166,7 @@ impl PveClient {
         &self,
         node: &str,
         vmid: u32,
-        config: &VmConfig,
+        config: &impl VmParams,
         update: &ConfigUpdate,
     ) -> Result<Option<Upid>> {
         self.call(&update_request(node, vmid, config, update, false)?)
@@ -172,7 +178,7 @@ impl PveClient {
         &self,
         node: &str,
         vmid: u32,
-        config: &VmConfig,
+        config: &impl VmParams,
         update: &ConfigUpdate,
     ) -> Result<()> {
         self.execute(&update_request(node, vmid, config, update, true)?)

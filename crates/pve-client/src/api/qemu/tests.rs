@@ -23,6 +23,45 @@ fn create_adds_vmid_pool_and_start() {
     assert!(
         matches!(create_request("pve", 100, &bad_pool, false), Err(PveError::InvalidInput { field, .. }) if field == "pool")
     );
+    assert!(
+        matches!(bad_pool.encode(), Err(PveError::InvalidInput { field, .. }) if field == "pool"),
+        "encoding ahead refuses what the call would"
+    );
+}
+
+#[test]
+fn a_config_encoded_ahead_is_sent_as_the_config_itself_would_be() {
+    let cfg = VmConfig {
+        cores: Some(2),
+        name: Some("web-1".into()),
+        pool: Some("team-a".into()),
+        ..VmConfig::default()
+    };
+    let encoded = cfg.encode().unwrap();
+    assert_eq!(encoded.keys().collect::<Vec<_>>(), ["name", "cores"]);
+    assert_eq!(encoded.pool(), Some("team-a"));
+    assert_eq!(
+        create_request("pve", 100, &encoded, false).unwrap().params,
+        create_request("pve", 100, &cfg, false).unwrap().params
+    );
+    let update = VmConfig {
+        cores: Some(4),
+        ..VmConfig::default()
+    };
+    assert_eq!(
+        update_request(
+            "pve",
+            100,
+            &update.encode().unwrap(),
+            &ConfigUpdate::default(),
+            true
+        )
+        .unwrap()
+        .params,
+        update_request("pve", 100, &update, &ConfigUpdate::default(), true)
+            .unwrap()
+            .params
+    );
 }
 
 #[test]

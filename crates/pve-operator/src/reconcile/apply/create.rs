@@ -78,13 +78,11 @@ impl Pass<'_> {
                     .await
                     .map(|u| (u, TaskKind::Clone))
             }
-            None => {
-                let config = desired.create_config()?;
-                conn.pve
-                    .qemu_create(&node, vmid, &config, false)
-                    .await
-                    .map(|u| (u, TaskKind::Create))
-            }
+            None => conn
+                .pve
+                .qemu_create(&node, vmid, desired.create_params()?, false)
+                .await
+                .map(|u| (u, TaskKind::Create)),
         };
         match sent {
             Ok((upid, kind)) => {

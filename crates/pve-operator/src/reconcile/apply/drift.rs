@@ -57,7 +57,7 @@ impl Pass<'_> {
         let upid = self
             .conn
             .pve
-            .qemu_update_async(&vm.node, vm.vmid, &plan.config, &update)
+            .qemu_update_async(&vm.node, vm.vmid, plan.encoded(), &update)
             .await
             .map_err(ReconcileError::proxmox(format!(
                 "updating the config of VM {} ({})",

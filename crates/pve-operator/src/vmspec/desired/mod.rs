@@ -54,6 +54,8 @@ pub struct Desired {
     pub(crate) pool: Option<String>,
     /// How a template boot source is cloned.
     pub(crate) template: Option<TemplateClone>,
+    /// The create call's parameters as [`Desired::new`] encoded them (not for a clone).
+    pub(crate) create: Option<pve_client::api::vmconfig::EncodedConfig>,
 }
 
 /// How a template boot source is cloned: full or linked, and a full clone's target storage.
@@ -123,8 +125,8 @@ impl Desired {
         marker: &Marker,
         vm_name: &str,
     ) -> Result<Self, SpecError> {
-        let desired = Self::from_spec(spec, marker, vm_name)?;
-        desired.check_encodes()?;
+        let mut desired = Self::from_spec(spec, marker, vm_name)?;
+        desired.create = desired.check_encodes()?;
         Ok(desired)
     }
 
@@ -226,6 +228,7 @@ impl Desired {
                 full: t.full,
                 storage: t.storage.clone(),
             }),
+            create: None,
         })
     }
 

@@ -364,3 +364,24 @@ cloudInit: {user: debian}
         }
     }
 }
+
+/// The create call sends the parameters `Desired::new` encoded while checking the spec: the
+/// same as encoding the create config again, and refused for a template boot source.
+#[test]
+fn the_create_sends_what_was_encoded_when_the_spec_was_checked() {
+    let m = marker();
+    for spec in [small_iso(), stopped_pxe(), multi_disk_multi_nic(), ovmf()] {
+        let desired = crate::vmspec::Desired::new(&spec, &m, "web-1").expect("valid spec");
+        let again = desired
+            .create_config()
+            .expect("config")
+            .encode()
+            .expect("encodes");
+        assert_eq!(desired.create_params().expect("a created VM"), &again);
+    }
+    let clone = crate::vmspec::Desired::new(&cloud_init_template(), &m, "web-1").expect("valid");
+    assert!(
+        clone.create_params().is_err(),
+        "a template is cloned, not created"
+    );
+}

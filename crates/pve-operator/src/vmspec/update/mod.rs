@@ -46,8 +46,8 @@ impl Desired {
         p.nics();
         p.cloud_init()?;
         p.boot_order()?;
-        let plan = p.plan;
-        plan.config.to_params().map_err(|e| d.rejected(e))?;
+        let mut plan = p.plan;
+        plan.encoded = plan.config.encode().map_err(|e| d.rejected(e))?;
         Ok(plan)
     }
 }
