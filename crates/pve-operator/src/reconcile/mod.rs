@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod conditions;
 pub mod error;
 pub mod ownership;
+mod pass;
 pub mod proxmox_cluster;
 pub mod proxmox_identity;
 pub mod status;

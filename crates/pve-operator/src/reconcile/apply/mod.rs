@@ -6,7 +6,8 @@
 //! [`task`] (a task in flight or failed for good), [`find`] (the request's own VM, by marker),
 //! [`create`] (VMID, node and the create or clone call), [`drift`] (config update and disk
 //! growth), [`power`] (pending changes, start and shutdown) and [`addresses`] (the guest
-//! agent's IPs). A phase either hands the pass on or ends it with an [`Action`].
+//! agent's IPs). A phase either hands the pass on or ends it with an [`Action`]. [`Pass`] itself
+//! (shared with the deletion path) is in `reconcile/pass.rs`.
 
 mod addresses;
 mod create;
@@ -21,15 +22,14 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use pve_client::Upid;
 use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase, PowerState};
 
 use super::error::ReconcileError;
-use super::status::{is_true, set_condition, types};
-use super::task_kind::{TaskKind, describe_task};
+use super::pass::Pass;
+use super::status::{is_true, types};
+use super::task_kind::describe_task;
 use super::{Context, RequestScope};
 use crate::proxmox::ClusterRuntime;
-use crate::proxmox::tasks::NodeSlot;
 use crate::vmspec;
 use find::Found;
 
@@ -59,16 +59,6 @@ pub async fn apply(
     }
     .run()
     .await
-}
-
-/// What every phase of one apply pass works with: the request, what the reconcile knows about
-/// it, its cluster's runtime, the controller's context, and the status being written.
-struct Pass<'a> {
-    request: &'a MachineRequest,
-    scope: &'a RequestScope<'a>,
-    conn: &'a ClusterRuntime,
-    ctx: &'a Context,
-    status: &'a mut MachineRequestStatus,
 }
 
 impl Pass<'_> {
@@ -147,36 +137,6 @@ impl Pass<'_> {
             .map_or_else(Action::await_change, Action::requeue))
     }
 
-    /// The request's generation, for conditions.
-    fn generation(&self) -> Option<i64> {
-        self.request.metadata.generation
-    }
-
-    /// Sets condition `type_` at the request's generation.
-    fn condition(&mut self, type_: &str, value: bool, reason: &str, message: impl Into<String>) {
-        let generation = self.generation();
-        set_condition(self.status, generation, type_, value, reason, message);
-    }
-
-    /// Publishes an Event on the request.
-    async fn event(&self, type_: EventType, reason: &str, note: &str) {
-        self.scope.event(self.ctx, type_, reason, note).await;
-    }
-
-    /// A task slot on `node`, or the wait for one.
-    fn reserve_slot(&self, node: &str) -> Result<NodeSlot, ReconcileError> {
-        self.conn.tasks.reserve(node).ok_or_else(|| node_busy(node))
-    }
-
-    /// Records the started task `upid` in status and hands it to the task tracker.
-    fn start_task(&mut self, upid: Upid, kind: TaskKind, slot: NodeSlot) -> Action {
-        self.conn
-            .tasks
-            .track_with(&upid, self.scope.object_ref.clone(), Some(slot));
-        self.status.current_task = Some(kind.task_ref(&upid));
-        Action::requeue(WAIT)
-    }
-
     /// Step 1: what became of the recorded task. `Some` ends the pass (a task runs, or one that
     /// failed for good holds the request back).
     async fn settle_recorded_task(&mut self) -> Result<Option<Action>, ReconcileError> {
@@ -236,11 +196,6 @@ impl Pass<'_> {
     fn wants_running(&self) -> bool {
         self.request.spec.power_state == PowerState::Running
     }
-}
-
-/// The wait for a slot on `node` (docs/design.md "Performance": bounded load per node).
-pub(super) fn node_busy(node: &str) -> ReconcileError {
-    ReconcileError::NodeBusy(node.to_string())
 }
 
 /// The object reference of a request, for triggers.
