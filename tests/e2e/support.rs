@@ -9,7 +9,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use pve_client::{PveClient, PveConfig};
-use pve_operator::cli::run::{RunArgs, run_with_client};
+use pve_operator::cli::run::{InProcessController, RunArgs};
 use pve_operator_api::{HasConditions, MachineRequest};
 use pve_sim::{RunningSim, SimOptions, SimServer};
 use serde_json::json;
@@ -73,8 +73,7 @@ pub struct Harness {
     pub sim: RunningSim,
     pub pve: PveClient,
     pub config_path: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    controller: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    controller: Option<InProcessController>,
     /// A control plane of the test's own, when its controller watches every namespace.
     own_control_plane: Option<testenv::TestEnv>,
     _dir: tempfile::TempDir,
@@ -162,7 +161,6 @@ impl Harness {
             sim,
             pve,
             config_path,
-            stop: None,
             controller: None,
             own_control_plane: None,
             _dir: dir,
@@ -187,7 +185,6 @@ impl Harness {
 
     /// Like [`Harness::start_controller`], with the controller's options adjusted first.
     pub fn start_controller_with(&mut self, adjust: impl FnOnce(&mut RunArgs)) {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let all = self.own_control_plane.is_some();
         let mut args = RunArgs {
             config: Some(self.config_path.clone()),
@@ -205,23 +202,14 @@ impl Harness {
             ..RunArgs::default()
         };
         adjust(&mut args);
-        self.controller = Some(tokio::spawn(run_with_client(
-            args,
-            self.client.clone(),
-            async {
-                let _ = stopped.await;
-            },
-        )));
-        self.stop = Some(stop);
+        self.controller = Some(InProcessController::start(args, self.client.clone()));
     }
 
     /// Stops the controller abruptly, as a crash would (no graceful shutdown).
     pub async fn crash_controller(&mut self) {
-        if let Some(handle) = self.controller.take() {
-            handle.abort();
-            let _ = handle.await;
+        if let Some(controller) = self.controller.take() {
+            controller.abort().await;
         }
-        self.stop = None;
     }
 
     /// The label (`key=value`) that the identities of this test carry.
@@ -352,11 +340,8 @@ impl Harness {
     }
 
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.controller.take() {
-            let _ = within("the controller to stop", handle).await;
+        if let Some(controller) = self.controller.take() {
+            let _ = within("the controller to stop", controller.stop()).await;
         }
         self.sim.shutdown().await;
     }

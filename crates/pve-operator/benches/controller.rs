@@ -6,7 +6,7 @@
 //! fresh Proxmox VE simulator with realistic task durations, each in its own process so that
 //! the heap measured here is the controller's:
 //!
-//! * **pve-operator**: the real controller (`run_with_client`, default settings: 10 s inventory,
+//! * **pve-operator**: the real controller (`InProcessController`, default settings: 10 s inventory,
 //!   500 ms task polls, 16 concurrent reconciles, 8 tasks per node) against a real kube-apiserver
 //!   (testenv), driven by N MachineRequests.
 //! * **baseline**: what a reconciler that reads each object by itself does (the
@@ -28,7 +28,7 @@ use anyhow::{Context as _, bail};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use pve_client::{PveClient, PveConfig, PveError, Upid};
-use pve_operator::cli::run::{RunArgs, run_with_client};
+use pve_operator::cli::run::{InProcessController, RunArgs};
 use pve_operator::vmspec::{self, MachineRequestSpec, Marker};
 use pve_operator_api::{HasConditions, MachineRequest};
 use pve_sim::config::{ClusterConfig, NodeConfig, Size, TaskDurations};
@@ -297,7 +297,6 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
     let config_path = env.dir().join("proxmox.yaml");
     std::fs::write(&config_path, sim.config_yaml())?;
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let args = RunArgs {
         config: Some(config_path),
         namespace: Some("default".into()),
@@ -307,9 +306,7 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
         shutdown_grace: 5,
         ..RunArgs::default()
     };
-    let controller = tokio::spawn(run_with_client(args, kube.clone(), async {
-        let _ = stopped.await;
-    }));
+    let controller = InProcessController::start(args, kube.clone());
     let requests: Api<MachineRequest> = Api::namespaced(kube.clone(), "default");
     // The caches fill and the first (empty) inventory is read before the clock starts.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -365,8 +362,7 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
     tokio::time::sleep(options.idle).await;
     let (idle_calls, _, _) = calls(&sim.stats().await?);
 
-    let _ = stop.send(());
-    controller.await??;
+    controller.stop().await?;
     drop(env);
     Ok(Measured {
         to_all_ready,

@@ -10,7 +10,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use pve_client::{PveClient, PveConfig};
-use pve_operator::cli::run::{RunArgs, run_with_client};
+use pve_operator::cli::run::{InProcessController, RunArgs};
 use pve_operator::vmspec::Marker;
 use pve_operator_api::MachineRequest;
 use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
@@ -89,10 +89,7 @@ pub async fn kill_run(scenario: Scenario, seed: u64, mode: &KillMode) -> Outcome
 
 /// The controller while it runs.
 enum Running {
-    Task {
-        handle: tokio::task::JoinHandle<anyhow::Result<()>>,
-        stop: tokio::sync::oneshot::Sender<()>,
-    },
+    Task(InProcessController),
     Process(ChildProcess),
 }
 
@@ -236,7 +233,6 @@ impl Rig {
         let selector = format!("{IDENTITY_LABEL}={ns}");
         self.controller = Some(match &self.mode {
             KillMode::Abort => {
-                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                 let args = RunArgs {
                     config: Some(self.config_path.clone()),
                     namespace: Some(ns.clone()),
@@ -249,10 +245,7 @@ impl Rig {
                     shutdown_grace: 5,
                     ..RunArgs::default()
                 };
-                let handle = tokio::spawn(run_with_client(args, self.client.clone(), async {
-                    let _ = stopped.await;
-                }));
-                Running::Task { handle, stop }
+                Running::Task(InProcessController::start(args, self.client.clone()))
             }
             KillMode::SigKill(binary) => {
                 let log = self.log_path(self.starts);
@@ -300,12 +293,7 @@ impl Rig {
     /// once it is dead.
     async fn kill(&mut self) {
         match self.controller.take() {
-            Some(Running::Task { handle, stop }) => {
-                handle.abort();
-                let _ = handle.await;
-                // Only now: a stop signal before the abort took effect would be a graceful one.
-                drop(stop);
-            }
+            Some(Running::Task(controller)) => controller.abort().await,
             Some(Running::Process(mut child)) => child.kill(),
             None => {}
         }
@@ -314,9 +302,8 @@ impl Rig {
     /// Stops the controller for good (gracefully where it can) and the simulator.
     async fn stop(mut self) {
         match self.controller.take() {
-            Some(Running::Task { handle, stop }) => {
-                let _ = stop.send(());
-                let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+            Some(Running::Task(controller)) => {
+                let _ = tokio::time::timeout(Duration::from_secs(10), controller.stop()).await;
             }
             Some(Running::Process(mut child)) => child.kill(),
             None => {}

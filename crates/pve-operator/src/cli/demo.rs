@@ -17,7 +17,7 @@ use pve_operator_api::conditions::types;
 use pve_operator_api::{HasConditions, MachineRequest};
 use pve_sim::{SimOptions, SimServer};
 
-use super::run::{RunArgs, run_with_client};
+use super::run::{InProcessController, RunArgs};
 
 /// Options of `pve-operator demo`.
 #[derive(Debug, Args)]
@@ -63,7 +63,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     eprintln!("[3/5] installing the CRDs...");
     install_crds(&kube).await?;
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let controller = if args.external_controller {
         eprintln!(
             "[4/5] --external-controller: start the controller yourself, e.g.\n      \
@@ -81,13 +80,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             shutdown_grace: 5,
             ..RunArgs::default()
         };
-        Some(tokio::spawn(run_with_client(
-            run_args,
-            kube.clone(),
-            async {
-                let _ = stopped.await;
-            },
-        )))
+        Some(InProcessController::start(run_args, kube.clone()))
     };
 
     eprintln!(
@@ -131,12 +124,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         tokio::signal::ctrl_c().await?;
     }
     eprintln!("Stopping...");
-    let _ = stop.send(());
     if let Some(controller) = controller {
-        match controller.await {
-            Ok(result) => result?,
-            Err(error) => bail!("the controller task failed: {error}"),
-        }
+        controller.stop().await?;
     }
     sim.shutdown().await;
     drop(env);

@@ -3,10 +3,12 @@
 
 mod args;
 mod controllers;
+mod in_process;
 mod scope;
 
 pub use args::{OpsArgs, RunArgs, RunCommand};
 pub use controllers::run_controllers;
+pub use in_process::InProcessController;
 
 use std::time::Duration;
 
