@@ -2,9 +2,15 @@
 //! conditions (rebuilt each pass, through [`pve_operator_api::conditions`] like every kind's)
 //! and the credentials' test.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::runtime::controller::{Action, Controller};
 use pve_operator_api::conditions;
 
+use super::Context;
 use super::status::types;
 use crate::proxmox::ClusterRuntime;
 
@@ -77,4 +83,40 @@ pub fn status_patch<K: kube::Resource<DynamicType = ()>>(
     status: &impl serde::Serialize,
 ) -> serde_json::Value {
     serde_json::json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status })
+}
+
+/// Runs `controller`, one of the controllers that only write status (ProxmoxCluster,
+/// ProxmoxIdentity), until its stream ends: every `reconcile` is timed under `metric` (a failure
+/// is a status write that failed, tried again after 30 s) and a failure is logged at debug level.
+pub async fn run_status_controller<K, Fut, E>(
+    controller: Controller<K>,
+    ctx: Arc<Context>,
+    metric: &'static str,
+    reconcile: fn(Arc<K>, Arc<Context>) -> Fut,
+) where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = Result<Action, E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    controller
+        .run(
+            move |object, ctx| {
+                let instruments = ctx.instruments.clone();
+                instruments.timed(metric, "StatusWriteFailed", reconcile(object, ctx))
+            },
+            |_, _, _| Action::requeue(Duration::from_secs(30)),
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "{} reconcile failed", K::kind(&()));
+            }
+        })
+        .await;
 }

@@ -18,7 +18,7 @@ use pve_operator_api::{
 };
 
 use super::Context;
-use super::conditions::{Conditions, credentials};
+use super::conditions::{Conditions, credentials, run_status_controller};
 use super::status::{FIELD_MANAGER, types};
 use crate::privileges::{self, needs_for_specs};
 use crate::proxmox::registry::ConnectionError;
@@ -61,7 +61,7 @@ pub async fn run(
             futures::stream::iter(refs)
         });
     let in_namespace = store.clone();
-    controller
+    let controller = controller
         .reconcile_on(secret_changed)
         // A namespace's labels decide whether an identity's selector allows it.
         .watches(
@@ -90,25 +90,14 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         )
-        .graceful_shutdown_on(shutdown)
-        .run(
-            |cluster, ctx| {
-                let instruments = ctx.instruments.clone();
-                instruments.timed(
-                    crate::ops::metrics::PROXMOX_CLUSTER,
-                    "StatusWriteFailed",
-                    reconcile(cluster, ctx),
-                )
-            },
-            |_, _, _| Action::requeue(Duration::from_secs(30)),
-            ctx,
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "ProxmoxCluster reconcile failed");
-            }
-        })
-        .await;
+        .graceful_shutdown_on(shutdown);
+    run_status_controller(
+        controller,
+        ctx,
+        crate::ops::metrics::PROXMOX_CLUSTER,
+        reconcile,
+    )
+    .await;
 }
 
 /// Why a ProxmoxCluster's status could not be written.

@@ -15,7 +15,7 @@ use kube::{Api, ResourceExt};
 use pve_operator_api::{ProxmoxIdentity, ProxmoxIdentityStatus};
 
 use super::Context;
-use super::conditions::{Conditions, credentials};
+use super::conditions::{Conditions, credentials, run_status_controller};
 use super::status::{FIELD_MANAGER, types};
 use crate::proxmox::registry::IdentityError;
 
@@ -45,27 +45,16 @@ pub async fn run(
                 .collect();
             futures::stream::iter(refs)
         });
-    controller
+    let controller = controller
         .reconcile_on(changed)
-        .graceful_shutdown_on(shutdown)
-        .run(
-            |identity, ctx| {
-                let instruments = ctx.instruments.clone();
-                instruments.timed(
-                    crate::ops::metrics::PROXMOX_IDENTITY,
-                    "StatusWriteFailed",
-                    reconcile(identity, ctx),
-                )
-            },
-            |_, _, _| Action::requeue(Duration::from_secs(30)),
-            ctx,
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "ProxmoxIdentity reconcile failed");
-            }
-        })
-        .await;
+        .graceful_shutdown_on(shutdown);
+    run_status_controller(
+        controller,
+        ctx,
+        crate::ops::metrics::PROXMOX_IDENTITY,
+        reconcile,
+    )
+    .await;
 }
 
 /// Why a ProxmoxIdentity's status could not be written.
