@@ -16,20 +16,10 @@ use pve_sim::RunningSim;
 use pve_sim::access::{AclSubject, UserOptions};
 use serde_json::json;
 
-use crate::support::{Harness, within};
+use crate::support::{Harness, small_spec, vmid_of, within};
 
 /// The simulator's template (`SimOptions` default).
 const TEMPLATE: u32 = 9000;
-
-/// The cheapest request: network boot, one small disk.
-fn small_spec() -> serde_json::Value {
-    json!({
-        "memory": { "sizeMiB": 256 },
-        "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 2 }],
-        "networks": [{ "name": "net0", "bridge": "vmbr0" }],
-        "boot": { "network": {} },
-    })
-}
 
 /// Applies request `name` while the controller is stopped, so that VMs carrying its marker can
 /// be arranged before it first reconciles; returns its marker.
@@ -139,14 +129,6 @@ async fn warnings(h: &Harness, name: &str, reason: &str) -> Vec<String> {
         .filter(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(reason))
         .filter_map(|e| e.note)
         .collect()
-}
-
-fn vmid_of(request: &MachineRequest) -> u32 {
-    request
-        .status
-        .as_ref()
-        .and_then(|s| s.vmid)
-        .expect("status.vmid is set")
 }
 
 #[tokio::test]

@@ -276,12 +276,7 @@ async fn generated_commands_suffice((version, release): (PveVersion, PveRelease)
         assert!(denied(&request).is_none(), "{name}: {:?}", denied(&request));
         let status = request.status.clone().expect("status");
         let vmid = status.vmid.expect("vmid");
-        let running = h
-            .pve
-            .qemu_status("pve", vmid)
-            .await
-            .expect("status")
-            .is_running();
+        let running = h.vm_running(vmid).await;
         assert_eq!(
             running,
             request.spec.power_state == PowerState::Running,
@@ -303,13 +298,7 @@ async fn generated_commands_suffice((version, release): (PveVersion, PveRelease)
             && r.status.as_ref().and_then(|s| s.phase) == Some(pve_operator_api::Phase::Stopped)
     })
     .await;
-    assert!(
-        !h.pve
-            .qemu_status("pve", vmid)
-            .await
-            .expect("status")
-            .is_running()
-    );
+    assert!(!h.vm_running(vmid).await);
     // Deletion as each example's policy says.
     for (name, vmid, spec) in &vms {
         h.delete_and_wait_gone(name).await;
@@ -787,11 +776,7 @@ async fn a_revoked_power_or_delete_privilege_stops_that_step_with_a_condition_na
         "{message}"
     );
     assert!(
-        h.pve
-            .qemu_status("pve", vmid)
-            .await
-            .expect("status")
-            .is_running(),
+        h.vm_running(vmid).await,
         "still running: no shutdown was sent"
     );
 

@@ -39,13 +39,19 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 /// named after `prefix`: what a test that starts no [`Harness`] begins with.
 pub async fn shared_namespace(prefix: &str) -> (&'static testenv::TestEnv, Client, String) {
     let env = testenv::TestEnv::shared().await.expect("control plane");
+    let (client, namespace) = namespace_on(env, prefix).await;
+    (env, client, namespace)
+}
+
+/// An admin client of `env` with the CRDs installed, and a new namespace named after `prefix`.
+pub async fn namespace_on(env: &testenv::TestEnv, prefix: &str) -> (Client, String) {
     let client = env.client().expect("client");
     install_crds(&client).await;
     let namespace = env
         .create_namespace(&client, prefix)
         .await
         .expect("namespace");
-    (env, client, namespace)
+    (client, namespace)
 }
 
 /// Sends the tests' logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`), and
@@ -140,12 +146,7 @@ impl Harness {
         adjust: impl FnOnce(&mut SimOptions),
     ) -> Harness {
         init_logging();
-        let client = env.client().expect("client");
-        install_crds(&client).await;
-        let namespace = env
-            .create_namespace(&client, prefix)
-            .await
-            .expect("namespace");
+        let (client, namespace) = namespace_on(env, prefix).await;
         let mut options = SimOptions::new("e2e-root-password");
         adjust(&mut options);
         let sim = SimServer::start(options).await.expect("simulator");
@@ -330,6 +331,15 @@ impl Harness {
         self.pve.qemu_config("pve", vmid).await.ok()
     }
 
+    /// Whether VM `vmid` (on node `pve`) runs, as Proxmox says now.
+    pub async fn vm_running(&self, vmid: u32) -> bool {
+        self.pve
+            .qemu_status("pve", vmid)
+            .await
+            .expect("status")
+            .is_running()
+    }
+
     pub async fn vm_exists(&self, vmid: u32) -> bool {
         self.pve
             .cluster_resources(None)
@@ -362,6 +372,16 @@ pub async fn wait_condition(h: &Harness, name: &str, type_: &str, status: &str) 
     found.expect("the request exists")
 }
 
+/// `status.vmid` of `request`, which must be set.
+pub fn vmid_of(request: &MachineRequest) -> u32 {
+    request
+        .status
+        .as_ref()
+        .and_then(|s| s.vmid)
+        .expect("status.vmid is set")
+}
+
+/// The cheapest request: network boot, one small disk.
 pub fn small_spec() -> serde_json::Value {
     json!({
         "memory": { "sizeMiB": 256 },
@@ -369,4 +389,24 @@ pub fn small_spec() -> serde_json::Value {
         "networks": [{ "name": "net0", "bridge": "vmbr0" }],
         "boot": { "network": {} },
     })
+}
+
+/// Creates (or replaces) Secret `name` in `namespace` with `config` under `config.yaml`, the
+/// form an identity's Secret takes.
+pub async fn apply_config_secret(client: &Client, namespace: &str, name: &str, config: &str) {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), namespace);
+    let doc = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": name },
+        "stringData": { "config.yaml": config },
+    });
+    secrets
+        .patch(
+            name,
+            &PatchParams::apply("e2e-tests").force(),
+            &Patch::Apply(&doc),
+        )
+        .await
+        .expect("Secret applies");
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ApiResource, DynamicObject};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
@@ -13,7 +13,7 @@ use kube::{Api, Client};
 use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, within};
+use crate::support::{Harness, apply_config_secret, within};
 
 /// The label that ties an identity to the test (and the controller) that made it.
 pub const TEST_LABEL: &str = "e2e.pve-operator.dev/test";
@@ -22,20 +22,7 @@ impl Harness {
     /// Creates (or replaces) the Secret `name` of the controller's identity namespace (the
     /// test's) with `config` under `config.yaml`.
     pub async fn apply_identity_secret(&self, name: &str, config: &str) {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-        let doc = json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": { "name": name },
-            "stringData": { "config.yaml": config },
-        });
-        secrets
-            .patch(
-                name,
-                &PatchParams::apply("e2e-tests").force(),
-                &Patch::Apply(&doc),
-            )
-            .await
-            .expect("identity Secret applies");
+        apply_config_secret(&self.client, &self.namespace, name, config).await;
     }
 
     /// Creates a ProxmoxIdentity named `<namespace>-<suffix>` (identities are cluster-scoped)

@@ -112,14 +112,7 @@ async fn a_crash_at_each_provisioning_step_still_ends_with_exactly_one_vm() {
     for name in &names {
         let request = h.requests().get(name).await.expect("request");
         let vmid = vmid_of(&request);
-        assert!(
-            h.pve
-                .qemu_status("pve", vmid)
-                .await
-                .expect("status")
-                .is_running(),
-            "{name} runs"
-        );
+        assert!(h.vm_running(vmid).await, "{name} runs");
     }
     h.stop().await;
 }

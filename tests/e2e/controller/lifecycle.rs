@@ -166,14 +166,7 @@ async fn changed_cores_and_memory_wait_as_pending_and_a_restart_policy_applies_t
         Some("4"),
         "cores=4 waits as a pending change"
     );
-    assert!(
-        h.pve
-            .qemu_status("pve", vmid)
-            .await
-            .expect("status")
-            .is_running(),
-        "Report does not restart"
-    );
+    assert!(h.vm_running(vmid).await, "Report does not restart");
 
     // With pendingChanges: Restart the controller restarts the VM and the changes take effect.
     request.spec.pending_changes = pve_operator_api::PendingChangePolicy::Restart;
@@ -189,12 +182,7 @@ async fn changed_cores_and_memory_wait_as_pending_and_a_restart_policy_applies_t
         loop {
             let config = h.pve.qemu_config("pve", vmid).await.expect("config");
             let pending = h.pve.qemu_pending("pve", vmid).await.expect("pending");
-            let running = h
-                .pve
-                .qemu_status("pve", vmid)
-                .await
-                .expect("status")
-                .is_running();
+            let running = h.vm_running(vmid).await;
             if config.get("cores") == Some("4")
                 && pending.iter().all(|p| p.pending.is_none())
                 && running

@@ -10,17 +10,9 @@ mod out_of_band;
 mod stress;
 
 use kube::ResourceExt;
-use pve_operator_api::MachineRequest;
 
 use crate::support::Harness;
-
-fn vmid_of(request: &MachineRequest) -> u32 {
-    request
-        .status
-        .as_ref()
-        .and_then(|s| s.vmid)
-        .expect("status.vmid is set")
-}
+pub(super) use crate::support::vmid_of;
 
 /// Every request has exactly one VM carrying its marker.
 async fn assert_one_vm_per_request(h: &Harness, names: &[String]) {

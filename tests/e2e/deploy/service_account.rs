@@ -9,7 +9,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{ListParams, Patch, PatchParams, WatchParams};
+use kube::api::{ListParams, WatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
 use pve_operator::cli::run::RunCommand;
@@ -23,7 +23,7 @@ use super::{
     service_account_name, until, wait_ready, watch_by_name,
 };
 use crate::crds::install_crds;
-use crate::support::{init_logging, shared_namespace, within};
+use crate::support::{apply_config_secret, init_logging, shared_namespace, within};
 use crate::tenancy::{create_cluster_in, request_refused};
 
 #[tokio::test]
@@ -132,7 +132,7 @@ async fn as_the_charts_service_account_the_controller_is_unready_until_its_cache
     // The ProxmoxIdentity and ProxmoxCluster controllers work as the ServiceAccount too (the
     // identity's Secret through the chart's Secret Role), and are counted.
     let config = std::fs::read_to_string(&proxmox.config).expect("config");
-    put_secret(&admin, &ns, "sa-identity", &config).await;
+    apply_config_secret(&admin, &ns, "sa-identity", &config).await;
     let identity = format!("{ns}-sa");
     create_identity(&admin, &identity, "sa-identity", &[&ns], &ns).await;
     identity_condition(&admin, &identity, "Ready", "True").await;
@@ -209,25 +209,6 @@ fn chart_run_command(docs: &[Value], pod_namespace: &str, config: &Path) -> RunC
         }
         _ => panic!("the chart's Deployment does not run `pve-operator run`: {argv:?}"),
     }
-}
-
-/// Creates (or replaces) the Secret `ns/name` with `config` (a `proxmox:` document) under
-/// `config.yaml`.
-async fn put_secret(admin: &Client, ns: &str, name: &str, config: &str) {
-    let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
-    let secret = json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": { "name": name },
-        "stringData": { "config.yaml": config },
-    });
-    secrets
-        .patch(
-            name,
-            &PatchParams::apply("e2e-deploy").force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .expect("Secret applies");
 }
 
 /// The `type_` condition of a ProxmoxIdentity once it has one with `status`.
@@ -344,9 +325,9 @@ async fn cluster_wide_the_charts_service_account_reads_only_the_identity_secrets
     // tenant's namespace.
     let proxmox = Proxmox::start().await;
     let config = std::fs::read_to_string(&proxmox.config).expect("config");
-    put_secret(&admin, &release, LISTED, &config).await;
-    put_secret(&admin, &release, UNLISTED, &config).await;
-    put_secret(&admin, &team, LISTED, &config).await;
+    apply_config_secret(&admin, &release, LISTED, &config).await;
+    apply_config_secret(&admin, &release, UNLISTED, &config).await;
+    apply_config_secret(&admin, &team, LISTED, &config).await;
 
     // The chart's rights, as the API server judges them.
     let in_release: Api<Secret> = Api::namespaced(client.clone(), &release);
@@ -501,7 +482,7 @@ async fn cluster_wide_the_charts_service_account_reads_only_the_identity_secrets
     // identity's periodic recheck is 5 minutes away, beyond the wait's limit).
     let broken = config.replace(proxmox.sim.root_password(), "not-the-password");
     assert_ne!(broken, config);
-    put_secret(&admin, &release, LISTED, &broken).await;
+    apply_config_secret(&admin, &release, LISTED, &broken).await;
     let refused = identity_condition(&admin, "tenants", "CredentialsValid", "False").await;
     assert_eq!(refused.reason, "Unauthorized", "{refused:?}");
     assert!(

@@ -9,43 +9,23 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use pve_client::api::qemu::{ConfigUpdate, DeleteOptions, StopOptions};
 use pve_client::api::vmconfig::VmConfigView;
-use pve_operator_api::{DeletionPolicy, MachineRequest, MachineRequestStatus, Phase};
+use pve_operator_api::{DeletionPolicy, Phase};
 
 use super::apply::{RecordedTask, recorded_task};
 use super::error::ReconcileError;
 use super::ownership::{self, OwnershipConflict, Verdict};
 use super::pass::Pass;
-use super::{Context, RequestScope};
 use crate::privileges::{self, Step};
 use crate::proxmox::inventory::Marked;
 use crate::proxmox::{ClusterRuntime, Snapshot, VmEntry};
 use crate::vmspec;
 
-/// One pass of the deletion path. `Ok` means the VM is gone (or released) and the finalizer may
-/// be removed; [`ReconcileError::DeletionInProgress`] means a task runs and the reconcile comes
-/// back when it ends.
-pub async fn cleanup(
-    request: &MachineRequest,
-    scope: &RequestScope<'_>,
-    conn: &ClusterRuntime,
-    status: &mut MachineRequestStatus,
-    ctx: &Context,
-) -> Result<Action, ReconcileError> {
-    Pass {
-        request,
-        scope,
-        conn,
-        ctx,
-        status,
-    }
-    .delete()
-    .await
-}
-
 impl Pass<'_> {
-    /// The deletion path: wait for a recorded task, find the request's own VM, then release it
-    /// (`Retain`) or stop and destroy it (`Delete`), one task per pass.
-    async fn delete(mut self) -> Result<Action, ReconcileError> {
+    /// One pass of the deletion path. `Ok` means the VM is gone (or released) and the finalizer
+    /// may be removed; [`ReconcileError::DeletionInProgress`] means a task runs and the reconcile
+    /// comes back when it ends. Each pass waits for a recorded task, finds the request's own VM,
+    /// then releases it (`Retain`) or stops and destroys it (`Delete`), one task per pass.
+    pub(super) async fn delete(mut self) -> Result<Action, ReconcileError> {
         let (request, scope, conn) = (self.request, self.scope, self.conn);
         let marker = scope.marker;
         self.status.phase = Some(Phase::Deleting);

@@ -327,11 +327,17 @@ async fn step(
         Ok(binding) => {
             scope.policy = binding.policy;
             let conn = binding.connection;
-            let scope = &scope;
+            let pass = pass::Pass {
+                request,
+                scope: &scope,
+                conn: &conn,
+                ctx,
+                status: &mut status,
+            };
             if deleting {
-                cleanup::cleanup(request, scope, &conn, &mut status, ctx).await
+                pass.delete().await
             } else {
-                let result = apply::apply(request, scope, &conn, &mut status, ctx).await;
+                let result = pass.apply().await;
                 // What this pass left the VM as: the inventory triggers when Proxmox differs.
                 let expected = match (&result, status.vmid, &status.node, status.phase) {
                     (Ok(_), Some(vmid), Some(node), Some(Phase::Running | Phase::Stopped))

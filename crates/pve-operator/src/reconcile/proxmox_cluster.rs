@@ -20,6 +20,7 @@ use pve_operator_api::{
 use super::Context;
 use super::conditions::{Conditions, credentials, run_status_controller};
 use super::status::{FIELD_MANAGER, types};
+use crate::ops::metrics::PROXMOX_CLUSTER;
 use crate::privileges::{self, needs_for_specs};
 use crate::proxmox::registry::ConnectionError;
 use crate::proxmox::{ClusterRuntime, Purpose};
@@ -91,13 +92,7 @@ pub async fn run(
             },
         )
         .graceful_shutdown_on(shutdown);
-    run_status_controller(
-        controller,
-        ctx,
-        crate::ops::metrics::PROXMOX_CLUSTER,
-        reconcile,
-    )
-    .await;
+    run_status_controller(controller, ctx, PROXMOX_CLUSTER, reconcile).await;
 }
 
 /// Why a ProxmoxCluster's status could not be written.

@@ -17,6 +17,7 @@ use pve_operator_api::{ProxmoxIdentity, ProxmoxIdentityStatus};
 use super::Context;
 use super::conditions::{Conditions, credentials, run_status_controller};
 use super::status::{FIELD_MANAGER, types};
+use crate::ops::metrics::PROXMOX_IDENTITY;
 use crate::proxmox::registry::IdentityError;
 
 /// How often a healthy identity is checked again.
@@ -48,13 +49,7 @@ pub async fn run(
     let controller = controller
         .reconcile_on(changed)
         .graceful_shutdown_on(shutdown);
-    run_status_controller(
-        controller,
-        ctx,
-        crate::ops::metrics::PROXMOX_IDENTITY,
-        reconcile,
-    )
-    .await;
+    run_status_controller(controller, ctx, PROXMOX_IDENTITY, reconcile).await;
 }
 
 /// Why a ProxmoxIdentity's status could not be written.

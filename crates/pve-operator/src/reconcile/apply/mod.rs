@@ -22,14 +22,12 @@ use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase, PowerState};
+use pve_operator_api::{MachineRequest, Phase, PowerState};
 
 use super::error::ReconcileError;
 use super::pass::Pass;
 use super::status::{is_true, types};
 use super::task_kind::describe_task;
-use super::{Context, RequestScope};
-use crate::proxmox::ClusterRuntime;
 use crate::vmspec;
 use find::Found;
 
@@ -42,28 +40,10 @@ pub(super) const WAIT: Duration = Duration::from_secs(30);
 /// How soon to ask a guest agent again that did not answer (the guest is still booting).
 const AGENT_RETRY: Duration = Duration::from_secs(5);
 
-/// One pass of the apply path. Changes `status` in place; the caller writes it.
-pub async fn apply(
-    request: &MachineRequest,
-    scope: &RequestScope<'_>,
-    conn: &ClusterRuntime,
-    status: &mut MachineRequestStatus,
-    ctx: &Context,
-) -> Result<Action, ReconcileError> {
-    Pass {
-        request,
-        scope,
-        conn,
-        ctx,
-        status,
-    }
-    .run()
-    .await
-}
-
 impl Pass<'_> {
-    /// The phases in order.
-    async fn run(mut self) -> Result<Action, ReconcileError> {
+    /// One pass of the apply path, its phases in order. Changes `status` in place; the caller
+    /// writes it.
+    pub(in crate::reconcile) async fn apply(mut self) -> Result<Action, ReconcileError> {
         // 1. A task in flight: nothing to do until the tracker says it ended. A step that failed
         // for good is not sent again (nor anything else) until the spec or the retry annotation
         // changes.
