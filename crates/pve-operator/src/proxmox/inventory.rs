@@ -1,7 +1,7 @@
-//! One Proxmox inventory per cluster (docs/design.md principle 8): a single periodic `/cluster/resources`
-//! read shared by every reconcile, which also notices VMs that changed or vanished behind the
-//! controller's back and triggers their requests. Steady state costs one Proxmox call per
-//! interval, whatever the number of machines.
+//! One Proxmox inventory per cluster (docs/design.md principle 8): a single periodic
+//! `/cluster/resources` read shared by every reconcile, which also notices VMs that changed or
+//! vanished behind the controller's back and triggers their requests. Steady state costs one
+//! Proxmox call per interval, whatever the number of machines.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -1,8 +1,9 @@
-//! Connections to Proxmox, one per set of credentials: the controller's default connection
-//! (`--config`) and one per ProxmoxIdentity. A MachineRequest reaches one through its
-//! ProxmoxCluster, which names an identity (DESIGN "Tenancy"); the registry checks that the
-//! identity allows the request's namespace and that the cluster only narrows the identity, and
-//! hands out the connection with the [`Policy`] (allow-lists) that applies to the request.
+//! The runtimes of the Proxmox clusters ([`ClusterRuntime`]), one per set of credentials: the
+//! controller's default connection (`--config`) and one per ProxmoxIdentity. A MachineRequest
+//! reaches one through its ProxmoxCluster, which names an identity (docs/design.md "Tenancy"); the
+//! registry checks that the identity allows the request's namespace and that the cluster only
+//! narrows the identity, and hands out the runtime with the [`Policy`] (allow-lists) that applies
+//! to the request.
 //!
 //! Credentials come only from a Secret in the controller's own namespace named by an identity
 //! (or from the `--config` file). The endpoint they are sent to is the Secret's own `url`: no

@@ -1,6 +1,6 @@
-//! VMID allocation, serialised per Proxmox cluster (docs/design.md principle 3): `/cluster/nextid` does
-//! not reserve, so the controller hands out one id at a time, never the same twice while its VM
-//! is not yet visible, optionally within a configured range, and the reconciler asks again when
+//! VMID allocation, serialised per Proxmox cluster (docs/design.md principle 3): `/cluster/nextid`
+//! does not reserve, so the controller hands out one id at a time, never the same twice while its
+//! VM is not yet visible, optionally within a configured range, and the reconciler asks again when
 //! Proxmox answers that the id already exists.
 
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
-//! Deleting a MachineRequest (docs/design.md principle 6): with `deletionPolicy: Delete`, stop the VM,
-//! destroy it with its disks, confirm it is gone, then let the finalizer go; with `Retain`, leave
-//! the VM and remove only the controller's marker. A VM that is not ours (without the full
+//! Deleting a MachineRequest (docs/design.md principle 6): with `deletionPolicy: Delete`, stop the
+//! VM, destroy it with its disks, confirm it is gone, then let the finalizer go; with `Retain`,
+//! leave the VM and remove only the controller's marker. A VM that is not ours (without the full
 //! marker) is never touched, and the finalizer goes only once a direct read confirms that the
 //! request's VM is gone.
 

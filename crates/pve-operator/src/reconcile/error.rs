@@ -1,5 +1,5 @@
-//! Every failure of a reconcile, classified (docs/design.md principle 5): transient ones back off and
-//! retry; permanent ones become a condition with a reason and wait for a change; permission
+//! Every failure of a reconcile, classified (docs/design.md principle 5): transient ones back off
+//! and retry; permanent ones become a condition with a reason and wait for a change; permission
 //! errors name the privilege and the ACL path.
 
 use pve_client::{ErrorKind, PveError};

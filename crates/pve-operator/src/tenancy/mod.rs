@@ -1,6 +1,6 @@
-//! Tenancy (docs/design.md "Tenancy"): MachineRequests and ProxmoxClusters are namespaced, so several
-//! teams share one controller. A cluster-scoped ProxmoxIdentity, created by the admin, binds
-//! credentials to their endpoint and says which namespaces may use them and for what; a
+//! Tenancy (docs/design.md "Tenancy"): MachineRequests and ProxmoxClusters are namespaced, so
+//! several teams share one controller. A cluster-scoped ProxmoxIdentity, created by the admin,
+//! binds credentials to their endpoint and says which namespaces may use them and for what; a
 //! namespace's ProxmoxCluster refers to an identity and can only narrow it.
 //!
 //! * [`namespaces`]: which namespaces an identity (or the default connection) serves.

@@ -1,4 +1,5 @@
-//! Drift: what to change so that a VM's current config matches the spec (docs/design.md principle 7).
+//! Drift: what to change so that a VM's current config matches the spec (docs/design.md principle
+//! 7).
 
 mod hardware;
 mod network;
