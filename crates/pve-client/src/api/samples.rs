@@ -4,7 +4,9 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::access::{Permissions, permissions_request};
+use super::access::{
+    Permissions, TokenInfo, UserInfo, permissions_request, user_request, user_token_request,
+};
 use super::cluster::{ClusterResource, NextId, ResourceType, nextid_request, resources_request};
 use super::nodes::{
     NetworkInterface, NetworkTypeFilter, NodeInfo, NodeStatus, StorageInfo, StorageStatus,
@@ -283,6 +285,11 @@ pub(crate) fn all() -> Vec<Sample> {
             dec::<AgentNetworkInterfaces>,
         ),
         s(permissions_request(None, None), dec::<Permissions>),
+        s(user_request("omni@pve"), dec::<UserInfo>),
+        s(
+            user_token_request("omni@pve", "omni-provider"),
+            dec::<TokenInfo>,
+        ),
         s(
             permissions_request(Some("/vms/100"), Some("omni@pve!omni-provider")),
             dec::<Permissions>,

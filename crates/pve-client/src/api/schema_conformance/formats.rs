@@ -53,6 +53,10 @@ pub(super) fn check_named_format(format: &str, s: &str) -> Result<(), String> {
         "pve-node" => re(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?$").is_match(s),
         "pve-storage-id" => re(r"(?i)^[a-z][a-z0-9\-_.]*[a-z0-9]$").is_match(s),
         "pve-poolid" => re(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+){0,2}$").is_match(s),
+        // `verify_username`: `[^\s:/]+@<realm>`, the realm `[A-Za-z][A-Za-z\d.\-_]+`, under 64.
+        "pve-userid" => {
+            s.len() < 64 && re(r"^[^\s:/]+@[A-Za-z][A-Za-z0-9.\-_]+$").is_match(s)
+        }
         "dns-name" => {
             re(r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)*$").is_match(s)
         }
