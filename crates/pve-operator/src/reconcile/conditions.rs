@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use pve_operator_api::conditions;
 
 use super::Context;
-use super::status::types;
+use super::status::{FIELD_MANAGER, types};
 use crate::proxmox::ClusterRuntime;
 
 /// The conditions of a status being built, keeping each transition time when its value did not
@@ -119,4 +121,35 @@ pub async fn run_status_controller<K, Fut, E>(
             }
         })
         .await;
+}
+
+/// Ends a pass of a status-only controller: writes `status` of `name` through `api` (server-side
+/// apply of the status subresource) unless it equals what the object has (`previous`), then comes
+/// back after `recheck` when the check passed (`ok`) and after 30 s when it did not.
+pub async fn finish_status_pass<K, S>(
+    api: Api<K>,
+    name: &str,
+    previous: Option<&S>,
+    status: &S,
+    ok: bool,
+    recheck: Duration,
+) -> Result<Action, kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize + PartialEq,
+{
+    if previous != Some(status) {
+        let patch = status_patch::<K>(status);
+        api.patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(if ok {
+        recheck
+    } else {
+        Duration::from_secs(30)
+    }))
 }

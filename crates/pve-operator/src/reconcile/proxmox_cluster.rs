@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{PartialObjectMeta, Patch, PatchParams};
+use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -18,8 +18,8 @@ use pve_operator_api::{
 };
 
 use super::Context;
-use super::conditions::{Conditions, credentials, run_status_controller};
-use super::status::{FIELD_MANAGER, types};
+use super::conditions::{Conditions, credentials, finish_status_pass, run_status_controller};
+use super::status::types;
 use crate::ops::metrics::PROXMOX_CLUSTER;
 use crate::privileges::{self, needs_for_specs};
 use crate::proxmox::registry::ConnectionError;
@@ -150,21 +150,9 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
         Err((reason, message)) => conditions.set(types::READY, false, reason, message.clone()),
     }
     status.conditions = conditions.list;
-    if cluster.status.as_ref() != Some(&status) {
-        let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &namespace);
-        let patch = super::conditions::status_patch::<ProxmoxCluster>(&status);
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    }
-    Ok(Action::requeue(if checked.is_ok() {
-        RECHECK
-    } else {
-        Duration::from_secs(30)
-    }))
+    let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let previous = cluster.status.as_ref();
+    Ok(finish_status_pass(api, &name, previous, &status, checked.is_ok(), RECHECK).await?)
 }
 
 /// Says so when the version is not a release pve-operator supports (8.4, 9.x): it may work,

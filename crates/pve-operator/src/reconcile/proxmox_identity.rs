@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -15,8 +14,8 @@ use kube::{Api, ResourceExt};
 use pve_operator_api::{ProxmoxIdentity, ProxmoxIdentityStatus};
 
 use super::Context;
-use super::conditions::{Conditions, credentials, run_status_controller};
-use super::status::{FIELD_MANAGER, types};
+use super::conditions::{Conditions, credentials, finish_status_pass, run_status_controller};
+use super::status::types;
 use crate::ops::metrics::PROXMOX_IDENTITY;
 use crate::proxmox::registry::IdentityError;
 
@@ -108,19 +107,7 @@ async fn reconcile(
         Err((reason, message)) => conditions.set(types::READY, false, reason, message.clone()),
     }
     status.conditions = conditions.list;
-    if identity.status.as_ref() != Some(&status) {
-        let api: Api<ProxmoxIdentity> = Api::all(ctx.kube.clone());
-        let patch = super::conditions::status_patch::<ProxmoxIdentity>(&status);
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    }
-    Ok(Action::requeue(if checked.is_ok() {
-        RECHECK
-    } else {
-        Duration::from_secs(30)
-    }))
+    let api: Api<ProxmoxIdentity> = Api::all(ctx.kube.clone());
+    let previous = identity.status.as_ref();
+    Ok(finish_status_pass(api, &name, previous, &status, checked.is_ok(), RECHECK).await?)
 }

@@ -385,3 +385,20 @@ fn the_create_sends_what_was_encoded_when_the_spec_was_checked() {
         "a template is cloned, not created"
     );
 }
+
+/// Below the schema's minimum (only a stored object from before admission could hold it), the
+/// client's one bound refuses it, and the error names the spec field.
+#[test]
+fn zero_cores_or_sockets_are_refused_naming_the_spec_field() {
+    for (cores, sockets, field) in [(0, 1, "spec.cpu.cores"), (2, 0, "spec.cpu.sockets")] {
+        let mut spec = small_iso();
+        spec.cpu.cores = cores;
+        spec.cpu.sockets = sockets;
+        let error = crate::vmspec::Desired::new(&spec, &marker(), "web-1").expect_err("refused");
+        let text = error.to_string();
+        assert!(
+            text.contains(field) && text.contains("below the minimum of 1"),
+            "{text}"
+        );
+    }
+}
