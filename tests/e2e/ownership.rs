@@ -8,7 +8,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, ResourceExt};
-use pve_client::api::qemu::ConfigUpdate;
+use pve_client::api::qemu::VmConfigUpdate;
 use pve_client::api::vmconfig::VmConfig;
 use pve_operator::vmspec::Marker;
 use pve_operator_api::{HasConditions, MachineRequest};
@@ -206,7 +206,11 @@ async fn a_template_is_never_adopted_and_two_vms_with_the_tag_stop_everything_un
         ..VmConfig::default()
     };
     h.pve
-        .qemu_update_sync("pve", TEMPLATE, &full, &ConfigUpdate::default())
+        .qemu_update_sync(
+            "pve",
+            TEMPLATE,
+            &VmConfigUpdate::set(&full).expect("a valid update"),
+        )
         .await
         .expect("the template takes A's marker");
     let template = digests(&h).await[&TEMPLATE].clone();

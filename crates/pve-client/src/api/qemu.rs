@@ -14,8 +14,9 @@ mod config;
 mod lifecycle;
 mod power;
 mod responses;
+mod update;
 
-pub use config::{ConfigUpdate, config_request, create_request, pending_request, update_request};
+pub use config::{config_request, create_request, pending_request, update_request};
 pub use lifecycle::{
     CloneOptions, DeleteOptions, DiskSize, clone_request, delete_request, resize_request,
 };
@@ -23,6 +24,7 @@ pub use power::{PowerAction, ShutdownOptions, StopOptions, power_request, status
 pub use responses::{
     AgentInterface, AgentIpAddress, AgentNetworkInterfaces, PendingEntry, QemuListEntry, QemuStatus,
 };
+pub use update::VmConfigUpdate;
 
 /// A request for one VM: checks `node` and `vmid` and fills them into `template`.
 fn vm_request(

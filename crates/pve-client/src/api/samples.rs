@@ -14,8 +14,8 @@ use super::nodes::{
     storage_status_request, storages_request,
 };
 use super::qemu::{
-    AgentNetworkInterfaces, CloneOptions, ConfigUpdate, DeleteOptions, DiskSize, PendingEntry,
-    PowerAction, QemuListEntry, QemuStatus, ShutdownOptions, StopOptions, agent_network_request,
+    AgentNetworkInterfaces, CloneOptions, DeleteOptions, DiskSize, PendingEntry, PowerAction,
+    QemuListEntry, QemuStatus, ShutdownOptions, StopOptions, VmConfigUpdate, agent_network_request,
     clone_request, config_request, create_request, delete_request, list_request, pending_request,
     power_request, resize_request, status_request, update_request,
 };
@@ -171,11 +171,11 @@ pub(crate) fn all() -> Vec<Sample> {
         pool: Some("team-a".into()),
         ..full_config()
     };
-    let update = ConfigUpdate {
-        delete: vec!["net2".into(), "ide1".into()],
-        digest: Some("5b2cbf7e0a7a7a6d0f3a2e9bd1c1b7e2c5f0f3c1".into()),
-        revert: vec!["cores".into()],
-    };
+    let update = VmConfigUpdate::set(&full_config())
+        .and_then(|u| u.delete(["net2", "ide1"]))
+        .and_then(|u| u.revert(["cores"]))
+        .and_then(|u| u.digest("5b2cbf7e0a7a7a6d0f3a2e9bd1c1b7e2c5f0f3c1"))
+        .expect("a valid update");
     let stop = StopOptions {
         timeout: Some(60),
         overrule_shutdown: Some(true),
@@ -245,11 +245,11 @@ pub(crate) fn all() -> Vec<Sample> {
         s(config_request("pve", 100, false), dec::<VmConfigView>),
         s(config_request("pve", 100, true), dec::<VmConfigView>),
         task(
-            update_request("pve", 100, &full_config(), &update, false),
+            update_request("pve", 100, &update, false),
             dec::<Option<Upid>>,
         ),
         s(
-            update_request("pve", 100, &full_config(), &update, true),
+            update_request("pve", 100, &update, true),
             dec::<Option<Value>>,
         ),
         s(pending_request("pve", 100), dec::<Vec<PendingEntry>>),

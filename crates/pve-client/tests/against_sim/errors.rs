@@ -4,7 +4,7 @@
 //! timeouts, not implemented, unknown nodes, an exhausted VMID range, and the edge cases of power,
 //! resize, clone and the guest agent.
 
-use pve_client::api::qemu::{CloneOptions, ConfigUpdate, DiskSize, StopOptions};
+use pve_client::api::qemu::{CloneOptions, DiskSize, StopOptions, VmConfigUpdate};
 use pve_client::api::vmconfig::{Disk, DiskSlot, Drive, VmConfig};
 use pve_client::request::Method;
 use pve_client::{ErrorKind, PveError};
@@ -185,11 +185,11 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
         root.qemu_update_sync(
             NODE,
             9000,
-            &VmConfig {
+            &VmConfigUpdate::set(&VmConfig {
                 description: Some("x".into()),
                 ..VmConfig::default()
-            },
-            &ConfigUpdate::default(),
+            })
+            .unwrap(),
         )
         .await,
         "update during a lock timeout",

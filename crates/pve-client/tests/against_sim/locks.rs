@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pve_client::api::qemu::ConfigUpdate;
+use pve_client::api::qemu::VmConfigUpdate;
 use pve_client::api::tasks::WaitOptions;
 use pve_client::api::vmconfig::VmConfig;
 use pve_client::{ErrorKind, PveError};
@@ -40,11 +40,11 @@ async fn a_running_create_task_holds_the_config_lock_and_updates_time_out_retrya
         root.qemu_update_sync(
             NODE,
             100,
-            &VmConfig {
+            &VmConfigUpdate::set(&VmConfig {
                 cores: Some(2),
                 ..VmConfig::default()
-            },
-            &ConfigUpdate::default(),
+            })
+            .unwrap(),
         )
         .await,
         "update while the create task holds the lock",
@@ -87,11 +87,11 @@ async fn a_vm_with_a_config_lock_refuses_updates_and_starts_with_locked() {
         root.qemu_update_sync(
             NODE,
             100,
-            &VmConfig {
+            &VmConfigUpdate::set(&VmConfig {
                 cores: Some(2),
                 ..VmConfig::default()
-            },
-            &ConfigUpdate::default(),
+            })
+            .unwrap(),
         )
         .await,
         "update of a locked VM",

@@ -2,7 +2,7 @@
 //! (SDN on a bridge, an unknown pool, someone else's task) and, once granted, runs a VM's life.
 
 use pve_client::PveError;
-use pve_client::api::qemu::{ConfigUpdate, DeleteOptions, StopOptions};
+use pve_client::api::qemu::{DeleteOptions, StopOptions, VmConfigUpdate};
 use pve_client::api::vmconfig::{Nic, NicModel, VmConfig};
 use pve_client::request::Method;
 
@@ -111,8 +111,8 @@ async fn a_least_privilege_token_is_told_which_privilege_is_missing_where() {
         omni.qemu_update_sync(
             NODE,
             100,
-            &VmConfig::new().nic(1, Nic::new(NicModel::Virtio, "vmbr1")),
-            &ConfigUpdate::default(),
+            &VmConfigUpdate::set(&VmConfig::new().nic(1, Nic::new(NicModel::Virtio, "vmbr1")))
+                .unwrap(),
         )
         .await,
         "a second NIC on vmbr1",

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use pve_client::PveError;
 use pve_client::api::cluster::ResourceType;
 use pve_client::api::qemu::{
-    CloneOptions, ConfigUpdate, DeleteOptions, DiskSize, ShutdownOptions, StopOptions,
+    CloneOptions, DeleteOptions, DiskSize, ShutdownOptions, StopOptions, VmConfigUpdate,
 };
 use pve_client::api::vmconfig::{
     AgentConfig, Disk, DiskSlot, Drive, IpConfig, Ipv4Config, Nic, NicModel, ScsiHw, VmConfig,
@@ -153,14 +153,13 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     root.qemu_update_sync(
         NODE,
         vmid,
-        &VmConfig {
+        &VmConfigUpdate::set(&VmConfig {
             cores: Some(4),
             ..VmConfig::default()
-        },
-        &ConfigUpdate {
-            digest: Some(stale.clone()),
-            ..ConfigUpdate::default()
-        },
+        })
+        .unwrap()
+        .digest(&stale)
+        .unwrap(),
     )
     .await
     .expect("update with the current digest");
@@ -168,14 +167,13 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
         root.qemu_update_sync(
             NODE,
             vmid,
-            &VmConfig {
+            &VmConfigUpdate::set(&VmConfig {
                 cores: Some(8),
                 ..VmConfig::default()
-            },
-            &ConfigUpdate {
-                digest: Some(stale.clone()),
-                ..ConfigUpdate::default()
-            },
+            })
+            .unwrap()
+            .digest(&stale)
+            .unwrap(),
         )
         .await,
         "update with a stale digest",
@@ -195,15 +193,15 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
         .qemu_update_async(
             NODE,
             vmid,
-            &VmConfig {
+            &VmConfigUpdate::set(&VmConfig {
                 description: Some("updated".into()),
                 ..VmConfig::default()
-            },
-            &ConfigUpdate {
-                delete: vec!["net1".into()],
-                digest: Some(cfg.digest.clone()),
-                ..ConfigUpdate::default()
-            },
+            })
+            .unwrap()
+            .delete(["net1"])
+            .unwrap()
+            .digest(&cfg.digest)
+            .unwrap(),
         )
         .await
         .expect("async update");
@@ -280,11 +278,11 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     root.qemu_update_sync(
         NODE,
         vmid,
-        &VmConfig {
+        &VmConfigUpdate::set(&VmConfig {
             memory_mib: Some(4096),
             ..VmConfig::default()
-        },
-        &ConfigUpdate::default(),
+        })
+        .unwrap(),
     )
     .await
     .expect("update of a running VM");
@@ -443,11 +441,11 @@ async fn clones_from_the_template_are_linked_or_full_and_tagged_in_the_inventory
     root.qemu_update_sync(
         NODE,
         full_id,
-        &VmConfig {
+        &VmConfigUpdate::set(&VmConfig {
             tags: vec!["Team-B".into(), "pve-operator".into()],
             ..VmConfig::default()
-        },
-        &ConfigUpdate::default(),
+        })
+        .unwrap(),
     )
     .await
     .expect("tag update");

@@ -7,7 +7,7 @@
 use super::task_kind::TaskKind;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use pve_client::api::qemu::{ConfigUpdate, DeleteOptions, StopOptions};
+use pve_client::api::qemu::{DeleteOptions, StopOptions};
 use pve_client::api::vmconfig::VmConfigView;
 use pve_operator_api::{DeletionPolicy, Phase};
 
@@ -73,19 +73,14 @@ impl Pass<'_> {
 
         if request.spec.deletion_policy == DeletionPolicy::Retain {
             // The config read to verify ownership is the one the marker is removed from.
-            let plan = vmspec::release_marker(marker, &config);
-            let update = ConfigUpdate {
-                delete: plan.delete.clone(),
-                digest: Some(config.digest.clone()).filter(|d| !d.is_empty()),
-                revert: Vec::new(),
-            };
+            let context = format!("removing the controller's marker from VM {}", vm.vmid);
+            let update = vmspec::release_marker(marker, &config)
+                .and_then(|plan| plan.update_over(&config.digest))
+                .map_err(ReconcileError::proxmox(context.clone()))?;
             conn.pve
-                .qemu_update_sync(&vm.node, vm.vmid, &plan.config, &update)
+                .qemu_update_sync(&vm.node, vm.vmid, &update)
                 .await
-                .map_err(ReconcileError::proxmox(format!(
-                    "removing the controller's marker from VM {}",
-                    vm.vmid
-                )))?;
+                .map_err(ReconcileError::proxmox(context))?;
             conn.inventory.unwatch(&marker.uid);
             let note = format!(
                 "VM {} is kept (deletionPolicy: Retain); the controller's marker was removed",

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use pve_client::api::vmconfig::{DiskSlot, EncodedConfig, VmConfig};
+use pve_client::api::qemu::VmConfigUpdate;
+use pve_client::api::vmconfig::{DiskSlot, VmConfig};
+use pve_client::error::PveError;
 
 /// What to change so that the VM's current config matches the spec.
 #[derive(Debug, Clone, Default)]
@@ -17,8 +19,9 @@ pub struct UpdatePlan {
     /// in spec than in Proxmox, a disk on another storage, a slot used by something else, ...).
     /// They are reported, never acted on; the rest of the plan is still safe to apply.
     pub conflicts: Vec<String>,
-    /// `config` as the client encoded it when the plan was made: what is sent.
-    pub(crate) encoded: EncodedConfig,
+    /// `config` and `delete` as the client's typed update, encoded and checked once when the
+    /// plan was made ([`UpdatePlan::seal`]): what is sent.
+    update: VmConfigUpdate,
 }
 
 impl UpdatePlan {
@@ -46,9 +49,26 @@ impl UpdatePlan {
         keys.into_iter().collect()
     }
 
-    /// The keys to set, encoded once when the plan was made (the config update sends this).
-    pub fn encoded(&self) -> &EncodedConfig {
-        &self.encoded
+    /// The keys to set and delete as the client's typed update, built when the plan was made
+    /// (the config update sends this, with the digest the plan was made on).
+    pub fn update(&self) -> &VmConfigUpdate {
+        &self.update
+    }
+
+    /// [`UpdatePlan::update`] made to apply only over the config it was planned on (`digest`
+    /// of that read; an empty digest, which Proxmox never returns for a VM, adds none).
+    pub fn update_over(&self, digest: &str) -> Result<VmConfigUpdate, PveError> {
+        if digest.is_empty() {
+            return Ok(self.update.clone());
+        }
+        self.update.clone().digest(digest)
+    }
+
+    /// Builds the typed update from `config` and `delete`: every value encoded and checked
+    /// (no pool, no key both set and deleted), before anything is sent.
+    pub(crate) fn seal(mut self) -> Result<Self, PveError> {
+        self.update = VmConfigUpdate::set(&self.config)?.delete(self.delete.iter().cloned())?;
+        Ok(self)
     }
 
     pub(crate) fn delete(&mut self, key: impl Into<String>) {

@@ -1,6 +1,7 @@
 //! Releasing a VM for `deletionPolicy: Retain` (docs/design.md principle 6).
 
 use pve_client::api::vmconfig::VmConfigView;
+use pve_client::error::PveError;
 
 use super::marker::{Marker, is_marker_line_of};
 use super::plan::UpdatePlan;
@@ -9,7 +10,10 @@ use super::wire;
 /// For `deletionPolicy: Retain`: remove the managed tag, the uid tag and the marker line,
 /// keeping the user's tags and description. The SMBIOS uuid stays: it is the guest's machine
 /// identity, and a released VM is no longer found through it (the inventory reads tags).
-pub fn release_marker(marker: &Marker, current: &VmConfigView) -> UpdatePlan {
+///
+/// Fails when what is kept does not encode (a tag or description set out of band that the
+/// client's encoders refuse); nothing has been sent then.
+pub fn release_marker(marker: &Marker, current: &VmConfigView) -> Result<UpdatePlan, PveError> {
     let mut plan = UpdatePlan::default();
     let tags = current.tags();
     let keep: Vec<String> = tags
@@ -38,5 +42,5 @@ pub fn release_marker(marker: &Marker, current: &VmConfigView) -> UpdatePlan {
             }
         }
     }
-    plan
+    plan.seal()
 }

@@ -1,25 +1,13 @@
 //! Creating a VM and reading or changing its config (async and sync), with the `digest` for
 //! optimistic locking, and its pending changes.
 
-use super::{PendingEntry, vm_request};
+use super::{PendingEntry, VmConfigUpdate, vm_request};
 use crate::api::vmconfig::{VmConfigView, VmParams};
 use crate::api::{validate_node, validate_vmid};
 use crate::client::PveClient;
 use crate::error::{PveError, Result};
 use crate::request::{ApiRequest, Method, Params};
 use crate::task::Upid;
-
-/// Options of a config update.
-#[derive(Debug, Clone, Default)]
-pub struct ConfigUpdate {
-    /// Keys to delete.
-    pub delete: Vec<String>,
-    /// The `digest` read before: the update fails with [`PveError::DigestMismatch`] if the
-    /// config changed since.
-    pub digest: Option<String>,
-    /// Pending changes to revert.
-    pub revert: Vec<String>,
-}
 
 /// `POST /nodes/{node}/qemu`: create `vmid` from `config`, optionally starting it.
 pub fn create_request(
@@ -63,67 +51,25 @@ pub fn config_request(node: &str, vmid: u32, current: bool) -> Result<ApiRequest
     )
 }
 
-fn check_key(field: &str, key: &str) -> Result<()> {
-    let ok = !key.is_empty()
-        && key.len() <= 64
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'));
-    if ok {
-        Ok(())
-    } else {
-        Err(PveError::invalid_input(
-            field,
-            format!("{key:?} is not a config key"),
-        ))
-    }
-}
-
-/// `POST` (async) or `PUT` (sync) `/nodes/{node}/qemu/{vmid}/config`.
+/// `POST` (async) or `PUT` (sync) `/nodes/{node}/qemu/{vmid}/config`. Fails on an update that
+/// changes nothing.
 pub fn update_request(
     node: &str,
     vmid: u32,
-    config: &impl VmParams,
-    update: &ConfigUpdate,
+    update: &VmConfigUpdate,
     sync: bool,
 ) -> Result<ApiRequest> {
-    let config = config.encoded()?;
-    if config.pool().is_some() {
-        return Err(PveError::invalid_input(
-            "pool",
-            "the pool is set at create time; pool membership is changed with the pool API",
-        ));
-    }
-    let mut p = config.params().clone();
-    for (field, keys) in [("delete", &update.delete), ("revert", &update.revert)] {
-        if keys.is_empty() {
-            continue;
-        }
-        for k in keys {
-            check_key(field, k)?;
-            if field == "delete" && p.get(k).is_some() {
-                return Err(PveError::invalid_input(
-                    "delete",
-                    format!("{k:?} is both set and deleted"),
-                ));
-            }
-        }
-        p.str(field, keys.join(","));
-    }
-    if let Some(d) = &update.digest {
-        if d.is_empty() || d.len() > 40 || !d.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(PveError::invalid_input(
-                "digest",
-                format!("{d:?} is not a config digest"),
-            ));
-        }
-        p.str("digest", d);
-    }
-    if p.is_empty() {
+    if update.is_empty() {
         return Err(PveError::invalid_input("config", "nothing to change"));
     }
     let method = if sync { Method::Put } else { Method::Post };
-    vm_request(method, "/nodes/{node}/qemu/{vmid}/config", node, vmid, p)
+    vm_request(
+        method,
+        "/nodes/{node}/qemu/{vmid}/config",
+        node,
+        vmid,
+        update.params(),
+    )
 }
 
 /// `GET /nodes/{node}/qemu/{vmid}/pending`.
@@ -166,11 +112,9 @@ impl PveClient {
         &self,
         node: &str,
         vmid: u32,
-        config: &impl VmParams,
-        update: &ConfigUpdate,
+        update: &VmConfigUpdate,
     ) -> Result<Option<Upid>> {
-        self.call(&update_request(node, vmid, config, update, false)?)
-            .await
+        self.call(&update_request(node, vmid, update, false)?).await
     }
 
     /// `PUT .../config`: synchronous update.
@@ -178,10 +122,9 @@ impl PveClient {
         &self,
         node: &str,
         vmid: u32,
-        config: &impl VmParams,
-        update: &ConfigUpdate,
+        update: &VmConfigUpdate,
     ) -> Result<()> {
-        self.execute(&update_request(node, vmid, config, update, true)?)
+        self.execute(&update_request(node, vmid, update, true)?)
             .await
             .map(|_| ())
     }

@@ -49,18 +49,8 @@ fn a_config_encoded_ahead_is_sent_as_the_config_itself_would_be() {
         ..VmConfig::default()
     };
     assert_eq!(
-        update_request(
-            "pve",
-            100,
-            &update.encode().unwrap(),
-            &ConfigUpdate::default(),
-            true
-        )
-        .unwrap()
-        .params,
-        update_request("pve", 100, &update, &ConfigUpdate::default(), true)
-            .unwrap()
-            .params
+        VmConfigUpdate::set(&update.encode().unwrap()).unwrap(),
+        VmConfigUpdate::set(&update).unwrap()
     );
 }
 
@@ -70,47 +60,45 @@ fn update_carries_digest_and_delete_and_refuses_contradictions() {
         memory_mib: Some(4096),
         ..VmConfig::default()
     };
-    let upd = ConfigUpdate {
-        delete: vec!["net1".into(), "ide2".into()],
-        digest: Some("5b2cbf7e0a7a7a6d0f3a2e9bd1c1b7e2c5f0f3c1".into()),
-        revert: vec![],
-    };
-    let r = update_request("pve", 100, &cfg, &upd, false).unwrap();
+    let upd = VmConfigUpdate::set(&cfg)
+        .and_then(|u| u.delete(["net1", "ide2"]))
+        .and_then(|u| u.digest("5b2cbf7e0a7a7a6d0f3a2e9bd1c1b7e2c5f0f3c1"))
+        .unwrap();
+    let r = update_request("pve", 100, &upd, false).unwrap();
     assert_eq!(r.method, Method::Post);
     assert_eq!(
         r.params.form_encode(),
         "memory=4096&delete=net1%2Cide2&digest=5b2cbf7e0a7a7a6d0f3a2e9bd1c1b7e2c5f0f3c1"
     );
     assert_eq!(
-        update_request("pve", 100, &cfg, &upd, true).unwrap().method,
+        update_request("pve", 100, &upd, true).unwrap().method,
         Method::Put
     );
-    let both = ConfigUpdate {
-        delete: vec!["memory".into()],
-        ..ConfigUpdate::default()
-    };
-    assert!(update_request("pve", 100, &cfg, &both, true).is_err());
-    let evil = ConfigUpdate {
-        delete: vec!["net1,args".into()],
-        ..ConfigUpdate::default()
-    };
-    assert!(update_request("pve", 100, &VmConfig::default(), &evil, true).is_err());
+    let both = VmConfigUpdate::set(&cfg).unwrap().delete(["memory"]);
     assert!(
-        update_request(
-            "pve",
-            100,
-            &VmConfig::default(),
-            &ConfigUpdate::default(),
-            true
-        )
-        .is_err()
+        both.unwrap_err()
+            .to_string()
+            .contains("both set and deleted")
     );
+    let evil = VmConfigUpdate::default().delete(["net1,args"]);
+    assert!(evil.unwrap_err().to_string().contains("not a config key"));
+    let evil = VmConfigUpdate::default().revert(["cores&args=-x"]);
+    assert!(evil.unwrap_err().to_string().contains("not a config key"));
+    let stale = VmConfigUpdate::default().digest("not-a-digest");
+    assert!(
+        stale
+            .unwrap_err()
+            .to_string()
+            .contains("not a config digest")
+    );
+    let empty = VmConfigUpdate::set(&VmConfig::default()).unwrap();
+    assert!(update_request("pve", 100, &empty, true).is_err());
     let pool = VmConfig {
         pool: Some("p".into()),
         cores: Some(1),
         ..VmConfig::default()
     };
-    assert!(update_request("pve", 100, &pool, &ConfigUpdate::default(), true).is_err());
+    assert!(VmConfigUpdate::set(&pool).is_err());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use pve_client::api::qemu::{ConfigUpdate, DiskSize};
+use pve_client::api::qemu::DiskSize;
 use pve_client::api::vmconfig::VmConfigView;
 
 use super::super::error::ReconcileError;
@@ -48,16 +48,17 @@ impl Pass<'_> {
             return Ok(None);
         }
         let keys = plan.changed_keys();
-        let update = ConfigUpdate {
-            delete: plan.delete.clone(),
-            digest: Some(config.digest.clone()).filter(|d| !d.is_empty()),
-            revert: Vec::new(),
-        };
+        let update = plan
+            .update_over(&config.digest)
+            .map_err(ReconcileError::proxmox(format!(
+                "updating the config of VM {}",
+                vm.vmid
+            )))?;
         let slot = self.reserve_slot(&vm.node)?;
         let upid = self
             .conn
             .pve
-            .qemu_update_async(&vm.node, vm.vmid, plan.encoded(), &update)
+            .qemu_update_async(&vm.node, vm.vmid, &update)
             .await
             .map_err(ReconcileError::proxmox(format!(
                 "updating the config of VM {} ({})",

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use pve_client::api::qemu::ConfigUpdate;
 use pve_client::api::tasks::WaitOptions;
 use pve_client::api::vmconfig::VmConfigView;
 use pve_client::{PveClient, PveConfig};
@@ -85,12 +84,7 @@ async fn create_and_update_alike(
         "VM {vmid}: the model's config plans differently from pve-sim's"
     );
     fake.apply(&fake_plan);
-    let update = ConfigUpdate {
-        delete: plan.delete.clone(),
-        digest: None,
-        revert: Vec::new(),
-    };
-    pve.qemu_update_sync(NODE, vmid, &plan.config, &update)
+    pve.qemu_update_sync(NODE, vmid, plan.update())
         .await
         .expect("update accepted");
     for (slot, gib) in &plan.resizes {

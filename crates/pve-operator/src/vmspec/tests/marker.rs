@@ -296,7 +296,7 @@ fn release_removes_our_tags_and_line_and_keeps_the_users() {
             "name": "web-1",
         }),
     );
-    let plan = release_marker(&m, &vm.view());
+    let plan = release_marker(&m, &vm.view()).expect("release encodes");
     assert_eq!(plan.config.tags, vec!["web".to_owned()]);
     assert_eq!(plan.config.description.as_deref(), Some("Web server"));
     assert!(plan.delete.is_empty() && plan.resizes.is_empty());
@@ -307,7 +307,7 @@ fn release_removes_our_tags_and_line_and_keeps_the_users() {
     assert!(!m.is_in_description(after.get("description").unwrap_or_default()));
     assert_eq!(after.get("smbios1"), Some(format!("uuid={UID}").as_str()));
     assert!(
-        release_marker(&m, &after).is_empty(),
+        release_marker(&m, &after).expect("encodes").is_empty(),
         "release is idempotent"
     );
 }
@@ -320,10 +320,15 @@ fn release_deletes_tags_and_description_that_only_held_the_marker() {
         "tags": format!("pve-operator;mr-{UID}"),
         "description": format!("{}\n", m.description_line()),
     }));
-    let plan = release_marker(&m, &current);
+    let plan = release_marker(&m, &current).expect("release encodes");
     assert_eq!(plan.delete, ["tags", "description"]);
+    assert_eq!(plan.update().deleted(), ["tags", "description"]);
     assert!(plan.has_config_changes());
     assert_eq!(plan.changed_keys(), ["description", "tags"]);
     let untouched = view(json!({"digest": "ab", "tags": "web", "description": "hello\n"}));
-    assert!(release_marker(&m, &untouched).is_in_sync());
+    assert!(
+        release_marker(&m, &untouched)
+            .expect("encodes")
+            .is_in_sync()
+    );
 }

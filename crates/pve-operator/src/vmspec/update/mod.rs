@@ -47,9 +47,7 @@ impl Desired {
         p.nics();
         p.cloud_init()?;
         p.boot_order()?;
-        let mut plan = p.plan;
-        plan.encoded = plan.config.encode().map_err(|e| d.rejected(e))?;
-        Ok(plan)
+        p.plan.seal().map_err(|e| d.rejected(e))
     }
 }
 
