@@ -73,6 +73,29 @@ pub(crate) fn full_config() -> VmConfig {
             efitype_4m: true,
             pre_enrolled_keys: Some(false),
         }),
+        tpmstate: Some(TpmState {
+            storage: "local-lvm".into(),
+            version: TpmVersion::V2_0,
+        }),
+        pci_devices: [(
+            0,
+            PciDevice {
+                mdev: Some("nvidia-63".into()),
+                pcie: Some(true),
+                rombar: Some(false),
+                primary_gpu: Some(true),
+                ..PciDevice::mapped("gpu_a")
+            },
+        )]
+        .into(),
+        usb_devices: [(
+            1,
+            UsbDevice {
+                usb3: Some(true),
+                ..UsbDevice::mapped("yubikey")
+            },
+        )]
+        .into(),
         ciuser: Some("omni".into()),
         cipassword: Some(Secret::new("pw")),
         sshkeys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs user@host".into()],

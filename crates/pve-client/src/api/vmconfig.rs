@@ -6,7 +6,7 @@
 //! value can never inject another key or parameter.
 //!
 //! The types live in small modules, all re-exported here: drive slots, disks and the EFI disk
-//! (`drives`), NICs (`nics`), the cloud-init settings (`cloudinit`), the checks and encoding of
+//! (`drives`), the TPM state and passthrough by mapping (`devices`), NICs (`nics`), the cloud-init settings (`cloudinit`), the checks and encoding of
 //! [`VmConfig::to_params`] (`encode`) and the decoded `GET .../config` (`view`).
 
 use std::collections::BTreeMap;
@@ -16,6 +16,7 @@ use crate::error::PveError;
 use crate::secret::Secret;
 
 mod cloudinit;
+mod devices;
 mod drive_view;
 mod drives;
 mod encode;
@@ -24,6 +25,7 @@ mod nics;
 mod view;
 
 pub use cloudinit::{IpConfig, Ipv4Config, Ipv6Config, decode_sshkeys, encode_sshkeys};
+pub use devices::{MAX_HOSTPCI_INDEX, MAX_USB_INDEX, PciDevice, TpmState, TpmVersion, UsbDevice};
 pub use drive_view::{DriveView, parse_size_bytes};
 pub use drives::{CacheMode, Disk, DiskBus, DiskSlot, DiskSource, Drive, EfiDisk};
 pub use encode::{MIN_CORES, MIN_SOCKETS};
@@ -106,6 +108,12 @@ pub struct VmConfig {
     pub drives: BTreeMap<DiskSlot, Drive>,
     /// `efidisk0`.
     pub efidisk: Option<EfiDisk>,
+    /// `tpmstate0`.
+    pub tpmstate: Option<TpmState>,
+    /// PCI devices by index (`hostpciN`), by mapping only.
+    pub pci_devices: BTreeMap<u8, PciDevice>,
+    /// USB devices by index (`usbN`), by mapping only.
+    pub usb_devices: BTreeMap<u8, UsbDevice>,
     /// NICs by index (`netN`).
     pub nics: BTreeMap<u8, Nic>,
     /// `ciuser`.
@@ -174,3 +182,6 @@ fn err(field: &str, msg: impl Into<String>) -> PveError {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod devices_tests;

@@ -92,6 +92,9 @@ pub(crate) fn config_keys(c: &VmConfig) -> Vec<String> {
         scsihw,
         drives,
         efidisk,
+        tpmstate,
+        pci_devices,
+        usb_devices,
         nics,
         ciuser,
         cipassword,
@@ -119,6 +122,7 @@ pub(crate) fn config_keys(c: &VmConfig) -> Vec<String> {
         ("balloon", balloon_mib.is_some()),
         ("scsihw", scsihw.is_some()),
         ("efidisk0", efidisk.is_some()),
+        ("tpmstate0", tpmstate.is_some()),
         ("ciuser", ciuser.is_some()),
         ("cipassword", cipassword.is_some()),
         ("sshkeys", !sshkeys.is_empty()),
@@ -141,6 +145,8 @@ pub(crate) fn config_keys(c: &VmConfig) -> Vec<String> {
     .collect();
     keys.extend(drives.keys().map(DiskSlot::to_string));
     keys.extend(nics.keys().map(|i| format!("net{i}")));
+    keys.extend(pci_devices.keys().map(|i| format!("hostpci{i}")));
+    keys.extend(usb_devices.keys().map(|i| format!("usb{i}")));
     keys.extend(ipconfigs.keys().map(|i| format!("ipconfig{i}")));
     keys.sort();
     keys

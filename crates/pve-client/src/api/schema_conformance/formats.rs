@@ -35,6 +35,22 @@ pub(super) fn named_propstring_format(name: &str) -> Option<Value> {
             "sku": {"type": "string", "optional": 1, "pattern": "[A-Za-z0-9+/]+={0,2}"},
             "version": {"type": "string", "optional": 1, "pattern": "[A-Za-z0-9+/]+={0,2}"},
         }),
+        // qemu-server's `PVE::QemuServer::PCI` `$hostpci_fmt` (the schema's typetext lists the
+        // keys; `driver` exists from 9.0 on and the client never sends it).
+        "pve-qm-hostpci" => json!({
+            "host": {"type": "string", "optional": 1, "default_key": 1, "pattern": "(?:(?:[a-f0-9]{4,}:)?[a-f0-9]{2}:[a-f0-9]{2}(?:\\.[a-f0-9])?;?)+"},
+            "device-id": {"type": "string", "optional": 1, "pattern": "0x[0-9a-fA-F]{4}"},
+            "legacy-igd": {"type": "boolean", "optional": 1},
+            "mapping": {"type": "string", "optional": 1, "format": "pve-configid"},
+            "mdev": {"type": "string", "optional": 1},
+            "pcie": {"type": "boolean", "optional": 1},
+            "rombar": {"type": "boolean", "optional": 1},
+            "romfile": {"type": "string", "optional": 1},
+            "sub-device-id": {"type": "string", "optional": 1, "pattern": "0x[0-9a-fA-F]{4}"},
+            "sub-vendor-id": {"type": "string", "optional": 1, "pattern": "0x[0-9a-fA-F]{4}"},
+            "vendor-id": {"type": "string", "optional": 1, "pattern": "0x[0-9a-fA-F]{4}"},
+            "x-vga": {"type": "boolean", "optional": 1},
+        }),
         "pve-vm-cpu-conf" => json!({
             "cputype": {"type": "string", "optional": 1, "default_key": 1, "pattern": "(?:custom-)?[a-zA-Z0-9_.\\-]+"},
             "flags": {"type": "string", "optional": 1, "pattern": "(?:[+-][a-zA-Z0-9\\-_.]+;?)*"},

@@ -83,6 +83,15 @@ impl VmConfig {
         if let Some(e) = &self.efidisk {
             p.str("efidisk0", e.encode()?);
         }
+        if let Some(t) = &self.tpmstate {
+            p.str("tpmstate0", t.encode()?);
+        }
+        for (i, dev) in &self.pci_devices {
+            p.str(format!("hostpci{i}"), dev.encode(*i)?);
+        }
+        for (i, dev) in &self.usb_devices {
+            p.str(format!("usb{i}"), dev.encode(*i)?);
+        }
         for (i, nic) in &self.nics {
             if *i > 31 {
                 return Err(err(&format!("net{i}"), "NICs are net0..=net31"));
