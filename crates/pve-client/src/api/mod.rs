@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod cluster;
+pub mod download;
+pub mod mapping;
 pub mod nodes;
 pub mod qemu;
 pub mod tasks;

@@ -8,6 +8,10 @@ use super::access::{
     Permissions, TokenInfo, UserInfo, permissions_request, user_request, user_token_request,
 };
 use super::cluster::{ClusterResource, NextId, ResourceType, nextid_request, resources_request};
+use super::download::{
+    Checksum, ChecksumAlgorithm, DownloadContent, DownloadUrl, download_url_request,
+};
+use super::mapping::{Mapping, MappingKind, mappings_request};
 use super::nodes::{
     NetworkInterface, NetworkTypeFilter, NodeInfo, NodeStatus, StorageInfo, StorageStatus,
     StorageVolume, network_request, node_status_request, nodes_request, storage_content_request,
@@ -341,6 +345,29 @@ pub(crate) fn all() -> Vec<Sample> {
             dec::<TicketData>,
         ),
     ];
+    for kind in [MappingKind::Pci, MappingKind::Usb] {
+        v.push(s(Ok(mappings_request(kind)), dec::<Vec<Mapping>>));
+    }
+    for (content, filename, checksum) in [
+        (
+            DownloadContent::Import,
+            "debian-12.qcow2",
+            Some(Checksum {
+                algorithm: ChecksumAlgorithm::Sha512,
+                hex: "ab".repeat(64),
+            }),
+        ),
+        (DownloadContent::Iso, "talos-1.9.iso", None),
+    ] {
+        let d = DownloadUrl {
+            url: format!("https://images.example.com/{filename}"),
+            filename: filename.into(),
+            content,
+            checksum,
+            verify_certificates: Some(true),
+        };
+        v.push(task(download_url_request("pve", "local", &d), dec::<Upid>));
+    }
     for kind in [
         ResourceType::Vm,
         ResourceType::Storage,
