@@ -141,6 +141,11 @@ pub fn features_of(spec: &MachineRequestSpec) -> Vec<Feature> {
             storage: efi.storage.clone(),
         });
     }
+    if let Some(tpm) = &spec.firmware.tpm_state {
+        features.push(Feature::TpmState {
+            storage: tpm.storage.clone(),
+        });
+    }
     if spec.guest_agent {
         features.push(Feature::GuestAgent);
     }

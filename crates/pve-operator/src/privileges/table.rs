@@ -142,6 +142,11 @@ pub enum Feature {
         /// Its storage.
         storage: String,
     },
+    /// The TPM state volume (`tpmstate0`).
+    TpmState {
+        /// Its storage.
+        storage: String,
+    },
     /// Reading the VM's IP addresses from the QEMU guest agent.
     GuestAgent,
     /// Start, shutdown, stop, reboot.
@@ -204,6 +209,9 @@ impl Feature {
             Feature::EfiDisk {
                 storage: STORAGE.into(),
             },
+            Feature::TpmState {
+                storage: STORAGE.into(),
+            },
             Feature::GuestAgent,
             Feature::Power,
             Feature::Delete,
@@ -233,6 +241,7 @@ impl Feature {
             Feature::CloudInit { .. } => "cloud-init".into(),
             Feature::CloneTemplate { .. } => "cloning a template".into(),
             Feature::EfiDisk { .. } => "EFI disk (OVMF)".into(),
+            Feature::TpmState { storage } => format!("TPM state on storage {storage}"),
             Feature::GuestAgent => "IP addresses from the guest agent".into(),
             Feature::Power => "power control (start, shutdown, stop)".into(),
             Feature::Delete => "deleting VMs".into(),
@@ -264,7 +273,9 @@ impl Feature {
             Feature::Memory => vec![row("VM.Config.Memory", Scope::Vm)],
             Feature::Hardware => vec![row("VM.Config.HWType", Scope::Vm)],
             Feature::Options => vec![row("VM.Config.Options", Scope::Vm)],
-            Feature::Disk { storage } | Feature::EfiDisk { storage } => vec![
+            Feature::Disk { storage }
+            | Feature::EfiDisk { storage }
+            | Feature::TpmState { storage } => vec![
                 row("VM.Config.Disk", Scope::Vm),
                 row("Datastore.AllocateSpace", Scope::Storage(storage.clone())),
             ],

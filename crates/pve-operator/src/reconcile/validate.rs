@@ -118,6 +118,13 @@ fn storage_uses(spec: &MachineRequestSpec, template_disk_storages: &[String]) ->
             content: "images",
         });
     }
+    if let Some(tpm) = &spec.firmware.tpm_state {
+        uses.push(StorageUse {
+            field: "spec.firmware.tpmState.storage".into(),
+            storage: tpm.storage.clone(),
+            content: "images",
+        });
+    }
     uses
 }
 

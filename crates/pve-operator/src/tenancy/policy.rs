@@ -238,6 +238,13 @@ impl Policy {
                 &mut out,
             );
         }
+        if let Some(tpm) = &spec.firmware.tpm_state {
+            self.storage(
+                "spec.firmware.tpmState.storage".into(),
+                &tpm.storage,
+                &mut out,
+            );
+        }
         for (i, nic) in spec.networks.iter().enumerate() {
             for layer in &self.layers {
                 let Some(list) = &layer.allowances.bridges else {

@@ -137,6 +137,7 @@ fn config_of(d: &Desired, cloud_init_drive_needed: bool) -> Result<VmConfig, Spe
         c.searchdomain = ci.searchdomain.clone();
     }
     c.efidisk = d.efidisk.clone();
+    c.tpmstate = d.tpmstate.clone();
     c.boot_order = d.boot_order()?;
     c.bios = Some(d.bios);
     c.machine = d.machine.clone();

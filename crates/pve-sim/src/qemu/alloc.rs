@@ -47,11 +47,21 @@ pub fn allocate_disk(
                 &storage,
                 drive.opts.get("efitype").map(String::as_str),
             )
+        } else if key == "tpmstate0" {
+            // qemu-server allocates the TPM state at a fixed 4 MiB, whatever size is given.
+            TPM_STATE_SIZE
         } else {
             size
         };
         let n = next_disk_number(state, &storage, vmid);
-        let volid = state.volume_name(&storage, vmid, "vm", n);
+        let mut volid = state.volume_name(&storage, vmid, "vm", n);
+        if key == "tpmstate0" {
+            // "swtpm can only use raw volumes" (qemu-server's create_disks): a path-based
+            // storage gets a .raw file, not its default qcow2.
+            if let Some(stem) = volid.strip_suffix(".qcow2") {
+                volid = format!("{stem}.raw");
+            }
+        }
         add_volume(state, &storage, node, &volid, size, vmid, "images")?;
         drive.file = volid;
         drive.opts.insert("size".into(), format_size(size));
@@ -69,6 +79,9 @@ pub fn allocate_disk(
     }
     Ok((value.to_string(), false))
 }
+
+/// The size of a TPM state volume (`tpmstate0`).
+const TPM_STATE_SIZE: u64 = 4 << 20;
 
 /// The size of a new EFI vars disk: the size given is ignored (`create_efidisk` allocates the
 /// OVMF vars template's size: 528 KiB for `efitype=4m`, 128 KiB for the 2m default), and LVM
@@ -298,5 +311,23 @@ mod tests {
         let (efi, _) = allocate_disk(&mut s, 102, "pve", "efidisk0", "nfs:1,efitype=4m", None)
             .expect("allocated");
         assert_eq!(efi, "nfs:102/vm-102-disk-0.qcow2,efitype=4m,size=528K");
+    }
+
+    #[test]
+    fn a_tpm_state_is_4_mib_and_raw_whatever_size_is_asked() {
+        let mut s = state();
+        let (tpm, _) = allocate_disk(
+            &mut s,
+            103,
+            "pve",
+            "tpmstate0",
+            "local-lvm:1,version=v2.0",
+            None,
+        )
+        .expect("allocated");
+        assert_eq!(tpm, "local-lvm:vm-103-disk-0,size=4M,version=v2.0");
+        let (tpm, _) =
+            allocate_disk(&mut s, 103, "pve", "tpmstate0", "nfs:1", None).expect("allocated");
+        assert_eq!(tpm, "nfs:103/vm-103-disk-0.raw,size=4M");
     }
 }

@@ -88,6 +88,11 @@ impl DriveView {
         self.props.get("discard") == Some("on")
     }
 
+    /// The TPM interface version of a `tpmstate0` drive; absent is Proxmox's default, `v1.2`.
+    pub fn tpm_version(&self) -> &str {
+        self.props.get("version").unwrap_or("v1.2")
+    }
+
     /// The cache mode; absent is Proxmox's default, `none`.
     pub fn cache(&self) -> &str {
         self.props.get("cache").unwrap_or("none")

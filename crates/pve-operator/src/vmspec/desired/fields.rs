@@ -39,6 +39,7 @@ impl Desired {
             "memory" => "spec.memory.sizeMiB",
             "balloon" => "spec.memory.balloonMiB",
             "efidisk0" => "spec.firmware.efiDisk",
+            "tpmstate0" => "spec.firmware.tpmState",
             "bios" => "spec.firmware.bios",
             "machine" => "spec.firmware.machine",
             "ciuser" => "spec.cloudInit.user",

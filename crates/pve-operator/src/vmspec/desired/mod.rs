@@ -5,8 +5,10 @@ mod cloud_init;
 mod fields;
 mod hardware;
 
-use pve_client::api::vmconfig::{Bios, DiskBus, DiskSlot, EfiDisk};
-use pve_operator_api::machine_request::{Bios as SpecBios, MachineRequestSpec};
+use pve_client::api::vmconfig::{Bios, DiskBus, DiskSlot, EfiDisk, TpmState, TpmVersion};
+use pve_operator_api::machine_request::{
+    Bios as SpecBios, MachineRequestSpec, TpmVersion as SpecTpmVersion,
+};
 
 use super::error::SpecError;
 use super::marker::Marker;
@@ -45,6 +47,8 @@ pub struct Desired {
     pub(crate) cloud_init: Option<DesiredCloudInit>,
     pub(crate) bios: Bios,
     pub(crate) efidisk: Option<EfiDisk>,
+    /// `tpmstate0` (OVMF only).
+    pub(crate) tpmstate: Option<TpmState>,
     pub(crate) machine: Option<String>,
     pub(crate) agent: bool,
     pub(crate) tags: Vec<String>,
@@ -181,6 +185,22 @@ impl Desired {
                 ));
             }
         };
+        let tpmstate = match (&fw.tpm_state, bios) {
+            (None, _) => None,
+            (Some(t), Bios::Ovmf) => Some(TpmState {
+                storage: t.storage.clone(),
+                version: match t.version {
+                    SpecTpmVersion::V2_0 => TpmVersion::V2_0,
+                    SpecTpmVersion::V1_2 => TpmVersion::V1_2,
+                },
+            }),
+            (Some(_), Bios::Seabios) => {
+                return Err(SpecError::invalid(
+                    "spec.firmware.tpmState",
+                    "is used only with bios: OVMF",
+                ));
+            }
+        };
         if let Some(t) = &boot.template
             && t.storage.is_some()
             && !t.full
@@ -217,6 +237,7 @@ impl Desired {
             cloud_init,
             bios,
             efidisk,
+            tpmstate,
             machine: fw.machine.clone(),
             agent: spec.guest_agent,
             tags: tags(&spec.tags, marker),

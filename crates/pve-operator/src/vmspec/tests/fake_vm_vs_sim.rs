@@ -131,6 +131,8 @@ async fn the_model_of_proxmox_reads_back_like_pve_sim_after_create_and_update() 
     let mut uefi = ovmf();
     uefi.start_on_boot = true;
     create_and_update_alike(&pve, 202, ovmf(), uefi.clone()).await;
+    // A TPM added to a UEFI VM that had none.
+    create_and_update_alike(&pve, 204, ovmf(), ovmf_with_tpm()).await;
 
     // Several disks and NICs with cloud-init (without the pool, which this simulator lacks, and on its storage for images):
     // a NIC is removed and a disk added.

@@ -170,6 +170,16 @@ firmware:
     )
 }
 
+/// [`ovmf`] with a TPM 2.0 on local-lvm.
+pub fn ovmf_with_tpm() -> MachineRequestSpec {
+    let mut s = ovmf();
+    s.firmware.tpm_state = Some(pve_operator_api::machine_request::TpmState {
+        storage: "local-lvm".into(),
+        version: pve_operator_api::machine_request::TpmVersion::V2_0,
+    });
+    s
+}
+
 /// A config view from `GET .../config` JSON.
 pub fn view(value: Value) -> VmConfigView {
     serde_json::from_value(value).expect("config JSON")
@@ -337,7 +347,9 @@ impl FakeVm {
     }
 
     fn rewrite(&mut self, key: &str, value: &str, update: bool) -> String {
-        let is_drive = pve_client::api::vmconfig::DiskSlot::parse(key).is_ok() || key == "efidisk0";
+        let is_drive = pve_client::api::vmconfig::DiskSlot::parse(key).is_ok()
+            || key == "efidisk0"
+            || key == "tpmstate0";
         if is_drive {
             let (file, rest) = value.split_once(',').unwrap_or((value, ""));
             let (storage, vol) = file.split_once(':').expect("drive with a storage");
@@ -349,7 +361,8 @@ impl FakeVm {
             let file = if vol == "cloudinit" {
                 format!("{storage}:vm-{}-cloudinit", self.vmid)
             } else if let Ok(gib) = vol.parse::<u64>() {
-                let size = if key == "efidisk0" {
+                // The EFI vars and the TPM state are 4 MiB on LVM whatever size is asked.
+                let size = if key == "efidisk0" || key == "tpmstate0" {
                     "4M".to_owned()
                 } else {
                     format!("{gib}G")

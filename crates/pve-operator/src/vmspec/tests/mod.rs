@@ -10,5 +10,6 @@ mod fixtures;
 mod marker;
 mod ssh_keys;
 mod template;
+mod tpm;
 mod volumes;
 mod wire;

@@ -1,7 +1,7 @@
 //! Drift of the firmware and the disks: disks are added or grown, never shrunk, moved or
 //! deleted; what cannot be reconciled is a conflict.
 
-use pve_client::api::vmconfig::{Bios, ScsiHw};
+use pve_client::api::vmconfig::{Bios, ScsiHw, TpmState};
 
 use super::Planner;
 use crate::vmspec::desired::{DesiredDisk, cache_name};
@@ -59,6 +59,9 @@ impl Planner<'_> {
                     }
                 }
             }
+        }
+        if let Some(t) = &d.tpmstate {
+            self.tpm_state(t);
         }
         match &d.machine {
             Some(m) => {
@@ -170,6 +173,41 @@ impl Planner<'_> {
                 disk.slot,
                 differ.join(", ")
             ));
+        }
+    }
+}
+
+impl Planner<'_> {
+    /// A TPM the spec asks for is added when the VM has none; one on another storage or of
+    /// another version is a conflict (the state, with the keys sealed in it, is never moved or
+    /// recreated by the controller).
+    fn tpm_state(&mut self, want: &TpmState) {
+        let current = self.cur.get("tpmstate0");
+        match current.map(DriveView::parse) {
+            None => self.plan.config.tpmstate = Some(want.clone()),
+            Some(None) => self.plan.conflicts.push(format!(
+                "spec.firmware.tpmState cannot be compared with tpmstate0 in Proxmox ({:?})",
+                current.unwrap_or_default()
+            )),
+            Some(Some(v)) => {
+                if v.storage() != Some(want.storage.as_str()) {
+                    self.plan.conflicts.push(format!(
+                        "spec.firmware.tpmState.storage is {} but tpmstate0 is on {} in Proxmox \
+                         ({}); the TPM state is not moved between storages",
+                        want.storage,
+                        v.storage().unwrap_or("no storage"),
+                        v.volume
+                    ));
+                }
+                let version = v.tpm_version();
+                if version != want.version.as_str() {
+                    self.plan.conflicts.push(format!(
+                        "spec.firmware.tpmState.version is {} but tpmstate0 in Proxmox is {version}; \
+                         the TPM version cannot be changed",
+                        want.version.as_str()
+                    ));
+                }
+            }
         }
     }
 }
