@@ -230,12 +230,9 @@ async fn acl_grants_show_up_in_permissions_and_in_the_acl_list() {
         root.expect(method, path, &form, 200).await;
     }
 
+    let op_on_100 = [("userid", "op@pve"), ("path", "/vms/100")];
     let (_, _, body) = root
-        .call(
-            Method::GET,
-            "/access/permissions",
-            &[("userid", "op@pve"), ("path", "/vms/100")],
-        )
+        .call(Method::GET, "/access/permissions", &op_on_100)
         .await;
     assert_eq!(
         body["data"],
@@ -370,30 +367,36 @@ async fn users_change_their_own_password_with_confirmation_and_tokens_cannot() {
         body["errors"]["confirmation-password"],
         json!("password is required to modify user")
     );
-    let (code, _) = put_password(
-        &sim,
-        &amy,
-        &[
-            ("userid", "amy@pve"),
-            ("password", "third-pass-3"),
-            ("confirmation-password", "second-pass-2"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 200);
-    assert!(sim.with_state(|s| s.access.verify_password("amy@pve", "third-pass-3")));
-    let (code, _) = put_password(
-        &sim,
-        &amy,
-        &[
-            ("userid", "root@pam"),
-            ("password", "hijacked-123"),
-            ("confirmation-password", "third-pass-3"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 403);
-    assert!(sim.with_state(|s| s.access.verify_password("root@pam", "root-password-1")));
+    // With her confirmation amy changes her own password, and not root's; the password that
+    // holds afterwards.
+    for (userid, password, confirmation, code, holds) in [
+        (
+            "amy@pve",
+            "third-pass-3",
+            "second-pass-2",
+            200,
+            "third-pass-3",
+        ),
+        (
+            "root@pam",
+            "hijacked-123",
+            "third-pass-3",
+            403,
+            "root-password-1",
+        ),
+    ] {
+        let form = [
+            ("userid", userid),
+            ("password", password),
+            ("confirmation-password", confirmation),
+        ];
+        let (got, body) = put_password(&sim, &amy, &form).await;
+        assert_eq!(got, code, "{form:?}: {body}");
+        assert!(
+            sim.with_state(|s| s.access.verify_password(userid, holds)),
+            "{form:?}"
+        );
+    }
 
     let body = root.expect(Method::GET, "/access/roles", &[], 200).await;
     let roles = body["data"].as_array().map(Vec::len).unwrap_or_default();

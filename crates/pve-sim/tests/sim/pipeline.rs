@@ -56,18 +56,14 @@ async fn pipeline_answers_401_then_501_then_403_then_400() {
 #[tokio::test]
 async fn parameter_errors_are_reported_per_parameter() {
     let (_sim, root) = start_root().await;
+    let bad = [
+        ("vmid", "50"),
+        ("cores", "many"),
+        ("start", "true"),
+        ("net0", "virtio,bogus=1"),
+    ];
     let body = root
-        .expect(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[
-                ("vmid", "50"),
-                ("cores", "many"),
-                ("start", "true"),
-                ("net0", "virtio,bogus=1"),
-            ],
-            400,
-        )
+        .expect(Method::POST, "/nodes/pve/qemu", &bad, 400)
         .await;
     let errors = &body["errors"];
     assert_eq!(errors["vmid"], "value must have a minimum value of 100");

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{create_vm_ok, entry_where, start_root};
+use crate::support::{Api, create_vm_ok, entry_where, start_root};
 
 #[tokio::test]
 async fn config_digest_pending_changes_and_tag_normalisation() {
@@ -65,13 +65,12 @@ async fn config_update_allocates_disks_all_or_nothing_and_keeps_replaced_ones_un
     let path = "/nodes/pve/qemu/112/config";
     let too_big = [("scsi1", "local-lvm:10"), ("scsi2", "local-lvm:5000")];
     api.expect(Method::PUT, path, &too_big, 500).await;
-    let volumes = api
-        .get("/nodes/pve/storage/local-lvm/content?vmid=112")
-        .await;
+    let volumes = || api.get("/nodes/pve/storage/local-lvm/content?vmid=112");
+    let first_only = volumes().await;
     assert_eq!(
-        volumes.as_array().map(Vec::len),
+        first_only.as_array().map(Vec::len),
         Some(1),
-        "only the first disk: {volumes}"
+        "only the first disk: {first_only}"
     );
     api.expect(Method::PUT, path, &[("scsi0", "local-lvm:4")], 200)
         .await;
@@ -80,11 +79,8 @@ async fn config_update_allocates_disks_all_or_nothing_and_keeps_replaced_ones_un
     assert_eq!(conf["unused0"], "local-lvm:vm-112-disk-0");
     api.expect(Method::PUT, path, &[("delete", "unused0")], 200)
         .await;
-    let volumes = api
-        .get("/nodes/pve/storage/local-lvm/content?vmid=112")
-        .await;
     assert_eq!(
-        volumes.as_array().map(Vec::len),
+        volumes().await.as_array().map(Vec::len),
         Some(1),
         "deleting unused0 frees it"
     );
@@ -94,12 +90,9 @@ async fn config_update_allocates_disks_all_or_nothing_and_keeps_replaced_ones_un
 async fn resize_grows_disks_asynchronously_and_refuses_to_shrink() {
     let (_sim, api) = start_root().await;
     create_vm_ok(&api, "108", &[]).await;
+    let grow = [("disk", "scsi0"), ("size", "+8G")];
     let upid = api
-        .upid(
-            Method::PUT,
-            "/nodes/pve/qemu/108/resize",
-            &[("disk", "scsi0"), ("size", "+8G")],
-        )
+        .upid(Method::PUT, "/nodes/pve/qemu/108/resize", &grow)
         .await;
     assert!(upid.contains(":resize:108:"));
     assert_eq!(api.wait_task(&upid).await["exitstatus"], "OK");
@@ -115,6 +108,16 @@ async fn resize_grows_disks_asynchronously_and_refuses_to_shrink() {
             .await;
         assert_eq!(exit, failure, "resize of {disk} to {size}");
     }
+}
+
+/// VM 113's generated cloud-init data of type `kind` (`user`, `network`).
+async fn cloudinit_dump(api: &Api, kind: &str) -> String {
+    let path = format!("/nodes/pve/qemu/113/cloudinit/dump?type={kind}");
+    api.get(&path)
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
@@ -158,20 +161,14 @@ async fn cloud_init_changes_are_pending_until_the_image_is_regenerated() {
     );
     api.expect(Method::PUT, "/nodes/pve/qemu/113/cloudinit", &[], 200)
         .await;
-    let user = api
-        .get("/nodes/pve/qemu/113/cloudinit/dump?type=user")
-        .await;
-    let user = user.as_str().unwrap_or_default();
+    let user = cloudinit_dump(&api, "user").await;
     assert!(user.starts_with("#cloud-config\n"), "{user}");
     assert!(user.contains("user: admin\n"), "{user}");
     assert!(
         user.contains("  - ssh-ed25519 AAAAC3Nza me@host\n"),
         "{user}"
     );
-    let network = api
-        .get("/nodes/pve/qemu/113/cloudinit/dump?type=network")
-        .await;
-    let network = network.as_str().unwrap_or_default();
+    let network = cloudinit_dump(&api, "network").await;
     assert!(network.contains("address: '10.9.8.7'"), "{network}");
     assert!(network.contains("netmask: '255.255.255.0'"), "{network}");
     assert!(network.contains("gateway: '10.9.8.1'"), "{network}");

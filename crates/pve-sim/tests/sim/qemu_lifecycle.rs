@@ -159,13 +159,9 @@ async fn deleting_a_running_vm_fails() {
 #[tokio::test]
 async fn clone_makes_linked_and_full_copies_of_a_template() {
     let (_sim, api) = start_root().await;
-    let upid = api
-        .upid(
-            Method::POST,
-            "/nodes/pve/qemu/9000/clone",
-            &[("newid", "120"), ("name", "linked")],
-        )
-        .await;
+    let clone = "/nodes/pve/qemu/9000/clone";
+    let linked = [("newid", "120"), ("name", "linked")];
+    let upid = api.upid(Method::POST, clone, &linked).await;
     assert!(
         upid.contains(":qmclone:9000:"),
         "the task id is the source VMID: {upid}"

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{
-    create_vm_ok, fast_config, lock_timeout, start_root, start_root_with, urlencode,
-};
+use crate::support::{create_vm_ok, fast_config, start_root, start_root_with, urlencode};
 
 #[tokio::test]
 async fn config_shows_the_create_lock_while_creating_and_other_changes_are_refused() {
@@ -28,15 +26,9 @@ async fn config_shows_the_create_lock_while_creating_and_other_changes_are_refus
     );
     let asked = Instant::now();
     // The create worker holds the config lock.
-    let timeout = format!("{}\n", lock_timeout("102"));
     let cores = [("cores", "4")];
-    api.expect_message(
-        Method::PUT,
-        "/nodes/pve/qemu/102/config",
-        &cores,
-        (500, &timeout),
-    )
-    .await;
+    api.expect_lock_timeout(Method::PUT, "/nodes/pve/qemu/102/config", &cores, "102")
+        .await;
     assert!(
         asked.elapsed() >= Duration::from_millis(300),
         "it waited for the lock first"

@@ -9,8 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Api, Auth, ROOT_PW, create_vm_ok, fast_config, http_client, lock_timeout, sim_get, sim_put,
-    start_root,
+    Api, Auth, ROOT_PW, create_vm_ok, fast_config, http_client, sim_get, sim_put, start_root,
 };
 
 #[tokio::test]
@@ -28,15 +27,9 @@ async fn faults_inject_proxy_errors_lock_timeouts_task_failures_and_drops() {
     assert_eq!((code, body), (596, Value::Null));
     // max_count limits the fault.
     api.expect(Method::GET, "/version", &[], 200).await;
-    let timeout = format!("{}\n", lock_timeout("140"));
     let cores = [("cores", "3")];
-    api.expect_message(
-        Method::PUT,
-        "/nodes/pve/qemu/140/config",
-        &cores,
-        (500, &timeout),
-    )
-    .await;
+    api.expect_lock_timeout(Method::PUT, "/nodes/pve/qemu/140/config", &cores, "140")
+        .await;
     let exit = api.vm_action("140", "start").await;
     assert_eq!(exit, "injected start failure");
     let url = format!("{}/cluster/status", sim.url());

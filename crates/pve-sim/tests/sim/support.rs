@@ -231,6 +231,19 @@ impl Api {
         body
     }
 
+    /// [`Api::expect_message`] for a 500 saying that the config flock of `vmid` timed out.
+    pub async fn expect_lock_timeout(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        vmid: &str,
+    ) {
+        let message = format!("{}\n", lock_timeout(vmid));
+        self.expect_message(method, path, params, (500, &message))
+            .await;
+    }
+
     /// `POST /nodes/pve/qemu` with `vmid` and `params`: the status and the body.
     pub async fn try_create(&self, vmid: &str, params: &[(&str, &str)]) -> (u16, Value) {
         self.call(Method::POST, "/nodes/pve/qemu", &with_vmid(vmid, params))
@@ -361,6 +374,23 @@ pub async fn version_with_token(sim: &RunningSim, token: &str) -> (u16, String) 
     let header = format!("Authorization: PVEAPIToken={token}\r\n");
     let (code, reason, _, _) = raw_get(sim, "/version", &header).await;
     (code, reason)
+}
+
+/// Asserts 9.1's unified answer to a forged ticket and to the bad API token `token`: 401
+/// "Authentication failed!" (for the ticket with an empty body).
+pub async fn assert_unified_auth_failures(sim: &RunningSim, token: &str) {
+    let (code, reason, _, body) = raw_get(sim, "/version", FORGED_TICKET).await;
+    assert_eq!(
+        (code, reason.as_str(), body.as_str()),
+        (401, "Authentication failed!", ""),
+        "a forged ticket"
+    );
+    let (code, reason) = version_with_token(sim, token).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (401, "Authentication failed!"),
+        "{token}"
+    );
 }
 
 pub fn get_request(path: &str, extra_headers: &str) -> String {

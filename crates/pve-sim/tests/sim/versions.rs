@@ -10,8 +10,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Api, FORGED_TICKET, USER_CFG, create_vm, create_vm_ok, entry_where, fast_config, lock_timeout,
-    raw_get, sim_get, sim_put, start_root_with, start_version, start_with, version_with_token,
+    Api, USER_CFG, assert_unified_auth_failures, create_vm, create_vm_ok, entry_where, fast_config,
+    lock_timeout, raw_get, sim_get, sim_put, start_root_with, start_version, start_with,
 };
 
 const NOT_IN_SCHEMA: &str =
@@ -161,6 +161,11 @@ fn config_with_users(version: pve_sim::PveVersion) -> ClusterConfig {
     cfg
 }
 
+/// Starts a `version` simulator with the version tests' users and logs in as root.
+async fn start_with_users(version: PveVersion) -> (RunningSim, Api) {
+    start_root_with(config_with_users(version)).await
+}
+
 /// Logs in `user@pve` after giving it a password.
 async fn login_as(sim: &RunningSim, user: &str) -> Api {
     Api::login_with_new_password(sim, &format!("{user}@pve"), "pw-of-a-user").await
@@ -173,7 +178,7 @@ async fn agent_calls_need_vm_monitor_on_8_4_and_a_guest_agent_privilege_on_9_1()
     let not_running = json!("VM 100 is not running\n");
     let denied = |privs: &str| json!(format!("Permission check failed (/vms/100, {privs})\n"));
     for version in [Pve8_4, Pve9_1] {
-        let (sim, root) = start_root_with(config_with_users(version)).await;
+        let (sim, root) = start_with_users(version).await;
         create_vm_ok(&root, "100", &[("agent", "1")]).await;
         // alice: PVEVMUser on /vms/100 (VM.GuestAgent.Audit on 9.1, no VM.Monitor on 8.4);
         // carol: her own role without either; erin: VM.GuestAgent.Unrestricted only (9.1).
@@ -209,7 +214,7 @@ async fn agent_calls_need_vm_monitor_on_8_4_and_a_guest_agent_privilege_on_9_1()
 async fn create_with_start_needs_power_mgmt_up_front_on_9_1_only() {
     use pve_sim::PveVersion::{Pve8_4, Pve9_1};
     for version in [Pve8_4, Pve9_1] {
-        let sim = start_with(config_with_users(version), false).await;
+        let (sim, _root) = start_with_users(version).await;
         let frank = login_as(&sim, "frank").await;
         let params = [("memory", "512"), ("start", "1")];
         let (code, body) = frank.try_create("150", &params).await;
@@ -243,7 +248,7 @@ async fn create_with_start_needs_power_mgmt_up_front_on_9_1_only() {
 async fn create_normalises_tags_on_9_1_and_stores_them_verbatim_on_8_4() {
     use pve_sim::PveVersion::{Pve8_4, Pve9_1};
     for (version, want) in [(Pve8_4, "Web;db;WEB"), (Pve9_1, "db;web")] {
-        let (sim, root) = start_root_with(config_with_users(version)).await;
+        let (sim, root) = start_with_users(version).await;
         create_vm_ok(&root, "160", &[("tags", "Web;db;WEB")]).await;
         let config = root.get("/nodes/pve/qemu/160/config").await;
         assert_eq!(config["tags"], json!(want), "{version}");
@@ -255,7 +260,7 @@ async fn create_normalises_tags_on_9_1_and_stores_them_verbatim_on_8_4() {
 async fn a_custom_cpu_model_needs_mapping_use_on_9_1_and_sys_audit_on_nodes_on_8_4() {
     use pve_sim::PveVersion::{Pve8_4, Pve9_1};
     for version in [Pve8_4, Pve9_1] {
-        let sim = start_with(config_with_users(version), false).await;
+        let (sim, _root) = start_with_users(version).await;
         // carol: VM.Config.CPU on /vms, PVEMappingUser on /mapping/cpu, no Sys.Audit on /nodes;
         // alice: PVEVMUser on /vms/100, which has no VM.Config.CPU.
         let carol = login_as(&sim, "carol").await;
@@ -274,7 +279,7 @@ async fn a_custom_cpu_model_needs_mapping_use_on_9_1_and_sys_audit_on_nodes_on_8
         }
         sim.shutdown().await;
     }
-    let (sim, root) = start_root_with(config_with_users(Pve9_1)).await;
+    let (sim, root) = start_with_users(Pve9_1).await;
     create_vm_ok(&root, "100", &[("cpu", "custom-fast")]).await;
     // frank: PVEVMAdmin on /vms/100 (VM.Config.CPU), no CPU mapping; the model did not change.
     let frank = login_as(&sim, "frank").await;
@@ -306,18 +311,17 @@ async fn post_config_flock_timeout_is_a_task_failure_on_9_1_and_a_500_on_8_4() {
     let (sim, root) = vm_with_a_long_held_flock(pve_sim::PveVersion::Pve9_1).await;
     let path = "/nodes/pve/qemu/170/config";
     let cores = [("cores", "3")];
-    let timeout = format!("{}\n", lock_timeout("170"));
     let exit = root.run(Method::POST, path, &cores).await;
     assert_eq!(exit, lock_timeout("170"));
     // PUT still locks in the API worker.
-    root.expect_message(Method::PUT, path, &cores, (500, &timeout))
+    root.expect_lock_timeout(Method::PUT, path, &cores, "170")
         .await;
     let config = root.get(path).await;
     assert_eq!(config["cores"], json!(2), "nothing was changed");
     sim.shutdown().await;
 
     let (sim, root) = vm_with_a_long_held_flock(pve_sim::PveVersion::Pve8_4).await;
-    root.expect_message(Method::POST, path, &cores, (500, &timeout))
+    root.expect_lock_timeout(Method::POST, path, &cores, "170")
         .await;
     sim.shutdown().await;
 }
@@ -349,8 +353,7 @@ async fn a_lock_timeout_fault_on_post_config_fails_the_task_on_9_1() {
     assert_eq!(exit, lock_timeout("140"));
     let config = root.get(path).await;
     assert_eq!(config["cores"], json!(2), "the task changed nothing");
-    let timeout = format!("{}\n", lock_timeout("140"));
-    root.expect_message(Method::PUT, path, &cores, (500, &timeout))
+    root.expect_lock_timeout(Method::PUT, path, &cores, "140")
         .await;
     // The rule fired once.
     root.run_ok(Method::POST, path, &cores).await;
@@ -363,7 +366,7 @@ async fn a_lock_timeout_fault_on_post_config_fails_the_task_on_9_1() {
 async fn cluster_resources_have_network_entries_and_memhost_on_9_1_and_sdn_entries_on_8_4() {
     use pve_sim::PveVersion::{Pve8_4, Pve9_1};
     for version in [Pve8_4, Pve9_1] {
-        let (sim, root) = start_root_with(config_with_users(version)).await;
+        let (sim, root) = start_with_users(version).await;
         create_vm_ok(&root, "180", &[("start", "1")]).await;
         let all = root.get("/cluster/resources").await;
         let entries = all.as_array().cloned().unwrap_or_default();
@@ -422,12 +425,11 @@ async fn cluster_resources_have_network_entries_and_memhost_on_9_1_and_sdn_entri
 
 #[tokio::test]
 async fn network_entries_need_sdn_audit_on_the_zone() {
-    let sim = start_with(config_with_users(pve_sim::PveVersion::Pve9_1), false).await;
+    let (sim, root) = start_with_users(PveVersion::Pve9_1).await;
     let networks = |all: &Value| {
         all.as_array()
             .map(|l| l.iter().filter(|e| e["type"] == "network").count())
     };
-    let root = Api::root(&sim).await;
     assert_eq!(networks(&root.get("/cluster/resources").await), Some(1));
     // alice has PVEVMUser on /vms/100 only: no SDN.Audit on /sdn/zones/localnetwork.
     let alice = login_as(&sim, "alice").await;
@@ -439,13 +441,7 @@ async fn network_entries_need_sdn_audit_on_the_zone() {
 #[tokio::test]
 async fn pve9_answers_auth_failures_with_the_unified_text() {
     let sim = start_with(config_with_users(pve_sim::PveVersion::Pve9_1), true).await;
-    let (code, reason, _, body) = raw_get(&sim, "/version", FORGED_TICKET).await;
-    assert_eq!(
-        (code, reason.as_str(), body.as_str()),
-        (401, "Authentication failed!", "")
-    );
-    let (code, reason) = version_with_token(&sim, "root@pam!nope=abc").await;
-    assert_eq!((code, reason.as_str()), (401, "Authentication failed!"));
+    assert_unified_auth_failures(&sim, "root@pam!nope=abc").await;
     let cookie = format!(
         "Cookie: PVEAuthCookie={}\r\n",
         Api::root(&sim).await.ticket()
