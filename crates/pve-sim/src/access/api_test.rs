@@ -1,17 +1,18 @@
 //! The `/access` API over HTTP against an embedded simulator, as a PVE client sees it.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{PveVersion, RunningSim, SimOptions, SimServer};
 
 /// A started plain-HTTP PVE 8.4 simulator and an API token of root@pam (no privilege
 /// separation).
-async fn start() -> (RunningSim, String) {
+async fn start() -> (RunningSim, Caller) {
     start_as(PveVersion::Pve8_4).await
 }
 
 /// [`start`] as `version`.
-async fn start_as(version: PveVersion) -> (RunningSim, String) {
+async fn start_as(version: PveVersion) -> (RunningSim, Caller) {
     let mut opts = SimOptions::new("root-password-1");
     opts.insecure_http = true;
     opts.config.pve_version = version;
@@ -26,35 +27,106 @@ async fn start_as(version: PveVersion) -> (RunningSim, String) {
     let Ok(secret) = secret else {
         panic!("root token: {secret:?}");
     };
-    (sim, format!("PVEAPIToken=root@pam!test={secret}"))
+    let root = Caller::token(&sim, &format!("root@pam!test={secret}"));
+    (sim, root)
 }
 
-/// One API call: status, reason phrase and JSON body.
-async fn call(
-    sim: &RunningSim,
-    auth: &str,
-    method: reqwest::Method,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (u16, String, Value) {
-    let client = reqwest::Client::new();
-    let url = format!("{}{path}", sim.url());
-    let req = if method == reqwest::Method::GET || method == reqwest::Method::DELETE {
-        client.request(method, &url).query(form)
-    } else {
-        client.request(method, &url).form(form)
-    };
-    let resp = match req.header("Authorization", auth).send().await {
-        Ok(r) => r,
-        Err(e) => panic!("{path}: {e}"),
-    };
-    let status = resp.status();
-    let reason = status.canonical_reason().unwrap_or("").to_string();
-    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-    (status.as_u16(), reason, body)
+/// A client of one simulator with one API token.
+struct Caller {
+    url: String,
+    auth: String,
 }
 
-use reqwest::Method;
+impl Caller {
+    /// The caller with the API token `token` (`user!name=secret`).
+    fn token(sim: &RunningSim, token: &str) -> Self {
+        Self {
+            url: sim.url(),
+            auth: format!("PVEAPIToken={token}"),
+        }
+    }
+
+    /// One API call: status, reason phrase and JSON body.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String, Value) {
+        let client = reqwest::Client::new();
+        let url = format!("{}{path}", self.url);
+        let req = if method == Method::GET || method == Method::DELETE {
+            client.request(method, &url).query(form)
+        } else {
+            client.request(method, &url).form(form)
+        };
+        let resp = match req.header("Authorization", &self.auth).send().await {
+            Ok(r) => r,
+            Err(e) => panic!("{path}: {e}"),
+        };
+        let status = resp.status();
+        let reason = status.canonical_reason().unwrap_or("").to_string();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status.as_u16(), reason, body)
+    }
+
+    /// [`Caller::call`] and asserts the status; returns the body.
+    async fn expect(&self, method: Method, path: &str, form: &[(&str, &str)], code: u16) -> Value {
+        let (got, reason, body) = self.call(method.clone(), path, form).await;
+        assert_eq!(got, code, "{method} {path} {form:?}: {reason} {body}");
+        body
+    }
+
+    /// [`Caller::expect`] and the body's `message`.
+    async fn expect_message(
+        &self,
+        method: Method,
+        path: &str,
+        form: &[(&str, &str)],
+        (code, message): (u16, &str),
+    ) -> Value {
+        let body = self.expect(method.clone(), path, form, code).await;
+        assert_eq!(body["message"], json!(message), "{method} {path} {form:?}");
+        body
+    }
+
+    /// A 400 whose `errors` name `param` with the text `error`; returns the body.
+    async fn expect_param_error(
+        &self,
+        method: Method,
+        path: &str,
+        form: &[(&str, &str)],
+        (param, error): (&str, &str),
+    ) -> Value {
+        let body = self.expect(method.clone(), path, form, 400).await;
+        assert_eq!(
+            body["errors"][param],
+            json!(error),
+            "{method} {path} {form:?}"
+        );
+        body
+    }
+
+    /// A caller of the same simulator with the API token `token` (`user!name=secret`).
+    fn with_token(&self, token: &str) -> Self {
+        Self {
+            url: self.url.clone(),
+            auth: format!("PVEAPIToken={token}"),
+        }
+    }
+
+    /// Creates the token `user!tk` without privilege separation; returns the answer's `data`
+    /// and a caller with that token.
+    async fn add_token(&self, user: &str) -> (Value, Caller) {
+        let path = format!("/access/users/{user}/token/tk");
+        let body = self
+            .expect(Method::POST, &path, &[("privsep", "0")], 200)
+            .await;
+        let secret = body["data"]["value"].as_str().unwrap_or_default();
+        let caller = self.with_token(&format!("{user}!tk={secret}"));
+        (body["data"].clone(), caller)
+    }
+}
 
 /// Logs in with a password; returns the cookie header and the CSRF token.
 async fn login(sim: &RunningSim, user: &str, password: &str) -> Option<(String, String)> {
@@ -92,28 +164,16 @@ async fn put_password(
 #[tokio::test]
 async fn token_create_answers_full_tokenid_info_and_value_that_authenticates() {
     let (sim, root) = start().await;
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users",
-        &[
-            ("userid", "ci@pve"),
-            ("password", "long-enough-1"),
-            ("comment", "CI user"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users/ci@pve/token/deploy",
-        &[("comment", "for CI")],
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
+    let ci = [
+        ("userid", "ci@pve"),
+        ("password", "long-enough-1"),
+        ("comment", "CI user"),
+    ];
+    root.expect(Method::POST, "/access/users", &ci, 200).await;
+    let token_path = "/access/users/ci@pve/token/deploy";
+    let body = root
+        .expect(Method::POST, token_path, &[("comment", "for CI")], 200)
+        .await;
     let data = &body["data"];
     assert_eq!(data["full-tokenid"], json!("ci@pve!deploy"));
     assert_eq!(data["info"]["privsep"], json!(1), "the default is a number");
@@ -122,90 +182,72 @@ async fn token_create_answers_full_tokenid_info_and_value_that_authenticates() {
     assert_eq!(value.len(), 36);
 
     // The new token works, and as a privsep token without ACLs it has no privileges.
-    let tok = format!("PVEAPIToken=ci@pve!deploy={value}");
-    let (code, _, body) = call(&sim, &tok, Method::GET, "/access/permissions", &[]).await;
-    assert_eq!(code, 200, "{body}");
+    let tok = root.with_token(&format!("ci@pve!deploy={value}"));
+    let body = tok
+        .expect(Method::GET, "/access/permissions", &[], 200)
+        .await;
     assert_eq!(body["data"], json!({}));
 
-    let (code, _, body) = call(&sim, &root, Method::GET, "/access/users/ci@pve/token", &[]).await;
-    assert_eq!(code, 200);
+    let body = root
+        .expect(Method::GET, "/access/users/ci@pve/token", &[], 200)
+        .await;
     assert_eq!(body["data"][0]["tokenid"], json!("deploy"));
     assert_eq!(body["data"][0]["privsep"], json!(1));
 
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users/ci@pve/token/deploy",
-        &[],
-    )
-    .await;
-    assert_eq!(code, 400, "a second token of the same name fails");
-    assert_eq!(body["errors"]["tokenid"], json!("Token already exists."));
+    // A second token of the same name fails.
+    let exists = ("tokenid", "Token already exists.");
+    root.expect_param_error(Method::POST, token_path, &[], exists)
+        .await;
 
-    let (code, _, _) = call(
-        &sim,
-        &root,
-        Method::DELETE,
-        "/access/users/ci@pve/token/deploy",
-        &[],
-    )
-    .await;
-    assert_eq!(code, 200);
-    let (code, _, _) = call(&sim, &tok, Method::GET, "/access/permissions", &[]).await;
-    assert_eq!(code, 401, "a removed token no longer authenticates");
+    root.expect(Method::DELETE, token_path, &[], 200).await;
+    // A removed token no longer authenticates.
+    tok.expect(Method::GET, "/access/permissions", &[], 401)
+        .await;
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn acl_grants_show_up_in_permissions_and_in_the_acl_list() {
     let (sim, root) = start().await;
-    for (path, form) in [
-        ("/access/groups", vec![("groupid", "ops")]),
+    for (method, path, form) in [
+        (Method::POST, "/access/groups", vec![("groupid", "ops")]),
         (
+            Method::POST,
             "/access/users",
             vec![("userid", "op@pve"), ("groups", "ops")],
         ),
         (
+            Method::POST,
             "/access/roles",
             vec![("roleid", "Starter"), ("privs", "VM.Audit,VM.PowerMgmt")],
         ),
+        (
+            Method::PUT,
+            "/access/acl",
+            vec![("path", "/vms"), ("groups", "ops"), ("roles", "Starter")],
+        ),
     ] {
-        let (code, _, body) = call(&sim, &root, Method::POST, path, &form).await;
-        assert_eq!(code, 200, "{path}: {body}");
+        root.expect(method, path, &form, 200).await;
     }
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/access/acl",
-        &[("path", "/vms"), ("groups", "ops"), ("roles", "Starter")],
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
 
-    let (_, _, body) = call(
-        &sim,
-        &root,
-        Method::GET,
-        "/access/permissions",
-        &[("userid", "op@pve"), ("path", "/vms/100")],
-    )
-    .await;
+    let op_on_100 = [("userid", "op@pve"), ("path", "/vms/100")];
+    let (_, _, body) = root
+        .call(Method::GET, "/access/permissions", &op_on_100)
+        .await;
     assert_eq!(
         body["data"],
         json!({"/vms/100": {"VM.Audit": 1, "VM.PowerMgmt": 1}})
     );
 
-    let (_, _, body) = call(&sim, &root, Method::GET, "/access/acl", &[]).await;
+    let (_, _, body) = root.call(Method::GET, "/access/acl", &[]).await;
     assert_eq!(
         body["data"],
         json!([{"path": "/vms", "type": "group", "ugid": "ops", "roleid": "Starter", "propagate": 1}])
     );
-    let (code, _, body) = call(&sim, &root, Method::GET, "/access/users/nobody@pve", &[]).await;
-    assert_eq!(code, 500);
-    assert_eq!(body["message"], json!("no such user ('nobody@pve')\n"));
-    let (_, _, body) = call(&sim, &root, Method::GET, "/access/users/op@pve", &[]).await;
+    let no_user = (500, "no such user ('nobody@pve')\n");
+    root.expect_message(Method::GET, "/access/users/nobody@pve", &[], no_user)
+        .await;
+    let (_, _, body) = root.call(Method::GET, "/access/users/op@pve", &[]).await;
     assert_eq!(body["data"]["groups"], json!(["ops"]));
     assert_eq!(body["data"]["enable"], json!(1));
     sim.shutdown().await;
@@ -214,177 +256,100 @@ async fn acl_grants_show_up_in_permissions_and_in_the_acl_list() {
 #[tokio::test]
 async fn unprivileged_callers_get_pve_403s_and_bad_parameters_get_400s() {
     let (sim, root) = start().await;
-    let (code, _, _) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users",
-        &[("userid", "joe@pve")],
-    )
-    .await;
-    assert_eq!(code, 200);
-    let (_, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users/joe@pve/token/tk",
-        &[("privsep", "0")],
-    )
-    .await;
-    assert_eq!(body["data"]["full-tokenid"], json!("joe@pve!tk"), "{body}");
+    let joe = [("userid", "joe@pve")];
+    root.expect(Method::POST, "/access/users", &joe, 200).await;
+    let (data, joe_token) = root.add_token("joe@pve").await;
+    assert_eq!(data["full-tokenid"], json!("joe@pve!tk"), "{data}");
     assert_eq!(
-        body["data"]["info"]["privsep"],
+        data["info"]["privsep"],
         json!("0"),
         "a given privsep is echoed as the string PVE received"
     );
-    let joe = format!(
-        "PVEAPIToken=joe@pve!tk={}",
-        body["data"]["value"].as_str().unwrap_or_default()
-    );
 
-    let (code, reason, body) = call(
-        &sim,
-        &joe,
-        Method::POST,
-        "/access/users",
-        &[("userid", "eve@pve")],
-    )
-    .await;
-    assert_eq!(code, 403, "{reason} {body}");
-    assert_eq!(
-        body["message"],
-        json!("Permission check failed (/access/realm/pve, Realm.AllocateUser)\n")
-    );
-    let (code, _, body) = call(
-        &sim,
-        &joe,
-        Method::POST,
-        "/access/roles",
-        &[("roleid", "X")],
-    )
-    .await;
-    assert_eq!(code, 403);
-    assert_eq!(
-        body["message"],
-        json!("Permission check failed (/access, Sys.Modify)\n")
-    );
-    let (code, _, body) = call(
-        &sim,
-        &joe,
-        Method::PUT,
-        "/access/acl",
-        &[
-            ("path", "/vms/100"),
-            ("users", "joe@pve"),
-            ("roles", "Administrator"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 403);
-    assert_eq!(
-        body["message"],
-        json!("Permission check failed (/vms/100, Permissions.Modify|VM.Allocate)\n")
-    );
-    let (code, _, _) = call(
-        &sim,
-        &joe,
-        Method::GET,
-        "/access/permissions",
-        &[("userid", "root@pam")],
-    )
-    .await;
-    assert_eq!(
-        code, 403,
-        "another user's permissions need Sys.Audit on /access"
-    );
+    let denied = |what: &str| format!("Permission check failed ({what})\n");
+    for (method, path, form, refusal) in [
+        (
+            Method::POST,
+            "/access/users",
+            vec![("userid", "eve@pve")],
+            denied("/access/realm/pve, Realm.AllocateUser"),
+        ),
+        (
+            Method::POST,
+            "/access/roles",
+            vec![("roleid", "X")],
+            denied("/access, Sys.Modify"),
+        ),
+        (
+            Method::PUT,
+            "/access/acl",
+            vec![
+                ("path", "/vms/100"),
+                ("users", "joe@pve"),
+                ("roles", "Administrator"),
+            ],
+            denied("/vms/100, Permissions.Modify|VM.Allocate"),
+        ),
+    ] {
+        joe_token
+            .expect_message(method, path, &form, (403, &refusal))
+            .await;
+    }
+    // Another user's permissions need Sys.Audit on /access.
+    let others = [("userid", "root@pam")];
+    joe_token
+        .expect(Method::GET, "/access/permissions", &others, 403)
+        .await;
 
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/roles",
-        &[("roleid", "Bad"), ("privs", "VM.Audit,VM.GuestAgent.Audit")],
-    )
-    .await;
-    assert_eq!(code, 400, "{body}");
-    assert_eq!(
-        body["errors"]["privs"],
-        json!("invalid format - invalid privilege 'VM.GuestAgent.Audit'\n")
-    );
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/access/acl",
-        &[
-            ("path", "/nowhere"),
-            ("users", "joe@pve"),
-            ("roles", "PVEAuditor"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 400);
-    assert_eq!(body["errors"]["path"], json!("invalid ACL path '/nowhere'"));
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users",
-        &[("userid", "short@pve"), ("password", "abc")],
-    )
-    .await;
-    assert_eq!(code, 400);
-    assert_eq!(
-        body["errors"]["password"],
-        json!("value must be at least 8 characters long")
-    );
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users",
-        &[("userid", "joe@pve")],
-    )
-    .await;
-    assert_eq!(code, 500);
-    assert_eq!(
-        body["message"],
-        json!("create user failed: user 'joe@pve' already exists\n")
-    );
+    for (method, path, form, error) in [
+        (
+            Method::POST,
+            "/access/roles",
+            vec![("roleid", "Bad"), ("privs", "VM.Audit,VM.GuestAgent.Audit")],
+            (
+                "privs",
+                "invalid format - invalid privilege 'VM.GuestAgent.Audit'\n",
+            ),
+        ),
+        (
+            Method::PUT,
+            "/access/acl",
+            vec![
+                ("path", "/nowhere"),
+                ("users", "joe@pve"),
+                ("roles", "PVEAuditor"),
+            ],
+            ("path", "invalid ACL path '/nowhere'"),
+        ),
+        (
+            Method::POST,
+            "/access/users",
+            vec![("userid", "short@pve"), ("password", "abc")],
+            ("password", "value must be at least 8 characters long"),
+        ),
+    ] {
+        root.expect_param_error(method, path, &form, error).await;
+    }
+    let exists = (500, "create user failed: user 'joe@pve' already exists\n");
+    root.expect_message(Method::POST, "/access/users", &joe, exists)
+        .await;
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn users_change_their_own_password_with_confirmation_and_tokens_cannot() {
     let (sim, root) = start().await;
-    let (code, _, _) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users",
-        &[("userid", "amy@pve"), ("password", "first-pass-1")],
-    )
-    .await;
-    assert_eq!(code, 200);
-    let (code, _, _) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/access/password",
-        &[("userid", "amy@pve"), ("password", "second-pass-2")],
-    )
-    .await;
-    assert_eq!(code, 403, "allowtoken => 0");
+    let amy = [("userid", "amy@pve"), ("password", "first-pass-1")];
+    root.expect(Method::POST, "/access/users", &amy, 200).await;
+    // allowtoken => 0
+    let second = [("userid", "amy@pve"), ("password", "second-pass-2")];
+    root.expect(Method::PUT, "/access/password", &second, 403)
+        .await;
 
     let Some(root_session) = login(&sim, "root@pam", "root-password-1").await else {
         panic!("root login failed");
     };
-    let (code, body) = put_password(
-        &sim,
-        &root_session,
-        &[("userid", "amy@pve"), ("password", "second-pass-2")],
-    )
-    .await;
+    let (code, body) = put_password(&sim, &root_session, &second).await;
     assert_eq!(code, 200, "root needs no confirmation: {body}");
     assert!(sim.with_state(|s| s.access.verify_password("amy@pve", "second-pass-2")));
 
@@ -402,33 +367,38 @@ async fn users_change_their_own_password_with_confirmation_and_tokens_cannot() {
         body["errors"]["confirmation-password"],
         json!("password is required to modify user")
     );
-    let (code, _) = put_password(
-        &sim,
-        &amy,
-        &[
-            ("userid", "amy@pve"),
-            ("password", "third-pass-3"),
-            ("confirmation-password", "second-pass-2"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 200);
-    assert!(sim.with_state(|s| s.access.verify_password("amy@pve", "third-pass-3")));
-    let (code, _) = put_password(
-        &sim,
-        &amy,
-        &[
-            ("userid", "root@pam"),
-            ("password", "hijacked-123"),
-            ("confirmation-password", "third-pass-3"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 403);
-    assert!(sim.with_state(|s| s.access.verify_password("root@pam", "root-password-1")));
+    // With her confirmation amy changes her own password, and not root's; the password that
+    // holds afterwards.
+    for (userid, password, confirmation, code, holds) in [
+        (
+            "amy@pve",
+            "third-pass-3",
+            "second-pass-2",
+            200,
+            "third-pass-3",
+        ),
+        (
+            "root@pam",
+            "hijacked-123",
+            "third-pass-3",
+            403,
+            "root-password-1",
+        ),
+    ] {
+        let form = [
+            ("userid", userid),
+            ("password", password),
+            ("confirmation-password", confirmation),
+        ];
+        let (got, body) = put_password(&sim, &amy, &form).await;
+        assert_eq!(got, code, "{form:?}: {body}");
+        assert!(
+            sim.with_state(|s| s.access.verify_password(userid, holds)),
+            "{form:?}"
+        );
+    }
 
-    let (code, _, body) = call(&sim, &root, Method::GET, "/access/roles", &[]).await;
-    assert_eq!(code, 200);
+    let body = root.expect(Method::GET, "/access/roles", &[], 200).await;
     let roles = body["data"].as_array().map(Vec::len).unwrap_or_default();
     assert_eq!(roles, 17, "the built-in roles: {body}");
     sim.shutdown().await;
@@ -438,219 +408,109 @@ async fn users_change_their_own_password_with_confirmation_and_tokens_cannot() {
 async fn vm_allocators_may_only_hand_out_roles_they_hold() {
     let (sim, root) = start().await;
     for user in ["lead@pve", "dev@pve"] {
-        let (code, _, _) = call(
-            &sim,
-            &root,
-            Method::POST,
-            "/access/users",
-            &[("userid", user)],
-        )
-        .await;
-        assert_eq!(code, 200);
+        root.expect(Method::POST, "/access/users", &[("userid", user)], 200)
+            .await;
     }
-    let (code, _, _) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/access/acl",
-        &[
-            ("path", "/vms/100"),
-            ("users", "lead@pve"),
-            ("roles", "PVEVMAdmin"),
-            ("propagate", "0"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 200);
-    let (_, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users/lead@pve/token/tk",
-        &[("privsep", "0")],
-    )
-    .await;
-    let lead = format!(
-        "PVEAPIToken=lead@pve!tk={}",
-        body["data"]["value"].as_str().unwrap_or_default()
-    );
+    let lead_acl = [
+        ("path", "/vms/100"),
+        ("users", "lead@pve"),
+        ("roles", "PVEVMAdmin"),
+        ("propagate", "0"),
+    ];
+    root.expect(Method::PUT, "/access/acl", &lead_acl, 200)
+        .await;
+    let (_, lead) = root.add_token("lead@pve").await;
 
     // VM.Allocate on /vms/100 passes perm-modify, but Administrator is more than lead has.
-    let (code, reason, body) = call(
-        &sim,
-        &lead,
-        Method::PUT,
-        "/access/acl",
-        &[
-            ("path", "/vms/100"),
-            ("users", "dev@pve"),
-            ("roles", "Administrator"),
-            ("propagate", "0"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 500, "{reason} {body}");
-    assert_eq!(
-        body["message"],
-        json!(
-            "ACL update failed: 400 Parameter verification failed.\nrole: Cannot add role 'Administrator' - requires 'Permissions.Modify' or superset of privileges.\n"
-        )
-    );
+    let administrator = [
+        ("path", "/vms/100"),
+        ("users", "dev@pve"),
+        ("roles", "Administrator"),
+        ("propagate", "0"),
+    ];
+    let too_much = "ACL update failed: 400 Parameter verification failed.\nrole: Cannot add role 'Administrator' - requires 'Permissions.Modify' or superset of privileges.\n";
+    lead.expect_message(Method::PUT, "/access/acl", &administrator, (500, too_much))
+        .await;
     // lead holds PVEVMAdmin there only without propagation.
-    let (code, _, body) = call(
-        &sim,
-        &lead,
-        Method::PUT,
-        "/access/acl",
-        &[
-            ("path", "/vms/100"),
-            ("users", "dev@pve"),
-            ("roles", "PVEVMUser"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 500);
+    let mut vm_user = vec![
+        ("path", "/vms/100"),
+        ("users", "dev@pve"),
+        ("roles", "PVEVMUser"),
+    ];
+    let body = lead.expect(Method::PUT, "/access/acl", &vm_user, 500).await;
     assert!(
         body["message"]
             .as_str()
             .is_some_and(|m| m.contains("with propagation")),
         "{body}"
     );
-    let (code, _, body) = call(
-        &sim,
-        &lead,
-        Method::PUT,
-        "/access/acl",
-        &[
-            ("path", "/vms/100"),
-            ("users", "dev@pve"),
-            ("roles", "PVEVMUser"),
-            ("propagate", "0"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
+    vm_user.push(("propagate", "0"));
+    lead.expect(Method::PUT, "/access/acl", &vm_user, 200).await;
     assert!(sim.with_state(|s| {
         s.access
             .check("dev@pve", "/vms/100", &["VM.Console"], false)
     }));
 
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/access/acl",
-        &[("path", "/vms"), ("roles", "PVEAuditor")],
-    )
-    .await;
-    assert_eq!(code, 400);
-    assert_eq!(
-        body["errors"]["users"],
-        json!("either 'users', 'groups' or 'tokens' is required.")
+    let nobody = [("path", "/vms"), ("roles", "PVEAuditor")];
+    let members = ("users", "either 'users', 'groups' or 'tokens' is required.");
+    root.expect_param_error(Method::PUT, "/access/acl", &nobody, members)
+        .await;
+    let namespace = (
+        "roleid",
+        "cannot use role ID starting with the (case-insensitive) 'PVE' namespace",
     );
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/roles",
-        &[("roleid", "PVEOperator")],
-    )
-    .await;
-    assert_eq!(code, 400);
-    assert_eq!(
-        body["errors"]["roleid"],
-        json!("cannot use role ID starting with the (case-insensitive) 'PVE' namespace")
-    );
-    let (code, _, body) = call(&sim, &root, Method::DELETE, "/access/roles/PVEVMUser", &[]).await;
-    assert_eq!(code, 500);
-    assert_eq!(
-        body["message"],
-        json!("auto-generated role 'PVEVMUser' cannot be deleted\n")
-    );
+    let operator = [("roleid", "PVEOperator")];
+    root.expect_param_error(Method::POST, "/access/roles", &operator, namespace)
+        .await;
+    let builtin = (500, "auto-generated role 'PVEVMUser' cannot be deleted\n");
+    root.expect_message(Method::DELETE, "/access/roles/PVEVMUser", &[], builtin)
+        .await;
     sim.shutdown().await;
+}
+
+/// Whether ops@pve may allocate space on local-lvm.
+fn ops_may_allocate(sim: &RunningSim) -> bool {
+    sim.with_state(|s| {
+        s.access.check(
+            "ops@pve",
+            "/storage/local-lvm",
+            &["Datastore.AllocateSpace"],
+            false,
+        )
+    })
 }
 
 #[tokio::test]
 async fn pools_hold_storages_whose_pool_acls_apply_and_must_be_emptied_before_deletion() {
     let (sim, root) = start().await;
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/pools",
-        &[("poolid", "team"), ("comment", "Team")],
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/pools",
-        &[("poolid", "team"), ("storage", "local-lvm")],
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    let (code, _, body) = call(&sim, &root, Method::GET, "/pools", &[("poolid", "team")]).await;
-    assert_eq!(code, 200);
+    let team = [("poolid", "team")];
+    let comment = [("poolid", "team"), ("comment", "Team")];
+    root.expect(Method::POST, "/pools", &comment, 200).await;
+    let storage = [("poolid", "team"), ("storage", "local-lvm")];
+    root.expect(Method::PUT, "/pools", &storage, 200).await;
+    let body = root.expect(Method::GET, "/pools", &team, 200).await;
     assert_eq!(body["data"][0]["comment"], json!("Team"));
     assert_eq!(body["data"][0]["members"][0]["storage"], json!("local-lvm"));
     assert_eq!(body["data"][0]["members"][0]["type"], json!("storage"));
 
-    let (code, _, _) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/users",
-        &[("userid", "ops@pve")],
-    )
-    .await;
-    assert_eq!(code, 200);
-    let (code, _, _) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/access/acl",
-        &[
-            ("path", "/pool/team"),
-            ("users", "ops@pve"),
-            ("roles", "PVEDatastoreUser"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 200);
-    assert!(sim.with_state(|s| s.access.check(
-        "ops@pve",
-        "/storage/local-lvm",
-        &["Datastore.AllocateSpace"],
-        false
-    )));
+    let ops = [("userid", "ops@pve")];
+    root.expect(Method::POST, "/access/users", &ops, 200).await;
+    let grant = [
+        ("path", "/pool/team"),
+        ("users", "ops@pve"),
+        ("roles", "PVEDatastoreUser"),
+    ];
+    root.expect(Method::PUT, "/access/acl", &grant, 200).await;
+    assert!(ops_may_allocate(&sim));
 
-    let (code, _, body) = call(&sim, &root, Method::DELETE, "/pools", &[("poolid", "team")]).await;
-    assert_eq!(code, 500);
-    assert_eq!(
-        body["message"],
-        json!("delete pool failed: pool 'team' is not empty (contains storage 'local-lvm')\n")
-    );
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/pools/team",
-        &[("storage", "local-lvm"), ("delete", "1")],
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    let (code, _, _) = call(&sim, &root, Method::DELETE, "/pools/team", &[]).await;
-    assert_eq!(code, 200);
-    assert!(!sim.with_state(|s| s.access.check(
-        "ops@pve",
-        "/storage/local-lvm",
-        &["Datastore.AllocateSpace"],
-        false
-    )));
-    let (code, _, body) = call(&sim, &root, Method::GET, "/pools", &[]).await;
-    assert_eq!(code, 200);
+    let not_empty = "delete pool failed: pool 'team' is not empty (contains storage 'local-lvm')\n";
+    root.expect_message(Method::DELETE, "/pools", &team, (500, not_empty))
+        .await;
+    let remove = [("storage", "local-lvm"), ("delete", "1")];
+    root.expect(Method::PUT, "/pools/team", &remove, 200).await;
+    root.expect(Method::DELETE, "/pools/team", &[], 200).await;
+    assert!(!ops_may_allocate(&sim));
+    let body = root.expect(Method::GET, "/pools", &[], 200).await;
     assert_eq!(body["data"], json!([]));
     sim.shutdown().await;
 }
@@ -676,39 +536,23 @@ async fn realms_are_listed_without_authentication() {
 async fn pve9_refuses_vm_monitor_in_role_definitions_with_pves_schema_error() {
     let (sim, root) = start_as(PveVersion::Pve9_1).await;
     let monitor_error = json!({"privs": "invalid format - invalid privilege 'VM.Monitor'\n"});
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/roles",
-        &[("roleid", "Watcher"), ("privs", "VM.Audit,VM.Monitor")],
-    )
-    .await;
-    assert_eq!(code, 400, "{body}");
+    let monitor = [("roleid", "Watcher"), ("privs", "VM.Audit,VM.Monitor")];
+    let body = root
+        .expect(Method::POST, "/access/roles", &monitor, 400)
+        .await;
     assert_eq!(body["errors"], monitor_error);
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/roles",
-        &[
-            ("roleid", "Watcher"),
-            ("privs", "VM.Audit,VM.GuestAgent.Audit"),
-        ],
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/access/roles/Watcher",
-        &[("privs", "VM.Monitor"), ("append", "1")],
-    )
-    .await;
-    assert_eq!(code, 400, "{body}");
+    let agent = [
+        ("roleid", "Watcher"),
+        ("privs", "VM.Audit,VM.GuestAgent.Audit"),
+    ];
+    root.expect(Method::POST, "/access/roles", &agent, 200)
+        .await;
+    let append = [("privs", "VM.Monitor"), ("append", "1")];
+    let body = root
+        .expect(Method::PUT, "/access/roles/Watcher", &append, 400)
+        .await;
     assert_eq!(body["errors"], monitor_error);
-    let (_, _, body) = call(&sim, &root, Method::GET, "/access/roles/Watcher", &[]).await;
+    let (_, _, body) = root.call(Method::GET, "/access/roles/Watcher", &[]).await;
     let privs: Vec<&str> = body["data"]
         .as_object()
         .map(|m| m.keys().map(String::as_str).collect())
@@ -716,16 +560,11 @@ async fn pve9_refuses_vm_monitor_in_role_definitions_with_pves_schema_error() {
     assert_eq!(privs, ["VM.Audit", "VM.GuestAgent.Audit"], "{body}");
 
     // The built-in roles and root's privileges are 9.1's.
-    let (_, _, body) = call(&sim, &root, Method::GET, "/access/roles/PVEVMUser", &[]).await;
+    let (_, _, body) = root.call(Method::GET, "/access/roles/PVEVMUser", &[]).await;
     assert_eq!(body["data"]["VM.GuestAgent.FileRead"], json!(1), "{body}");
-    let (_, _, body) = call(
-        &sim,
-        &root,
-        Method::GET,
-        "/access/permissions",
-        &[("path", "/")],
-    )
-    .await;
+    let (_, _, body) = root
+        .call(Method::GET, "/access/permissions", &[("path", "/")])
+        .await;
     let root_privs = body["data"]["/"].as_object().map(|m| m.len());
     assert_eq!(root_privs, Some(47), "{body}");
     sim.shutdown().await;
@@ -734,24 +573,13 @@ async fn pve9_refuses_vm_monitor_in_role_definitions_with_pves_schema_error() {
 #[tokio::test]
 async fn pve8_still_takes_vm_monitor_and_refuses_the_guest_agent_privileges() {
     let (sim, root) = start().await;
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::POST,
-        "/access/roles",
-        &[("roleid", "Watcher"), ("privs", "VM.Audit,VM.Monitor")],
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    let (code, _, body) = call(
-        &sim,
-        &root,
-        Method::PUT,
-        "/access/roles/Watcher",
-        &[("privs", "VM.Replicate")],
-    )
-    .await;
-    assert_eq!(code, 400, "{body}");
+    let monitor = [("roleid", "Watcher"), ("privs", "VM.Audit,VM.Monitor")];
+    root.expect(Method::POST, "/access/roles", &monitor, 200)
+        .await;
+    let replicate = [("privs", "VM.Replicate")];
+    let body = root
+        .expect(Method::PUT, "/access/roles/Watcher", &replicate, 400)
+        .await;
     assert_eq!(
         body["errors"],
         json!({"privs": "invalid format - invalid privilege 'VM.Replicate'\n"})

@@ -166,23 +166,31 @@ fn disabled_or_expired_users_and_expired_tokens_cannot_authenticate() {
     assert!(!cfg.verify_token("tok@pve!t2", &secret));
 }
 
+/// An ACL change giving `user` the role `role` on `path`.
+fn user_acl(path: &str, role: &str, user: &str, propagate: bool) -> AclChange {
+    AclChange {
+        path: path.into(),
+        roles: vec![role.into()],
+        users: vec![user.into()],
+        propagate,
+        ..AclChange::default()
+    }
+}
+
 #[test]
 fn acl_changes_grant_revoke_and_validate() {
     let mut cfg = sample();
-    let grant = AclChange {
-        path: "/storage/local-lvm/".into(),
-        roles: vec!["PVEDatastoreUser".into()],
-        users: vec!["ops@pve".into()],
-        propagate: true,
-        ..AclChange::default()
+    let grant = user_acl("/storage/local-lvm/", "PVEDatastoreUser", "ops@pve", true);
+    let may_allocate = |cfg: &AccessControl| {
+        cfg.check(
+            "ops@pve",
+            "/storage/local-lvm",
+            &["Datastore.AllocateSpace"],
+            false,
+        )
     };
     assert_eq!(cfg.acl_update(&grant, None), Ok(()));
-    assert!(cfg.check(
-        "ops@pve",
-        "/storage/local-lvm",
-        &["Datastore.AllocateSpace"],
-        false
-    ));
+    assert!(may_allocate(&cfg));
     assert!(
         cfg.to_user_cfg()
             .contains("acl:1:/storage/local-lvm:ops@pve:PVEDatastoreUser:")
@@ -192,12 +200,7 @@ fn acl_changes_grant_revoke_and_validate() {
         ..grant.clone()
     };
     assert_eq!(cfg.acl_update(&revoke, None), Ok(()));
-    assert!(!cfg.check(
-        "ops@pve",
-        "/storage/local-lvm",
-        &["Datastore.AllocateSpace"],
-        false
-    ));
+    assert!(!may_allocate(&cfg));
 
     let bad_path = AclChange {
         path: "/users".into(),
@@ -229,13 +232,7 @@ fn acl_changes_grant_revoke_and_validate() {
 fn callers_without_permissions_modify_cannot_hand_out_more_than_they_have() {
     let mut cfg = sample();
     // ops has Operator (VM.Audit, VM.PowerMgmt) on /vms via its group, and no Permissions.Modify.
-    let escalate = AclChange {
-        path: "/vms/100".into(),
-        roles: vec!["PVEVMAdmin".into()],
-        users: vec!["off@pve".into()],
-        propagate: false,
-        ..AclChange::default()
-    };
+    let escalate = user_acl("/vms/100", "PVEVMAdmin", "off@pve", false);
     assert!(matches!(
         cfg.acl_update(&escalate, Some("ops@pve")),
         Err(AccessError::AclRoleDenied(_))

@@ -62,18 +62,7 @@ fn members(ctx: &Ctx<'_>, pool: &str, kind: Option<&str>) -> Vec<Value> {
             let Some(node) = state.config.nodes.iter().find(|n| s.on_node(&n.name)) else {
                 continue;
             };
-            out.push(json!({
-                "id": format!("storage/{}/{}", node.name, s.id),
-                "storage": s.id,
-                "node": node.name,
-                "type": "storage",
-                "plugintype": s.r#type,
-                "status": if node.online { "available" } else { "unknown" },
-                "shared": u8::from(s.shared),
-                "content": s.content.join(","),
-                "disk": state.storage_used(&s.id, &node.name),
-                "maxdisk": s.capacity.0,
-            }));
+            out.push(crate::api::storage_resource(state, s, node));
         }
     }
     out

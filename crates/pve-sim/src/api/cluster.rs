@@ -3,10 +3,31 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::config::{NodeConfig, StorageConfig};
 use crate::error::ApiError;
 use crate::qemu::drive;
 use crate::router::{Ctx, Perm, Reply, Route};
 use crate::state::{Power, SimState, Vm};
+
+/// The `/cluster/resources` entry of `storage` on `node` (pool member lists use it too).
+pub(crate) fn storage_resource(
+    state: &SimState,
+    storage: &StorageConfig,
+    node: &NodeConfig,
+) -> Value {
+    json!({
+        "id": format!("storage/{}/{}", node.name, storage.id),
+        "storage": storage.id,
+        "node": node.name,
+        "type": "storage",
+        "plugintype": storage.r#type,
+        "status": if node.online { "available" } else { "unknown" },
+        "shared": u8::from(storage.shared),
+        "content": storage.content.join(","),
+        "disk": state.storage_used(&storage.id, &node.name),
+        "maxdisk": storage.capacity.0,
+    })
+}
 
 /// The cluster routes.
 pub fn routes() -> Vec<Route> {
@@ -81,18 +102,7 @@ fn resources(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
                 if !ctx.check(&format!("/storage/{}", s.id), &["Datastore.Audit"], false) {
                     continue;
                 }
-                out.push(json!({
-                    "id": format!("storage/{}/{}", n.name, s.id),
-                    "storage": s.id,
-                    "node": n.name,
-                    "type": "storage",
-                    "plugintype": s.r#type,
-                    "status": if n.online { "available" } else { "unknown" },
-                    "shared": u8::from(s.shared),
-                    "content": s.content.join(","),
-                    "disk": state.storage_used(&s.id, &n.name),
-                    "maxdisk": s.capacity.0,
-                }));
+                out.push(storage_resource(state, s, n));
             }
         }
     }

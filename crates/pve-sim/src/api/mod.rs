@@ -5,6 +5,8 @@ mod nodes;
 mod storage;
 mod tasks;
 
+pub(crate) use cluster::storage_resource;
+
 use serde_json::{Value, json};
 
 use crate::router::{Perm, Route};

@@ -5,22 +5,32 @@ use super::commands::find_command;
 use super::session::{error_text, fill_path};
 use super::*;
 
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+/// The words of a command line (no quoting: the tests' arguments have no spaces).
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// A started plain-HTTP simulator of `version` with the root password `root-pw-123`.
+async fn start_sim(version: crate::PveVersion) -> crate::RunningSim {
+    let mut opts = crate::SimOptions::new("root-pw-123");
+    opts.insecure_http = true;
+    opts.config.pve_version = version;
+    match crate::SimServer::start(opts).await {
+        Ok(sim) => sim,
+        Err(e) => panic!("simulator did not start: {e}"),
+    }
+}
+
+/// Runs the pveum command line `line` as root against `url`.
+async fn pveum(url: &str, line: &str) -> anyhow::Result<()> {
+    let args = words(line);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(PveumArgs::new(url, "root-pw-123", &args)).await
 }
 
 #[test]
 fn documented_aclmod_line_maps_to_put_acl_with_abbreviated_options() {
-    let args = strings(&[
-        "aclmod",
-        "/",
-        "-user",
-        "omni@pve",
-        "-role",
-        "Provisioner",
-        "-propagate",
-        "0",
-    ]);
+    let args = words("aclmod / -user omni@pve -role Provisioner -propagate 0");
     let Some((spec, rest)) = find_command(&args) else {
         panic!("aclmod not found");
     };
@@ -40,15 +50,7 @@ fn documented_aclmod_line_maps_to_put_acl_with_abbreviated_options() {
 
 #[test]
 fn token_add_takes_user_tokenid_and_privsep() {
-    let args = strings(&[
-        "user",
-        "token",
-        "add",
-        "omni@pve",
-        "omni-provider",
-        "--privsep",
-        "0",
-    ]);
+    let args = words("user token add omni@pve omni-provider --privsep 0");
     let Some((spec, rest)) = find_command(&args) else {
         panic!("user token add not found");
     };
@@ -61,27 +63,27 @@ fn token_add_takes_user_tokenid_and_privsep() {
 
 #[test]
 fn unknown_or_ambiguous_options_and_missing_arguments_are_refused() {
-    let args = strings(&["role", "add", "X", "-bogus", "1"]);
+    let args = words("role add X -bogus 1");
     let Some((spec, rest)) = find_command(&args) else {
         panic!("role add not found");
     };
     assert!(parse_args(spec, rest).is_err());
-    let args = strings(&["user", "token", "add", "omni@pve"]);
+    let args = words("user token add omni@pve");
     let Some((spec, rest)) = find_command(&args) else {
         panic!("user token add not found");
     };
     assert!(parse_args(spec, rest).is_err());
-    assert!(find_command(&strings(&["frobnicate"])).is_none());
+    assert!(find_command(&words("frobnicate")).is_none());
 }
 
 #[test]
 fn output_format_may_follow_the_command_and_errors_read_like_pveum() {
-    let mut cmd = strings(&["user", "list", "--output-format", "json"]);
+    let mut cmd = words("user list --output-format json");
     assert_eq!(
         take_output_format(&mut cmd).ok().flatten().as_deref(),
         Some("json")
     );
-    assert_eq!(cmd, strings(&["user", "list"]));
+    assert_eq!(cmd, words("user list"));
     let body = serde_json::json!({
         "data": null,
         "message": "Parameter verification failed.\n",
@@ -108,36 +110,16 @@ fn debug_output_hides_the_root_password() {
 
 #[tokio::test]
 async fn a_guides_setup_steps_run_against_an_embedded_simulator() {
-    let mut opts = crate::SimOptions::new("root-pw-123");
-    opts.insecure_http = true;
-    let sim = match crate::SimServer::start(opts).await {
-        Ok(sim) => sim,
-        Err(e) => panic!("simulator did not start: {e}"),
-    };
+    let sim = start_sim(crate::config::ClusterConfig::default().pve_version).await;
     let url = sim.base_url();
-    let steps: &[&[&str]] = &[
-        &[
-            "role",
-            "add",
-            "Provisioner",
-            "-privs",
-            "VM.Allocate,VM.Audit,Datastore.AllocateSpace",
-        ],
-        &["useradd", "omni@pve", "--comment", "Omni"],
-        &["aclmod", "/", "-user", "omni@pve", "-role", "Provisioner"],
-        &[
-            "user",
-            "token",
-            "add",
-            "omni@pve",
-            "omni-provider",
-            "--privsep",
-            "0",
-        ],
-        &["pool", "add", "omni"],
-    ];
-    for step in steps {
-        let result = run(PveumArgs::new(&url, "root-pw-123", step)).await;
+    for step in [
+        "role add Provisioner -privs VM.Allocate,VM.Audit,Datastore.AllocateSpace",
+        "useradd omni@pve --comment Omni",
+        "aclmod / -user omni@pve -role Provisioner",
+        "user token add omni@pve omni-provider --privsep 0",
+        "pool add omni",
+    ] {
+        let result = pveum(&url, step).await;
         assert!(result.is_ok(), "{step:?}: {result:?}");
     }
     let (allowed, token_privsep, pool) = sim.with_state(|s| {
@@ -157,19 +139,7 @@ async fn a_guides_setup_steps_run_against_an_embedded_simulator() {
     assert!(allowed, "the non-privsep token has the user's rights");
     assert_eq!(token_privsep, Some(false));
     assert!(pool);
-    let denied = run(PveumArgs::new(
-        &url,
-        "root-pw-123",
-        &[
-            "aclmod",
-            "/nowhere",
-            "-user",
-            "omni@pve",
-            "-role",
-            "Provisioner",
-        ],
-    ))
-    .await;
+    let denied = pveum(&url, "aclmod /nowhere -user omni@pve -role Provisioner").await;
     assert!(denied.is_err());
     let bad_login = run(PveumArgs::new(&url, "wrong", &["user", "list"])).await;
     assert!(bad_login.is_err());
@@ -178,31 +148,15 @@ async fn a_guides_setup_steps_run_against_an_embedded_simulator() {
 
 #[tokio::test]
 async fn role_add_on_9_1_refuses_vm_monitor_like_the_api_and_takes_guest_agent_privileges() {
-    let mut opts = crate::SimOptions::new("root-pw-123");
-    opts.insecure_http = true;
-    opts.config.pve_version = crate::PveVersion::Pve9_1;
-    let sim = match crate::SimServer::start(opts).await {
-        Ok(sim) => sim,
-        Err(e) => panic!("simulator did not start: {e}"),
-    };
+    let sim = start_sim(crate::PveVersion::Pve9_1).await;
     let url = sim.base_url();
-    let refused = run(PveumArgs::new(
-        &url,
-        "root-pw-123",
-        &["role", "add", "Watcher", "-privs", "VM.Audit,VM.Monitor"],
-    ))
-    .await;
+    let refused = pveum(&url, "role add Watcher -privs VM.Audit,VM.Monitor").await;
     let text = refused.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(
         text.contains("privs: invalid format - invalid privilege 'VM.Monitor'"),
         "{text}"
     );
-    let added = run(PveumArgs::new(
-        &url,
-        "root-pw-123",
-        &["role", "add", "Watcher", "-privs", "VM.GuestAgent.Audit"],
-    ))
-    .await;
+    let added = pveum(&url, "role add Watcher -privs VM.GuestAgent.Audit").await;
     assert!(added.is_ok(), "{added:?}");
     let privs = sim.with_state(|s| s.access.role("Watcher"));
     assert_eq!(

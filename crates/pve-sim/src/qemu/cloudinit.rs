@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::drive::{Nic, is_net_key};
+use super::drive::nic_macs;
 use super::{load, load_mut};
 use crate::error::ApiError;
 use crate::router::{Ctx, Reply};
@@ -138,18 +138,7 @@ fn user_data(vm: &Vm) -> String {
 
 fn network_data(vm: &Vm) -> String {
     let mut out = String::from("version: 1\nconfig:\n");
-    let mut nets: Vec<(u32, &String)> = vm
-        .conf
-        .iter()
-        .filter(|(k, _)| is_net_key(k))
-        .filter_map(|(k, v)| k.trim_start_matches("net").parse().ok().map(|n| (n, v)))
-        .collect();
-    nets.sort();
-    for (n, value) in nets {
-        let mac = Nic::parse(value)
-            .and_then(|nic| nic.mac)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+    for (n, mac) in nic_macs(&vm.conf) {
         out.push_str(&format!(
             "    - type: physical\n      name: eth{n}\n      mac_address: '{mac}'\n      subnets:\n"
         ));

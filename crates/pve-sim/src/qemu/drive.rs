@@ -28,6 +28,22 @@ pub fn is_net_key(key: &str) -> bool {
         .is_some_and(|n| n < 32)
 }
 
+/// The NICs of a VM config in index order: each `netN`'s index and MAC address in lowercase
+/// (empty where the value names none), as the guest sees its `ethN` interfaces.
+pub fn nic_macs(conf: &BTreeMap<String, String>) -> Vec<(u32, String)> {
+    let mut nics: Vec<(u32, String)> = conf
+        .iter()
+        .filter(|(k, _)| is_net_key(k))
+        .filter_map(|(k, v)| {
+            let n = k.trim_start_matches("net").parse().ok()?;
+            let mac = Nic::parse(v).and_then(|nic| nic.mac).unwrap_or_default();
+            Some((n, mac.to_ascii_lowercase()))
+        })
+        .collect();
+    nics.sort();
+    nics
+}
+
 /// Whether `key` is `unusedN`.
 pub fn is_unused_key(key: &str) -> bool {
     key.strip_prefix("unused")

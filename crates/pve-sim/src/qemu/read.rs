@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::drive::{Nic, drive_size, is_drive_key, is_net_key};
+use super::drive::{drive_size, is_drive_key, nic_macs};
 use super::*;
 use crate::error::ApiError;
 use crate::router::{Ctx, Reply};
@@ -228,18 +228,7 @@ pub(super) fn agent_interfaces(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         ],
         "statistics": { "rx-bytes": 0, "rx-dropped": 0, "rx-errs": 0, "rx-packets": 0, "tx-bytes": 0, "tx-dropped": 0, "tx-errs": 0, "tx-packets": 0 }
     })];
-    let mut nets: Vec<(u32, &String)> = vm
-        .conf
-        .iter()
-        .filter(|(k, _)| is_net_key(k))
-        .filter_map(|(k, v)| k.trim_start_matches("net").parse().ok().map(|n| (n, v)))
-        .collect();
-    nets.sort();
-    for (n, value) in nets {
-        let mac = Nic::parse(value)
-            .and_then(|nic| nic.mac)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+    for (n, mac) in nic_macs(&vm.conf) {
         let (ip, prefix) = vm
             .conf
             .get(&format!("ipconfig{n}"))

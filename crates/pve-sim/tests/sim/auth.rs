@@ -7,12 +7,15 @@ use pve_sim::{SimOptions, SimServer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Api, advance_clock, fast_config, get_request, raw, start, start_with};
+use crate::support::{
+    Api, FORGED_TICKET, advance_clock, assert_unified_auth_failures, fast_config, raw, raw_get,
+    start_root, start_with, version_with_token,
+};
 
 #[tokio::test]
 async fn auth_failures_are_401_with_exact_reasons_and_empty_bodies() {
     let sim = start_with(fast_config(), true).await;
-    let (code, reason, head, body) = raw(&sim, &get_request("/version", "")).await;
+    let (code, reason, head, body) = raw_get(&sim, "/version", "").await;
     assert_eq!(
         (code, reason.as_str(), body.as_str()),
         (401, "No ticket", "")
@@ -20,16 +23,7 @@ async fn auth_failures_are_401_with_exact_reasons_and_empty_bodies() {
     assert!(head.to_ascii_lowercase().contains("connection: close"));
     assert!(!head.to_ascii_lowercase().contains("content-type"));
 
-    let forged = "Cookie: PVEAuthCookie=PVE:root@pam:65000000::Zm9yZ2Vk\r\n";
-    let (code, reason, _, body) = raw(&sim, &get_request("/version", forged)).await;
-    assert_eq!(
-        (code, reason.as_str(), body.as_str()),
-        (401, "Authentication failed!", "")
-    );
-
-    let colon = "Authorization: PVEAPIToken=root@pam!t:abc\r\n";
-    let (code, reason, _, _) = raw(&sim, &get_request("/version", colon)).await;
-    assert_eq!((code, reason.as_str()), (401, "Authentication failed!"));
+    assert_unified_auth_failures(&sim, "root@pam!t:abc").await;
 
     let (code, reason, _, body) = raw(
         &sim,
@@ -49,14 +43,11 @@ async fn older_auth_error_style_uses_the_detailed_reasons() {
     let mut cfg = fast_config();
     cfg.auth.error_style = AuthErrorStyle::Detailed;
     let sim = start_with(cfg, true).await;
-    let forged = "Cookie: PVEAuthCookie=PVE:root@pam:65000000::Zm9yZ2Vk\r\n";
-    let (_, reason, _, _) = raw(&sim, &get_request("/version", forged)).await;
+    let (_, reason, _, _) = raw_get(&sim, "/version", FORGED_TICKET).await;
     assert_eq!(reason, "permission denied - invalid PVE ticket");
-    let colon = "Authorization: PVEAPIToken=root@pam!t:abc\r\n";
-    let (_, reason, _, _) = raw(&sim, &get_request("/version", colon)).await;
+    let (_, reason) = version_with_token(&sim, "root@pam!t:abc").await;
     assert_eq!(reason, "no tokenid specified");
-    let header = |t: &str| format!("Authorization: PVEAPIToken={t}\r\n");
-    let (_, reason, _, _) = raw(&sim, &get_request("/version", &header("carol@pve!nope=x"))).await;
+    let (_, reason) = version_with_token(&sim, "carol@pve!nope=x").await;
     assert_eq!(reason, "no such token 'nope' for user 'carol@pve'");
     let now = sim.with_state(|s| pve_sim::clock::now_ms(s.clock_offset_ms) / 1000);
     let secret = sim
@@ -65,24 +56,13 @@ async fn older_auth_error_style_uses_the_detailed_reasons() {
                 .token_add("carol@pve", "ci", Some(false), Some(now + 100), None)
         })
         .expect("token");
-    let (code, _, _, _) = raw(
-        &sim,
-        &get_request("/version", &header(&format!("carol@pve!ci={secret}"))),
-    )
-    .await;
+    let token = format!("carol@pve!ci={secret}");
+    let (code, _) = version_with_token(&sim, &token).await;
     assert_eq!(code, 200);
-    let (_, reason, _, _) = raw(
-        &sim,
-        &get_request("/version", &header("carol@pve!ci=wrong")),
-    )
-    .await;
+    let (_, reason) = version_with_token(&sim, "carol@pve!ci=wrong").await;
     assert_eq!(reason, "invalid token value!");
     sim.with_state(|s| s.clock_offset_ms += 200_000);
-    let (_, reason, _, _) = raw(
-        &sim,
-        &get_request("/version", &header(&format!("carol@pve!ci={secret}"))),
-    )
-    .await;
+    let (_, reason) = version_with_token(&sim, &token).await;
     assert_eq!(
         reason, "token 'ci' access expired",
         "expiry follows the simulator clock"
@@ -102,49 +82,34 @@ async fn non_get_requests_with_a_ticket_need_the_csrf_token() {
         (code, reason.as_str(), body.as_str()),
         (401, "Permission denied - invalid csrf token", "")
     );
-    let (code, _) = api
-        .call(Method::POST, "/nodes/pve/qemu", &[("vmid", "4242")])
+    // With the CSRF token the same call passes.
+    api.expect(Method::POST, "/nodes/pve/qemu", &[("vmid", "4242")], 200)
         .await;
-    assert_eq!(code, 200, "with the CSRF token the same call passes");
 }
 
 #[tokio::test]
 async fn ticket_renews_with_the_ticket_as_password_and_expires_after_two_hours() {
-    let sim = start().await;
-    let api = Api::root(&sim).await;
+    let (sim, api) = start_root().await;
     let ticket = api.ticket();
     assert!(ticket.starts_with("PVE:root@pam:"));
     assert!(ticket.contains("::"));
     let anon = Api::anonymous(&sim);
-    let (code, body) = anon
-        .call(
-            Method::POST,
-            "/access/ticket",
-            &[("username", "root@pam"), ("password", &ticket)],
-        )
+    let renewal = [("username", "root@pam"), ("password", &ticket)];
+    anon.expect(Method::POST, "/access/ticket", &renewal, 200)
         .await;
-    assert_eq!(code, 200, "renewal: {body}");
     advance_clock(&sim, 7201).await;
-    let (code, _) = api.call(Method::GET, "/version", &[]).await;
-    assert_eq!(code, 401, "a ticket older than 2 h is refused");
-    let (code, _) = anon
-        .call(
-            Method::POST,
-            "/access/ticket",
-            &[("username", "root@pam"), ("password", &ticket)],
-        )
+    // A ticket older than 2 h is refused, and cannot be renewed.
+    api.expect(Method::GET, "/version", &[], 401).await;
+    anon.expect(Method::POST, "/access/ticket", &renewal, 401)
         .await;
-    assert_eq!(code, 401, "an expired ticket cannot be renewed");
 }
 
 #[tokio::test]
 async fn api_tokens_authenticate_and_privsep_tokens_start_without_privileges() {
-    let sim = start().await;
-    let root = Api::root(&sim).await;
-    let (code, body) = root
-        .call(Method::POST, "/access/users/carol@pve/token/ci", &[])
+    let (sim, root) = start_root().await;
+    let body = root
+        .expect(Method::POST, "/access/users/carol@pve/token/ci", &[], 200)
         .await;
-    assert_eq!(code, 200, "token create: {body}");
     assert_eq!(body["data"]["full-tokenid"], "carol@pve!ci");
     let secret = body["data"]["value"]
         .as_str()
@@ -153,25 +118,18 @@ async fn api_tokens_authenticate_and_privsep_tokens_start_without_privileges() {
     let token = Api::with_token(&sim, &format!("carol@pve!ci={secret}"));
     let version = token.get("/version").await;
     assert_eq!(version["version"], "9.1.5");
-    let (code, body) = token
-        .call(Method::GET, "/nodes/pve/qemu/9000/config", &[])
+    // A privsep token without ACLs.
+    token
+        .expect(Method::GET, "/nodes/pve/qemu/9000/config", &[], 403)
         .await;
-    assert_eq!(code, 403, "privsep token without ACLs: {body}");
     let wrong = Api::with_token(&sim, "carol@pve!ci=00000000-0000-0000-0000-000000000000");
-    let (code, _) = wrong.call(Method::GET, "/version", &[]).await;
-    assert_eq!(code, 401);
-    let (code, body) = token
-        .call(
-            Method::POST,
-            "/access/ticket",
-            &[("username", "carol@pve"), ("password", "x")],
-        )
+    wrong.expect(Method::GET, "/version", &[], 401).await;
+    // Tokens cannot use /access/ticket.
+    let no_ticket = "Permission check failed (URI '/access/ticket' not available with API token, need proper ticket.\n)\n";
+    let login = [("username", "carol@pve"), ("password", "x")];
+    token
+        .expect_message(Method::POST, "/access/ticket", &login, (403, no_ticket))
         .await;
-    assert_eq!(code, 403, "tokens cannot use /access/ticket: {body}");
-    assert_eq!(
-        body["message"],
-        "Permission check failed (URI '/access/ticket' not available with API token, need proper ticket.\n)\n"
-    );
 }
 
 #[tokio::test]
@@ -195,14 +153,15 @@ async fn the_readme_least_privilege_token_setup_works() {
     let token = Api::with_token(&sim, &format!("ci@pve!op={secret}"));
     let conf = token.get("/nodes/pve/qemu/9000/config").await;
     assert_eq!(conf["template"], json!(1));
-    let (code, _) = token.call(Method::GET, "/nodes/pve/status", &[]).await;
-    assert_eq!(code, 403, "nothing beyond /vms");
+    // Nothing beyond /vms.
+    token
+        .expect(Method::GET, "/nodes/pve/status", &[], 403)
+        .await;
 }
 
 #[tokio::test]
 async fn disabling_a_user_invalidates_their_ticket_and_tokens() {
-    let sim = start().await;
-    let root = Api::root(&sim).await;
+    let (sim, root) = start_root().await;
     let carol = Api::login_with_new_password(&sim, "carol@pve", "carolpw").await;
     let (_, body) = root
         .call(Method::POST, "/access/users/carol@pve/token/ci", &[])
@@ -214,18 +173,13 @@ async fn disabling_a_user_invalidates_their_ticket_and_tokens() {
     let token = Api::with_token(&sim, &format!("carol@pve!ci={secret}"));
     assert_eq!(carol.call(Method::GET, "/version", &[]).await.0, 200);
     assert_eq!(token.call(Method::GET, "/version", &[]).await.0, 200);
-    let (code, body) = root
-        .call(Method::PUT, "/access/users/carol@pve", &[("enable", "0")])
+    let disable = [("enable", "0")];
+    root.expect(Method::PUT, "/access/users/carol@pve", &disable, 200)
         .await;
-    assert_eq!(code, 200, "{body}");
     assert_eq!(carol.call(Method::GET, "/version", &[]).await.0, 401);
     assert_eq!(token.call(Method::GET, "/version", &[]).await.0, 401);
-    let (code, _) = Api::anonymous(&sim)
-        .call(
-            Method::POST,
-            "/access/ticket",
-            &[("username", "carol@pve"), ("password", "carolpw")],
-        )
+    let login = [("username", "carol@pve"), ("password", "carolpw")];
+    Api::anonymous(&sim)
+        .expect(Method::POST, "/access/ticket", &login, 401)
         .await;
-    assert_eq!(code, 401);
 }

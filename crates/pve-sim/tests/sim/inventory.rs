@@ -6,12 +6,13 @@ use pve_sim::config::ClusterConfig;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{Api, ROOT_PW, create_vm, fast_config, start, start_with};
+use crate::support::{
+    Api, ROOT_PW, create_vm_ok, entry_where, fast_config, start_root, start_root_with,
+};
 
 #[tokio::test]
 async fn read_endpoints_answer_like_pve() {
-    let sim = start().await;
-    let api = Api::root(&sim).await;
+    let (_sim, api) = start_root().await;
     let v = api.get("/version").await;
     assert_eq!(
         v,
@@ -24,11 +25,13 @@ async fn read_endpoints_answer_like_pve() {
     let storages = api.get("/nodes/pve/storage?content=images").await;
     assert_eq!(storages.as_array().map(Vec::len), Some(1));
     assert_eq!(storages[0]["storage"], "local-lvm");
-    let (code, body) = api
-        .call(Method::GET, "/nodes/pve/storage", &[("storage", "nope")])
-        .await;
-    assert_eq!(code, 400);
-    assert_eq!(body["errors"]["storage"], "No such storage.");
+    api.expect_param_error(
+        Method::GET,
+        "/nodes/pve/storage",
+        &[("storage", "nope")],
+        ("storage", "No such storage."),
+    )
+    .await;
     let status = api.get("/nodes/pve/storage/local-lvm/status").await;
     assert_eq!(status["total"], json!(2u64 << 40));
     assert_eq!(
@@ -56,26 +59,16 @@ async fn read_endpoints_answer_like_pve() {
 async fn fresh_vms_show_as_unknown_in_cluster_resources_until_the_rrd_has_them() {
     let mut cfg = fast_config();
     cfg.rrd_delay_ms = 60_000;
-    let sim = start_with(cfg, false).await;
-    let api = Api::root(&sim).await;
-    assert_eq!(create_vm(&api, "190", &[("tags", "k8s")]).await, "OK");
+    let (_sim, api) = start_root_with(cfg).await;
+    create_vm_ok(&api, "190", &[("tags", "k8s")]).await;
     let vms = api.get("/cluster/resources?type=vm").await;
-    let fresh = vms
-        .as_array()
-        .and_then(|l| l.iter().find(|v| v["vmid"] == json!(190)))
-        .cloned()
-        .unwrap_or_default();
     assert_eq!(
-        fresh,
+        entry_where(&vms, "vmid", 190),
         json!({"id": "qemu/190", "vmid": 190, "node": "pve", "type": "qemu", "status": "unknown", "tags": "k8s"})
     );
-    let template = vms
-        .as_array()
-        .and_then(|l| l.iter().find(|v| v["vmid"] == json!(9000)))
-        .cloned()
-        .unwrap_or_default();
     assert_eq!(
-        template["status"], "stopped",
+        entry_where(&vms, "vmid", 9000)["status"],
+        "stopped",
         "VMs present at start have RRD data"
     );
 }
@@ -90,48 +83,28 @@ async fn a_two_node_cluster_keeps_vms_and_local_storage_per_node() {
     )
     .expect("valid config");
     cfg.task_durations_ms.create = 50;
-    let sim = start_with(cfg, false).await;
-    let api = Api::root(&sim).await;
-    let exit = api
-        .run(
-            Method::POST,
-            "/nodes/pve2/qemu",
-            &[("vmid", "200"), ("scsi0", "local-lvm:15")],
-        )
+    let (sim, api) = start_root_with(cfg).await;
+    let disk_15g = |vmid| [("vmid", vmid), ("scsi0", "local-lvm:15")];
+    api.run_ok(Method::POST, "/nodes/pve2/qemu", &disk_15g("200"))
         .await;
-    assert_eq!(exit, "OK");
-    let exit = api
-        .run(
-            Method::POST,
-            "/nodes/pve1/qemu",
-            &[("vmid", "201"), ("scsi0", "local-lvm:15")],
-        )
+    // Local storage capacity is per node.
+    api.run_ok(Method::POST, "/nodes/pve1/qemu", &disk_15g("201"))
         .await;
-    assert_eq!(exit, "OK", "local storage capacity is per node");
-    let exit = api
-        .run(
-            Method::POST,
-            "/nodes/pve1/qemu",
-            &[("vmid", "202"), ("scsi0", "local-lvm:10")],
-        )
-        .await;
+    let too_big = [("vmid", "202"), ("scsi0", "local-lvm:10")];
+    let exit = api.run(Method::POST, "/nodes/pve1/qemu", &too_big).await;
     assert!(exit.contains("does not have enough free space"), "{exit}");
-    let (code, body) = api
-        .call(Method::GET, "/nodes/pve1/qemu/200/config", &[])
+    let elsewhere = "Configuration file 'nodes/pve1/qemu-server/200.conf' does not exist\n";
+    api.expect_message(
+        Method::GET,
+        "/nodes/pve1/qemu/200/config",
+        &[],
+        (500, elsewhere),
+    )
+    .await;
+    let exists = "unable to create VM 200 - VM 200 already exists on node 'pve2'\n";
+    let again = [("vmid", "200")];
+    api.expect_message(Method::POST, "/nodes/pve1/qemu", &again, (500, exists))
         .await;
-    assert_eq!(code, 500);
-    assert_eq!(
-        body["message"],
-        "Configuration file 'nodes/pve1/qemu-server/200.conf' does not exist\n"
-    );
-    let (code, body) = api
-        .call(Method::POST, "/nodes/pve1/qemu", &[("vmid", "200")])
-        .await;
-    assert_eq!(code, 500);
-    assert_eq!(
-        body["message"],
-        "unable to create VM 200 - VM 200 already exists on node 'pve2'\n"
-    );
     let status = api.get("/cluster/status").await;
     assert_eq!(status[0]["type"], "cluster");
     assert_eq!(status[0]["nodes"], json!(2));

@@ -6,14 +6,13 @@ use std::collections::BTreeSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Api, create_vm, start, urlencode};
+use crate::support::{Api, create_vm_ok, start, start_root, urlencode};
 
 #[tokio::test]
 async fn cluster_resources_and_vm_lists_are_filtered_by_privileges() {
-    let sim = start().await;
-    let root = Api::root(&sim).await;
-    assert_eq!(create_vm(&root, "100", &[]).await, "OK");
-    assert_eq!(create_vm(&root, "110", &[]).await, "OK");
+    let (sim, root) = start_root().await;
+    create_vm_ok(&root, "100", &[]).await;
+    create_vm_ok(&root, "110", &[]).await;
     let alice = Api::login_with_new_password(&sim, "alice@pve", "alicepw").await;
     let vms = alice.get("/cluster/resources?type=vm").await;
     let ids: Vec<Value> = vms
@@ -50,10 +49,9 @@ async fn cluster_resources_and_vm_lists_are_filtered_by_privileges() {
             .map(|s| s.to_string())
             .collect()
     );
-    let (code, body) = alice
-        .call(Method::GET, "/cluster/resources", &[("type", "pool")])
+    let body = alice
+        .expect(Method::GET, "/cluster/resources", &[("type", "pool")], 400)
         .await;
-    assert_eq!(code, 400);
     assert!(
         body["errors"]["type"]
             .as_str()
@@ -67,102 +65,72 @@ async fn create_checks_allocate_storage_bridge_and_per_option_privileges() {
     let sim = start().await;
     let carol = Api::login_with_new_password(&sim, "carol@pve", "carolpw").await;
     let alice = Api::login_with_new_password(&sim, "alice@pve", "alicepw").await;
-    let (code, body) = alice
-        .call(Method::POST, "/nodes/pve/qemu", &[("vmid", "100")])
-        .await;
-    assert_eq!(
-        (code, body["message"].clone()),
-        (403, json!("Permission check failed\n"))
-    );
-    let (code, body) = carol
-        .call(
+    alice
+        .expect_message(
             Method::POST,
             "/nodes/pve/qemu",
-            &[("vmid", "130"), ("scsi0", "local:8")],
+            &[("vmid", "100")],
+            (403, "Permission check failed\n"),
         )
         .await;
-    assert_eq!(code, 403);
-    assert_eq!(
-        body["message"],
-        "Permission check failed (/storage/local, Datastore.AllocateSpace)\n"
-    );
-    let (code, body) = carol
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[("vmid", "130"), ("net0", "virtio,bridge=vmbr1")],
-        )
-        .await;
-    assert_eq!(code, 403);
-    assert_eq!(
-        body["message"],
-        "Permission check failed (/sdn/zones/localnetwork/vmbr1, SDN.Use)\n"
-    );
-    let (code, body) = carol
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[("vmid", "130"), ("vga", "std")],
-        )
-        .await;
-    assert_eq!(code, 403);
-    assert_eq!(
-        body["message"],
-        "Permission check failed (/vms/130, VM.Config.HWType)\n"
-    );
-    let (code, body) = carol
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[("vmid", "130"), ("args", "-foo")],
-        )
-        .await;
-    assert_eq!(code, 500);
-    assert_eq!(body["message"], "only root can set 'args' config\n");
     // `affinity` is root-only too (in no option list of $check_vm_modify_config_perm).
-    let (code, body) = carol
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[("vmid", "130"), ("affinity", "0-1")],
-        )
-        .await;
-    assert_eq!(
-        (code, body["message"].clone()),
-        (500, json!("only root can set 'affinity' config\n"))
-    );
+    for (option, value, refusal) in [
+        (
+            "scsi0",
+            "local:8",
+            (
+                403,
+                "Permission check failed (/storage/local, Datastore.AllocateSpace)\n",
+            ),
+        ),
+        (
+            "net0",
+            "virtio,bridge=vmbr1",
+            (
+                403,
+                "Permission check failed (/sdn/zones/localnetwork/vmbr1, SDN.Use)\n",
+            ),
+        ),
+        (
+            "vga",
+            "std",
+            (
+                403,
+                "Permission check failed (/vms/130, VM.Config.HWType)\n",
+            ),
+        ),
+        ("args", "-foo", (500, "only root can set 'args' config\n")),
+        (
+            "affinity",
+            "0-1",
+            (500, "only root can set 'affinity' config\n"),
+        ),
+    ] {
+        let params = [("vmid", "130"), (option, value)];
+        carol
+            .expect_message(Method::POST, "/nodes/pve/qemu", &params, refusal)
+            .await;
+    }
     // 9.1's `allow-ksm` is a memory option: VM.Config.Memory, which carol has, suffices.
-    let (code, body) = carol
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[("vmid", "131"), ("allow-ksm", "0")],
-        )
+    let allow_ksm = [("vmid", "131"), ("allow-ksm", "0")];
+    carol
+        .expect(Method::POST, "/nodes/pve/qemu", &allow_ksm, 200)
         .await;
-    assert_eq!(code, 200, "{body}");
-    let exit = carol
-        .run(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[
-                ("vmid", "130"),
-                ("memory", "1024"),
-                ("cores", "1"),
-                ("scsi0", "local-lvm:4"),
-                ("net0", "virtio,bridge=vmbr0"),
-            ],
-        )
-        .await;
-    assert_eq!(exit, "OK");
-    let (code, body) = carol
-        .call(
+    let allowed = [
+        ("memory", "1024"),
+        ("cores", "1"),
+        ("scsi0", "local-lvm:4"),
+        ("net0", "virtio,bridge=vmbr0"),
+    ];
+    assert_eq!(carol.run_create("130", &allowed).await, "OK");
+    carol
+        .expect_param_error(
             Method::POST,
             "/nodes/pve/qemu/130/status/start",
             &[("skiplock", "1")],
+            ("skiplock", "Only root may use this option."),
         )
         .await;
-    assert_eq!(code, 400);
-    assert_eq!(body["errors"]["skiplock"], "Only root may use this option.");
 }
 
 #[tokio::test]
@@ -176,47 +144,26 @@ async fn vm_allocate_on_a_pool_lets_a_user_create_vms_in_that_pool() {
         .map(|l| l.iter().filter(|e| e["type"] == "pool").cloned().collect())
         .unwrap_or_default();
     assert_eq!(pools, Vec::<Value>::new(), "pool entries need Pool.Audit");
-    let (code, body) = dave
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[("vmid", "180"), ("pool", "nope")],
-        )
+    dave.expect_message(
+        Method::POST,
+        "/nodes/pve/qemu",
+        &[("vmid", "180"), ("pool", "nope")],
+        (
+            403,
+            "Permission check failed (pool 'nope' does not exist)\n",
+        ),
+    )
+    .await;
+    // No VM.Allocate on /vms/180 without the pool.
+    let no_pool = [("vmid", "180"), ("cores", "2")];
+    dave.expect(Method::POST, "/nodes/pve/qemu", &no_pool, 403)
         .await;
-    assert_eq!(code, 403);
-    assert_eq!(
-        body["message"],
-        "Permission check failed (pool 'nope' does not exist)\n"
-    );
-    let (code, _) = dave
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[("vmid", "180"), ("cores", "2")],
-        )
-        .await;
-    assert_eq!(code, 403, "no VM.Allocate on /vms/180 without the pool");
-    let exit = dave
-        .run(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[
-                ("vmid", "180"),
-                ("pool", "dev"),
-                ("cores", "2"),
-                ("scsi0", "local-lvm:2"),
-            ],
-        )
-        .await;
-    assert_eq!(exit, "OK");
+    let in_pool = [("pool", "dev"), ("cores", "2"), ("scsi0", "local-lvm:2")];
+    assert_eq!(dave.run_create("180", &in_pool).await, "OK");
     let vms = dave.get("/cluster/resources?type=vm").await;
     assert_eq!(vms.as_array().map(Vec::len), Some(1), "{vms}");
     assert_eq!(vms[0]["pool"], "dev");
-    assert_eq!(
-        dave.run(Method::POST, "/nodes/pve/qemu/180/status/start", &[])
-            .await,
-        "OK"
-    );
+    dave.vm_action_ok("180", "start").await;
 }
 
 #[tokio::test]
@@ -225,31 +172,29 @@ async fn tasks_are_visible_to_their_owner_or_with_sys_audit() {
     let carol = Api::login_with_new_password(&sim, "carol@pve", "carolpw").await;
     let alice = Api::login_with_new_password(&sim, "alice@pve", "alicepw").await;
     let root = Api::root(&sim).await;
-    let upid = carol
-        .upid(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[("vmid", "131"), ("scsi0", "local-lvm:1")],
-        )
-        .await;
+    let upid = carol.start_create("131", &[("scsi0", "local-lvm:1")]).await;
     assert!(upid.ends_with(":qmcreate:131:carol@pve:"));
     let status_path = format!("/nodes/pve/tasks/{}/status", urlencode(&upid));
-    let (code, body) = alice.call(Method::GET, &status_path, &[]).await;
-    assert_eq!(code, 403);
-    assert_eq!(
-        body["message"],
-        "Permission check failed (/nodes/pve, Sys.Audit)\n"
-    );
+    alice
+        .expect_message(
+            Method::GET,
+            &status_path,
+            &[],
+            (403, "Permission check failed (/nodes/pve, Sys.Audit)\n"),
+        )
+        .await;
     let status = carol.wait_task(&upid).await;
     assert_eq!(status["user"], "carol@pve");
     assert_eq!(status["id"], json!("131"));
     assert!(status.get("endtime").is_none());
     root.wait_task(&upid).await;
-    let (code, body) = root
-        .call(Method::GET, "/nodes/pve/tasks/not-a-upid/status", &[])
-        .await;
-    assert_eq!(code, 400);
-    assert_eq!(body["errors"]["upid"], "unable to parse worker upid");
+    root.expect_param_error(
+        Method::GET,
+        "/nodes/pve/tasks/not-a-upid/status",
+        &[],
+        ("upid", "unable to parse worker upid"),
+    )
+    .await;
     let cluster = carol.get("/cluster/tasks").await;
     assert_eq!(cluster.as_array().map(Vec::len), Some(1), "{cluster}");
     assert_eq!(cluster[0]["upid"], json!(upid));

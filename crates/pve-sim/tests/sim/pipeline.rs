@@ -8,43 +8,34 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
-    Api, Auth, ROOT_PW, create_vm, fast_config, get_request, raw, start, start_with,
+    Api, Auth, ROOT_PW, create_vm_ok, fast_config, get_request, raw, start, start_root, start_with,
 };
 
 #[tokio::test]
 async fn pipeline_answers_401_then_501_then_403_then_400() {
     let sim = start().await;
-    let (code, _) = Api::anonymous(&sim)
-        .call(Method::GET, "/nodes/pve/nonsense", &[])
+    // Authentication comes first.
+    Api::anonymous(&sim)
+        .expect(Method::GET, "/nodes/pve/nonsense", &[], 401)
         .await;
-    assert_eq!(code, 401, "authentication comes first");
     let root = Api::root(&sim).await;
-    let (code, body) = root.call(Method::GET, "/nodes/pve/nonsense", &[]).await;
-    assert_eq!(code, 501);
-    assert_eq!(
-        body["message"],
-        "Method 'GET /nodes/pve/nonsense' not implemented\n"
-    );
+    let unknown = (501, "Method 'GET /nodes/pve/nonsense' not implemented\n");
+    root.expect_message(Method::GET, "/nodes/pve/nonsense", &[], unknown)
+        .await;
     let bob = Api::login_with_new_password(&sim, "bob@pve", "bobpw").await;
-    let (code, body) = bob
-        .call(Method::GET, "/nodes/pve/qemu/100/config", &[("bogus", "1")])
+    // The permission check precedes parameter validation.
+    let config = "/nodes/pve/qemu/100/config";
+    let bogus = [("bogus", "1")];
+    let denied = (403, "Permission check failed (/vms/100, VM.Audit)\n");
+    bob.expect_message(Method::GET, config, &bogus, denied)
         .await;
-    assert_eq!(
-        code, 403,
-        "permission check precedes parameter validation: {body}"
+    let not_in_schema = (
+        "bogus",
+        "property is not defined in schema and the schema does not allow additional properties",
     );
-    assert_eq!(
-        body["message"],
-        "Permission check failed (/vms/100, VM.Audit)\n"
-    );
-    let (code, body) = root
-        .call(Method::GET, "/nodes/pve/qemu/100/config", &[("bogus", "1")])
+    let body = root
+        .expect_param_error(Method::GET, config, &bogus, not_in_schema)
         .await;
-    assert_eq!(code, 400);
-    assert_eq!(
-        body["errors"]["bogus"],
-        "property is not defined in schema and the schema does not allow additional properties"
-    );
     assert_eq!(body["message"], "Parameter verification failed.\n");
 
     // The same order where the permission spec is one the router cannot express in a table
@@ -55,40 +46,25 @@ async fn pipeline_answers_401_then_501_then_403_then_400() {
         ("bogus", "1"),
         ("email", "not an address"),
     ];
-    let (code, body) = bob.call(Method::POST, "/access/users", &bad).await;
-    assert_eq!(code, 403, "userid-param check precedes validation: {body}");
-    let (code, body) = bob
-        .call(
-            Method::PUT,
-            "/access/acl",
-            &[("path", "/vms"), ("roles", "PVEAdmin"), ("bogus", "1")],
-        )
-        .await;
-    assert_eq!(code, 403, "perm-modify check precedes validation: {body}");
-    let (code, body) = root.call(Method::POST, "/access/users", &bad).await;
-    assert_eq!(
-        code, 400,
-        "root passes the check and meets validation: {body}"
-    );
+    bob.expect(Method::POST, "/access/users", &bad, 403).await;
+    let acl = [("path", "/vms"), ("roles", "PVEAdmin"), ("bogus", "1")];
+    bob.expect(Method::PUT, "/access/acl", &acl, 403).await;
+    // Root passes the check and meets validation.
+    root.expect(Method::POST, "/access/users", &bad, 400).await;
 }
 
 #[tokio::test]
 async fn parameter_errors_are_reported_per_parameter() {
-    let sim = start().await;
-    let root = Api::root(&sim).await;
-    let (code, body) = root
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu",
-            &[
-                ("vmid", "50"),
-                ("cores", "many"),
-                ("start", "true"),
-                ("net0", "virtio,bogus=1"),
-            ],
-        )
+    let (_sim, root) = start_root().await;
+    let bad = [
+        ("vmid", "50"),
+        ("cores", "many"),
+        ("start", "true"),
+        ("net0", "virtio,bogus=1"),
+    ];
+    let body = root
+        .expect(Method::POST, "/nodes/pve/qemu", &bad, 400)
         .await;
-    assert_eq!(code, 400);
     let errors = &body["errors"];
     assert_eq!(errors["vmid"], "value must have a minimum value of 100");
     assert_eq!(
@@ -122,10 +98,9 @@ async fn error_message_style_without_json_message_keeps_only_the_reason_phrase()
         auth: login.auth,
         ..api
     };
-    let (code, body) = api
-        .call(Method::GET, "/nodes/pve/qemu/777/config", &[])
+    let body = api
+        .expect(Method::GET, "/nodes/pve/qemu/777/config", &[], 500)
         .await;
-    assert_eq!(code, 500);
     assert_eq!(body, json!({"data": null}));
     let ticket = api.ticket();
     let (_, reason, _, _) = raw(
@@ -144,32 +119,31 @@ async fn error_message_style_without_json_message_keeps_only_the_reason_phrase()
 
 #[tokio::test]
 async fn extjs_format_answers_handler_errors_with_http_200() {
-    let sim = start().await;
-    let root = Api::root(&sim).await;
+    let (sim, root) = start_root().await;
     let extjs = Api {
         base: sim.url().replace("/api2/json", "/api2/extjs"),
         ..root
     };
-    let (code, body) = extjs
-        .call(Method::GET, "/nodes/pve/qemu/4711/config", &[])
+    let missing = "Configuration file 'nodes/pve/qemu-server/4711.conf' does not exist\n";
+    let body = extjs
+        .expect_message(
+            Method::GET,
+            "/nodes/pve/qemu/4711/config",
+            &[],
+            (200, missing),
+        )
         .await;
-    assert_eq!(code, 200);
     assert_eq!(body["success"], json!(0));
     assert_eq!(body["status"], json!(500));
-    assert_eq!(
-        body["message"],
-        "Configuration file 'nodes/pve/qemu-server/4711.conf' does not exist\n"
-    );
     let (code, body) = extjs.call(Method::GET, "/version", &[]).await;
     assert_eq!((code, body["success"].clone()), (200, json!(1)));
     assert_eq!(body["data"]["release"], "9.1");
-    let (code, _) = Api {
+    // Authentication failures stay real 401s.
+    let anonymous = Api {
         auth: Auth::None,
         ..extjs
-    }
-    .call(Method::GET, "/version", &[])
-    .await;
-    assert_eq!(code, 401, "authentication failures stay real 401s");
+    };
+    anonymous.expect(Method::GET, "/version", &[], 401).await;
 }
 
 #[tokio::test]
@@ -178,7 +152,7 @@ async fn answers_over_one_kib_are_gzipped_when_the_client_accepts_it() {
     let sim = start_with(fast_config(), true).await;
     let api = Api::root(&sim).await;
     for id in ["100", "101", "102"] {
-        assert_eq!(create_vm(&api, id, &[]).await, "OK");
+        create_vm_ok(&api, id, &[]).await;
     }
     let ticket = api.ticket();
     let cookie = format!("Cookie: PVEAuthCookie={ticket}\r\n");
@@ -220,21 +194,16 @@ async fn answers_over_one_kib_are_gzipped_when_the_client_accepts_it() {
 
 #[tokio::test]
 async fn unknown_node_fails_like_a_failed_proxy_lookup() {
-    let sim = start().await;
-    let root = Api::root(&sim).await;
-    let (code, body) = root.call(Method::GET, "/nodes/nowhere/qemu", &[]).await;
-    assert_eq!(code, 500);
-    assert_eq!(
-        body["message"],
-        "hostname lookup 'nowhere' failed - failed to get address info for: nowhere: Name or service not known\n"
-    );
+    let (_sim, root) = start_root().await;
+    let lookup = "hostname lookup 'nowhere' failed - failed to get address info for: nowhere: Name or service not known\n";
+    root.expect_message(Method::GET, "/nodes/nowhere/qemu", &[], (500, lookup))
+        .await;
 }
 
 #[tokio::test]
 async fn odd_inputs_get_answers_not_crashes() {
-    let sim = start().await;
-    let api = Api::root(&sim).await;
-    assert_eq!(create_vm(&api, "114", &[]).await, "OK");
+    let (_sim, api) = start_root().await;
+    create_vm_ok(&api, "114", &[]).await;
     let odd = [
         "",
         ",",
@@ -289,6 +258,6 @@ async fn odd_inputs_get_answers_not_crashes() {
             );
         }
     }
-    let (code, _) = api.call(Method::GET, "/version", &[]).await;
-    assert_eq!(code, 200, "the simulator still answers");
+    // The simulator still answers.
+    api.expect(Method::GET, "/version", &[], 200).await;
 }

@@ -242,76 +242,47 @@ async fn read_responses_have_the_schema_return_types(version: PveVersion) {
     api.wait_task(&upid).await;
     advance_clock(&sim, 5).await; // the guest agent answers once the guest has booted
     let enc = urlencode(&upid);
-    let calls: Vec<(&str, String)> = vec![
-        ("/version", "/version".into()),
-        ("/nodes", "/nodes".into()),
-        ("/nodes/{node}", "/nodes/pve".into()),
-        ("/nodes/{node}/status", "/nodes/pve/status".into()),
-        ("/nodes/{node}/network", "/nodes/pve/network".into()),
-        ("/nodes/{node}/storage", "/nodes/pve/storage".into()),
-        (
-            "/nodes/{node}/storage/{storage}/content",
-            "/nodes/pve/storage/local-lvm/content".into(),
-        ),
-        ("/storage", "/storage".into()),
-        ("/storage/{storage}", "/storage/local-lvm".into()),
-        (
-            "/nodes/{node}/storage/{storage}",
-            "/nodes/pve/storage/local-lvm".into(),
-        ),
-        (
-            "/nodes/{node}/storage/{storage}/status",
-            "/nodes/pve/storage/local-lvm/status".into(),
-        ),
-        ("/cluster", "/cluster".into()),
-        ("/cluster/resources", "/cluster/resources".into()),
-        ("/cluster/status", "/cluster/status".into()),
-        ("/cluster/nextid", "/cluster/nextid".into()),
-        ("/cluster/tasks", "/cluster/tasks".into()),
-        ("/nodes/{node}/qemu", "/nodes/pve/qemu".into()),
-        ("/nodes/{node}/qemu/{vmid}", "/nodes/pve/qemu/170".into()),
-        (
-            "/nodes/{node}/qemu/{vmid}/config",
-            "/nodes/pve/qemu/170/config".into(),
-        ),
-        (
-            "/nodes/{node}/qemu/{vmid}/pending",
-            "/nodes/pve/qemu/170/pending".into(),
-        ),
-        (
-            "/nodes/{node}/qemu/{vmid}/status",
-            "/nodes/pve/qemu/170/status".into(),
-        ),
-        (
-            "/nodes/{node}/qemu/{vmid}/status/current",
-            "/nodes/pve/qemu/170/status/current".into(),
-        ),
-        (
-            "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
-            "/nodes/pve/qemu/170/agent/network-get-interfaces".into(),
-        ),
-        (
-            "/nodes/{node}/qemu/{vmid}/cloudinit",
-            "/nodes/pve/qemu/170/cloudinit".into(),
-        ),
-        (
-            "/nodes/{node}/qemu/{vmid}/cloudinit/dump",
-            "/nodes/pve/qemu/170/cloudinit/dump?type=network".into(),
-        ),
-        ("/nodes/{node}/tasks", "/nodes/pve/tasks".into()),
-        (
-            "/nodes/{node}/tasks/{upid}",
-            format!("/nodes/pve/tasks/{enc}"),
-        ),
-        (
-            "/nodes/{node}/tasks/{upid}/status",
-            format!("/nodes/pve/tasks/{enc}/status"),
-        ),
-        (
-            "/nodes/{node}/tasks/{upid}/log",
-            format!("/nodes/pve/tasks/{enc}/log"),
-        ),
+    // The read endpoints, each with its example path (`?type=network`: dump needs a type).
+    let templates = [
+        "/version",
+        "/nodes",
+        "/nodes/{node}",
+        "/nodes/{node}/status",
+        "/nodes/{node}/network",
+        "/nodes/{node}/storage",
+        "/nodes/{node}/storage/{storage}/content",
+        "/storage",
+        "/storage/{storage}",
+        "/nodes/{node}/storage/{storage}",
+        "/nodes/{node}/storage/{storage}/status",
+        "/cluster",
+        "/cluster/resources",
+        "/cluster/status",
+        "/cluster/nextid",
+        "/cluster/tasks",
+        "/nodes/{node}/qemu",
+        "/nodes/{node}/qemu/{vmid}",
+        "/nodes/{node}/qemu/{vmid}/config",
+        "/nodes/{node}/qemu/{vmid}/pending",
+        "/nodes/{node}/qemu/{vmid}/status",
+        "/nodes/{node}/qemu/{vmid}/status/current",
+        "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
+        "/nodes/{node}/qemu/{vmid}/cloudinit",
+        "/nodes/{node}/qemu/{vmid}/cloudinit/dump?type=network",
+        "/nodes/{node}/tasks",
+        "/nodes/{node}/tasks/{upid}",
+        "/nodes/{node}/tasks/{upid}/status",
+        "/nodes/{node}/tasks/{upid}/log",
     ];
+    let calls = templates.map(|example| {
+        let template = example.split('?').next().unwrap_or(example);
+        let path = example
+            .replace("{node}", "pve")
+            .replace("{storage}", "local-lvm")
+            .replace("{vmid}", "170")
+            .replace("{upid}", &enc);
+        (template, path)
+    });
     let mut problems = Vec::new();
     for (template, path) in calls {
         let data = api.get(&path).await;

@@ -9,14 +9,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Api, Auth, ROOT_PW, create_vm, fast_config, http_client, sim_get, sim_put, start,
+    Api, Auth, ROOT_PW, create_vm_ok, fast_config, http_client, sim_get, sim_put, start_root,
 };
 
 #[tokio::test]
 async fn faults_inject_proxy_errors_lock_timeouts_task_failures_and_drops() {
-    let sim = start().await;
-    let api = Api::root(&sim).await;
-    assert_eq!(create_vm(&api, "140", &[]).await, "OK");
+    let (sim, api) = start_root().await;
+    create_vm_ok(&api, "140", &[]).await;
     let faults = json!({"seed": 1, "rules": [
         {"method": "GET", "path": "/version", "max_count": 1, "fault": {"kind": "proxy", "status": 596, "reason": "Connection timed out"}},
         {"method": "PUT", "path": "/nodes/{node}/qemu/{vmid}/config", "max_count": 1, "fault": {"kind": "lock_timeout"}},
@@ -26,19 +25,12 @@ async fn faults_inject_proxy_errors_lock_timeouts_task_failures_and_drops() {
     assert_eq!(sim_put(&sim, "/_sim/faults", &faults).await, 200);
     let (code, body) = api.call(Method::GET, "/version", &[]).await;
     assert_eq!((code, body), (596, Value::Null));
-    let (code, _) = api.call(Method::GET, "/version", &[]).await;
-    assert_eq!(code, 200, "max_count limits the fault");
-    let (code, body) = api
-        .call(Method::PUT, "/nodes/pve/qemu/140/config", &[("cores", "3")])
+    // max_count limits the fault.
+    api.expect(Method::GET, "/version", &[], 200).await;
+    let cores = [("cores", "3")];
+    api.expect_lock_timeout(Method::PUT, "/nodes/pve/qemu/140/config", &cores, "140")
         .await;
-    assert_eq!(code, 500);
-    assert_eq!(
-        body["message"],
-        "can't lock file '/var/lock/qemu-server/lock-140.conf' - got timeout\n"
-    );
-    let exit = api
-        .run(Method::POST, "/nodes/pve/qemu/140/status/start", &[])
-        .await;
+    let exit = api.vm_action("140", "start").await;
     assert_eq!(exit, "injected start failure");
     let url = format!("{}/cluster/status", sim.url());
     let ticket = api.ticket();
@@ -62,8 +54,7 @@ async fn faults_inject_proxy_errors_lock_timeouts_task_failures_and_drops() {
 #[tokio::test]
 async fn latency_before_holds_the_request_back_and_latency_after_does_the_work_then_holds_the_answer()
  {
-    let sim = start().await;
-    let api = Api::root(&sim).await;
+    let (sim, api) = start_root().await;
     let faults = json!({"seed": 1, "rules": [
         {"method": "POST", "path": "/nodes/{node}/qemu", "fault": {"kind": "latency", "ms": 400}},
         {"method": "POST", "path": "/nodes/{node}/qemu/{vmid}/status/start", "fault": {"kind": "latency_after", "ms": 400}}
@@ -91,13 +82,13 @@ async fn latency_before_holds_the_request_back_and_latency_after_does_the_work_t
     assert!(gave_up.is_err(), "no answer within 100 ms: {gave_up:?}");
     // A patient create, sent later and held back as long, is done only after the first one's
     // 400 ms have passed.
-    assert_eq!(create_vm(&api, "162", &[]).await, "OK");
+    create_vm_ok(&api, "162", &[]).await;
     assert!(
         !sim.with_state(|s| s.vms.contains_key(&160)),
         "a create given up on before it was carried out makes no VM"
     );
     // Given up on while its answer is held back: carried out all the same.
-    assert_eq!(create_vm(&api, "161", &[]).await, "OK");
+    create_vm_ok(&api, "161", &[]).await;
     let gave_up = impatient(&api, "/nodes/pve/qemu/161/status/start", &[]).await;
     assert!(gave_up.is_err(), "no answer within 100 ms: {gave_up:?}");
     let started = sim.with_state(|s| s.tasks.iter().any(|t| t.kind == "qmstart" && t.id == "161"));
@@ -112,8 +103,7 @@ async fn latency_before_holds_the_request_back_and_latency_after_does_the_work_t
 #[tokio::test]
 async fn seeded_error_rate_is_repeatable() {
     async fn run(seed: u64) -> Vec<u16> {
-        let sim = start().await;
-        let api = Api::root(&sim).await;
+        let (sim, api) = start_root().await;
         let faults = json!({"seed": seed, "rules": [
             {"path": "/version", "rate": 0.5, "fault": {"kind": "error", "status": 503, "message": "busy"}}
         ]});
@@ -132,9 +122,8 @@ async fn seeded_error_rate_is_repeatable() {
 
 #[tokio::test]
 async fn stats_count_requests_per_endpoint_and_caller_and_tasks() {
-    let sim = start().await;
-    let api = Api::root(&sim).await;
-    assert_eq!(create_vm(&api, "150", &[]).await, "OK");
+    let (sim, api) = start_root().await;
+    create_vm_ok(&api, "150", &[]).await;
     api.get("/nodes/pve/qemu/150/config").await;
     let stats = sim_get(&sim, "/_sim/stats").await;
     assert_eq!(
@@ -171,7 +160,7 @@ async fn state_persists_across_restarts_and_reset_returns_to_the_start() {
     let sim = SimServer::start(opts.clone()).await.expect("starts");
     let fingerprint = sim.fingerprint().to_string();
     let api = Api::root(&sim).await;
-    assert_eq!(create_vm(&api, "160", &[]).await, "OK");
+    create_vm_ok(&api, "160", &[]).await;
     sim.shutdown().await;
     assert!(path.is_file(), "state written");
 
@@ -200,8 +189,7 @@ async fn state_persists_across_restarts_and_reset_returns_to_the_start() {
         .await
         .expect("reset");
     assert_eq!(reset.status().as_u16(), 200);
-    let (code, _) = api
-        .call(Method::GET, "/nodes/pve/qemu/160/config", &[])
+    // Reset returns to the start state.
+    api.expect(Method::GET, "/nodes/pve/qemu/160/config", &[], 500)
         .await;
-    assert_eq!(code, 500, "reset returns to the start state");
 }

@@ -49,6 +49,18 @@ pub async fn start() -> RunningSim {
     start_with(fast_config(), false).await
 }
 
+/// Starts a simulator over HTTPS with [`fast_config`] and logs in as root.
+pub async fn start_root() -> (RunningSim, Api) {
+    start_root_with(fast_config()).await
+}
+
+/// Starts a simulator over HTTPS with `config` and logs in as root.
+pub async fn start_root_with(config: ClusterConfig) -> (RunningSim, Api) {
+    let sim = start_with(config, false).await;
+    let api = Api::root(&sim).await;
+    (sim, api)
+}
+
 /// [`fast_config`] simulating `version`.
 pub fn config_of(version: PveVersion) -> ClusterConfig {
     let mut cfg = fast_config();
@@ -58,9 +70,7 @@ pub fn config_of(version: PveVersion) -> ClusterConfig {
 
 /// Starts a `version` simulator and logs in as root.
 pub async fn start_version(version: PveVersion) -> (RunningSim, Api) {
-    let sim = start_with(config_of(version), false).await;
-    let api = Api::root(&sim).await;
-    (sim, api)
+    start_root_with(config_of(version)).await
 }
 
 pub fn http_client(sim: &RunningSim) -> reqwest::Client {
@@ -182,6 +192,76 @@ impl Api {
         body["data"].clone()
     }
 
+    /// Calls `method path` and asserts the answer's status; returns the body.
+    pub async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        code: u16,
+    ) -> Value {
+        let (got, body) = self.call(method.clone(), path, params).await;
+        assert_eq!(got, code, "{method} {path} {params:?}: {body}");
+        body
+    }
+
+    /// [`Api::expect`] and the body's `message` (PVE's error text, with its newline).
+    pub async fn expect_message(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        (code, message): (u16, &str),
+    ) -> Value {
+        let body = self.expect(method.clone(), path, params, code).await;
+        assert_eq!(body["message"], message, "{method} {path} {params:?}");
+        body
+    }
+
+    /// A 400 whose `errors` name `param` with the text `error`; returns the body.
+    pub async fn expect_param_error(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        (param, error): (&str, &str),
+    ) -> Value {
+        let body = self.expect(method.clone(), path, params, 400).await;
+        assert_eq!(body["errors"][param], error, "{method} {path} {params:?}");
+        body
+    }
+
+    /// [`Api::expect_message`] for a 500 saying that the config flock of `vmid` timed out.
+    pub async fn expect_lock_timeout(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+        vmid: &str,
+    ) {
+        let message = format!("{}\n", lock_timeout(vmid));
+        self.expect_message(method, path, params, (500, &message))
+            .await;
+    }
+
+    /// `POST /nodes/pve/qemu` with `vmid` and `params`: the status and the body.
+    pub async fn try_create(&self, vmid: &str, params: &[(&str, &str)]) -> (u16, Value) {
+        self.call(Method::POST, "/nodes/pve/qemu", &with_vmid(vmid, params))
+            .await
+    }
+
+    /// Starts `POST /nodes/pve/qemu` with `vmid` and `params`; returns the UPID.
+    pub async fn start_create(&self, vmid: &str, params: &[(&str, &str)]) -> String {
+        self.upid(Method::POST, "/nodes/pve/qemu", &with_vmid(vmid, params))
+            .await
+    }
+
+    /// Runs `POST /nodes/pve/qemu` with `vmid` and `params`; returns the task's exit status.
+    pub async fn run_create(&self, vmid: &str, params: &[(&str, &str)]) -> String {
+        self.run(Method::POST, "/nodes/pve/qemu", &with_vmid(vmid, params))
+            .await
+    }
+
     /// Starts an asynchronous call and returns its UPID.
     pub async fn upid(&self, method: Method, path: &str, params: &[(&str, &str)]) -> String {
         let (code, body) = self.call(method.clone(), path, params).await;
@@ -218,6 +298,38 @@ impl Api {
             .unwrap_or_default()
             .to_string()
     }
+
+    /// [`Api::run`] and asserts that the task ended `OK`.
+    pub async fn run_ok(&self, method: Method, path: &str, params: &[(&str, &str)]) {
+        let exit = self.run(method.clone(), path, params).await;
+        assert_eq!(exit, "OK", "{method} {path} {params:?}");
+    }
+
+    /// Runs `POST /nodes/pve/qemu/{vmid}/status/{action}` (start, stop, ...); returns the exit
+    /// status.
+    pub async fn vm_action(&self, vmid: &str, action: &str) -> String {
+        let path = format!("/nodes/pve/qemu/{vmid}/status/{action}");
+        self.run(Method::POST, &path, &[]).await
+    }
+
+    /// [`Api::vm_action`] and asserts that the task ended `OK`.
+    pub async fn vm_action_ok(&self, vmid: &str, action: &str) {
+        let exit = self.vm_action(vmid, action).await;
+        assert_eq!(exit, "OK", "{action} of VM {vmid}");
+    }
+}
+
+/// `params` after a leading `vmid`.
+fn with_vmid<'a>(vmid: &'a str, params: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = vec![("vmid", vmid)];
+    all.extend_from_slice(params);
+    all
+}
+
+/// The error of a config flock on `vmid` that timed out (a task's exit status; an API error's
+/// message adds a newline).
+pub fn lock_timeout(vmid: &str) -> String {
+    format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout")
 }
 
 pub fn urlencode(s: &str) -> String {
@@ -244,6 +356,43 @@ pub async fn raw(sim: &RunningSim, request: &str) -> (u16, String, String, Strin
     (code, reason, head.to_string(), body.to_string())
 }
 
+/// [`raw`] with a [`get_request`] of `path`.
+pub async fn raw_get(
+    sim: &RunningSim,
+    path: &str,
+    extra_headers: &str,
+) -> (u16, String, String, String) {
+    raw(sim, &get_request(path, extra_headers)).await
+}
+
+/// A raw request header with a forged ticket for root (a valid shape, a wrong signature).
+pub const FORGED_TICKET: &str = "Cookie: PVEAuthCookie=PVE:root@pam:65000000::Zm9yZ2Vk\r\n";
+
+/// The status and reason phrase of a raw `GET /version` with the API token `token`
+/// (`user!name=secret`).
+pub async fn version_with_token(sim: &RunningSim, token: &str) -> (u16, String) {
+    let header = format!("Authorization: PVEAPIToken={token}\r\n");
+    let (code, reason, _, _) = raw_get(sim, "/version", &header).await;
+    (code, reason)
+}
+
+/// Asserts 9.1's unified answer to a forged ticket and to the bad API token `token`: 401
+/// "Authentication failed!" (for the ticket with an empty body).
+pub async fn assert_unified_auth_failures(sim: &RunningSim, token: &str) {
+    let (code, reason, _, body) = raw_get(sim, "/version", FORGED_TICKET).await;
+    assert_eq!(
+        (code, reason.as_str(), body.as_str()),
+        (401, "Authentication failed!", ""),
+        "a forged ticket"
+    );
+    let (code, reason) = version_with_token(sim, token).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (401, "Authentication failed!"),
+        "{token}"
+    );
+}
+
 pub fn get_request(path: &str, extra_headers: &str) -> String {
     format!(
         "GET /api2/json{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra_headers}\r\n"
@@ -261,6 +410,21 @@ pub async fn create_vm(api: &Api, vmid: &str, extra: &[(&str, &str)]) -> String 
     ];
     params.extend_from_slice(extra);
     api.run(Method::POST, "/nodes/pve/qemu", &params).await
+}
+
+/// [`create_vm`] and asserts that the create task ended `OK`.
+pub async fn create_vm_ok(api: &Api, vmid: &str, extra: &[(&str, &str)]) {
+    let exit = create_vm(api, vmid, extra).await;
+    assert_eq!(exit, "OK", "create of VM {vmid} with {extra:?}");
+}
+
+/// The entry of the JSON list `list` whose `field` is `value` (`Null` if none is).
+pub fn entry_where(list: &Value, field: &str, value: impl Into<Value>) -> Value {
+    let value = value.into();
+    list.as_array()
+        .and_then(|l| l.iter().find(|e| e[field] == value))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Moves the simulator's clock forward (tickets age, guests boot) without waiting.

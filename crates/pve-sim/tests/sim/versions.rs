@@ -10,16 +10,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Api, USER_CFG, create_vm, fast_config, get_request, raw, sim_get, sim_put, start_version,
-    start_with,
+    Api, USER_CFG, assert_unified_auth_failures, create_vm, create_vm_ok, entry_where, fast_config,
+    lock_timeout, raw_get, sim_get, sim_put, start_root_with, start_version, start_with,
 };
-
-/// `POST /nodes/pve/qemu` with `vmid` and `params`: the status and the body.
-async fn try_create(api: &Api, vmid: &str, params: &[(&str, &str)]) -> (u16, Value) {
-    let mut all = vec![("vmid", vmid)];
-    all.extend_from_slice(params);
-    api.call(Method::POST, "/nodes/pve/qemu", &all).await
-}
 
 const NOT_IN_SCHEMA: &str =
     "property is not defined in schema and the schema does not allow additional properties";
@@ -41,7 +34,7 @@ async fn disk_geometry_options_are_refused_by_9_1_and_accepted_by_8_4() {
         ("sata0", "local-lvm:8,secs=63", "secs"),
         ("ide0", "local-lvm:8,trans=lba", "trans"),
     ] {
-        let (code, body) = try_create(&api9, "120", &[(key, value)]).await;
+        let (code, body) = api9.try_create("120", &[(key, value)]).await;
         assert_eq!(code, 400, "{key}={value}: {body}");
         assert_eq!(body["message"], "Parameter verification failed.\n");
         assert_eq!(
@@ -50,10 +43,9 @@ async fn disk_geometry_options_are_refused_by_9_1_and_accepted_by_8_4() {
             "{key}={value}"
         );
     }
-    let (code, body) = api9
-        .call(Method::GET, "/nodes/pve/qemu/120/config", &[])
+    // No VM was created.
+    api9.expect(Method::GET, "/nodes/pve/qemu/120/config", &[], 500)
         .await;
-    assert_eq!(code, 500, "no VM was created: {body}");
     assert_eq!(
         create_vm(&api9, "120", &[("scsi0", "local-lvm:8")]).await,
         "OK"
@@ -69,7 +61,7 @@ async fn options_new_in_9_1_are_accepted_by_9_1_and_unknown_to_8_4() {
         ("tpmstate0", "local-lvm:1,format=raw,version=v2.0"),
     ];
     let (_old, api8) = start_version(PveVersion::Pve8_4).await;
-    let (code, body) = try_create(&api8, "130", &new_options).await;
+    let (code, body) = api8.try_create("130", &new_options).await;
     assert_eq!(code, 400, "{body}");
     assert_eq!(body["errors"]["allow-ksm"], NOT_IN_SCHEMA);
     assert_eq!(body["errors"]["ha-managed"], NOT_IN_SCHEMA);
@@ -81,15 +73,14 @@ async fn options_new_in_9_1_are_accepted_by_9_1_and_unknown_to_8_4() {
         body["errors"]["tpmstate0"],
         "invalid format - invalid key in comma-separated list property: format\n"
     );
-    let (code, body) = api8
-        .call(
-            Method::PUT,
-            "/nodes/pve/qemu/100/config",
-            &[("allow-ksm", "0")],
-        )
-        .await;
-    assert_eq!(code, 400, "{body}");
-    assert_eq!(body["errors"]["allow-ksm"], NOT_IN_SCHEMA);
+    let allow_ksm = [("allow-ksm", "0")];
+    api8.expect_param_error(
+        Method::PUT,
+        "/nodes/pve/qemu/100/config",
+        &allow_ksm,
+        ("allow-ksm", NOT_IN_SCHEMA),
+    )
+    .await;
 
     let (_new, api9) = start_version(PveVersion::Pve9_1).await;
     assert_eq!(create_vm(&api9, "130", &new_options).await, "OK");
@@ -104,29 +95,21 @@ async fn options_new_in_9_1_are_accepted_by_9_1_and_unknown_to_8_4() {
         config.get("ha-managed").is_none(),
         "ha-managed is not a config option: {config}"
     );
-    assert_eq!(
-        api9.run(
-            Method::POST,
-            "/nodes/pve/qemu/130/config",
-            &[("allow-ksm", "1")]
-        )
-        .await,
-        "OK"
-    );
+    let ksm_on = [("allow-ksm", "1")];
+    api9.run_ok(Method::POST, "/nodes/pve/qemu/130/config", &ksm_on)
+        .await;
     assert_eq!(
         api9.get("/nodes/pve/qemu/130/config").await["allow-ksm"],
         json!(1)
     );
     // `ha-managed` is a create option only.
-    let (code, body) = api9
-        .call(
-            Method::PUT,
-            "/nodes/pve/qemu/130/config",
-            &[("ha-managed", "1")],
-        )
-        .await;
-    assert_eq!(code, 400, "{body}");
-    assert_eq!(body["errors"]["ha-managed"], NOT_IN_SCHEMA);
+    api9.expect_param_error(
+        Method::PUT,
+        "/nodes/pve/qemu/130/config",
+        &[("ha-managed", "1")],
+        ("ha-managed", NOT_IN_SCHEMA),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -140,20 +123,19 @@ async fn the_requires_error_has_each_versions_text() {
     ] {
         let (_sim, api) = start_version(version).await;
         assert_eq!(create_vm(&api, "140", &[]).await, "OK", "{version}");
-        let (code, body) = api
-            .call(Method::PUT, "/nodes/pve/qemu/140/config", &[("force", "1")])
-            .await;
-        assert_eq!(code, 400, "{version}: {body}");
-        assert_eq!(body["errors"]["delete"], text, "{version}: {body}");
-        let (code, body) = api
-            .call(Method::PUT, "/access/users/root@pam", &[("append", "1")])
-            .await;
-        assert_eq!(code, 400, "{version}: {body}");
-        assert_eq!(
-            body["errors"]["groups"],
-            text.replace("force", "append"),
-            "{version}: {body}"
-        );
+        for (path, option, missing, text) in [
+            ("/nodes/pve/qemu/140/config", "force", "delete", text.into()),
+            (
+                "/access/users/root@pam",
+                "append",
+                "groups",
+                text.replace("force", "append"),
+            ),
+        ] {
+            let (code, body) = api.call(Method::PUT, path, &[(option, "1")]).await;
+            assert_eq!(code, 400, "{version} {path}: {body}");
+            assert_eq!(body["errors"][missing], text, "{version} {path}: {body}");
+        }
     }
 }
 
@@ -179,6 +161,11 @@ fn config_with_users(version: pve_sim::PveVersion) -> ClusterConfig {
     cfg
 }
 
+/// Starts a `version` simulator with the version tests' users and logs in as root.
+async fn start_with_users(version: PveVersion) -> (RunningSim, Api) {
+    start_root_with(config_with_users(version)).await
+}
+
 /// Logs in `user@pve` after giving it a password.
 async fn login_as(sim: &RunningSim, user: &str) -> Api {
     Api::login_with_new_password(sim, &format!("{user}@pve"), "pw-of-a-user").await
@@ -191,9 +178,8 @@ async fn agent_calls_need_vm_monitor_on_8_4_and_a_guest_agent_privilege_on_9_1()
     let not_running = json!("VM 100 is not running\n");
     let denied = |privs: &str| json!(format!("Permission check failed (/vms/100, {privs})\n"));
     for version in [Pve8_4, Pve9_1] {
-        let sim = start_with(config_with_users(version), false).await;
-        let root = Api::root(&sim).await;
-        assert_eq!(create_vm(&root, "100", &[("agent", "1")]).await, "OK");
+        let (sim, root) = start_with_users(version).await;
+        create_vm_ok(&root, "100", &[("agent", "1")]).await;
         // alice: PVEVMUser on /vms/100 (VM.GuestAgent.Audit on 9.1, no VM.Monitor on 8.4);
         // carol: her own role without either; erin: VM.GuestAgent.Unrestricted only (9.1).
         let mut answers = Vec::new();
@@ -228,10 +214,10 @@ async fn agent_calls_need_vm_monitor_on_8_4_and_a_guest_agent_privilege_on_9_1()
 async fn create_with_start_needs_power_mgmt_up_front_on_9_1_only() {
     use pve_sim::PveVersion::{Pve8_4, Pve9_1};
     for version in [Pve8_4, Pve9_1] {
-        let sim = start_with(config_with_users(version), false).await;
+        let (sim, _root) = start_with_users(version).await;
         let frank = login_as(&sim, "frank").await;
-        let params = [("vmid", "150"), ("memory", "512"), ("start", "1")];
-        let (code, body) = frank.call(Method::POST, "/nodes/pve/qemu", &params).await;
+        let params = [("memory", "512"), ("start", "1")];
+        let (code, body) = frank.try_create("150", &params).await;
         match version {
             Pve8_4 => {
                 assert_eq!(code, 200, "8.4's worker starts without the check: {body}");
@@ -250,13 +236,7 @@ async fn create_with_start_needs_power_mgmt_up_front_on_9_1_only() {
                     sim.with_state(|s| !s.vms.contains_key(&150)),
                     "refused before anything was created"
                 );
-                let exit = frank
-                    .run(
-                        Method::POST,
-                        "/nodes/pve/qemu",
-                        &[("vmid", "150"), ("memory", "512")],
-                    )
-                    .await;
+                let exit = frank.run_create("150", &[("memory", "512")]).await;
                 assert_eq!(exit, "OK", "without start=1 VM.Allocate is enough");
             }
         }
@@ -268,12 +248,8 @@ async fn create_with_start_needs_power_mgmt_up_front_on_9_1_only() {
 async fn create_normalises_tags_on_9_1_and_stores_them_verbatim_on_8_4() {
     use pve_sim::PveVersion::{Pve8_4, Pve9_1};
     for (version, want) in [(Pve8_4, "Web;db;WEB"), (Pve9_1, "db;web")] {
-        let sim = start_with(config_with_users(version), false).await;
-        let root = Api::root(&sim).await;
-        assert_eq!(
-            create_vm(&root, "160", &[("tags", "Web;db;WEB")]).await,
-            "OK"
-        );
+        let (sim, root) = start_with_users(version).await;
+        create_vm_ok(&root, "160", &[("tags", "Web;db;WEB")]).await;
         let config = root.get("/nodes/pve/qemu/160/config").await;
         assert_eq!(config["tags"], json!(want), "{version}");
         sim.shutdown().await;
@@ -284,17 +260,12 @@ async fn create_normalises_tags_on_9_1_and_stores_them_verbatim_on_8_4() {
 async fn a_custom_cpu_model_needs_mapping_use_on_9_1_and_sys_audit_on_nodes_on_8_4() {
     use pve_sim::PveVersion::{Pve8_4, Pve9_1};
     for version in [Pve8_4, Pve9_1] {
-        let sim = start_with(config_with_users(version), false).await;
+        let (sim, _root) = start_with_users(version).await;
         // carol: VM.Config.CPU on /vms, PVEMappingUser on /mapping/cpu, no Sys.Audit on /nodes;
         // alice: PVEVMUser on /vms/100, which has no VM.Config.CPU.
         let carol = login_as(&sim, "carol").await;
-        let (code, body) = carol
-            .call(
-                Method::POST,
-                "/nodes/pve/qemu",
-                &[("vmid", "190"), ("cpu", "custom-fast,flags=+aes")],
-            )
-            .await;
+        let fast_aes = [("cpu", "custom-fast,flags=+aes")];
+        let (code, body) = carol.try_create("190", &fast_aes).await;
         match version {
             Pve8_4 => assert_eq!(
                 (code, body["message"].clone()),
@@ -308,36 +279,18 @@ async fn a_custom_cpu_model_needs_mapping_use_on_9_1_and_sys_audit_on_nodes_on_8
         }
         sim.shutdown().await;
     }
-    let sim = start_with(config_with_users(Pve9_1), false).await;
-    let root = Api::root(&sim).await;
-    assert_eq!(
-        create_vm(&root, "100", &[("cpu", "custom-fast")]).await,
-        "OK"
-    );
-    // frank: PVEVMAdmin on /vms/100 (VM.Config.CPU), no CPU mapping.
+    let (sim, root) = start_with_users(Pve9_1).await;
+    create_vm_ok(&root, "100", &[("cpu", "custom-fast")]).await;
+    // frank: PVEVMAdmin on /vms/100 (VM.Config.CPU), no CPU mapping; the model did not change.
     let frank = login_as(&sim, "frank").await;
-    let (code, body) = frank
-        .call(
-            Method::PUT,
-            "/nodes/pve/qemu/100/config",
-            &[("cpu", "custom-fast,flags=+aes")],
-        )
+    let config = "/nodes/pve/qemu/100/config";
+    let fast_aes = [("cpu", "custom-fast,flags=+aes")];
+    frank.expect(Method::PUT, config, &fast_aes, 200).await;
+    let slow = [("cpu", "custom-slow")];
+    let no_mapping = "Permission check failed (/mapping/cpu/slow, Mapping.Use)\n";
+    frank
+        .expect_message(Method::PUT, config, &slow, (403, no_mapping))
         .await;
-    assert_eq!(code, 200, "the model did not change: {body}");
-    let (code, body) = frank
-        .call(
-            Method::PUT,
-            "/nodes/pve/qemu/100/config",
-            &[("cpu", "custom-slow")],
-        )
-        .await;
-    assert_eq!(
-        (code, body["message"].clone()),
-        (
-            403,
-            json!("Permission check failed (/mapping/cpu/slow, Mapping.Use)\n")
-        )
-    );
     sim.shutdown().await;
 }
 
@@ -346,72 +299,40 @@ async fn vm_with_a_long_held_flock(version: pve_sim::PveVersion) -> (RunningSim,
     let mut cfg = config_with_users(version);
     cfg.flock_timeout_ms = 300;
     cfg.task_durations_ms.stop = 60_000;
-    let sim = start_with(cfg, false).await;
-    let root = Api::root(&sim).await;
-    assert_eq!(create_vm(&root, "170", &[("start", "1")]).await, "OK");
+    let (sim, root) = start_root_with(cfg).await;
+    create_vm_ok(&root, "170", &[("start", "1")]).await;
     root.upid(Method::POST, "/nodes/pve/qemu/170/status/stop", &[])
         .await;
     (sim, root)
 }
 
-const LOCK_TIMEOUT_170: &str =
-    "can't lock file '/var/lock/qemu-server/lock-170.conf' - got timeout";
-
 #[tokio::test]
 async fn post_config_flock_timeout_is_a_task_failure_on_9_1_and_a_500_on_8_4() {
     let (sim, root) = vm_with_a_long_held_flock(pve_sim::PveVersion::Pve9_1).await;
-    let exit = root
-        .run(
-            Method::POST,
-            "/nodes/pve/qemu/170/config",
-            &[("cores", "3")],
-        )
+    let path = "/nodes/pve/qemu/170/config";
+    let cores = [("cores", "3")];
+    let exit = root.run(Method::POST, path, &cores).await;
+    assert_eq!(exit, lock_timeout("170"));
+    // PUT still locks in the API worker.
+    root.expect_lock_timeout(Method::PUT, path, &cores, "170")
         .await;
-    assert_eq!(exit, LOCK_TIMEOUT_170);
-    let (code, body) = root
-        .call(Method::PUT, "/nodes/pve/qemu/170/config", &[("cores", "3")])
-        .await;
-    assert_eq!(
-        (code, body["message"].clone()),
-        (500, json!(format!("{LOCK_TIMEOUT_170}\n"))),
-        "PUT still locks in the API worker"
-    );
-    let config = root.get("/nodes/pve/qemu/170/config").await;
+    let config = root.get(path).await;
     assert_eq!(config["cores"], json!(2), "nothing was changed");
     sim.shutdown().await;
 
     let (sim, root) = vm_with_a_long_held_flock(pve_sim::PveVersion::Pve8_4).await;
-    let (code, body) = root
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu/170/config",
-            &[("cores", "3")],
-        )
+    root.expect_lock_timeout(Method::POST, path, &cores, "170")
         .await;
-    assert_eq!(
-        (code, body["message"].clone()),
-        (500, json!(format!("{LOCK_TIMEOUT_170}\n")))
-    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn post_config_checks_still_answer_synchronously_on_9_1() {
     let (sim, root) = vm_with_a_long_held_flock(pve_sim::PveVersion::Pve9_1).await;
-    let (code, body) = root
-        .call(
-            Method::POST,
-            "/nodes/pve/qemu/170/config",
-            &[("cores", "3"), ("digest", "0000")],
-        )
+    let stale = [("cores", "3"), ("digest", "0000")];
+    let mismatch = (500, "checksum mismatch (file change by other user?)\n");
+    root.expect_message(Method::POST, "/nodes/pve/qemu/170/config", &stale, mismatch)
         .await;
-    assert_eq!(
-        (code, body["message"].clone()),
-        (
-            500,
-            json!("checksum mismatch (file change by other user?)\n")
-        )
-    );
     sim.shutdown().await;
 }
 
@@ -419,49 +340,24 @@ async fn post_config_checks_still_answer_synchronously_on_9_1() {
 async fn a_lock_timeout_fault_on_post_config_fails_the_task_on_9_1() {
     let mut cfg = config_with_users(pve_sim::PveVersion::Pve9_1);
     cfg.flock_timeout_ms = 200;
-    let sim = start_with(cfg, false).await;
-    let root = Api::root(&sim).await;
-    assert_eq!(create_vm(&root, "140", &[]).await, "OK");
+    let (sim, root) = start_root_with(cfg).await;
+    create_vm_ok(&root, "140", &[]).await;
     let faults = json!({"seed": 1, "rules": [
         {"method": "POST", "path": "/nodes/{node}/qemu/{vmid}/config", "max_count": 1, "fault": {"kind": "lock_timeout"}},
         {"method": "PUT", "path": "/nodes/{node}/qemu/{vmid}/config", "max_count": 1, "fault": {"kind": "lock_timeout"}}
     ]});
     assert_eq!(sim_put(&sim, "/_sim/faults", &faults).await, 200);
-    let exit = root
-        .run(
-            Method::POST,
-            "/nodes/pve/qemu/140/config",
-            &[("cores", "3")],
-        )
-        .await;
-    assert_eq!(
-        exit,
-        "can't lock file '/var/lock/qemu-server/lock-140.conf' - got timeout"
-    );
-    let config = root.get("/nodes/pve/qemu/140/config").await;
+    let path = "/nodes/pve/qemu/140/config";
+    let cores = [("cores", "3")];
+    let exit = root.run(Method::POST, path, &cores).await;
+    assert_eq!(exit, lock_timeout("140"));
+    let config = root.get(path).await;
     assert_eq!(config["cores"], json!(2), "the task changed nothing");
-    let (code, body) = root
-        .call(Method::PUT, "/nodes/pve/qemu/140/config", &[("cores", "3")])
+    root.expect_lock_timeout(Method::PUT, path, &cores, "140")
         .await;
-    assert_eq!(
-        (code, body["message"].clone()),
-        (
-            500,
-            json!("can't lock file '/var/lock/qemu-server/lock-140.conf' - got timeout\n")
-        )
-    );
-    let exit = root
-        .run(
-            Method::POST,
-            "/nodes/pve/qemu/140/config",
-            &[("cores", "3")],
-        )
-        .await;
-    assert_eq!(exit, "OK", "the rule fired once");
-    assert_eq!(
-        root.get("/nodes/pve/qemu/140/config").await["cores"],
-        json!(3)
-    );
+    // The rule fired once.
+    root.run_ok(Method::POST, path, &cores).await;
+    assert_eq!(root.get(path).await["cores"], json!(3));
     assert_eq!(sim_get(&sim, "/_sim/faults").await["fired"], json!([1, 1]));
     sim.shutdown().await;
 }
@@ -470,27 +366,18 @@ async fn a_lock_timeout_fault_on_post_config_fails_the_task_on_9_1() {
 async fn cluster_resources_have_network_entries_and_memhost_on_9_1_and_sdn_entries_on_8_4() {
     use pve_sim::PveVersion::{Pve8_4, Pve9_1};
     for version in [Pve8_4, Pve9_1] {
-        let sim = start_with(config_with_users(version), false).await;
-        let root = Api::root(&sim).await;
-        assert_eq!(create_vm(&root, "180", &[("start", "1")]).await, "OK");
+        let (sim, root) = start_with_users(version).await;
+        create_vm_ok(&root, "180", &[("start", "1")]).await;
         let all = root.get("/cluster/resources").await;
         let entries = all.as_array().cloned().unwrap_or_default();
         let of_type = |t: &str| -> Vec<Value> {
             entries.iter().filter(|e| e["type"] == t).cloned().collect()
         };
         let vm = root.get("/cluster/resources?type=vm").await;
-        let vm180 = vm
-            .as_array()
-            .and_then(|l| l.iter().find(|e| e["vmid"] == 180))
-            .cloned()
-            .unwrap_or_default();
+        let vm180 = entry_where(&vm, "vmid", 180);
         let current = root.get("/nodes/pve/qemu/180/status/current").await;
         let listed = root.get("/nodes/pve/qemu").await;
-        let listed180 = listed
-            .as_array()
-            .and_then(|l| l.iter().find(|e| e["vmid"] == 180))
-            .cloned()
-            .unwrap_or_default();
+        let listed180 = entry_where(&listed, "vmid", 180);
         let sdn = root.get("/cluster/resources?type=sdn").await;
         let (code, _) = root
             .call(Method::GET, "/cluster/resources", &[("type", "network")])
@@ -538,12 +425,11 @@ async fn cluster_resources_have_network_entries_and_memhost_on_9_1_and_sdn_entri
 
 #[tokio::test]
 async fn network_entries_need_sdn_audit_on_the_zone() {
-    let sim = start_with(config_with_users(pve_sim::PveVersion::Pve9_1), false).await;
+    let (sim, root) = start_with_users(PveVersion::Pve9_1).await;
     let networks = |all: &Value| {
         all.as_array()
             .map(|l| l.iter().filter(|e| e["type"] == "network").count())
     };
-    let root = Api::root(&sim).await;
     assert_eq!(networks(&root.get("/cluster/resources").await), Some(1));
     // alice has PVEVMUser on /vms/100 only: no SDN.Audit on /sdn/zones/localnetwork.
     let alice = login_as(&sim, "alice").await;
@@ -555,26 +441,12 @@ async fn network_entries_need_sdn_audit_on_the_zone() {
 #[tokio::test]
 async fn pve9_answers_auth_failures_with_the_unified_text() {
     let sim = start_with(config_with_users(pve_sim::PveVersion::Pve9_1), true).await;
-    let forged = "Cookie: PVEAuthCookie=PVE:root@pam:65000000::Zm9yZ2Vk\r\n";
-    let (code, reason, _, body) = raw(&sim, &get_request("/version", forged)).await;
-    assert_eq!(
-        (code, reason.as_str(), body.as_str()),
-        (401, "Authentication failed!", "")
+    assert_unified_auth_failures(&sim, "root@pam!nope=abc").await;
+    let cookie = format!(
+        "Cookie: PVEAuthCookie={}\r\n",
+        Api::root(&sim).await.ticket()
     );
-    let token = "Authorization: PVEAPIToken=root@pam!nope=abc\r\n";
-    let (code, reason, _, _) = raw(&sim, &get_request("/version", token)).await;
-    assert_eq!((code, reason.as_str()), (401, "Authentication failed!"));
-    let (_, _, _, body) = raw(
-        &sim,
-        &get_request(
-            "/version",
-            &format!(
-                "Cookie: PVEAuthCookie={}\r\n",
-                Api::root(&sim).await.ticket()
-            ),
-        ),
-    )
-    .await;
+    let (_, _, _, body) = raw_get(&sim, "/version", &cookie).await;
     let version: Value = serde_json::from_str(&body).unwrap_or_default();
     assert_eq!(version["data"]["release"], "9.1");
 }
