@@ -79,7 +79,8 @@ async fn ticket_auth_logs_in_once_for_concurrent_requests_and_sends_csrf_on_writ
         1,
         "one login for 16 concurrent requests"
     );
-    assert_eq!(h.requests_to("POST /access/ticket").await, 1);
+    h.expect_requests("POST /access/ticket", 1, "one login")
+        .await;
 
     // A write with the ticket succeeds only because the client sends the CSRF token: the same
     // request with the cookie alone is refused by the server.
@@ -126,14 +127,8 @@ fn percent_encode(s: &str) -> String {
 async fn ticket_is_renewed_by_posting_the_ticket_once_the_renew_interval_passed() {
     let h = Harness::start().await;
     let root = h.root();
-    h.create_user(
-        &root,
-        "alice@pve",
-        "first-password",
-        &[("/", "PVEAuditor")],
-        None,
-    )
-    .await;
+    h.create_auditor(&root, "alice@pve", "first-password", None)
+        .await;
     let alice = h.password_client(
         "alice@pve",
         "first-password",
@@ -206,14 +201,8 @@ async fn expired_ticket_leads_to_one_transparent_relogin_even_for_a_write() {
 async fn concurrent_requests_on_an_expired_ticket_share_one_relogin() {
     let h = Harness::start().await;
     let root = h.root();
-    h.create_user(
-        &root,
-        "alice@pve",
-        "alice-password",
-        &[("/", "PVEAuditor")],
-        None,
-    )
-    .await;
+    h.create_auditor(&root, "alice@pve", "alice-password", None)
+        .await;
     // The source documents' form: user name and realm given separately.
     let alice = h.client_yaml(
         "  username: alice\n  realm: pve\n  password: \"alice-password\"\n",
@@ -262,14 +251,8 @@ async fn wrong_password_and_bad_token_secret_are_unauthorized_and_not_retryable(
     assert!(!e.is_retryable());
 
     let root = h.root();
-    h.create_user(
-        &root,
-        "ops@pve",
-        "ops-password",
-        &[("/", "PVEAuditor")],
-        Some("ci"),
-    )
-    .await;
+    h.create_auditor(&root, "ops@pve", "ops-password", Some("ci"))
+        .await;
     let forged = h.token_client("ops@pve!ci", "00000000-0000-0000-0000-000000000000");
     let e = expect_err(forged.version().await, "bad token secret");
     assert!(
@@ -277,11 +260,8 @@ async fn wrong_password_and_bad_token_secret_are_unauthorized_and_not_retryable(
         "{e:?}"
     );
     assert!(!e.is_retryable());
-    assert_eq!(
-        h.requests_to("GET /version").await,
-        1,
-        "a 401 is not retried"
-    );
+    h.expect_requests("GET /version", 1, "a 401 is not retried")
+        .await;
     assert!(
         !e.to_string().contains("00000000-0000"),
         "the secret is never in an error: {e}"
@@ -294,14 +274,8 @@ async fn older_pve_401_reasons_are_reported_verbatim() {
     cfg.auth.error_style = AuthErrorStyle::Detailed;
     let h = Harness::start_with(cfg).await;
     let root = h.root();
-    h.create_user(
-        &root,
-        "ops@pve",
-        "ops-password",
-        &[("/", "PVEAuditor")],
-        Some("ci"),
-    )
-    .await;
+    h.create_auditor(&root, "ops@pve", "ops-password", Some("ci"))
+        .await;
     let forged = h.token_client("ops@pve!ci", "00000000-0000-0000-0000-000000000000");
     let e = expect_err(forged.version().await, "bad token secret");
     assert!(

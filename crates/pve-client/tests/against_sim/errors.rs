@@ -4,14 +4,15 @@
 //! timeouts, not implemented, unknown nodes, an exhausted VMID range, and the edge cases of power,
 //! resize, clone and the guest agent.
 
-use pve_client::api::qemu::{CloneOptions, ConfigUpdate, DiskSize, StopOptions};
+use pve_client::api::qemu::{CloneOptions, DiskSize};
 use pve_client::api::vmconfig::{Disk, DiskSlot, Drive, VmConfig};
 use pve_client::request::Method;
 use pve_client::{ErrorKind, PveError};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Harness, NODE, create_and_wait, expect_err, fast_cluster, fast_wait, run, small_vm,
+    Harness, NODE, create_and_wait, expect_err, expect_start_to_fail, fast_cluster, fast_wait, run,
+    small_vm, start_and_wait, stop_and_wait, update_sync,
 };
 
 async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
@@ -30,13 +31,7 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
 
     // PermissionDenied with path and privilege: a token that may only audit.
     let secret = h
-        .create_user(
-            &root,
-            "auditor@pve",
-            "auditor-password",
-            &[("/", "PVEAuditor")],
-            Some("ro"),
-        )
+        .create_auditor(&root, "auditor@pve", "auditor-password", Some("ro"))
         .await
         .expect("secret");
     let auditor = h.token_client("auditor@pve!ro", &secret);
@@ -148,7 +143,7 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
     root.version()
         .await
         .expect("GET /version succeeds on the third attempt");
-    assert_eq!(h.requests_to("GET /version").await, 3, "two retries");
+    h.expect_requests("GET /version", 3, "two retries").await;
 
     let e = expect_err(
         root.qemu_create(NODE, 130, &small_vm("quorum"), false)
@@ -160,11 +155,8 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
         "{e:?}"
     );
     assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("POST /nodes/{node}/qemu").await,
-        1,
-        "never resent"
-    );
+    h.expect_requests("POST /nodes/{node}/qemu", 1, "never resent")
+        .await;
 
     let e = expect_err(
         root.cluster_resources(None).await,
@@ -175,21 +167,17 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
         "{e:?}"
     );
     assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("GET /cluster/resources").await,
-        4,
-        "max_attempts GETs"
-    );
+    h.expect_requests("GET /cluster/resources", 4, "max_attempts GETs")
+        .await;
 
     let e = expect_err(
-        root.qemu_update_sync(
-            NODE,
+        update_sync(
+            &root,
             9000,
             &VmConfig {
                 description: Some("x".into()),
                 ..VmConfig::default()
             },
-            &ConfigUpdate::default(),
         )
         .await,
         "update during a lock timeout",
@@ -201,11 +189,12 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
         "{e}"
     );
     assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("PUT /nodes/{node}/qemu/{vmid}/config").await,
+    h.expect_requests(
+        "PUT /nodes/{node}/qemu/{vmid}/config",
         1,
-        "a PUT is never resent"
-    );
+        "a PUT is never resent",
+    )
+    .await;
     let fired: Vec<u64> = serde_json::from_value(
         h.control(reqwest::Method::GET, "/faults", None).await["fired"].clone(),
     )
@@ -291,7 +280,7 @@ async fn power_resize_clone_and_agent_edge_cases_have_the_right_kinds() {
         "agent of a stopped VM",
     );
     assert!(matches!(&e, PveError::Conflict { .. }), "{e:?}");
-    run(&root, root.qemu_start(NODE, 100).await.expect("start")).await;
+    start_and_wait(&root, 100).await;
     let e = expect_err(
         root.qemu_agent_network(NODE, 100).await,
         "agent not configured",
@@ -306,14 +295,7 @@ async fn power_resize_clone_and_agent_edge_cases_have_the_right_kinds() {
     );
 
     // Starting a running VM fails in the task, as a conflict; reboot and reset succeed.
-    let e = expect_err(
-        root.wait_task(
-            &root.qemu_start(NODE, 100).await.expect("start"),
-            &fast_wait(),
-        )
-        .await,
-        "start of a running VM",
-    );
+    let e = expect_start_to_fail(&root, 100, "start of a running VM").await;
     assert!(
         matches!(&e, PveError::TaskFailed { exit_status, cause: ErrorKind::Conflict, .. }
             if exit_status == "VM 100 already running"),
@@ -321,21 +303,9 @@ async fn power_resize_clone_and_agent_edge_cases_have_the_right_kinds() {
     );
     run(&root, root.qemu_reboot(NODE, 100).await.expect("reboot")).await;
     run(&root, root.qemu_reset(NODE, 100).await.expect("reset")).await;
-    run(
-        &root,
-        root.qemu_stop(NODE, 100, &StopOptions::default())
-            .await
-            .expect("stop"),
-    )
-    .await;
+    stop_and_wait(&root, 100).await;
     // Stopping a stopped VM is fine.
-    run(
-        &root,
-        root.qemu_stop(NODE, 100, &StopOptions::default())
-            .await
-            .expect("stop again"),
-    )
-    .await;
+    stop_and_wait(&root, 100).await;
 
     // Resize: absolute sizes grow, shrinking fails in the task, permanently.
     let digest = root.qemu_config(NODE, 100).await.expect("cfg").digest;

@@ -23,7 +23,7 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
     root.nodes()
         .await
         .expect("GET /nodes after one dropped connection");
-    assert_eq!(h.requests_to("GET /nodes").await, 2, "one retry");
+    h.expect_requests("GET /nodes", 2, "one retry").await;
 
     let e = expect_err(
         root.qemu_create(NODE, 100, &small_vm("dropped"), false)
@@ -32,11 +32,12 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
     );
     assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
     assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("POST /nodes/{node}/qemu").await,
+    h.expect_requests(
+        "POST /nodes/{node}/qemu",
         1,
-        "a write whose answer was lost is not resent blindly"
-    );
+        "a write whose answer was lost is not resent blindly",
+    )
+    .await;
 
     let impatient = h.password_client(
         "root@pam",
@@ -56,9 +57,6 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
     let e = expect_err(impatient.next_vmid().await, "a slow nextid");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
     assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("GET /cluster/nextid").await,
-        2,
-        "retried once"
-    );
+    h.expect_requests("GET /cluster/nextid", 2, "retried once")
+        .await;
 }

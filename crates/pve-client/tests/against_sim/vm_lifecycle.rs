@@ -4,18 +4,16 @@
 
 use std::net::Ipv4Addr;
 
-use pve_client::PveError;
 use pve_client::api::cluster::ResourceType;
-use pve_client::api::qemu::{
-    CloneOptions, ConfigUpdate, DeleteOptions, DiskSize, ShutdownOptions, StopOptions,
-};
+use pve_client::api::qemu::{CloneOptions, ConfigUpdate, DeleteOptions, DiskSize, ShutdownOptions};
 use pve_client::api::vmconfig::{
     AgentConfig, Disk, DiskSlot, Drive, IpConfig, Ipv4Config, Nic, NicModel, ScsiHw, VmConfig,
 };
+use pve_client::{PveClient, PveError};
 
 use crate::support::{
-    Harness, ISO, NODE, SSH_KEY, create_and_wait, expect_err, fast_cluster, fast_wait,
-    percent_decode, run,
+    Harness, ISO, NODE, SSH_KEY, create_and_wait, expect_err, expect_start_to_fail, fast_cluster,
+    percent_decode, run, start_and_wait, stop_and_wait, update_sync,
 };
 
 fn full_vm(uuid: &str) -> VmConfig {
@@ -81,6 +79,21 @@ fn full_vm(uuid: &str) -> VmConfig {
             ipv6: None,
         },
     )
+}
+
+/// The `status` (`running`, `stopped`) of `vmid`.
+async fn status_of(root: &PveClient, vmid: u32) -> String {
+    root.qemu_status(NODE, vmid).await.expect("status").status
+}
+
+/// The memory of `vmid` in MiB: the pending value, or with `current` the active one.
+async fn memory_mib(root: &PveClient, vmid: u32, current: bool) -> Option<u64> {
+    let cfg = if current {
+        root.qemu_config_current(NODE, vmid).await
+    } else {
+        root.qemu_config(NODE, vmid).await
+    };
+    cfg.expect("config").memory_mib()
 }
 
 #[tokio::test]
@@ -228,7 +241,7 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     // Power on; the agent reports the cloud-init address on the NIC's MAC.
     let status = root.qemu_status(NODE, vmid).await.expect("status");
     assert_eq!(status.status, "stopped");
-    run(&root, root.qemu_start(NODE, vmid).await.expect("start")).await;
+    start_and_wait(&root, vmid).await;
     let status = root.qemu_status(NODE, vmid).await.expect("status");
     assert!(status.is_running(), "{status:?}");
     assert_eq!(status.agent, Some(true));
@@ -277,14 +290,13 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     assert!(e.to_string().contains("is running - destroy failed"), "{e}");
 
     // Memory is not hot-pluggable by default: the change stays pending until the VM stops.
-    root.qemu_update_sync(
-        NODE,
+    update_sync(
+        &root,
         vmid,
         &VmConfig {
             memory_mib: Some(4096),
             ..VmConfig::default()
         },
-        &ConfigUpdate::default(),
     )
     .await
     .expect("update of a running VM");
@@ -296,18 +308,12 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     assert_eq!(mem.value.as_deref(), Some("2048"));
     assert_eq!(mem.pending.as_deref(), Some("4096"));
     assert_eq!(
-        root.qemu_config(NODE, vmid)
-            .await
-            .expect("cfg")
-            .memory_mib(),
+        memory_mib(&root, vmid, false).await,
         Some(4096),
         "config shows pending values"
     );
     assert_eq!(
-        root.qemu_config_current(NODE, vmid)
-            .await
-            .expect("current")
-            .memory_mib(),
+        memory_mib(&root, vmid, true).await,
         Some(2048),
         "current=1 shows the active value"
     );
@@ -326,15 +332,9 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
         .expect("shutdown"),
     )
     .await;
+    assert_eq!(status_of(&root, vmid).await, "stopped");
     assert_eq!(
-        root.qemu_status(NODE, vmid).await.expect("status").status,
-        "stopped"
-    );
-    assert_eq!(
-        root.qemu_config_current(NODE, vmid)
-            .await
-            .expect("current")
-            .memory_mib(),
+        memory_mib(&root, vmid, true).await,
         Some(4096),
         "pending applied at shutdown"
     );
@@ -347,18 +347,9 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
         "nothing pending after shutdown"
     );
 
-    run(&root, root.qemu_start(NODE, vmid).await.expect("start")).await;
-    run(
-        &root,
-        root.qemu_stop(NODE, vmid, &StopOptions::default())
-            .await
-            .expect("stop"),
-    )
-    .await;
-    assert_eq!(
-        root.qemu_status(NODE, vmid).await.expect("status").status,
-        "stopped"
-    );
+    start_and_wait(&root, vmid).await;
+    stop_and_wait(&root, vmid).await;
+    assert_eq!(status_of(&root, vmid).await, "stopped");
 
     // Delete with purge; the VM is gone everywhere.
     let task = root
@@ -440,14 +431,13 @@ async fn clones_from_the_template_are_linked_or_full_and_tagged_in_the_inventory
     );
 
     // Tag the clone (updates normalise tags) and find it in the inventory by tag.
-    root.qemu_update_sync(
-        NODE,
+    update_sync(
+        &root,
         full_id,
         &VmConfig {
             tags: vec!["Team-B".into(), "pve-operator".into()],
             ..VmConfig::default()
         },
-        &ConfigUpdate::default(),
     )
     .await
     .expect("tag update");
@@ -465,13 +455,6 @@ async fn clones_from_the_template_are_linked_or_full_and_tagged_in_the_inventory
     assert_eq!(entry.tags.as_deref(), Some("pve-operator;team-b"));
 
     // Templates cannot start: the task fails.
-    let e = expect_err(
-        root.wait_task(
-            &root.qemu_start(NODE, 9000).await.expect("start"),
-            &fast_wait(),
-        )
-        .await,
-        "starting a template",
-    );
+    let e = expect_start_to_fail(&root, 9000, "starting a template").await;
     assert!(matches!(e, PveError::TaskFailed { .. }), "{e:?}");
 }
