@@ -96,6 +96,24 @@ async fn memory_mib(root: &PveClient, vmid: u32, current: bool) -> Option<u64> {
     cfg.expect("config").memory_mib()
 }
 
+/// A synchronous update of `vmid` to `cores`, on the condition that its config still has `digest`.
+async fn set_cores_if_digest(
+    root: &PveClient,
+    vmid: u32,
+    cores: u32,
+    digest: &str,
+) -> Result<(), PveError> {
+    let vm = VmConfig {
+        cores: Some(cores),
+        ..VmConfig::default()
+    };
+    let update = ConfigUpdate {
+        digest: Some(digest.to_owned()),
+        ..ConfigUpdate::default()
+    };
+    root.qemu_update_sync(NODE, vmid, &vm, &update).await
+}
+
 #[tokio::test]
 async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     // A guest that boots for a minute of the simulator's clock: the test decides when it has
@@ -163,34 +181,11 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
 
     // Optimistic locking: an update with the current digest passes, a stale digest does not.
     let stale = cfg.digest.clone();
-    root.qemu_update_sync(
-        NODE,
-        vmid,
-        &VmConfig {
-            cores: Some(4),
-            ..VmConfig::default()
-        },
-        &ConfigUpdate {
-            digest: Some(stale.clone()),
-            ..ConfigUpdate::default()
-        },
-    )
-    .await
-    .expect("update with the current digest");
+    set_cores_if_digest(&root, vmid, 4, &stale)
+        .await
+        .expect("update with the current digest");
     let e = expect_err(
-        root.qemu_update_sync(
-            NODE,
-            vmid,
-            &VmConfig {
-                cores: Some(8),
-                ..VmConfig::default()
-            },
-            &ConfigUpdate {
-                digest: Some(stale.clone()),
-                ..ConfigUpdate::default()
-            },
-        )
-        .await,
+        set_cores_if_digest(&root, vmid, 8, &stale).await,
         "update with a stale digest",
     );
     assert!(matches!(e, PveError::DigestMismatch { .. }), "{e:?}");
