@@ -11,9 +11,19 @@ use pve_client::{ErrorKind, PveError};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Harness, NODE, create_and_wait, expect_err, expect_start_to_fail, fast_cluster, fast_wait, run,
-    small_vm, start_and_wait, stop_and_wait, update_sync,
+    Harness, NODE, create_and_wait, expect_create_err, expect_err, expect_start_to_fail,
+    fast_cluster, fast_wait, run, small_vm, start_and_wait, stop_and_wait, update_sync,
 };
+
+/// `e` is a retryable [`PveError::Server`] with `status` and `message`.
+#[track_caller]
+fn assert_retryable_server_error(e: &PveError, status: u16, message: &str) {
+    assert!(
+        matches!(e, PveError::Server { status: s, message: m } if *s == status && m == message),
+        "expected a {status} {message:?}, got {e:?}"
+    );
+    assert!(e.is_retryable(), "{e:?}");
+}
 
 async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
     let mut cfg = fast_cluster();
@@ -53,12 +63,7 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
         other => panic!("expected PermissionDenied, got {other:?}"),
     }
     assert!(!e.is_retryable());
-    let e = expect_err(
-        auditor
-            .qemu_create(NODE, 120, &small_vm("nope"), false)
-            .await,
-        "create without VM.Allocate",
-    );
+    let e = expect_create_err(&auditor, 120, "nope", "create without VM.Allocate").await;
     assert!(matches!(&e, PveError::PermissionDenied { .. }), "{e:?}");
 
     // InvalidParameters with Proxmox's per-parameter messages.
@@ -145,16 +150,8 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
         .expect("GET /version succeeds on the third attempt");
     h.expect_requests("GET /version", 3, "two retries").await;
 
-    let e = expect_err(
-        root.qemu_create(NODE, 130, &small_vm("quorum"), false)
-            .await,
-        "create during a 500",
-    );
-    assert!(
-        matches!(&e, PveError::Server { status: 500, message } if message == "cluster not ready - no quorum?"),
-        "{e:?}"
-    );
-    assert!(e.is_retryable());
+    let e = expect_create_err(&root, 130, "quorum", "create during a 500").await;
+    assert_retryable_server_error(&e, 500, "cluster not ready - no quorum?");
     h.expect_requests("POST /nodes/{node}/qemu", 1, "never resent")
         .await;
 
@@ -162,11 +159,7 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
         root.cluster_resources(None).await,
         "resources behind a failing proxy",
     );
-    assert!(
-        matches!(&e, PveError::Server { status: 596, message } if message == "Connection timed out"),
-        "{e:?}"
-    );
-    assert!(e.is_retryable());
+    assert_retryable_server_error(&e, 596, "Connection timed out");
     h.expect_requests("GET /cluster/resources", 4, "max_attempts GETs")
         .await;
 

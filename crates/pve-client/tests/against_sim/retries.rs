@@ -6,7 +6,7 @@ use std::time::Duration;
 use pve_client::{ClientOptions, ErrorKind, RetryPolicy};
 use serde_json::json;
 
-use crate::support::{Harness, NODE, ROOT_PW, expect_err, small_vm};
+use crate::support::{Harness, ROOT_PW, expect_create_err, expect_err};
 
 #[tokio::test]
 async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
@@ -25,11 +25,7 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
         .expect("GET /nodes after one dropped connection");
     h.expect_requests("GET /nodes", 2, "one retry").await;
 
-    let e = expect_err(
-        root.qemu_create(NODE, 100, &small_vm("dropped"), false)
-            .await,
-        "create on a dropped connection",
-    );
+    let e = expect_create_err(&root, 100, "dropped", "create on a dropped connection").await;
     assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
     assert!(e.is_retryable());
     h.expect_requests(

@@ -342,6 +342,14 @@ pub async fn stop_and_wait(client: &PveClient, vmid: u32) {
     run(client, upid).await;
 }
 
+/// Creates `vmid` as [`small_vm`] `name` on [`NODE`], which must be refused: the error.
+pub async fn expect_create_err(client: &PveClient, vmid: u32, name: &str, what: &str) -> PveError {
+    expect_err(
+        client.qemu_create(NODE, vmid, &small_vm(name), false).await,
+        what,
+    )
+}
+
 /// Starts `vmid` on [`NODE`] and waits for the start task, which must fail: its error.
 pub async fn expect_start_to_fail(client: &PveClient, vmid: u32, what: &str) -> PveError {
     let upid = client
