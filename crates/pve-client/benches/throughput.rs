@@ -122,6 +122,35 @@ async fn create_vms(client: &PveClient, first: u32, count: u32) {
     }
 }
 
+/// A simulator, the secret of a token on it, a token client (16 concurrent requests) and a
+/// ticket client that has logged in.
+async fn sim_and_clients() -> (RunningSim, String, PveClient, PveClient) {
+    let sim = start_sim().await;
+    let token_creds = token_credentials(&sim).await;
+    let token = client(&sim, &token_creds, 16);
+    let ticket = ticket_client(&sim);
+    ticket.version().await.expect("ticket login");
+    (sim, token_creds, token, ticket)
+}
+
+/// One `GET /version` at a time with each named client, in the benchmark group `group`.
+fn bench_version(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    group: &str,
+    clients: [(&str, &PveClient); 2],
+) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(1));
+    for (name, client) in clients {
+        g.bench_function(name, |b| {
+            b.to_async(rt)
+                .iter(|| async { client.version().await.expect("GET /version") });
+        });
+    }
+    g.finish();
+}
+
 /// Client and simulator on ONE thread (a current-thread runtime): no thread wake-ups in the
 /// measurement, so this is the CPU cost of a request, client and server together.
 fn one_thread(c: &mut Criterion) {
@@ -129,22 +158,13 @@ fn one_thread(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let sim = rt.block_on(start_sim());
-    let token_creds = rt.block_on(token_credentials(&sim));
-    let token = client(&sim, &token_creds, 16);
-    let ticket = ticket_client(&sim);
-    rt.block_on(ticket.version()).expect("ticket login");
-    let mut g = c.benchmark_group("version/one_thread");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("token", |b| {
-        b.to_async(&rt)
-            .iter(|| async { token.version().await.expect("GET /version") });
-    });
-    g.bench_function("ticket", |b| {
-        b.to_async(&rt)
-            .iter(|| async { ticket.version().await.expect("GET /version") });
-    });
-    g.finish();
+    let (sim, _, token, ticket) = rt.block_on(sim_and_clients());
+    bench_version(
+        c,
+        &rt,
+        "version/one_thread",
+        [("token", &token), ("ticket", &ticket)],
+    );
     drop(token);
     drop(ticket);
     rt.block_on(sim.shutdown());
@@ -152,23 +172,13 @@ fn one_thread(c: &mut Criterion) {
 
 fn benches(c: &mut Criterion) {
     let rt = runtime();
-    let sim = rt.block_on(start_sim());
-    let token_creds = rt.block_on(token_credentials(&sim));
-    let token = client(&sim, &token_creds, 16);
-    let ticket = ticket_client(&sim);
-    rt.block_on(ticket.version()).expect("ticket login");
-
-    let mut g = c.benchmark_group("version/sequential");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("token", |b| {
-        b.to_async(&rt)
-            .iter(|| async { token.version().await.expect("GET /version") });
-    });
-    g.bench_function("ticket", |b| {
-        b.to_async(&rt)
-            .iter(|| async { ticket.version().await.expect("GET /version") });
-    });
-    g.finish();
+    let (sim, token_creds, token, ticket) = rt.block_on(sim_and_clients());
+    bench_version(
+        c,
+        &rt,
+        "version/sequential",
+        [("token", &token), ("ticket", &ticket)],
+    );
 
     let mut g = c.benchmark_group("version/concurrent");
     for n in [16usize, 64] {

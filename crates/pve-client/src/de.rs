@@ -115,11 +115,19 @@ lenient_int!(u64, opt_u64, u64);
 lenient_int!(i64, opt_i64, i64);
 lenient_int!(u32, opt_u32, u32);
 
-/// Decodes an `f64` given as a JSON number or a numeric string.
-pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    let v = Value::deserialize(d)?;
+fn float_of<'de, D: Deserializer<'de>>(v: Value) -> Result<f64, D::Error> {
     value_to_f64(&v)
         .ok_or_else(|| D::Error::custom(format!("expected a number, got {}", describe(&v))))
+}
+
+fn bool_of<'de, D: Deserializer<'de>>(v: Value) -> Result<bool, D::Error> {
+    value_to_bool(&v)
+        .ok_or_else(|| D::Error::custom(format!("expected a boolean (0/1), got {}", describe(&v))))
+}
+
+/// Decodes an `f64` given as a JSON number or a numeric string.
+pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    float_of::<D>(Value::deserialize(d)?)
 }
 
 /// Decodes an optional `f64`: absent, `null` or `""` give `None`.
@@ -127,26 +135,20 @@ pub fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
         Value::String(s) if s.trim().is_empty() => Ok(None),
-        v => value_to_f64(&v)
-            .map(Some)
-            .ok_or_else(|| D::Error::custom(format!("expected a number, got {}", describe(&v)))),
+        v => float_of::<D>(v).map(Some),
     }
 }
 
 /// Decodes a boolean given as `true`/`false`, `0`/`1` or their string forms.
 pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    let v = Value::deserialize(d)?;
-    value_to_bool(&v)
-        .ok_or_else(|| D::Error::custom(format!("expected a boolean (0/1), got {}", describe(&v))))
+    bool_of::<D>(Value::deserialize(d)?)
 }
 
 /// Decodes an optional boolean: absent or `null` give `None`.
 pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
-        v => value_to_bool(&v).map(Some).ok_or_else(|| {
-            D::Error::custom(format!("expected a boolean (0/1), got {}", describe(&v)))
-        }),
+        v => bool_of::<D>(v).map(Some),
     }
 }
 

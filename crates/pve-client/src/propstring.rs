@@ -306,30 +306,31 @@ pub mod check {
         }
     }
 
+    /// `address/prefix` with an address of type `A` (of `family`, shaped like `example`) and a
+    /// prefix length of at most `max`.
+    fn cidr<A: std::str::FromStr>(
+        v: &str,
+        family: &str,
+        example: &str,
+        max: u8,
+    ) -> std::result::Result<(), String> {
+        let not_cidr = || format!("is not an {family} CIDR like {example}");
+        let (ip, prefix) = v.split_once('/').ok_or_else(not_cidr)?;
+        ip.parse::<A>().map_err(|_| not_cidr())?;
+        match prefix.parse::<u8>() {
+            Ok(p) if p <= max => Ok(()),
+            _ => Err(format!("has an {family} prefix length outside 0..={max}")),
+        }
+    }
+
     /// An IPv4 address in CIDR notation.
     pub fn ipv4_cidr(v: &str) -> std::result::Result<(), String> {
-        let (ip, prefix) = v
-            .split_once('/')
-            .ok_or("is not an IPv4 CIDR like 192.0.2.10/24")?;
-        ip.parse::<Ipv4Addr>()
-            .map_err(|_| "is not an IPv4 CIDR like 192.0.2.10/24")?;
-        match prefix.parse::<u8>() {
-            Ok(p) if p <= 32 => Ok(()),
-            _ => Err("has an IPv4 prefix length outside 0..=32".into()),
-        }
+        cidr::<Ipv4Addr>(v, "IPv4", "192.0.2.10/24", 32)
     }
 
     /// An IPv6 address in CIDR notation.
     pub fn ipv6_cidr(v: &str) -> std::result::Result<(), String> {
-        let (ip, prefix) = v
-            .split_once('/')
-            .ok_or("is not an IPv6 CIDR like 2001:db8::10/64")?;
-        ip.parse::<Ipv6Addr>()
-            .map_err(|_| "is not an IPv6 CIDR like 2001:db8::10/64")?;
-        match prefix.parse::<u8>() {
-            Ok(p) if p <= 128 => Ok(()),
-            _ => Err("has an IPv6 prefix length outside 0..=128".into()),
-        }
+        cidr::<Ipv6Addr>(v, "IPv6", "2001:db8::10/64", 128)
     }
 
     /// An IPv4 address.

@@ -4,8 +4,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::client::RetryPolicy;
+use crate::config::{ApiToken, Credentials, PveConfig, TlsTrust};
+use crate::secret::Secret;
 
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
@@ -64,6 +70,41 @@ impl Canned {
     }
 }
 
+/// A config for `url` (public roots, as a loopback server without TLS needs none) that
+/// authenticates with the API token `token_id` and its `secret`.
+pub(crate) fn token_config(url: &str, token_id: &str, secret: &str) -> PveConfig {
+    PveConfig {
+        url: url.to_owned(),
+        credentials: Credentials::Token(ApiToken {
+            token_id: token_id.into(),
+            secret: Secret::new(secret),
+        }),
+        tls: TlsTrust::PublicRoots,
+    }
+}
+
+/// A config for `url` (public roots) that logs in as `userid` with `password`.
+pub(crate) fn password_config(url: &str, userid: &str, password: &str) -> PveConfig {
+    PveConfig {
+        url: url.to_owned(),
+        credentials: Credentials::Password {
+            userid: userid.into(),
+            password: Secret::new(password),
+        },
+        tls: TlsTrust::PublicRoots,
+    }
+}
+
+/// `max_attempts` attempts whose backoff starts at 1 ms and stops at `max_backoff_ms`: retries
+/// against a loopback server that take no noticeable time.
+pub(crate) fn quick_retries(max_attempts: u32, max_backoff_ms: u64) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(max_backoff_ms),
+    }
+}
+
 type Handler = Arc<dyn Fn(&Recorded) -> Canned + Send + Sync>;
 
 /// Holds responses back: each request is announced on `arrivals` and answered only after the
@@ -74,6 +115,20 @@ pub(crate) struct Gate {
     pub release: Arc<tokio::sync::Semaphore>,
     pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
     pub max_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Gate {
+    /// A closed gate (no permits yet) and the receiver of its arrival announcements.
+    pub fn new() -> (Self, tokio::sync::mpsc::UnboundedReceiver<()>) {
+        let (arrivals, rx) = tokio::sync::mpsc::unbounded_channel();
+        let gate = Self {
+            arrivals,
+            release: Arc::new(tokio::sync::Semaphore::new(0)),
+            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            max_in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        };
+        (gate, rx)
+    }
 }
 
 pub(crate) struct MockServer {

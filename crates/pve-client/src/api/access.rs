@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::ensure;
 use crate::client::PveClient;
 use crate::de;
 use crate::error::{PveError, Result};
@@ -89,14 +90,7 @@ fn validate_userid(userid: &str) -> Result<()> {
                 .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ':' | '/' | '!'))
             && is_name(realm)
     });
-    if ok {
-        Ok(())
-    } else {
-        Err(PveError::invalid_input(
-            "userid",
-            format!("{userid:?} is not USER@REALM"),
-        ))
-    }
+    ensure(ok, "userid", || format!("{userid:?} is not USER@REALM"))
 }
 
 /// Checks a token name (the part of a token id after `!`).

@@ -18,6 +18,15 @@ pub const VMID_MIN: u32 = 100;
 /// The largest VMID Proxmox accepts (`pve-vmid`).
 pub const VMID_MAX: u32 = 999_999_999;
 
+/// `Ok` when `ok`; otherwise [`PveError::InvalidInput`] on `field`, with the message `why` gives.
+pub(crate) fn ensure(ok: bool, field: &str, why: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(PveError::invalid_input(field, why()))
+    }
+}
+
 /// Checks a node name (`pve-node`: letters, digits and inner `-`).
 pub fn validate_node(node: &str) -> Result<()> {
     let b = node.as_bytes();
@@ -26,14 +35,9 @@ pub fn validate_node(node: &str) -> Result<()> {
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(PveError::invalid_input(
-            "node",
-            format!("{node:?} is not a node name (letters, digits and '-')"),
-        ))
-    }
+    ensure(ok, "node", || {
+        format!("{node:?} is not a node name (letters, digits and '-')")
+    })
 }
 
 /// Checks a VMID (100 ..= 999999999).
@@ -66,16 +70,9 @@ pub fn validate_dns_name(field: &str, name: &str) -> Result<()> {
                 && b[b.len() - 1].is_ascii_alphanumeric()
                 && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
         });
-    if ok {
-        Ok(())
-    } else {
-        Err(PveError::invalid_input(
-            field,
-            format!(
-                "{name:?} is not a DNS name (letters, digits, inner '-', labels joined by '.')"
-            ),
-        ))
-    }
+    ensure(ok, field, || {
+        format!("{name:?} is not a DNS name (letters, digits, inner '-', labels joined by '.')")
+    })
 }
 
 /// Checks a pool id (`pve-poolid`: letters, digits, `-`, `_`; nested pools with `/`).
@@ -87,14 +84,9 @@ pub fn validate_pool(field: &str, pool: &str) -> Result<()> {
                 && p.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
         });
-    if ok {
-        Ok(())
-    } else {
-        Err(PveError::invalid_input(
-            field,
-            format!("{pool:?} is not a pool id (letters, digits, '-', '_')"),
-        ))
-    }
+    ensure(ok, field, || {
+        format!("{pool:?} is not a pool id (letters, digits, '-', '_')")
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{validate_node, validate_storage, validate_vmid};
+use super::{ensure, validate_node, validate_storage, validate_vmid};
 use crate::client::PveClient;
 use crate::de;
 use crate::error::{PveError, Result};
@@ -202,6 +202,11 @@ impl NetworkTypeFilter {
     }
 }
 
+/// `GET` of `template` below `/nodes/{node}`, with its `path` parameters and query `params`.
+fn node_get(template: &'static str, path: &[(&str, &str)], params: Params) -> ApiRequest {
+    ApiRequest::new(Method::Get, template, path, params)
+}
+
 /// `GET /nodes`.
 pub fn nodes_request() -> ApiRequest {
     ApiRequest::new(Method::Get, "/nodes", &[], Params::new())
@@ -210,8 +215,7 @@ pub fn nodes_request() -> ApiRequest {
 /// `GET /nodes/{node}/status`.
 pub fn node_status_request(node: &str) -> Result<ApiRequest> {
     validate_node(node)?;
-    Ok(ApiRequest::new(
-        Method::Get,
+    Ok(node_get(
         "/nodes/{node}/status",
         &[("node", node)],
         Params::new(),
@@ -223,14 +227,9 @@ fn check_content(field: &str, content: &str) -> Result<()> {
         && content
             .split(',')
             .all(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_lowercase()));
-    if ok {
-        Ok(())
-    } else {
-        Err(PveError::invalid_input(
-            field,
-            format!("{content:?} is not a content type list such as images or iso,vztmpl"),
-        ))
-    }
+    ensure(ok, field, || {
+        format!("{content:?} is not a content type list such as images or iso,vztmpl")
+    })
 }
 
 /// `GET /nodes/{node}/storage[?content=...&enabled=1]`.
@@ -248,20 +247,14 @@ pub fn storages_request(
     if enabled_only {
         p.bool("enabled", true);
     }
-    Ok(ApiRequest::new(
-        Method::Get,
-        "/nodes/{node}/storage",
-        &[("node", node)],
-        p,
-    ))
+    Ok(node_get("/nodes/{node}/storage", &[("node", node)], p))
 }
 
 /// `GET /nodes/{node}/storage/{storage}/status`.
 pub fn storage_status_request(node: &str, storage: &str) -> Result<ApiRequest> {
     validate_node(node)?;
     validate_storage("storage", storage)?;
-    Ok(ApiRequest::new(
-        Method::Get,
+    Ok(node_get(
         "/nodes/{node}/storage/{storage}/status",
         &[("node", node), ("storage", storage)],
         Params::new(),
@@ -316,8 +309,7 @@ pub fn storage_content_request(
         validate_vmid("vmid", v)?;
         p.int("vmid", i64::from(v));
     }
-    Ok(ApiRequest::new(
-        Method::Get,
+    Ok(node_get(
         "/nodes/{node}/storage/{storage}/content",
         &[("node", node), ("storage", storage)],
         p,
@@ -331,12 +323,7 @@ pub fn network_request(node: &str, filter: Option<NetworkTypeFilter>) -> Result<
     if let Some(f) = filter {
         p.str("type", f.as_str());
     }
-    Ok(ApiRequest::new(
-        Method::Get,
-        "/nodes/{node}/network",
-        &[("node", node)],
-        p,
-    ))
+    Ok(node_get("/nodes/{node}/network", &[("node", node)], p))
 }
 
 impl PveClient {

@@ -62,6 +62,15 @@ fn task(req: Result<ApiRequest>, decode: fn(Value) -> Result<()>) -> Sample {
     }
 }
 
+/// A resize of VM 100's disk in `slot` (a task, or none when the size is already reached).
+fn resize(slot: Result<DiskSlot>, size: DiskSize, digest: Option<&str>) -> Sample {
+    let slot = slot.expect("slot");
+    task(
+        resize_request("pve", 100, slot, size, digest),
+        dec::<Option<Upid>>,
+    )
+}
+
 /// A configuration using every builder option.
 pub(crate) fn full_config() -> VmConfig {
     VmConfig {
@@ -281,26 +290,8 @@ pub(crate) fn all() -> Vec<Sample> {
         ),
         s(pending_request("pve", 100), dec::<Vec<PendingEntry>>),
         s(status_request("pve", 100), dec::<QemuStatus>),
-        task(
-            resize_request(
-                "pve",
-                100,
-                DiskSlot::scsi(0).expect("slot"),
-                DiskSize::GrowGib(10),
-                Some("5b2c"),
-            ),
-            dec::<Option<Upid>>,
-        ),
-        task(
-            resize_request(
-                "pve",
-                100,
-                DiskSlot::virtio(1).expect("slot"),
-                DiskSize::AbsoluteGib(64),
-                None,
-            ),
-            dec::<Option<Upid>>,
-        ),
+        resize(DiskSlot::scsi(0), DiskSize::GrowGib(10), Some("5b2c")),
+        resize(DiskSlot::virtio(1), DiskSize::AbsoluteGib(64), None),
         task(clone_request("pve", 9000, &clone_full), dec::<Upid>),
         task(clone_request("pve", 9000, &clone_linked), dec::<Upid>),
         task(

@@ -252,28 +252,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::client::{ClientOptions, RetryPolicy};
-    use crate::config::{ApiToken, Credentials, PveConfig, TlsTrust};
-    use crate::secret::Secret;
-    use crate::testing::{Canned, MockServer, Recorded};
+    use crate::client::ClientOptions;
+    use crate::testing::{self, Canned, MockServer, Recorded};
 
     const UPID: &str = "UPID:pve:00061CB3:010BA69C:64EFECB0:qmstart:101:root@pam:";
 
     fn client(url: &str) -> PveClient {
-        let cfg = PveConfig {
-            url: url.to_owned(),
-            credentials: Credentials::Token(ApiToken {
-                token_id: "omni@pve!tk".into(),
-                secret: Secret::new("s"),
-            }),
-            tls: TlsTrust::PublicRoots,
-        };
+        let cfg = testing::token_config(url, "omni@pve!tk", "s");
         let opts = ClientOptions {
-            retry: RetryPolicy {
-                max_attempts: 3,
-                initial_backoff: Duration::from_millis(1),
-                max_backoff: Duration::from_millis(2),
-            },
+            retry: testing::quick_retries(3, 2),
             ..ClientOptions::default()
         };
         PveClient::with_options(&cfg, opts).unwrap()
@@ -392,14 +379,7 @@ mod tests {
         .await;
         let upid: Upid = UPID.parse().unwrap();
         let options = ClientOptions::default();
-        let cfg = PveConfig {
-            url: server.url.clone(),
-            credentials: Credentials::Token(ApiToken {
-                token_id: "omni@pve!tk".into(),
-                secret: Secret::new("s"),
-            }),
-            tls: TlsTrust::PublicRoots,
-        };
+        let cfg = testing::token_config(&server.url, "omni@pve!tk", "s");
         let c = PveClient::with_options(&cfg, options).unwrap();
         let tail = c.task_log_tail(&upid, 1000).await.unwrap();
         let asked: Vec<String> = server.requests().iter().map(|r| r.query.clone()).collect();

@@ -7,10 +7,9 @@ use serde_json::json;
 use super::tests::{Capture, tls_fixture};
 use super::*;
 use crate::api::tasks::WaitOptions;
-use crate::config::{ApiToken, TlsTrust};
 use crate::request::Params;
 use crate::task::Upid;
-use crate::testing::{Canned, MockServer, Recorded};
+use crate::testing::{self, Canned, MockServer, Recorded};
 
 const TOKEN_CANARY: &str = "c4n4ry70-0000-4000-8000-70ken5ecre71";
 const PASSWORD_CANARY: &str = "CANARY-passw0rd-7f3a9e";
@@ -45,37 +44,11 @@ fn assert_error_clean(what: &str, e: &PveError) {
     assert_clean(what, &format!("{e:#?}"));
 }
 
-fn token_config(url: &str) -> PveConfig {
-    PveConfig {
-        url: url.to_owned(),
-        credentials: Credentials::Token(ApiToken {
-            token_id: "omni@pve!omni".into(),
-            secret: Secret::new(TOKEN_CANARY),
-        }),
-        tls: TlsTrust::PublicRoots,
-    }
-}
-
-fn password_config(url: &str) -> PveConfig {
-    PveConfig {
-        url: url.to_owned(),
-        credentials: Credentials::Password {
-            userid: "omni@pve".into(),
-            password: Secret::new(PASSWORD_CANARY),
-        },
-        tls: TlsTrust::PublicRoots,
-    }
-}
-
 fn options() -> ClientOptions {
     ClientOptions {
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
-        retry: RetryPolicy {
-            max_attempts: 2,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(2),
-        },
+        retry: testing::quick_retries(2, 2),
         ..ClientOptions::default()
     }
 }
@@ -129,8 +102,13 @@ async fn runtime_errors() -> Vec<(String, PveError)> {
     };
     type Make = fn(&str) -> PveConfig;
     for (kind, make) in [
-        ("token", token_config as Make),
-        ("password", password_config),
+        (
+            "token",
+            (|url| testing::token_config(url, "omni@pve!omni", TOKEN_CANARY)) as Make,
+        ),
+        ("password", |url| {
+            testing::password_config(url, "omni@pve", PASSWORD_CANARY)
+        }),
     ] {
         // Unreachable host: a port nobody listens on.
         let closed = {
@@ -345,18 +323,7 @@ fn config_errors() -> Vec<(String, PveError)> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_error_and_no_log_line_carries_a_credential_or_url_userinfo() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .finish();
-    // See `request_spans_record_method_path_status_and_never_a_secret` for why two dispatchers.
-    let dispatch = tracing::Dispatch::new(subscriber);
-    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
-    let _guard = tracing::dispatcher::set_default(&dispatch);
-    tracing::callsite::rebuild_interest_cache();
+    let (capture, _logging) = Capture::install(tracing_subscriber::fmt::format::FmtSpan::FULL);
 
     let mut errors = config_errors();
     errors.extend(runtime_errors().await);

@@ -7,44 +7,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::json;
 
 use super::*;
-use crate::config::{ApiToken, Fingerprint, TlsTrust};
+use crate::config::{Fingerprint, TlsTrust};
 use crate::error::ErrorKind;
 use crate::request::Params;
-use crate::testing::{Canned, MockServer, Recorded};
+use crate::testing::{self, Canned, MockServer, Recorded};
 
 const TOKEN_SECRET: &str = "5f2b1c3a-aaaa-bbbb-cccc-0123456789ab";
 const PASSWORD: &str = "correct-horse-battery";
 
 fn token_config(url: &str) -> PveConfig {
-    PveConfig {
-        url: url.to_owned(),
-        credentials: Credentials::Token(ApiToken {
-            token_id: "omni@pve!omni-provider".into(),
-            secret: Secret::new(TOKEN_SECRET),
-        }),
-        tls: TlsTrust::PublicRoots,
-    }
+    testing::token_config(url, "omni@pve!omni-provider", TOKEN_SECRET)
 }
 
 fn password_config(url: &str) -> PveConfig {
-    PveConfig {
-        url: url.to_owned(),
-        credentials: Credentials::Password {
-            userid: "omni@pve".into(),
-            password: Secret::new(PASSWORD),
-        },
-        tls: TlsTrust::PublicRoots,
-    }
+    testing::password_config(url, "omni@pve", PASSWORD)
 }
 
 fn fast_options() -> ClientOptions {
     ClientOptions {
         timeout: Duration::from_secs(5),
-        retry: RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(5),
-        },
+        retry: testing::quick_retries(3, 5),
         ..ClientOptions::default()
     }
 }
@@ -55,6 +37,59 @@ fn get(path: &'static str) -> ApiRequest {
 
 fn post(path: &'static str, params: Params) -> ApiRequest {
     ApiRequest::new(Method::Post, path, &[], params)
+}
+
+/// `n` concurrent `GET /version` calls on `client`, each on its own task.
+fn spawn_versions(
+    client: &PveClient,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<ApiResponse>>> {
+    (0..n)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.execute(&get("/version")).await })
+        })
+        .collect()
+}
+
+/// Waits for every spawned call and asserts that each succeeded.
+async fn expect_all_ok<T>(calls: Vec<tokio::task::JoinHandle<Result<T>>>) {
+    for (i, call) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        if let Err(e) = call.expect("the call's task does not panic") {
+            panic!("call #{i} failed: {e:?}");
+        }
+    }
+}
+
+/// A token client of `server` with [`fast_options`].
+fn token_client(server: &MockServer) -> PveClient {
+    PveClient::with_options(&token_config(&server.url), fast_options()).unwrap()
+}
+
+/// A server that answers every request with `answer`, and a token client of it.
+async fn token_client_of(answer: Canned) -> (MockServer, PveClient) {
+    let server = MockServer::start(move |_| answer.clone()).await;
+    let client = token_client(&server);
+    (server, client)
+}
+
+/// A server that refuses every request with `status` and the error in the `reason` phrase only
+/// (as PVE < 8.3 does), and a token client of it.
+async fn token_client_refused(status: u16, reason: &str) -> (MockServer, PveClient) {
+    token_client_of(Canned::raw(status, reason, r#"{"data":null}"#)).await
+}
+
+/// A password client of `server` that finds its ticket old on every request, so renews it first.
+fn renewing_client(server: &MockServer) -> PveClient {
+    let options = ClientOptions {
+        ticket_renew_after: Duration::ZERO,
+        ..fast_options()
+    };
+    PveClient::with_options(&password_config(&server.url), options).unwrap()
 }
 
 fn ticket_for(n: usize) -> String {
@@ -131,7 +166,7 @@ async fn ticket_server() -> (Arc<TicketServer>, MockServer) {
 #[tokio::test]
 async fn token_auth_sends_the_pveapitoken_header_and_no_csrf_or_cookie() {
     let server = MockServer::start(|_| Canned::data(json!(null))).await;
-    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let client = token_client(&server);
     client.execute(&get("/version")).await.unwrap();
     client
         .execute(&post("/nodes/pve/qemu", Params::new()))
@@ -197,15 +232,8 @@ async fn ticket_auth_sends_the_cookie_always_and_csrf_only_on_writes() {
 async fn concurrent_requests_share_a_single_login() {
     let (state, server) = ticket_server().await;
     let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
-    let calls: Vec<_> = (0..24)
-        .map(|_| {
-            let c = client.clone();
-            tokio::spawn(async move { c.execute(&get("/version")).await })
-        })
-        .collect();
-    for call in futures::future::join_all(calls).await {
-        call.unwrap().unwrap();
-    }
+    let calls = spawn_versions(&client, 24);
+    expect_all_ok(calls).await;
     assert_eq!(state.logins.load(Ordering::SeqCst), 1);
     assert_eq!(server.count("POST", "/access/ticket"), 1);
     assert_eq!(server.count("GET", "/version"), 24);
@@ -244,13 +272,7 @@ async fn an_expired_ticket_causes_one_transparent_relogin_for_reads_and_writes()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_401s_trigger_a_single_relogin() {
     let state = TicketServer::new();
-    let (tx, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
-    let gate = crate::testing::Gate {
-        arrivals: tx,
-        release: Arc::new(tokio::sync::Semaphore::new(0)),
-        in_flight: Arc::new(AtomicUsize::new(0)),
-        max_in_flight: Arc::new(AtomicUsize::new(0)),
-    };
+    let (gate, mut arrivals) = testing::Gate::new();
     let s = state.clone();
     let server = MockServer::start_gated(move |r| s.handle(r), gate.clone()).await;
     let client = PveClient::with_options(&password_config(&server.url), fast_options()).unwrap();
@@ -261,20 +283,13 @@ async fn concurrent_401s_trigger_a_single_relogin() {
         arrivals.recv().await.unwrap();
     }
     state.valid_from.store(2, Ordering::SeqCst);
-    let calls: Vec<_> = (0..16)
-        .map(|_| {
-            let c = client.clone();
-            tokio::spawn(async move { c.execute(&get("/version")).await })
-        })
-        .collect();
+    let calls = spawn_versions(&client, 16);
     // Hold all 16 until they are in flight, then let their 401s land at once.
     for _ in 0..16 {
         arrivals.recv().await.unwrap();
     }
     gate.release.add_permits(1000);
-    for call in futures::future::join_all(calls).await {
-        call.unwrap().unwrap();
-    }
+    expect_all_ok(calls).await;
     assert_eq!(state.logins.load(Ordering::SeqCst), 2);
     assert_eq!(server.count("POST", "/access/ticket"), 2);
 }
@@ -282,11 +297,7 @@ async fn concurrent_401s_trigger_a_single_relogin() {
 #[tokio::test]
 async fn the_ticket_is_renewed_by_posting_it_as_the_password() {
     let (state, server) = ticket_server().await;
-    let options = ClientOptions {
-        ticket_renew_after: Duration::ZERO,
-        ..fast_options()
-    };
-    let client = PveClient::with_options(&password_config(&server.url), options).unwrap();
+    let client = renewing_client(&server);
     client.execute(&get("/version")).await.unwrap();
     client.execute(&get("/version")).await.unwrap();
     assert_eq!(state.logins.load(Ordering::SeqCst), 2);
@@ -303,11 +314,7 @@ async fn the_ticket_is_renewed_by_posting_it_as_the_password() {
 #[tokio::test]
 async fn a_refused_renewal_falls_back_to_the_password() {
     let (state, server) = ticket_server().await;
-    let options = ClientOptions {
-        ticket_renew_after: Duration::ZERO,
-        ..fast_options()
-    };
-    let client = PveClient::with_options(&password_config(&server.url), options).unwrap();
+    let client = renewing_client(&server);
     client.execute(&get("/version")).await.unwrap();
     state.valid_from.store(2, Ordering::SeqCst);
     client.execute(&get("/version")).await.unwrap();
@@ -336,11 +343,7 @@ async fn a_transient_renewal_failure_keeps_the_ticket_and_pauses_renewal() {
         s.handle(r)
     })
     .await;
-    let options = ClientOptions {
-        ticket_renew_after: Duration::ZERO,
-        ..fast_options()
-    };
-    let client = PveClient::with_options(&password_config(&server.url), options).unwrap();
+    let client = renewing_client(&server);
     client.execute(&get("/version")).await.unwrap();
     fail_renewals.store(true, Ordering::SeqCst);
     for _ in 0..5 {
@@ -407,7 +410,7 @@ fn flaky(
 #[tokio::test]
 async fn sequential_requests_reuse_one_pooled_connection() {
     let server = MockServer::start(|_| Canned::data(json!(null))).await;
-    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let client = token_client(&server);
     for _ in 0..10 {
         client.execute(&get("/version")).await.unwrap();
         client
@@ -423,7 +426,7 @@ async fn sequential_requests_reuse_one_pooled_connection() {
 #[tokio::test]
 async fn reads_are_retried_on_transient_errors() {
     let server = MockServer::start(flaky(596, "Connection timed out", 2)).await;
-    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let client = token_client(&server);
     let resp = client.execute(&get("/cluster/resources")).await.unwrap();
     assert_eq!(resp.data, json!("ok"));
     assert_eq!(server.count("GET", "/cluster/resources"), 3);
@@ -432,7 +435,7 @@ async fn reads_are_retried_on_transient_errors() {
 #[tokio::test]
 async fn reads_give_up_after_max_attempts() {
     let server = MockServer::start(flaky(503, "Service Unavailable", 100)).await;
-    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let client = token_client(&server);
     let e = client.execute(&get("/version")).await.unwrap_err();
     assert!(matches!(e, PveError::Server { status: 503, .. }), "{e:?}");
     assert_eq!(server.count("GET", "/version"), 3);
@@ -447,7 +450,7 @@ async fn writes_are_never_retried() {
             1,
         ))
         .await;
-        let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+        let client = token_client(&server);
         let e = client
             .execute(&ApiRequest::new(
                 method,
@@ -465,15 +468,8 @@ async fn writes_are_never_retried() {
 
 #[tokio::test]
 async fn permanent_errors_are_not_retried() {
-    let server = MockServer::start(|_| {
-        Canned::raw(
-            403,
-            "Permission check failed (/vms/100, VM.Audit)",
-            r#"{"data":null}"#,
-        )
-    })
-    .await;
-    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let (server, client) =
+        token_client_refused(403, "Permission check failed (/vms/100, VM.Audit)").await;
     let e = client
         .execute(&get("/nodes/pve/qemu/100/config"))
         .await
@@ -492,15 +488,11 @@ async fn permanent_errors_are_not_retried() {
 
 #[tokio::test]
 async fn pve_8_0_reason_phrase_errors_reach_the_caller() {
-    let server = MockServer::start(|_| {
-        Canned::raw(
-            500,
-            "can't lock file '/var/lock/qemu-server/lock-203.conf' - got timeout",
-            r#"{"data":null}"#,
-        )
-    })
+    let (_server, client) = token_client_refused(
+        500,
+        "can't lock file '/var/lock/qemu-server/lock-203.conf' - got timeout",
+    )
     .await;
-    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
     match client
         .execute(&post("/nodes/pve/qemu/203/config", Params::new()))
         .await
@@ -517,15 +509,7 @@ async fn pve_8_0_reason_phrase_errors_reach_the_caller() {
 
 #[tokio::test]
 async fn pve_8_4_json_message_errors_reach_the_caller() {
-    let server = MockServer::start(|_| {
-        Canned::raw(
-            400,
-            "Parameter verification failed.",
-            r#"{"data":null,"errors":{"vmid":"value must have a minimum value of 100"},"message":"Parameter verification failed.\n"}"#,
-        )
-    })
-    .await;
-    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let (_server, client) = token_client_of(Canned::raw(400, "Parameter verification failed.", r#"{"data":null,"errors":{"vmid":"value must have a minimum value of 100"},"message":"Parameter verification failed.\n"}"#)).await;
     match client.execute(&get("/cluster/nextid")).await {
         Err(PveError::InvalidParameters { errors, message }) => {
             assert_eq!(message, "Parameter verification failed.");
@@ -538,7 +522,7 @@ async fn pve_8_4_json_message_errors_reach_the_caller() {
 #[tokio::test]
 async fn parameters_are_form_encoded_in_the_body_for_writes_and_in_the_query_for_reads() {
     let server = MockServer::start(|_| Canned::data(json!(null))).await;
-    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let client = token_client(&server);
     let mut p = Params::new();
     p.bool("purge", true)
         .bool("destroy-unreferenced-disks", false)
@@ -581,7 +565,7 @@ async fn parameters_are_form_encoded_in_the_body_for_writes_and_in_the_query_for
 #[tokio::test]
 async fn a_non_json_success_body_is_a_decode_error_with_an_excerpt() {
     let server = MockServer::start(|_| Canned::raw(200, "OK", "<html>proxy login</html>")).await;
-    let client = PveClient::with_options(&token_config(&server.url), fast_options()).unwrap();
+    let client = token_client(&server);
     match client.execute(&get("/version")).await {
         Err(PveError::Decode {
             context, excerpt, ..
@@ -638,33 +622,20 @@ async fn a_silent_server_gives_a_timeout() {
 
 #[tokio::test]
 async fn at_most_max_concurrent_requests_are_in_flight() {
-    let (tx, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
-    let gate = crate::testing::Gate {
-        arrivals: tx,
-        release: Arc::new(tokio::sync::Semaphore::new(0)),
-        in_flight: Arc::new(AtomicUsize::new(0)),
-        max_in_flight: Arc::new(AtomicUsize::new(0)),
-    };
+    let (gate, mut arrivals) = testing::Gate::new();
     let server = MockServer::start_gated(|_| Canned::data(json!(1)), gate.clone()).await;
     let options = ClientOptions {
         max_concurrent_requests: 2,
         ..fast_options()
     };
     let client = PveClient::with_options(&token_config(&server.url), options).unwrap();
-    let calls: Vec<_> = (0..8)
-        .map(|_| {
-            let c = client.clone();
-            tokio::spawn(async move { c.execute(&get("/version")).await })
-        })
-        .collect();
+    let calls = spawn_versions(&client, 8);
     // Answer one request per arrival: without the bound all 8 would arrive before any answer.
     for _ in 0..8 {
         arrivals.recv().await.unwrap();
         gate.release.add_permits(1);
     }
-    for call in futures::future::join_all(calls).await {
-        call.unwrap().unwrap();
-    }
+    expect_all_ok(calls).await;
     assert_eq!(server.requests().len(), 8);
     assert!(
         gate.max_in_flight.load(Ordering::SeqCst) <= 2,
@@ -724,6 +695,40 @@ impl std::io::Write for Capture {
     }
 }
 
+/// Keeps a [`Capture`] subscriber installed on this thread while it lives.
+pub(super) struct Logging {
+    _guard: tracing::dispatcher::DefaultGuard,
+    _anchor: tracing::Dispatch,
+}
+
+impl Capture {
+    /// Installs a subscriber on this thread that writes every event at TRACE and up, and the
+    /// span `events`, without colours, to the returned capture.
+    pub(super) fn install(events: tracing_subscriber::fmt::format::FmtSpan) -> (Self, Logging) {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(capture.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(events)
+            .finish();
+        // tracing caches each callsite's interest for the whole process. While at most one
+        // dispatcher is registered, a callsite first hit by another test's thread (which has no
+        // subscriber) is cached as "never", and this thread-local subscriber would see nothing.
+        // A second registered dispatcher makes tracing ask all of them, this one included; the
+        // rebuild corrects callsites cached before it.
+        let dispatch = tracing::Dispatch::new(subscriber);
+        let anchor = tracing::Dispatch::new(tracing_subscriber::registry());
+        let guard = tracing::dispatcher::set_default(&dispatch);
+        tracing::callsite::rebuild_interest_cache();
+        let logging = Logging {
+            _guard: guard,
+            _anchor: anchor,
+        };
+        (capture, logging)
+    }
+}
+
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     type Writer = Capture;
     fn make_writer(&'a self) -> Self::Writer {
@@ -733,22 +738,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 
 #[tokio::test(flavor = "current_thread")]
 async fn request_spans_record_method_path_status_and_never_a_secret() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .finish();
-    // tracing caches each callsite's interest for the whole process. While at most one
-    // dispatcher is registered, a callsite first hit by another test's thread (which has no
-    // subscriber) is cached as "never", and this thread-local subscriber would see nothing. A
-    // second registered dispatcher makes tracing ask all of them, this one included; the
-    // rebuild corrects callsites cached before it.
-    let dispatch = tracing::Dispatch::new(subscriber);
-    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
-    let _guard = tracing::dispatcher::set_default(&dispatch);
-    tracing::callsite::rebuild_interest_cache();
+    let (capture, _logging) = Capture::install(tracing_subscriber::fmt::format::FmtSpan::CLOSE);
     let (_state, ticket_srv) = ticket_server().await;
     let token_srv =
         MockServer::start(|_| Canned::raw(403, "Permission check failed (/vms/100, VM.Audit)", ""))

@@ -29,6 +29,17 @@ fn both(status: u16, message: &str, errors: Option<&str>) -> [PveError; 2] {
     ]
 }
 
+/// Each of `msgs`, with `status` in both error styles, is of `kind` and `retryable` or not.
+#[track_caller]
+fn assert_classified(status: u16, msgs: &[&str], kind: ErrorKind, retryable: bool) {
+    for msg in msgs {
+        for e in both(status, msg, None) {
+            assert_eq!(e.kind(), kind, "{msg}");
+            assert_eq!(e.is_retryable(), retryable, "{msg}: retryable");
+        }
+    }
+}
+
 #[test]
 fn auth_failures_of_both_server_generations_are_unauthorized_with_the_reason() {
     for reason in [
@@ -232,15 +243,11 @@ fn no_such_storage_and_no_such_task_are_not_found() {
 
 #[test]
 fn create_on_taken_vmid_is_already_exists() {
-    for msg in [
+    let msgs = [
         "unable to create VM 100 - VM 100 already exists on node 'pve'",
         "unable to create VM 107: config file already exists",
-    ] {
-        for e in both(500, msg, None) {
-            assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{msg}");
-            assert!(!e.is_retryable());
-        }
-    }
+    ];
+    assert_classified(500, &msgs, ErrorKind::AlreadyExists, false);
 }
 
 #[test]
@@ -291,15 +298,17 @@ fn locked_config_names_the_lock_and_is_retryable() {
 
 #[test]
 fn digest_mismatch_is_its_own_kind() {
-    for e in both(500, "checksum mismatch (file change by other user?)", None) {
-        assert_eq!(e.kind(), ErrorKind::DigestMismatch);
-        assert!(!e.is_retryable());
-    }
+    assert_classified(
+        500,
+        &["checksum mismatch (file change by other user?)"],
+        ErrorKind::DigestMismatch,
+        false,
+    );
 }
 
 #[test]
 fn state_conflicts_are_conflict_not_retryable() {
-    for msg in [
+    let msgs = [
         "VM 100 is running - destroy failed",
         "VM 100 not running",
         "VM is paused - cannot shutdown",
@@ -307,21 +316,19 @@ fn state_conflicts_are_conflict_not_retryable() {
         "unable to remove VM 100 - used in HA resources and purge parameter not set.",
         // qemu-server Agent.pm `assert_agent_available`: the VM's config has no agent.
         "No QEMU guest agent configured",
-    ] {
-        for e in both(500, msg, None) {
-            assert_eq!(e.kind(), ErrorKind::Conflict, "{msg}");
-            assert!(!e.is_retryable());
-        }
-    }
+    ];
+    assert_classified(500, &msgs, ErrorKind::Conflict, false);
 }
 
 #[test]
 fn a_guest_agent_that_is_not_up_yet_is_transient() {
     // The agent is configured and the VM runs, but the guest has not started its agent yet.
-    for e in both(500, "QEMU guest agent is not running", None) {
-        assert_eq!(e.kind(), ErrorKind::Server);
-        assert!(e.is_retryable());
-    }
+    assert_classified(
+        500,
+        &["QEMU guest agent is not running"],
+        ErrorKind::Server,
+        true,
+    );
 }
 
 #[test]
@@ -389,18 +396,18 @@ fn unclassified_500_keeps_the_full_json_message_and_is_retryable() {
         other => panic!("{other:?}"),
     }
     assert!(e.is_retryable());
-    for e in both(500, "cluster not ready - no quorum?", None) {
-        assert_eq!(e.kind(), ErrorKind::Server);
-        assert!(e.is_retryable());
-    }
-    for e in both(
+    assert_classified(
         500,
-        "unable to get any free VMID in range [100, 1000000]",
-        None,
-    ) {
-        assert_eq!(e.kind(), ErrorKind::Conflict);
-        assert!(!e.is_retryable());
-    }
+        &["cluster not ready - no quorum?"],
+        ErrorKind::Server,
+        true,
+    );
+    assert_classified(
+        500,
+        &["unable to get any free VMID in range [100, 1000000]"],
+        ErrorKind::Conflict,
+        false,
+    );
     for e in both(500, "no options specified", None) {
         assert_eq!(e.kind(), ErrorKind::InvalidParameters);
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use pve_client::request::Method;
-use pve_client::{ClientOptions, PveError};
+use pve_client::{ClientOptions, PveClient, PveError};
 use pve_sim::config::AuthErrorStyle;
 use serde_json::Value;
 
@@ -79,7 +79,8 @@ async fn ticket_auth_logs_in_once_for_concurrent_requests_and_sends_csrf_on_writ
         1,
         "one login for 16 concurrent requests"
     );
-    assert_eq!(h.requests_to("POST /access/ticket").await, 1);
+    h.expect_requests("POST /access/ticket", 1, "one login")
+        .await;
 
     // A write with the ticket succeeds only because the client sends the CSRF token: the same
     // request with the cookie alone is refused by the server.
@@ -122,18 +123,18 @@ fn percent_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-#[tokio::test]
-async fn ticket_is_renewed_by_posting_the_ticket_once_the_renew_interval_passed() {
+/// A simulator on which root has created the auditor `alice@pve` with `password`, and root's
+/// client.
+async fn start_with_alice(password: &str) -> (Harness, PveClient) {
     let h = Harness::start().await;
     let root = h.root();
-    h.create_user(
-        &root,
-        "alice@pve",
-        "first-password",
-        &[("/", "PVEAuditor")],
-        None,
-    )
-    .await;
+    h.create_auditor(&root, "alice@pve", password, None).await;
+    (h, root)
+}
+
+#[tokio::test]
+async fn ticket_is_renewed_by_posting_the_ticket_once_the_renew_interval_passed() {
+    let (h, root) = start_with_alice("first-password").await;
     let alice = h.password_client(
         "alice@pve",
         "first-password",
@@ -204,16 +205,7 @@ async fn expired_ticket_leads_to_one_transparent_relogin_even_for_a_write() {
 
 #[tokio::test]
 async fn concurrent_requests_on_an_expired_ticket_share_one_relogin() {
-    let h = Harness::start().await;
-    let root = h.root();
-    h.create_user(
-        &root,
-        "alice@pve",
-        "alice-password",
-        &[("/", "PVEAuditor")],
-        None,
-    )
-    .await;
+    let (h, _root) = start_with_alice("alice-password").await;
     // The source documents' form: user name and realm given separately.
     let alice = h.client_yaml(
         "  username: alice\n  realm: pve\n  password: \"alice-password\"\n",
@@ -250,6 +242,16 @@ async fn concurrent_requests_on_an_expired_ticket_share_one_relogin() {
     assert_eq!(stats["responses_by_status"]["401"].as_u64(), Some(16));
 }
 
+/// Root creates the token `ops@pve!ci`; a client presenting it with a made-up secret is
+/// refused: its error.
+async fn forged_token_error(h: &Harness) -> PveError {
+    let root = h.root();
+    h.create_auditor(&root, "ops@pve", "ops-password", Some("ci"))
+        .await;
+    let forged = h.token_client("ops@pve!ci", "00000000-0000-0000-0000-000000000000");
+    expect_err(forged.version().await, "bad token secret")
+}
+
 #[tokio::test]
 async fn wrong_password_and_bad_token_secret_are_unauthorized_and_not_retryable() {
     let h = Harness::start().await;
@@ -261,27 +263,14 @@ async fn wrong_password_and_bad_token_secret_are_unauthorized_and_not_retryable(
     );
     assert!(!e.is_retryable());
 
-    let root = h.root();
-    h.create_user(
-        &root,
-        "ops@pve",
-        "ops-password",
-        &[("/", "PVEAuditor")],
-        Some("ci"),
-    )
-    .await;
-    let forged = h.token_client("ops@pve!ci", "00000000-0000-0000-0000-000000000000");
-    let e = expect_err(forged.version().await, "bad token secret");
+    let e = forged_token_error(&h).await;
     assert!(
         matches!(&e, PveError::Unauthorized { reason } if reason == "Authentication failed!"),
         "{e:?}"
     );
     assert!(!e.is_retryable());
-    assert_eq!(
-        h.requests_to("GET /version").await,
-        1,
-        "a 401 is not retried"
-    );
+    h.expect_requests("GET /version", 1, "a 401 is not retried")
+        .await;
     assert!(
         !e.to_string().contains("00000000-0000"),
         "the secret is never in an error: {e}"
@@ -293,17 +282,7 @@ async fn older_pve_401_reasons_are_reported_verbatim() {
     let mut cfg = fast_cluster();
     cfg.auth.error_style = AuthErrorStyle::Detailed;
     let h = Harness::start_with(cfg).await;
-    let root = h.root();
-    h.create_user(
-        &root,
-        "ops@pve",
-        "ops-password",
-        &[("/", "PVEAuditor")],
-        Some("ci"),
-    )
-    .await;
-    let forged = h.token_client("ops@pve!ci", "00000000-0000-0000-0000-000000000000");
-    let e = expect_err(forged.version().await, "bad token secret");
+    let e = forged_token_error(&h).await;
     assert!(
         matches!(&e, PveError::Unauthorized { reason } if reason == "invalid token value!"),
         "{e:?}"

@@ -4,15 +4,26 @@
 //! timeouts, not implemented, unknown nodes, an exhausted VMID range, and the edge cases of power,
 //! resize, clone and the guest agent.
 
-use pve_client::api::qemu::{CloneOptions, DiskSize, StopOptions, VmConfigUpdate};
+use pve_client::api::qemu::{CloneOptions, DiskSize};
 use pve_client::api::vmconfig::{Disk, DiskSlot, Drive, VmConfig};
 use pve_client::request::Method;
 use pve_client::{ErrorKind, PveError};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Harness, NODE, create_and_wait, expect_err, fast_cluster, fast_wait, run, small_vm,
+    Harness, NODE, create_and_wait, expect_create_err, expect_err, expect_start_to_fail,
+    fast_cluster, fast_wait, run, small_vm, start_and_wait, stop_and_wait, update_sync,
 };
+
+/// `e` is a retryable [`PveError::Server`] with `status` and `message`.
+#[track_caller]
+fn assert_retryable_server_error(e: &PveError, status: u16, message: &str) {
+    assert!(
+        matches!(e, PveError::Server { status: s, message: m } if *s == status && m == message),
+        "expected a {status} {message:?}, got {e:?}"
+    );
+    assert!(e.is_retryable(), "{e:?}");
+}
 
 async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
     let mut cfg = fast_cluster();
@@ -30,13 +41,7 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
 
     // PermissionDenied with path and privilege: a token that may only audit.
     let secret = h
-        .create_user(
-            &root,
-            "auditor@pve",
-            "auditor-password",
-            &[("/", "PVEAuditor")],
-            Some("ro"),
-        )
+        .create_auditor(&root, "auditor@pve", "auditor-password", Some("ro"))
         .await
         .expect("secret");
     let auditor = h.token_client("auditor@pve!ro", &secret);
@@ -58,12 +63,7 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
         other => panic!("expected PermissionDenied, got {other:?}"),
     }
     assert!(!e.is_retryable());
-    let e = expect_err(
-        auditor
-            .qemu_create(NODE, 120, &small_vm("nope"), false)
-            .await,
-        "create without VM.Allocate",
-    );
+    let e = expect_create_err(&auditor, 120, "nope", "create without VM.Allocate").await;
     assert!(matches!(&e, PveError::PermissionDenied { .. }), "{e:?}");
 
     // InvalidParameters with Proxmox's per-parameter messages.
@@ -148,48 +148,29 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
     root.version()
         .await
         .expect("GET /version succeeds on the third attempt");
-    assert_eq!(h.requests_to("GET /version").await, 3, "two retries");
+    h.expect_requests("GET /version", 3, "two retries").await;
 
-    let e = expect_err(
-        root.qemu_create(NODE, 130, &small_vm("quorum"), false)
-            .await,
-        "create during a 500",
-    );
-    assert!(
-        matches!(&e, PveError::Server { status: 500, message } if message == "cluster not ready - no quorum?"),
-        "{e:?}"
-    );
-    assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("POST /nodes/{node}/qemu").await,
-        1,
-        "never resent"
-    );
+    let e = expect_create_err(&root, 130, "quorum", "create during a 500").await;
+    assert_retryable_server_error(&e, 500, "cluster not ready - no quorum?");
+    h.expect_requests("POST /nodes/{node}/qemu", 1, "never resent")
+        .await;
 
     let e = expect_err(
         root.cluster_resources(None).await,
         "resources behind a failing proxy",
     );
-    assert!(
-        matches!(&e, PveError::Server { status: 596, message } if message == "Connection timed out"),
-        "{e:?}"
-    );
-    assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("GET /cluster/resources").await,
-        4,
-        "max_attempts GETs"
-    );
+    assert_retryable_server_error(&e, 596, "Connection timed out");
+    h.expect_requests("GET /cluster/resources", 4, "max_attempts GETs")
+        .await;
 
     let e = expect_err(
-        root.qemu_update_sync(
-            NODE,
+        update_sync(
+            &root,
             9000,
-            &VmConfigUpdate::set(&VmConfig {
+            &VmConfig {
                 description: Some("x".into()),
                 ..VmConfig::default()
-            })
-            .unwrap(),
+            },
         )
         .await,
         "update during a lock timeout",
@@ -201,11 +182,12 @@ async fn error_kinds_as_the_server_produces_them(json_error_message: bool) {
         "{e}"
     );
     assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("PUT /nodes/{node}/qemu/{vmid}/config").await,
+    h.expect_requests(
+        "PUT /nodes/{node}/qemu/{vmid}/config",
         1,
-        "a PUT is never resent"
-    );
+        "a PUT is never resent",
+    )
+    .await;
     let fired: Vec<u64> = serde_json::from_value(
         h.control(reqwest::Method::GET, "/faults", None).await["fired"].clone(),
     )
@@ -291,7 +273,7 @@ async fn power_resize_clone_and_agent_edge_cases_have_the_right_kinds() {
         "agent of a stopped VM",
     );
     assert!(matches!(&e, PveError::Conflict { .. }), "{e:?}");
-    run(&root, root.qemu_start(NODE, 100).await.expect("start")).await;
+    start_and_wait(&root, 100).await;
     let e = expect_err(
         root.qemu_agent_network(NODE, 100).await,
         "agent not configured",
@@ -306,14 +288,7 @@ async fn power_resize_clone_and_agent_edge_cases_have_the_right_kinds() {
     );
 
     // Starting a running VM fails in the task, as a conflict; reboot and reset succeed.
-    let e = expect_err(
-        root.wait_task(
-            &root.qemu_start(NODE, 100).await.expect("start"),
-            &fast_wait(),
-        )
-        .await,
-        "start of a running VM",
-    );
+    let e = expect_start_to_fail(&root, 100, "start of a running VM").await;
     assert!(
         matches!(&e, PveError::TaskFailed { exit_status, cause: ErrorKind::Conflict, .. }
             if exit_status == "VM 100 already running"),
@@ -321,21 +296,9 @@ async fn power_resize_clone_and_agent_edge_cases_have_the_right_kinds() {
     );
     run(&root, root.qemu_reboot(NODE, 100).await.expect("reboot")).await;
     run(&root, root.qemu_reset(NODE, 100).await.expect("reset")).await;
-    run(
-        &root,
-        root.qemu_stop(NODE, 100, &StopOptions::default())
-            .await
-            .expect("stop"),
-    )
-    .await;
+    stop_and_wait(&root, 100).await;
     // Stopping a stopped VM is fine.
-    run(
-        &root,
-        root.qemu_stop(NODE, 100, &StopOptions::default())
-            .await
-            .expect("stop again"),
-    )
-    .await;
+    stop_and_wait(&root, 100).await;
 
     // Resize: absolute sizes grow, shrinking fails in the task, permanently.
     let digest = root.qemu_config(NODE, 100).await.expect("cfg").digest;

@@ -3,14 +3,22 @@
 
 use std::time::Duration;
 
-use pve_client::api::qemu::VmConfigUpdate;
 use pve_client::api::tasks::WaitOptions;
 use pve_client::api::vmconfig::VmConfig;
 use pve_client::{ErrorKind, PveError};
 
 use crate::support::{
-    Harness, NODE, create_and_wait, expect_err, fast_cluster, fast_wait, small_vm,
+    Harness, NODE, create_and_wait, expect_err, expect_start_to_fail, fast_cluster, fast_wait,
+    small_vm, update_sync,
 };
+
+/// The update both tests try on a locked VM.
+fn two_cores() -> VmConfig {
+    VmConfig {
+        cores: Some(2),
+        ..VmConfig::default()
+    }
+}
 
 #[tokio::test]
 async fn a_running_create_task_holds_the_config_lock_and_updates_time_out_retryably() {
@@ -37,25 +45,17 @@ async fn a_running_create_task_holds_the_config_lock_and_updates_time_out_retrya
         Some("create")
     );
     let e = expect_err(
-        root.qemu_update_sync(
-            NODE,
-            100,
-            &VmConfigUpdate::set(&VmConfig {
-                cores: Some(2),
-                ..VmConfig::default()
-            })
-            .unwrap(),
-        )
-        .await,
+        update_sync(&root, 100, &two_cores()).await,
         "update while the create task holds the lock",
     );
     assert!(matches!(&e, PveError::LockTimeout { .. }), "{e:?}");
     assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("PUT /nodes/{node}/qemu/{vmid}/config").await,
+    h.expect_requests(
+        "PUT /nodes/{node}/qemu/{vmid}/config",
         1,
-        "the write was not resent"
-    );
+        "the write was not resent",
+    )
+    .await;
     assert!(root.task_status(&upid).await.expect("status").is_running());
     let e = expect_err(
         root.wait_task(
@@ -84,16 +84,7 @@ async fn a_vm_with_a_config_lock_refuses_updates_and_starts_with_locked() {
     let cfg = root.qemu_config(NODE, 100).await.expect("config");
     assert_eq!(cfg.lock(), Some("backup"));
     let e = expect_err(
-        root.qemu_update_sync(
-            NODE,
-            100,
-            &VmConfigUpdate::set(&VmConfig {
-                cores: Some(2),
-                ..VmConfig::default()
-            })
-            .unwrap(),
-        )
-        .await,
+        update_sync(&root, 100, &two_cores()).await,
         "update of a locked VM",
     );
     assert!(
@@ -101,8 +92,7 @@ async fn a_vm_with_a_config_lock_refuses_updates_and_starts_with_locked() {
         "{e:?}"
     );
     assert!(e.is_retryable());
-    let upid = root.qemu_start(NODE, 100).await.expect("start accepted");
-    let e = expect_err(root.wait_task(&upid, &fast_wait()).await, "start task");
+    let e = expect_start_to_fail(&root, 100, "start task").await;
     assert!(
         matches!(&e, PveError::TaskFailed { exit_status, cause: ErrorKind::Locked, .. }
             if exit_status == "VM is locked (backup)"),

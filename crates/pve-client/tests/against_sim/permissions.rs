@@ -2,11 +2,14 @@
 //! (SDN on a bridge, an unknown pool, someone else's task) and, once granted, runs a VM's life.
 
 use pve_client::PveError;
-use pve_client::api::qemu::{DeleteOptions, StopOptions, VmConfigUpdate};
+use pve_client::api::qemu::DeleteOptions;
 use pve_client::api::vmconfig::{Nic, NicModel, VmConfig};
 use pve_client::request::Method;
 
-use crate::support::{Harness, NODE, create_and_wait, expect_err, run, small_vm};
+use crate::support::{
+    Harness, NODE, create_and_wait, expect_err, run, small_vm, start_and_wait, stop_and_wait,
+    update_sync,
+};
 
 #[tokio::test]
 async fn a_least_privilege_token_is_told_which_privilege_is_missing_where() {
@@ -98,21 +101,14 @@ async fn a_least_privilege_token_is_told_which_privilege_is_missing_where() {
     .expect("grant SDN.Use");
     let tagged = small_vm("least-3").nic(0, Nic::new(NicModel::Virtio, "vmbr0").tag(42));
     create_and_wait(&omni, 100, &tagged).await;
-    run(&omni, omni.qemu_start(NODE, 100).await.expect("start")).await;
-    run(
-        &omni,
-        omni.qemu_stop(NODE, 100, &StopOptions::default())
-            .await
-            .expect("stop"),
-    )
-    .await;
+    start_and_wait(&omni, 100).await;
+    stop_and_wait(&omni, 100).await;
     // No SDN.Use on vmbr1.
     let e = expect_err(
-        omni.qemu_update_sync(
-            NODE,
+        update_sync(
+            &omni,
             100,
-            &VmConfigUpdate::set(&VmConfig::new().nic(1, Nic::new(NicModel::Virtio, "vmbr1")))
-                .unwrap(),
+            &VmConfig::new().nic(1, Nic::new(NicModel::Virtio, "vmbr1")),
         )
         .await,
         "a second NIC on vmbr1",

@@ -6,7 +6,7 @@ use std::time::Duration;
 use pve_client::{ClientOptions, ErrorKind, RetryPolicy};
 use serde_json::json;
 
-use crate::support::{Harness, NODE, ROOT_PW, expect_err, small_vm};
+use crate::support::{Harness, ROOT_PW, expect_create_err, expect_err};
 
 #[tokio::test]
 async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
@@ -23,20 +23,17 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
     root.nodes()
         .await
         .expect("GET /nodes after one dropped connection");
-    assert_eq!(h.requests_to("GET /nodes").await, 2, "one retry");
+    h.expect_requests("GET /nodes", 2, "one retry").await;
 
-    let e = expect_err(
-        root.qemu_create(NODE, 100, &small_vm("dropped"), false)
-            .await,
-        "create on a dropped connection",
-    );
+    let e = expect_create_err(&root, 100, "dropped", "create on a dropped connection").await;
     assert_eq!(e.kind(), ErrorKind::Transport, "{e:?}");
     assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("POST /nodes/{node}/qemu").await,
+    h.expect_requests(
+        "POST /nodes/{node}/qemu",
         1,
-        "a write whose answer was lost is not resent blindly"
-    );
+        "a write whose answer was lost is not resent blindly",
+    )
+    .await;
 
     let impatient = h.password_client(
         "root@pam",
@@ -56,9 +53,6 @@ async fn dropped_connections_and_slow_answers_retry_reads_but_never_writes() {
     let e = expect_err(impatient.next_vmid().await, "a slow nextid");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
     assert!(e.is_retryable());
-    assert_eq!(
-        h.requests_to("GET /cluster/nextid").await,
-        2,
-        "retried once"
-    );
+    h.expect_requests("GET /cluster/nextid", 2, "retried once")
+        .await;
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use pve_client::api::qemu::{StopOptions, VmConfigUpdate};
 use pve_client::api::tasks::WaitOptions;
 use pve_client::api::vmconfig::{Disk, DiskSlot, Drive, Nic, NicModel, VmConfig};
 use pve_client::request::{ApiRequest, Method, Params};
@@ -166,6 +167,16 @@ impl Harness {
             .unwrap_or(0)
     }
 
+    /// Asserts that the simulator saw `expected` requests for `endpoint` (`METHOD /path/template`);
+    /// `why` says what the count shows.
+    pub async fn expect_requests(&self, endpoint: &str, expected: u64, why: &str) {
+        assert_eq!(
+            self.requests_to(endpoint).await,
+            expected,
+            "requests to {endpoint}: {why}"
+        );
+    }
+
     /// Moves the simulator's clock forward by `secs` (tickets age) without waiting.
     pub async fn advance_clock(&self, secs: u64) {
         self.control(
@@ -256,6 +267,19 @@ impl Harness {
         }
         secret
     }
+
+    /// [`Harness::create_user`] with `PVEAuditor` on `/`: a user (and token) that may read
+    /// everything and change nothing.
+    pub async fn create_auditor(
+        &self,
+        root: &PveClient,
+        userid: &str,
+        password: &str,
+        token: Option<&str>,
+    ) -> Option<String> {
+        self.create_user(root, userid, password, &[("/", "PVEAuditor")], token)
+            .await
+    }
 }
 
 pub fn small_vm(name: &str) -> VmConfig {
@@ -291,6 +315,48 @@ pub async fn run(client: &PveClient, upid: Upid) {
         matches!(exit, Ok(ExitStatus::Ok)),
         "task {upid} should end OK: {exit:?}"
     );
+}
+
+/// A synchronous update of `vmid`'s config on [`NODE`] without digest, deletions or reverts.
+pub async fn update_sync(client: &PveClient, vmid: u32, vm: &VmConfig) -> Result<(), PveError> {
+    client
+        .qemu_update_sync(NODE, vmid, &VmConfigUpdate::set(vm)?)
+        .await
+}
+
+/// Starts `vmid` on [`NODE`] and waits for the start task to end OK.
+pub async fn start_and_wait(client: &PveClient, vmid: u32) {
+    let upid = client
+        .qemu_start(NODE, vmid)
+        .await
+        .unwrap_or_else(|e| panic!("start of VM {vmid} is accepted: {e:?}"));
+    run(client, upid).await;
+}
+
+/// Stops `vmid` on [`NODE`] (default options) and waits for the stop task to end OK.
+pub async fn stop_and_wait(client: &PveClient, vmid: u32) {
+    let upid = client
+        .qemu_stop(NODE, vmid, &StopOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("stop of VM {vmid} is accepted: {e:?}"));
+    run(client, upid).await;
+}
+
+/// Creates `vmid` as [`small_vm`] `name` on [`NODE`], which must be refused: the error.
+pub async fn expect_create_err(client: &PveClient, vmid: u32, name: &str, what: &str) -> PveError {
+    expect_err(
+        client.qemu_create(NODE, vmid, &small_vm(name), false).await,
+        what,
+    )
+}
+
+/// Starts `vmid` on [`NODE`] and waits for the start task, which must fail: its error.
+pub async fn expect_start_to_fail(client: &PveClient, vmid: u32, what: &str) -> PveError {
+    let upid = client
+        .qemu_start(NODE, vmid)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the start is accepted: {e:?}"));
+    expect_err(client.wait_task(&upid, &fast_wait()).await, what)
 }
 
 pub fn expect_err<T: std::fmt::Debug>(r: Result<T, PveError>, what: &str) -> PveError {

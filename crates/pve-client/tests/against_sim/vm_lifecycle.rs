@@ -4,18 +4,18 @@
 
 use std::net::Ipv4Addr;
 
-use pve_client::PveError;
 use pve_client::api::cluster::ResourceType;
 use pve_client::api::qemu::{
-    CloneOptions, DeleteOptions, DiskSize, ShutdownOptions, StopOptions, VmConfigUpdate,
+    CloneOptions, DeleteOptions, DiskSize, ShutdownOptions, VmConfigUpdate,
 };
 use pve_client::api::vmconfig::{
     AgentConfig, Disk, DiskSlot, Drive, IpConfig, Ipv4Config, Nic, NicModel, ScsiHw, VmConfig,
 };
+use pve_client::{PveClient, PveError};
 
 use crate::support::{
-    Harness, ISO, NODE, SSH_KEY, create_and_wait, expect_err, fast_cluster, fast_wait,
-    percent_decode, run,
+    Harness, ISO, NODE, SSH_KEY, create_and_wait, expect_err, expect_start_to_fail, fast_cluster,
+    percent_decode, run, start_and_wait, stop_and_wait, update_sync,
 };
 
 fn full_vm(uuid: &str) -> VmConfig {
@@ -81,6 +81,36 @@ fn full_vm(uuid: &str) -> VmConfig {
             ipv6: None,
         },
     )
+}
+
+/// The `status` (`running`, `stopped`) of `vmid`.
+async fn status_of(root: &PveClient, vmid: u32) -> String {
+    root.qemu_status(NODE, vmid).await.expect("status").status
+}
+
+/// The memory of `vmid` in MiB: the pending value, or with `current` the active one.
+async fn memory_mib(root: &PveClient, vmid: u32, current: bool) -> Option<u64> {
+    let cfg = if current {
+        root.qemu_config_current(NODE, vmid).await
+    } else {
+        root.qemu_config(NODE, vmid).await
+    };
+    cfg.expect("config").memory_mib()
+}
+
+/// A synchronous update of `vmid` to `cores`, on the condition that its config still has `digest`.
+async fn set_cores_if_digest(
+    root: &PveClient,
+    vmid: u32,
+    cores: u32,
+    digest: &str,
+) -> Result<(), PveError> {
+    let vm = VmConfig {
+        cores: Some(cores),
+        ..VmConfig::default()
+    };
+    let update = VmConfigUpdate::set(&vm)?.digest(digest)?;
+    root.qemu_update_sync(NODE, vmid, &update).await
 }
 
 #[tokio::test]
@@ -150,32 +180,11 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
 
     // Optimistic locking: an update with the current digest passes, a stale digest does not.
     let stale = cfg.digest.clone();
-    root.qemu_update_sync(
-        NODE,
-        vmid,
-        &VmConfigUpdate::set(&VmConfig {
-            cores: Some(4),
-            ..VmConfig::default()
-        })
-        .unwrap()
-        .digest(&stale)
-        .unwrap(),
-    )
-    .await
-    .expect("update with the current digest");
+    set_cores_if_digest(&root, vmid, 4, &stale)
+        .await
+        .expect("update with the current digest");
     let e = expect_err(
-        root.qemu_update_sync(
-            NODE,
-            vmid,
-            &VmConfigUpdate::set(&VmConfig {
-                cores: Some(8),
-                ..VmConfig::default()
-            })
-            .unwrap()
-            .digest(&stale)
-            .unwrap(),
-        )
-        .await,
+        set_cores_if_digest(&root, vmid, 8, &stale).await,
         "update with a stale digest",
     );
     assert!(matches!(e, PveError::DigestMismatch { .. }), "{e:?}");
@@ -197,11 +206,9 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
                 description: Some("updated".into()),
                 ..VmConfig::default()
             })
-            .unwrap()
-            .delete(["net1"])
-            .unwrap()
-            .digest(&cfg.digest)
-            .unwrap(),
+            .and_then(|u| u.delete(["net1"]))
+            .and_then(|u| u.digest(&cfg.digest))
+            .expect("a valid update"),
         )
         .await
         .expect("async update");
@@ -226,7 +233,7 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     // Power on; the agent reports the cloud-init address on the NIC's MAC.
     let status = root.qemu_status(NODE, vmid).await.expect("status");
     assert_eq!(status.status, "stopped");
-    run(&root, root.qemu_start(NODE, vmid).await.expect("start")).await;
+    start_and_wait(&root, vmid).await;
     let status = root.qemu_status(NODE, vmid).await.expect("status");
     assert!(status.is_running(), "{status:?}");
     assert_eq!(status.agent, Some(true));
@@ -275,14 +282,13 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     assert!(e.to_string().contains("is running - destroy failed"), "{e}");
 
     // Memory is not hot-pluggable by default: the change stays pending until the VM stops.
-    root.qemu_update_sync(
-        NODE,
+    update_sync(
+        &root,
         vmid,
-        &VmConfigUpdate::set(&VmConfig {
+        &VmConfig {
             memory_mib: Some(4096),
             ..VmConfig::default()
-        })
-        .unwrap(),
+        },
     )
     .await
     .expect("update of a running VM");
@@ -294,18 +300,12 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
     assert_eq!(mem.value.as_deref(), Some("2048"));
     assert_eq!(mem.pending.as_deref(), Some("4096"));
     assert_eq!(
-        root.qemu_config(NODE, vmid)
-            .await
-            .expect("cfg")
-            .memory_mib(),
+        memory_mib(&root, vmid, false).await,
         Some(4096),
         "config shows pending values"
     );
     assert_eq!(
-        root.qemu_config_current(NODE, vmid)
-            .await
-            .expect("current")
-            .memory_mib(),
+        memory_mib(&root, vmid, true).await,
         Some(2048),
         "current=1 shows the active value"
     );
@@ -324,15 +324,9 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
         .expect("shutdown"),
     )
     .await;
+    assert_eq!(status_of(&root, vmid).await, "stopped");
     assert_eq!(
-        root.qemu_status(NODE, vmid).await.expect("status").status,
-        "stopped"
-    );
-    assert_eq!(
-        root.qemu_config_current(NODE, vmid)
-            .await
-            .expect("current")
-            .memory_mib(),
+        memory_mib(&root, vmid, true).await,
         Some(4096),
         "pending applied at shutdown"
     );
@@ -345,18 +339,9 @@ async fn vm_lifecycle_create_configure_resize_power_agent_and_purge() {
         "nothing pending after shutdown"
     );
 
-    run(&root, root.qemu_start(NODE, vmid).await.expect("start")).await;
-    run(
-        &root,
-        root.qemu_stop(NODE, vmid, &StopOptions::default())
-            .await
-            .expect("stop"),
-    )
-    .await;
-    assert_eq!(
-        root.qemu_status(NODE, vmid).await.expect("status").status,
-        "stopped"
-    );
+    start_and_wait(&root, vmid).await;
+    stop_and_wait(&root, vmid).await;
+    assert_eq!(status_of(&root, vmid).await, "stopped");
 
     // Delete with purge; the VM is gone everywhere.
     let task = root
@@ -438,14 +423,13 @@ async fn clones_from_the_template_are_linked_or_full_and_tagged_in_the_inventory
     );
 
     // Tag the clone (updates normalise tags) and find it in the inventory by tag.
-    root.qemu_update_sync(
-        NODE,
+    update_sync(
+        &root,
         full_id,
-        &VmConfigUpdate::set(&VmConfig {
+        &VmConfig {
             tags: vec!["Team-B".into(), "pve-operator".into()],
             ..VmConfig::default()
-        })
-        .unwrap(),
+        },
     )
     .await
     .expect("tag update");
@@ -463,13 +447,6 @@ async fn clones_from_the_template_are_linked_or_full_and_tagged_in_the_inventory
     assert_eq!(entry.tags.as_deref(), Some("pve-operator;team-b"));
 
     // Templates cannot start: the task fails.
-    let e = expect_err(
-        root.wait_task(
-            &root.qemu_start(NODE, 9000).await.expect("start"),
-            &fast_wait(),
-        )
-        .await,
-        "starting a template",
-    );
+    let e = expect_start_to_fail(&root, 9000, "starting a template").await;
     assert!(matches!(e, PveError::TaskFailed { .. }), "{e:?}");
 }

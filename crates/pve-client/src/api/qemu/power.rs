@@ -94,14 +94,7 @@ impl PveClient {
 
     /// `POST .../status/start`: a `qmstart` task.
     pub async fn qemu_start(&self, node: &str, vmid: u32) -> Result<Upid> {
-        self.power(
-            node,
-            vmid,
-            PowerAction::Start,
-            &StopOptions::default(),
-            &ShutdownOptions::default(),
-        )
-        .await
+        self.power_plain(node, vmid, PowerAction::Start).await
     }
 
     /// `POST .../status/stop`: a `qmstop` task (hard stop).
@@ -135,26 +128,18 @@ impl PveClient {
 
     /// `POST .../status/reboot`: a `qmreboot` task (fails with [`PveError::Conflict`](crate::PveError::Conflict) when stopped).
     pub async fn qemu_reboot(&self, node: &str, vmid: u32) -> Result<Upid> {
-        self.power(
-            node,
-            vmid,
-            PowerAction::Reboot,
-            &StopOptions::default(),
-            &ShutdownOptions::default(),
-        )
-        .await
+        self.power_plain(node, vmid, PowerAction::Reboot).await
     }
 
     /// `POST .../status/reset`: a `qmreset` task.
     pub async fn qemu_reset(&self, node: &str, vmid: u32) -> Result<Upid> {
-        self.power(
-            node,
-            vmid,
-            PowerAction::Reset,
-            &StopOptions::default(),
-            &ShutdownOptions::default(),
-        )
-        .await
+        self.power_plain(node, vmid, PowerAction::Reset).await
+    }
+
+    /// An action that takes no options (start, reboot, reset).
+    async fn power_plain(&self, node: &str, vmid: u32, action: PowerAction) -> Result<Upid> {
+        let (stop, shutdown) = (StopOptions::default(), ShutdownOptions::default());
+        self.power(node, vmid, action, &stop, &shutdown).await
     }
 
     async fn power(

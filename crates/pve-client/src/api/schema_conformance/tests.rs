@@ -108,129 +108,105 @@ fn the_samples_cover_every_endpoint_of_the_issue() {
     );
 }
 
+/// A request with the parameters that `fill` sets.
+fn request(
+    method: Method,
+    template: &'static str,
+    path: &[(&str, &str)],
+    fill: impl FnOnce(&mut Params) -> &mut Params,
+) -> ApiRequest {
+    let mut p = Params::new();
+    fill(&mut p);
+    ApiRequest::new(method, template, path, p)
+}
+
+/// Adds no parameter (for [`request`]).
+fn no_params(p: &mut Params) -> &mut Params {
+    p
+}
+
+/// `POST /nodes/pve/qemu` creating VM 100 with the parameters that `fill` adds.
+fn create_100(fill: impl FnOnce(&mut Params) -> &mut Params) -> ApiRequest {
+    request(
+        Method::Post,
+        "/nodes/{node}/qemu",
+        &[("node", "pve")],
+        |p| fill(p.int("vmid", 100)),
+    )
+}
+
 /// The checker must be able to fail: feed it requests that are wrong in each way it checks.
 #[test]
 fn the_schema_checker_reports_each_kind_of_mistake() {
+    let node = &[("node", "pve")];
+    let vm = &[("node", "pve"), ("vmid", "100")];
     let cases: Vec<(ApiRequest, &str)> = vec![
         (
-            ApiRequest::new(
-                Method::Get,
-                "/nodes/{node}/nope",
-                &[("node", "pve")],
-                Params::new(),
-            ),
+            request(Method::Get, "/nodes/{node}/nope", node, no_params),
             "no such path",
         ),
         (
-            ApiRequest::new(Method::Put, "/version", &[], Params::new()),
+            request(Method::Put, "/version", &[], no_params),
             "no such path/method",
         ),
         (
-            ApiRequest::new(Method::Get, "/cluster/resources", &[], {
-                let mut p = Params::new();
-                p.str("type", "qemu");
-                p
+            request(Method::Get, "/cluster/resources", &[], |p| {
+                p.str("type", "qemu")
             }),
             "enum",
         ),
         (
-            ApiRequest::new(Method::Get, "/cluster/resources", &[], {
-                let mut p = Params::new();
-                p.str("typ", "vm");
-                p
+            request(Method::Get, "/cluster/resources", &[], |p| {
+                p.str("typ", "vm")
             }),
             "unknown parameter",
         ),
         (
-            ApiRequest::new(
-                Method::Delete,
-                "/nodes/{node}/qemu/{vmid}",
-                &[("node", "pve"), ("vmid", "100")],
-                {
-                    let mut p = Params::new();
-                    p.str("purge", "true");
-                    p
-                },
-            ),
+            request(Method::Delete, "/nodes/{node}/qemu/{vmid}", vm, |p| {
+                p.str("purge", "true")
+            }),
             "boolean",
         ),
         (
-            ApiRequest::new(Method::Get, "/cluster/nextid", &[], {
-                let mut p = Params::new();
-                p.int("vmid", 99);
-                p
-            }),
+            request(Method::Get, "/cluster/nextid", &[], |p| p.int("vmid", 99)),
             "minimum",
         ),
         (
-            ApiRequest::new(
-                Method::Post,
-                "/nodes/{node}/qemu",
-                &[("node", "pve")],
-                Params::new(),
-            ),
+            request(Method::Post, "/nodes/{node}/qemu", node, no_params),
             "required parameter vmid",
         ),
         (
-            ApiRequest::new(Method::Post, "/nodes/{node}/qemu", &[("node", "pve")], {
-                let mut p = Params::new();
-                p.int("vmid", 100).str("net0", "virtio,bridge=vmbr0,vlan=5");
-                p
-            }),
+            create_100(|p| p.str("net0", "virtio,bridge=vmbr0,vlan=5")),
             "unknown property-string key",
         ),
         (
-            ApiRequest::new(Method::Post, "/nodes/{node}/qemu", &[("node", "pve")], {
-                let mut p = Params::new();
-                p.int("vmid", 100)
-                    .str("net0", "virtio=01:00:00:00:00:01,bridge=vmbr0");
-                p
-            }),
+            create_100(|p| p.str("net0", "virtio=01:00:00:00:00:01,bridge=vmbr0")),
             "mac-addr",
         ),
         (
-            ApiRequest::new(Method::Post, "/nodes/{node}/qemu", &[("node", "pve")], {
-                let mut p = Params::new();
-                p.int("vmid", 100).str("sshkeys", "ssh-ed25519 AAAA/x");
-                p
-            }),
+            create_100(|p| p.str("sshkeys", "ssh-ed25519 AAAA/x")),
             "urlencoded",
         ),
         (
-            ApiRequest::new(Method::Post, "/nodes/{node}/qemu", &[("node", "pve")], {
-                let mut p = Params::new();
-                p.int("vmid", 100).str("scsi0", "local-lvm:32,ssd=yes");
-                p
-            }),
+            create_100(|p| p.str("scsi0", "local-lvm:32,ssd=yes")),
             "boolean",
         ),
         (
-            ApiRequest::new(Method::Post, "/nodes/{node}/qemu", &[("node", "pve")], {
-                let mut p = Params::new();
-                p.int("vmid", 100).str("ipconfig0", "ip=10.0.0.1");
-                p
-            }),
+            create_100(|p| p.str("ipconfig0", "ip=10.0.0.1")),
             "pve-ipv4-config",
         ),
         (
-            ApiRequest::new(
-                Method::Put,
-                "/nodes/{node}/qemu/{vmid}/config",
-                &[("node", "pve"), ("vmid", "100")],
-                {
-                    let mut p = Params::new();
-                    p.str("pool", "x");
-                    p
-                },
-            ),
+            request(Method::Put, "/nodes/{node}/qemu/{vmid}/config", vm, |p| {
+                p.str("pool", "x")
+            }),
             "unknown parameter",
         ),
         (
-            ApiRequest::new(
+            request(
                 Method::Get,
                 "/nodes/{node}/status",
                 &[("node", "pve_1")],
-                Params::new(),
+                no_params,
             ),
             "pve-node",
         ),
@@ -253,31 +229,19 @@ fn the_schema_checker_reports_each_kind_of_mistake() {
 /// section 4.2) is reported against the other one only.
 #[test]
 fn each_schema_refuses_what_only_the_other_version_allows() {
-    let create = |fill: &dyn Fn(&mut Params)| {
-        let mut p = Params::new();
-        p.int("vmid", 100);
-        fill(&mut p);
-        ApiRequest::new(Method::Post, "/nodes/{node}/qemu", &[("node", "pve")], p)
-    };
     let cases = [
         (
-            create(&|p| {
-                p.str("scsi0", "local-lvm:32,cyls=1");
-            }),
+            create_100(|p| p.str("scsi0", "local-lvm:32,cyls=1")),
             Schema::Pve9_1,
             "cyls",
         ),
         (
-            create(&|p| {
-                p.bool("allow-ksm", false);
-            }),
+            create_100(|p| p.bool("allow-ksm", false)),
             Schema::Pve8_4,
             "unknown parameter",
         ),
         (
-            create(&|p| {
-                p.str("agent", "1,freeze-fs=0");
-            }),
+            create_100(|p| p.str("agent", "1,freeze-fs=0")),
             Schema::Pve8_4,
             "freeze-fs",
         ),

@@ -172,6 +172,17 @@ pub struct Disk {
     pub backup: Option<bool>,
 }
 
+/// Builder methods that set an optional field: `field(value)` stores `Some(value)`.
+macro_rules! option_setters {
+    ($($field:ident: $t:ty),* $(,)?) => {$(
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        pub fn $field(mut self, value: $t) -> Self {
+            self.$field = Some(value);
+            self
+        }
+    )*};
+}
+
 impl Disk {
     /// A new disk of `size_gib` GiB on `storage`.
     pub fn new(storage: impl Into<String>, size_gib: f64) -> Self {
@@ -205,35 +216,7 @@ impl Disk {
         }
     }
 
-    /// Sets `ssd`.
-    pub fn ssd(mut self, on: bool) -> Self {
-        self.ssd = Some(on);
-        self
-    }
-
-    /// Sets `discard`.
-    pub fn discard(mut self, on: bool) -> Self {
-        self.discard = Some(on);
-        self
-    }
-
-    /// Sets `iothread`.
-    pub fn iothread(mut self, on: bool) -> Self {
-        self.iothread = Some(on);
-        self
-    }
-
-    /// Sets `cache`.
-    pub fn cache(mut self, mode: CacheMode) -> Self {
-        self.cache = Some(mode);
-        self
-    }
-
-    /// Sets `backup`.
-    pub fn backup(mut self, on: bool) -> Self {
-        self.backup = Some(on);
-        self
-    }
+    option_setters!(ssd: bool, discard: bool, iothread: bool, cache: CacheMode, backup: bool);
 }
 
 /// What sits in a drive slot.

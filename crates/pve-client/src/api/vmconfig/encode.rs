@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::cloudinit::{check_cipassword, is_unix_user};
 use super::{Bios, Drive, OS_TYPES, VmConfig, encode_sshkeys, err};
-use crate::api::validate_dns_name;
+use crate::api::{ensure, validate_dns_name};
 use crate::error::Result;
 use crate::propstring::{PropertyStringBuilder, check};
 use crate::request::{ParamValue, Params};
@@ -266,12 +266,7 @@ fn check_tag(tag: &str) -> Result<()> {
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(err(
-            "tags",
-            format!("{tag:?} is not a Proxmox tag (letters, digits, '_', then also '-', '+', '.')"),
-        ))
-    }
+    ensure(ok, "tags", || {
+        format!("{tag:?} is not a Proxmox tag (letters, digits, '_', then also '-', '+', '.')")
+    })
 }

@@ -2,95 +2,32 @@ use super::*;
 use crate::error::Result;
 use crate::request::Params;
 
+/// The samples' configuration with every builder option, less what this file's exact parameter
+/// map leaves out (the cloud-init password, the imported disk, the empty CD-ROM, the NIC's MTU
+/// and link state), with another CPU, pre-enrolled EFI keys, a pool and other IPv6 settings.
 fn full() -> VmConfig {
-    VmConfig {
-        name: Some("web-1".into()),
-        cores: Some(2),
-        sockets: Some(1),
+    let mut cfg = VmConfig {
         cpu: Some("x86-64-v2-AES".into()),
-        memory_mib: Some(4096),
-        balloon_mib: Some(1024),
-        scsihw: Some(ScsiHw::VirtioScsiSingle),
         efidisk: Some(EfiDisk {
             storage: "local-lvm".into(),
             efitype_4m: true,
             pre_enrolled_keys: Some(true),
         }),
-        ciuser: Some("omni".into()),
-        sshkeys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPjsWCgW3BI5PDsbLuSJon7lmBj7AOqlwB7kR9XRKDWs user@host".into()],
-        nameservers: vec![
-            "192.0.2.53".parse().unwrap(),
-            "2001:db8::53".parse().unwrap(),
-        ],
-        searchdomain: Some("example.com".into()),
-        boot_order: vec!["scsi0".into(), "ide2".into(), "net0".into()],
-        ostype: Some("l26".into()),
-        agent: Some(AgentConfig {
-            enabled: true,
-            fstrim_cloned_disks: Some(true),
-        }),
-        bios: Some(Bios::Ovmf),
-        machine: Some("q35".into()),
-        tags: vec!["pve-operator".into(), "uid-0f3c".into()],
-        description: Some("managed by pve-operator\nuid: 0f3c".into()),
-        smbios_uuid: Some("0f3c5b1e-1111-2222-3333-444455556666".into()),
-        onboot: Some(true),
+        cipassword: None,
         pool: Some("team-a".into()),
-        ..VmConfig::default()
+        ..crate::api::samples::full_config()
+    };
+    for slot in [DiskSlot::sata(1).unwrap(), DiskSlot::ide(3).unwrap()] {
+        cfg.drives.remove(&slot);
     }
-    .drive(
-        DiskSlot::scsi(0).unwrap(),
-        Drive::Disk(
-            Disk::new("local-lvm", 32.0)
-                .ssd(true)
-                .discard(true)
-                .iothread(true)
-                .cache(CacheMode::Writeback),
-        ),
-    )
-    .drive(
-        DiskSlot::virtio(1).unwrap(),
-        Drive::Disk(Disk::new("ceph", 1.5).iothread(true)),
-    )
-    .drive(
-        DiskSlot::sata(0).unwrap(),
-        Drive::Disk(Disk::existing("local-lvm:vm-100-disk-3")),
-    )
-    .drive(
-        DiskSlot::ide(2).unwrap(),
-        Drive::CdromIso("local:iso/debian-12.iso".into()),
-    )
-    .drive(
-        DiskSlot::ide(0).unwrap(),
-        Drive::CloudInit {
-            storage: "local-lvm".into(),
-        },
-    )
-    .nic(
-        0,
-        Nic::new(NicModel::Virtio, "vmbr0").tag(10).firewall(true),
-    )
-    .nic(
-        1,
-        Nic::new(NicModel::E1000, "vmbr1").macaddr("BC:24:11:2E:3F:40"),
-    )
-    .ipconfig(
-        0,
-        IpConfig {
-            ipv4: Some(Ipv4Config::Static {
-                cidr: "192.0.2.10/24".into(),
-                gateway: Some("192.0.2.1".parse().unwrap()),
-            }),
-            ipv6: Some(Ipv6Config::Auto),
-        },
-    )
-    .ipconfig(
-        1,
-        IpConfig {
-            ipv4: Some(Ipv4Config::Dhcp),
-            ipv6: None,
-        },
-    )
+    if let Some(Drive::Disk(scsi0)) = cfg.drives.get_mut(&DiskSlot::scsi(0).unwrap()) {
+        scsi0.backup = None;
+    }
+    let net1 = cfg.nics.get_mut(&1).unwrap();
+    (net1.mtu, net1.link_down) = (None, None);
+    cfg.ipconfigs.get_mut(&0).unwrap().ipv6 = Some(Ipv6Config::Auto);
+    cfg.ipconfigs.get_mut(&1).unwrap().ipv6 = None;
+    cfg
 }
 
 fn as_map(p: &Params) -> BTreeMap<String, String> {
@@ -117,6 +54,12 @@ fn a_full_config_produces_the_exact_parameter_map() {
         ("ide0", "local-lvm:cloudinit,media=cdrom"),
         ("ide2", "local:iso/debian-12.iso,media=cdrom"),
         ("efidisk0", "local-lvm:1,efitype=4m,pre-enrolled-keys=1"),
+        ("tpmstate0", "local-lvm:1,version=v2.0"),
+        (
+            "hostpci0",
+            "mapping=gpu_a,mdev=nvidia-63,pcie=1,rombar=0,x-vga=1",
+        ),
+        ("usb1", "mapping=yubikey,usb3=1"),
         ("net0", "model=virtio,bridge=vmbr0,tag=10,firewall=1"),
         ("net1", "e1000=BC:24:11:2E:3F:40,bridge=vmbr1"),
         ("ciuser", "omni"),
@@ -178,6 +121,13 @@ fn sshkeys_are_url_encoded_like_encode_uri_component() {
     }
 }
 
+/// The field that [`VmConfig::to_params`] names in refusing the default config after `edit`.
+fn field_refused(edit: impl FnOnce(&mut VmConfig)) -> String {
+    let mut cfg = VmConfig::default();
+    edit(&mut cfg);
+    field_of(cfg.to_params())
+}
+
 fn field_of(r: Result<Params>) -> String {
     match r {
         Err(PveError::InvalidInput { field, .. }) => field,
@@ -222,21 +172,15 @@ fn injection_attempts_are_refused_with_the_field_name() {
         )
         .to_params();
     assert_eq!(field_of(import), "scsi0.import-from");
-    let cpu = VmConfig {
-        cpu: Some("host,flags=+pcid".into()),
-        ..VmConfig::default()
-    };
-    assert_eq!(field_of(cpu.to_params()), "cpu.cputype");
-    let tags = VmConfig {
-        tags: vec!["ok".into(), "bad;tag".into()],
-        ..VmConfig::default()
-    };
-    assert_eq!(field_of(tags.to_params()), "tags");
-    let name = VmConfig {
-        name: Some("web 1".into()),
-        ..VmConfig::default()
-    };
-    assert_eq!(field_of(name.to_params()), "name");
+    assert_eq!(
+        field_refused(|c| c.cpu = Some("host,flags=+pcid".into())),
+        "cpu.cputype"
+    );
+    assert_eq!(
+        field_refused(|c| c.tags = vec!["ok".into(), "bad;tag".into()]),
+        "tags"
+    );
+    assert_eq!(field_refused(|c| c.name = Some("web 1".into())), "name");
     let ip = VmConfig::new().ipconfig(
         0,
         IpConfig {
@@ -248,21 +192,20 @@ fn injection_attempts_are_refused_with_the_field_name() {
         },
     );
     assert_eq!(field_of(ip.to_params()), "ipconfig0.ip");
-    let boot = VmConfig {
-        boot_order: vec!["scsi0;net0".into()],
-        ..VmConfig::default()
-    };
-    assert_eq!(field_of(boot.to_params()), "boot.order");
-    let uuid = VmConfig {
-        smbios_uuid: Some("0f3c5b1e-1111-2222-3333-444455556666,serial=x".into()),
-        ..VmConfig::default()
-    };
-    assert_eq!(field_of(uuid.to_params()), "smbios1.uuid");
-    let user = VmConfig {
-        ciuser: Some("root\nx".into()),
-        ..VmConfig::default()
-    };
-    assert_eq!(field_of(user.to_params()), "ciuser");
+    assert_eq!(
+        field_refused(|c| c.boot_order = vec!["scsi0;net0".into()]),
+        "boot.order"
+    );
+    assert_eq!(
+        field_refused(
+            |c| c.smbios_uuid = Some("0f3c5b1e-1111-2222-3333-444455556666,serial=x".into())
+        ),
+        "smbios1.uuid"
+    );
+    assert_eq!(
+        field_refused(|c| c.ciuser = Some("root\nx".into())),
+        "ciuser"
+    );
 }
 
 #[test]
@@ -300,16 +243,8 @@ fn bus_specific_options_and_ranges_are_checked() {
             },
         );
     assert_eq!(field_of(two_ci.to_params()), "drives");
-    let tiny = VmConfig {
-        memory_mib: Some(8),
-        ..VmConfig::default()
-    };
-    assert_eq!(field_of(tiny.to_params()), "memory");
-    let ostype = VmConfig {
-        ostype: Some("linux".into()),
-        ..VmConfig::default()
-    };
-    assert_eq!(field_of(ostype.to_params()), "ostype");
+    assert_eq!(field_refused(|c| c.memory_mib = Some(8)), "memory");
+    assert_eq!(field_refused(|c| c.ostype = Some("linux".into())), "ostype");
     assert_eq!(DiskSlot::parse("scsi10").unwrap().to_string(), "scsi10");
     assert!(DiskSlot::parse("scsi01").is_err());
     assert!(DiskSlot::parse("nvme0").is_err());
@@ -364,6 +299,14 @@ fn config_view_decodes_a_real_8_3_capture() {
     assert_eq!(current.memory_mib(), Some(4096));
 }
 
+/// The default config with the cloud-init password `pw`.
+fn with_cipassword(pw: &str) -> VmConfig {
+    VmConfig {
+        cipassword: Some(Secret::new(pw)),
+        ..VmConfig::default()
+    }
+}
+
 #[test]
 fn cloud_init_user_and_password_cannot_change_the_user_data_yaml() {
     for evil in [
@@ -381,11 +324,8 @@ fn cloud_init_user_and_password_cannot_change_the_user_data_yaml() {
         "",
         "a_very_long_user_name_of_33_chars",
     ] {
-        let c = VmConfig {
-            ciuser: Some(evil.into()),
-            ..VmConfig::default()
-        };
-        assert_eq!(field_of(c.to_params()), "ciuser", "{evil:?}");
+        let refused = field_refused(|c| c.ciuser = Some(evil.into()));
+        assert_eq!(refused, "ciuser", "{evil:?}");
     }
     for ok in ["debian", "_svc", "ci-user2"] {
         let c = VmConfig {
@@ -402,11 +342,7 @@ fn cloud_init_user_and_password_cannot_change_the_user_data_yaml() {
         "a\u{feff}",
         "",
     ] {
-        let c = VmConfig {
-            cipassword: Some(Secret::new(evil)),
-            ..VmConfig::default()
-        };
-        match c.to_params() {
+        match with_cipassword(evil).to_params() {
             Err(e @ PveError::InvalidInput { .. }) => {
                 assert!(e.to_string().contains("cipassword"), "{e}");
                 assert!(evil.len() < 4 || !e.to_string().contains(evil), "{e}");
@@ -419,11 +355,7 @@ fn cloud_init_user_and_password_cannot_change_the_user_data_yaml() {
         "$6$rounds=5000$salt$abc./XYZ",
         "$y$j9T$salt$hash",
     ] {
-        let c = VmConfig {
-            cipassword: Some(Secret::new(ok)),
-            ..VmConfig::default()
-        };
-        assert!(c.to_params().is_ok(), "{ok:?}");
+        assert!(with_cipassword(ok).to_params().is_ok(), "{ok:?}");
     }
 }
 
