@@ -5,12 +5,11 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::runtime::wait::await_condition;
-use pve_operator_api::MachineRequest;
+use pve_operator_api::MachineRequestStatus;
 use serde_json::json;
 
 use super::{assert_one_vm_per_request, vmid_of};
-use crate::support::{Harness, small_spec, within};
+use crate::support::{Harness, small_spec, wait_for};
 
 #[tokio::test]
 async fn restarting_the_controller_at_any_step_never_duplicates_a_vm() {
@@ -59,15 +58,23 @@ async fn crash_when(
     h: &mut Harness,
     name: &str,
     what: &str,
-    at: impl Fn(&pve_operator_api::MachineRequestStatus) -> bool,
+    at: impl Fn(&MachineRequestStatus) -> bool,
 ) {
-    let reached =
-        |obj: Option<&MachineRequest>| obj.and_then(|o| o.status.as_ref()).is_some_and(&at);
-    within(what, await_condition(h.requests(), name, reached))
-        .await
-        .expect("watch works");
+    wait_for(&h.requests(), name, what, |r| {
+        r.status.as_ref().is_some_and(&at)
+    })
+    .await;
     h.crash_controller().await;
     h.start_controller();
+}
+
+/// Whether the status records a running task of `task_type`.
+fn task_running(task_type: &'static str) -> impl Fn(&MachineRequestStatus) -> bool {
+    move |s| {
+        s.current_task
+            .as_ref()
+            .is_some_and(|t| t.task_type == task_type)
+    }
 }
 
 #[tokio::test]
@@ -90,21 +97,23 @@ async fn a_crash_at_each_provisioning_step_still_ends_with_exactly_one_vm() {
 
     // While the create task runs.
     h.apply(&names[1], small_spec()).await;
-    crash_when(&mut h, &names[1], "a running create task", |s| {
-        s.current_task
-            .as_ref()
-            .is_some_and(|t| t.task_type == "qmcreate")
-    })
+    crash_when(
+        &mut h,
+        &names[1],
+        "a running create task",
+        task_running("qmcreate"),
+    )
     .await;
     h.wait_ready(&names[1]).await;
 
     // While the start task runs.
     h.apply(&names[2], small_spec()).await;
-    crash_when(&mut h, &names[2], "a running start task", |s| {
-        s.current_task
-            .as_ref()
-            .is_some_and(|t| t.task_type == "qmstart")
-    })
+    crash_when(
+        &mut h,
+        &names[2],
+        "a running start task",
+        task_running("qmstart"),
+    )
     .await;
     h.wait_ready(&names[2]).await;
 

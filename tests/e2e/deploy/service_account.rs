@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ListParams, WatchParams};
-use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
 use pve_operator::cli::run::RunCommand;
 use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity};
@@ -23,7 +22,9 @@ use super::{
     service_account_name, until, wait_ready, watch_by_name,
 };
 use crate::crds::install_crds;
-use crate::support::{apply_config_secret, init_logging, shared_namespace, within};
+use crate::support::{
+    WithConditions, apply_config_secret, init_logging, shared_namespace, wait_status,
+};
 use crate::tenancy::{create_cluster_in, request_refused};
 
 #[tokio::test]
@@ -214,21 +215,10 @@ fn chart_run_command(docs: &[Value], pod_namespace: &str, config: &Path) -> RunC
 /// The `type_` condition of a ProxmoxIdentity once it has one with `status`.
 async fn identity_condition(admin: &Client, name: &str, type_: &str, status: &str) -> Condition {
     let identities: Api<ProxmoxIdentity> = Api::all(admin.clone());
-    let found = |i: Option<&ProxmoxIdentity>| {
-        i.and_then(|i| i.status.as_ref())
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
-            .is_some_and(|c| c.status == status)
-    };
-    let identity = within(
-        &format!("ProxmoxIdentity {name} to report {type_}={status}"),
-        await_condition(identities, name, found),
-    )
-    .await
-    .expect("watch works")
-    .expect("the ProxmoxIdentity exists");
-    identity
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_))
+    wait_status(&identities, name, type_, status)
+        .await
+        .condition_now(type_)
+        .cloned()
         .expect("the condition")
 }
 
@@ -239,21 +229,10 @@ async fn cluster_condition(
     type_: &str,
     status: &str,
 ) -> Condition {
-    let found = |c: Option<&ProxmoxCluster>| {
-        c.and_then(|c| c.status.as_ref())
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
-            .is_some_and(|c| c.status == status)
-    };
-    let cluster = within(
-        &format!("ProxmoxCluster {name} to report {type_}={status}"),
-        await_condition(clusters.clone(), name, found),
-    )
-    .await
-    .expect("watch works")
-    .expect("the ProxmoxCluster exists");
-    cluster
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_))
+    wait_status(clusters, name, type_, status)
+        .await
+        .condition_now(type_)
+        .cloned()
         .expect("the condition")
 }
 
