@@ -132,13 +132,17 @@ fn token_config(sim: &RunningSim, token_id: &str, secret: &Secret) -> String {
     )
 }
 
+/// Runs the printed `commands` on `sim`; the controller config with the token they create.
+async fn printed_token(sim: &RunningSim, commands: &str) -> String {
+    let secret = run_pveum(sim, commands)
+        .await
+        .expect("the printed commands create a token");
+    token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+}
+
 /// Sets up `pveum_plan(needs)` on `sim` through `pveum` and returns the token's config.
 async fn token_for(sim: &RunningSim, needs: &[Need]) -> String {
-    let commands = pveum_plan(needs, USER, TOKEN).commands();
-    let secret = run_pveum(sim, &commands)
-        .await
-        .expect("the plan creates a token");
-    token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+    printed_token(sim, &pveum_plan(needs, USER, TOKEN).commands()).await
 }
 
 /// `pve-operator preflight --config <config> -f <files>`, in process.
@@ -241,10 +245,7 @@ async fn generated_commands_suffice((version, release): (PveVersion, PveRelease)
     let needs = all_needs(release);
     let prefix = format!("least-privilege-{}", version.major());
     let h = Harness::start_with_config_on(&prefix, version, async |sim: &RunningSim| {
-        let secret = run_pveum(sim, &commands)
-            .await
-            .expect("the printed commands create a token");
-        token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+        printed_token(sim, &commands).await
     })
     .await;
 
@@ -361,10 +362,7 @@ async fn on_pve9_the_pool_scoped_commands_suffice_for_every_example_in_that_pool
     );
     let h = Harness::start_with_config_on("pool-scoped", PVE9.0, async |sim: &RunningSim| {
         run_pveum(sim, &format!("pveum pool add {POOL}")).await;
-        let secret = run_pveum(sim, &commands)
-            .await
-            .expect("the printed commands create a token");
-        token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+        printed_token(sim, &commands).await
     })
     .await;
     let config = std::fs::read_to_string(&h.config_path).expect("controller config");

@@ -90,32 +90,20 @@ async fn a_crash_at_each_provisioning_step_still_ends_with_exactly_one_vm() {
         .map(|s| s.to_string())
         .collect();
 
-    // After the VMID is chosen and recorded (the create may or may not have been sent).
-    h.apply(&names[0], small_spec()).await;
-    crash_when(&mut h, &names[0], "a recorded VMID", |s| s.vmid.is_some()).await;
-    h.wait_ready(&names[0]).await;
-
-    // While the create task runs.
-    h.apply(&names[1], small_spec()).await;
-    crash_when(
-        &mut h,
-        &names[1],
-        "a running create task",
-        task_running("qmcreate"),
-    )
-    .await;
-    h.wait_ready(&names[1]).await;
-
-    // While the start task runs.
-    h.apply(&names[2], small_spec()).await;
-    crash_when(
-        &mut h,
-        &names[2],
-        "a running start task",
-        task_running("qmstart"),
-    )
-    .await;
-    h.wait_ready(&names[2]).await;
+    type Step = Box<dyn Fn(&MachineRequestStatus) -> bool>;
+    let steps: [(&str, Step); 3] = [
+        // After the VMID is chosen and recorded (the create may or may not have been sent).
+        ("a recorded VMID", Box::new(|s| s.vmid.is_some())),
+        // While the create task runs.
+        ("a running create task", Box::new(task_running("qmcreate"))),
+        // While the start task runs.
+        ("a running start task", Box::new(task_running("qmstart"))),
+    ];
+    for (name, (what, at)) in names.iter().zip(&steps) {
+        h.apply(name, small_spec()).await;
+        crash_when(&mut h, name, what, at).await;
+        h.wait_ready(name).await;
+    }
 
     assert_one_vm_per_request(&h, &names).await;
     for name in &names {
