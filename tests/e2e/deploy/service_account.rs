@@ -21,9 +21,8 @@ use super::{
     delete_and_wait_gone, documents, find, helm_template, kind_and_name, service_account_client,
     service_account_name, until, wait_ready, watch_by_name,
 };
-use crate::crds::install_crds;
 use crate::support::{
-    WithConditions, apply_config_secret, init_logging, shared_namespace, wait_status,
+    WithConditions, apply_config_secret, init_logging, namespace_on, shared_namespace, wait_status,
 };
 use crate::tenancy::{create_cluster_in, request_refused};
 
@@ -254,12 +253,7 @@ async fn cluster_wide_the_charts_service_account_reads_only_the_identity_secrets
     const UNLISTED: &str = "pve-other";
     init_logging();
     let env = testenv::TestEnv::start().await.expect("control plane");
-    let admin = env.client().expect("client");
-    install_crds(&admin).await;
-    let release = env
-        .create_namespace(&admin, "release")
-        .await
-        .expect("namespace");
+    let (admin, release) = namespace_on(&env, "release").await;
     let team = env
         .create_namespace(&admin, "team")
         .await
