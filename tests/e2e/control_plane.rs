@@ -8,13 +8,14 @@ use std::process::{Command, Stdio};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PatchParams, PostParams,
 };
-use kube::runtime::{WatchStreamExt, conditions, wait::await_condition, watcher};
+use kube::runtime::wait::Condition as _;
+use kube::runtime::{WatchStreamExt, conditions, watcher};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::support::{eventually, within};
+use crate::support::{eventually, server_apply, within};
 
 const GROUP: &str = "testenv.pve-operator.dev";
 
@@ -58,22 +59,9 @@ fn widget(name: &str, spec: serde_json::Value) -> DynamicObject {
 /// Installs the Widget CRD (idempotent across tests sharing the control plane) and waits until
 /// the server reports it Established.
 async fn install_widget_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = widget_crd();
-    let name = crd.metadata.name.clone().expect("CRD has a name");
-    crds.patch(
-        &name,
-        &PatchParams::apply("e2e-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("CRD applies");
-    within(
-        "the Widget CRD to become Established",
-        await_condition(crds, &name, conditions::is_crd_established()),
-    )
-    .await
-    .expect("watching the CRD works");
+    testenv::apply_crds(client, &[widget_crd()], "e2e-tests")
+        .await
+        .expect("the Widget CRD applies and becomes Established");
 }
 
 async fn setup(prefix: &str) -> (Client, String) {
@@ -114,13 +102,10 @@ async fn crd_is_applied_and_becomes_established() {
         .get(&format!("widgets.{GROUP}"))
         .await
         .expect("CRD exists");
-    let established = crd
-        .status
-        .and_then(|s| s.conditions)
-        .unwrap_or_default()
-        .into_iter()
-        .any(|c| c.type_ == "Established" && c.status == "True");
-    assert!(established, "the server set Established=True");
+    assert!(
+        conditions::is_crd_established().matches_object(Some(&crd)),
+        "the server set Established=True"
+    );
 }
 
 #[tokio::test]
@@ -210,24 +195,19 @@ async fn server_side_apply_with_a_conflicting_field_manager_is_refused() {
     let widgets: Api<DynamicObject> = Api::namespaced_with(client, &ns, &widget_resource());
     let mut ours = widget("shared", json!({ "size": 2 }));
     ours.metadata.namespace = Some(ns.clone());
-    widgets
-        .patch(
-            "shared",
-            &PatchParams::apply("manager-a"),
-            &Patch::Apply(&ours),
-        )
+    server_apply(&widgets, &PatchParams::apply("manager-a"), "shared", &ours)
         .await
         .expect("the first manager applies");
 
     let theirs = widget("shared", json!({ "size": 5 }));
-    let err = widgets
-        .patch(
-            "shared",
-            &PatchParams::apply("manager-b"),
-            &Patch::Apply(&theirs),
-        )
-        .await
-        .expect_err("a second manager changing the same field without force is refused");
+    let err = server_apply(
+        &widgets,
+        &PatchParams::apply("manager-b"),
+        "shared",
+        &theirs,
+    )
+    .await
+    .expect_err("a second manager changing the same field without force is refused");
     let kube::Error::Api(status) = err else {
         panic!("expected an API status error, got {err:?}");
     };
@@ -238,14 +218,14 @@ async fn server_side_apply_with_a_conflicting_field_manager_is_refused() {
         status.message
     );
 
-    let forced = widgets
-        .patch(
-            "shared",
-            &PatchParams::apply("manager-b").force(),
-            &Patch::Apply(&theirs),
-        )
-        .await
-        .expect("a forced apply takes ownership");
+    let forced = server_apply(
+        &widgets,
+        &PatchParams::apply("manager-b").force(),
+        "shared",
+        &theirs,
+    )
+    .await
+    .expect("a forced apply takes ownership");
     assert_eq!(forced.data["spec"]["size"], 5);
 }
 

@@ -3,8 +3,12 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::runtime::conditions::is_crd_established;
+use kube::runtime::wait::Condition as _;
 use kube::{Api, Client};
 use serde_json::{Value, json};
+
+use crate::support::shared_namespace;
 
 /// Applies every CRD under `crds/` (the files users apply) and waits until each is Established.
 pub async fn install_crds(client: &Client) {
@@ -15,13 +19,16 @@ pub async fn install_crds(client: &Client) {
         .unwrap_or_else(|e| panic!("installing the CRDs of {}: {e}", dir.display()));
 }
 
-fn machine_requests(client: &Client, ns: &str) -> Api<DynamicObject> {
+/// The MachineRequests (untyped, so that any JSON can be sent) of a new namespace named after
+/// `prefix` on the shared control plane with the CRDs installed.
+async fn machine_requests(prefix: &str) -> Api<DynamicObject> {
+    let (_, client, ns) = shared_namespace(prefix).await;
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
         "pve-operator.dev",
         "v1alpha1",
         "MachineRequest",
     ));
-    Api::namespaced_with(client.clone(), ns, &resource)
+    Api::namespaced_with(client, &ns, &resource)
 }
 
 fn object(name: &str, spec: Value) -> Value {
@@ -75,6 +82,68 @@ fn set(doc: &mut Value, pointer: &str, value: Value) {
     }
 }
 
+/// [`valid_spec`] with `value` set at `pointer`.
+fn valid_spec_with(pointer: &str, value: &Value) -> Value {
+    let mut spec = valid_spec();
+    set(&mut spec, pointer, value.clone());
+    spec
+}
+
+/// The answers to cases the API server must refuse (or accept), collected so that one run
+/// reports every wrong case at once.
+#[derive(Default)]
+struct Verdicts {
+    wrong: Vec<String>,
+    total: usize,
+}
+
+impl Verdicts {
+    /// Case `case` must be refused, with status 422 (Unprocessable Entity) when `unprocessable`,
+    /// by a message containing every one of `expected`.
+    fn refused(
+        &mut self,
+        case: &str,
+        answer: Result<(), String>,
+        unprocessable: bool,
+        expected: &[&str],
+    ) {
+        self.total += 1;
+        let status = if unprocessable { "422 " } else { "" };
+        match answer {
+            Ok(()) => self.wrong.push(format!("{case}: was ACCEPTED")),
+            Err(message)
+                if !message.starts_with(status)
+                    || !expected.iter().all(|e| message.contains(e)) =>
+            {
+                self.wrong.push(format!(
+                    "{case}: expected {status}naming {expected:?}, got: {message}"
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Case `case` must be accepted.
+    fn accepted(&mut self, case: &str, answer: Result<(), String>) {
+        self.total += 1;
+        if let Err(message) = answer {
+            self.wrong.push(format!("{case}: refused: {message}"));
+        }
+    }
+
+    /// Fails with every wrong case, one a line.
+    #[track_caller]
+    fn assert_all_right(&self) {
+        assert!(
+            self.wrong.is_empty(),
+            "{} of {} cases wrong:\n{}",
+            self.wrong.len(),
+            self.total,
+            self.wrong.join("\n")
+        );
+    }
+}
+
 async fn create(api: &Api<DynamicObject>, name: &str, spec: Value) -> Result<(), String> {
     let obj: DynamicObject = serde_json::from_value(object(name, spec)).expect("object JSON");
     api.create(&PostParams::default(), &obj)
@@ -97,26 +166,16 @@ async fn crds_install_and_become_established() {
         "proxmoxclusters.pve-operator.dev",
     ] {
         let crd = crds.get(name).await.expect("CRD exists");
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        assert!(established, "{name} is Established");
+        assert!(
+            is_crd_established().matches_object(Some(&crd)),
+            "{name} is Established"
+        );
     }
 }
 
 #[tokio::test]
 async fn admission_accepts_the_valid_shapes() {
-    let env = testenv::TestEnv::shared().await.expect("control plane");
-    let client = env.client().expect("client");
-    install_crds(&client).await;
-    let ns = env
-        .create_namespace(&client, "crd-valid")
-        .await
-        .expect("namespace");
-    let api = machine_requests(&client, &ns);
+    let api = machine_requests("crd-valid").await;
 
     create(&api, "minimal", valid_spec())
         .await
@@ -146,7 +205,12 @@ async fn admission_accepts_the_valid_shapes() {
             "nameservers": ["192.0.2.53", "2001:db8::53"],
             "searchDomain": "example.com"
         },
-        "firmware": { "bios": "OVMF", "efiDisk": { "storage": "local-lvm", "preEnrolledKeys": true }, "machine": "q35" },
+        "firmware": {
+            "bios": "OVMF",
+            "efiDisk": { "storage": "local-lvm", "preEnrolledKeys": true },
+            "tpmState": { "storage": "local-lvm", "version": "v2.0" },
+            "machine": "q35"
+        },
         "guestAgent": true,
         "tags": ["k8s", "web"],
         "description": "web server, managed by GitOps",
@@ -177,14 +241,7 @@ async fn admission_accepts_the_valid_shapes() {
 
 #[tokio::test]
 async fn admission_rejects_bad_input_naming_the_field() {
-    let env = testenv::TestEnv::shared().await.expect("control plane");
-    let client = env.client().expect("client");
-    install_crds(&client).await;
-    let ns = env
-        .create_namespace(&client, "crd-invalid")
-        .await
-        .expect("namespace");
-    let api = machine_requests(&client, &ns);
+    let api = machine_requests("crd-invalid").await;
 
     // (case, pointer into spec, bad value, text the server's message must contain)
     let cases: Vec<(&str, &str, Value, &str)> = vec![
@@ -367,6 +424,32 @@ async fn admission_rejects_bad_input_naming_the_field() {
             "only with bios: OVMF",
         ),
         (
+            "tpm with seabios",
+            "/firmware",
+            json!({ "tpmState": { "storage": "local-lvm" } }),
+            "tpmState is used only with bios: OVMF",
+        ),
+        (
+            "tpm version",
+            "/firmware",
+            json!({
+                "bios": "OVMF",
+                "efiDisk": { "storage": "local-lvm" },
+                "tpmState": { "storage": "local-lvm", "version": "v3" }
+            }),
+            "spec.firmware.tpmState.version",
+        ),
+        (
+            "tpm storage injection",
+            "/firmware",
+            json!({
+                "bios": "OVMF",
+                "efiDisk": { "storage": "local-lvm" },
+                "tpmState": { "storage": "local-lvm,import-from=x" }
+            }),
+            "spec.firmware.tpmState.storage",
+        ),
+        (
             "machine type",
             "/firmware/machine",
             json!("q35,accel=tcg"),
@@ -423,38 +506,17 @@ async fn admission_rejects_bad_input_naming_the_field() {
     ];
     assert!(cases.len() >= 20);
 
-    let mut failures = Vec::new();
+    let mut verdicts = Verdicts::default();
     for (i, (case, pointer, value, expected)) in cases.iter().enumerate() {
-        let mut spec = valid_spec();
-        set(&mut spec, pointer, value.clone());
-        match create(&api, &format!("bad-{i}"), spec).await {
-            Ok(()) => failures.push(format!("{case}: was ACCEPTED")),
-            Err(message) if !message.starts_with("422 ") || !message.contains(expected) => failures
-                .push(format!(
-                    "{case}: expected 422 naming {expected:?}, got: {message}"
-                )),
-            Err(_) => {}
-        }
+        let answer = create(&api, &format!("bad-{i}"), valid_spec_with(pointer, value)).await;
+        verdicts.refused(case, answer, true, &[expected]);
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases wrong:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    verdicts.assert_all_right();
 }
 
 #[tokio::test]
 async fn admission_refuses_shrinking_removing_or_moving_disks_and_changing_immutable_fields() {
-    let env = testenv::TestEnv::shared().await.expect("control plane");
-    let client = env.client().expect("client");
-    install_crds(&client).await;
-    let ns = env
-        .create_namespace(&client, "crd-update")
-        .await
-        .expect("namespace");
-    let api = machine_requests(&client, &ns);
+    let api = machine_requests("crd-update").await;
     let mut base = valid_spec();
     set(
         &mut base,
@@ -520,25 +582,53 @@ async fn admission_refuses_shrinking_removing_or_moving_disks_and_changing_immut
             "bios is immutable",
         ),
     ];
-    let mut failures = Vec::new();
+    let mut verdicts = Verdicts::default();
     for (case, pointer, value, expected) in &cases {
         let mut spec = base.clone();
         set(&mut spec, pointer, value.clone());
-        match update(spec).await {
-            Ok(()) => failures.push(format!("{case}: was ACCEPTED")),
-            Err(message) if !message.contains(expected) => {
-                failures.push(format!("{case}: expected {expected:?}, got: {message}"))
-            }
-            Err(_) => {}
-        }
+        verdicts.refused(case, update(spec).await, false, &[expected]);
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases wrong:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
+    verdicts.assert_all_right();
+
+    // A TPM stays as it was created: the keys sealed in it live only there.
+    let mut uefi = base.clone();
+    set(
+        &mut uefi,
+        "/firmware",
+        json!({
+            "bios": "OVMF",
+            "efiDisk": { "storage": "local-lvm" },
+            "tpmState": { "storage": "local-lvm" }
+        }),
     );
+    create(&api, "uefi", uefi.clone()).await.expect("created");
+    let update_uefi = |spec: Value| {
+        let api = api.clone();
+        async move {
+            let patch = json!({ "spec": spec });
+            api.patch("uefi", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    };
+    let mut without = uefi.clone();
+    set(&mut without, "/firmware/tpmState", Value::Null);
+    verdicts.refused(
+        "remove the TPM",
+        update_uefi(without).await,
+        false,
+        &["tpmState cannot be removed"],
+    );
+    let mut other = uefi.clone();
+    set(&mut other, "/firmware/tpmState/version", json!("v1.2"));
+    verdicts.refused(
+        "change the TPM version",
+        update_uefi(other).await,
+        false,
+        &["tpmState is immutable"],
+    );
+    verdicts.assert_all_right();
 
     // What may change does: a disk grows, a disk is added, cores change.
     let mut grown = base.clone();
@@ -557,27 +647,15 @@ async fn admission_refuses_shrinking_removing_or_moving_disks_and_changing_immut
     assert_eq!(stored.data["spec"]["cpu"]["cores"], 8);
 }
 
-/// A well-formed key of `key_type` (blob: the type, then 32 bytes), base64 by hand.
+/// A well-formed key of `key_type` (blob: the type, then 32 bytes), encoded by the `base64`
+/// crate rather than by any code under test.
 fn ssh_key_of(key_type: &str, comment: &str) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use base64::Engine as _;
     let mut blob = (key_type.len() as u32).to_be_bytes().to_vec();
     blob.extend_from_slice(key_type.as_bytes());
     blob.extend_from_slice(&32u32.to_be_bytes());
     blob.extend_from_slice(&[0x5A; 32]);
-    let mut body = String::new();
-    for chunk in blob.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            body.push(if i <= chunk.len() {
-                A[((n >> (18 - 6 * i)) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
+    let body = base64::engine::general_purpose::STANDARD.encode(blob);
     if comment.is_empty() {
         format!("{key_type} {body}")
     } else {
@@ -590,14 +668,7 @@ fn ssh_key_of(key_type: &str, comment: &str) -> String {
 /// break or inject into the user-data.
 #[tokio::test]
 async fn admission_accepts_only_openssh_public_keys_safe_for_cloud_init_yaml() {
-    let env = testenv::TestEnv::shared().await.expect("control plane");
-    let client = env.client().expect("client");
-    install_crds(&client).await;
-    let ns = env
-        .create_namespace(&client, "crd-ssh")
-        .await
-        .expect("namespace");
-    let api = machine_requests(&client, &ns);
+    let api = machine_requests("crd-ssh").await;
     let with_keys = |keys: Vec<String>| {
         let mut spec = valid_spec();
         set(&mut spec, "/cloudInit", json!({ "sshKeys": keys }));
@@ -654,36 +725,18 @@ async fn admission_accepts_only_openssh_public_keys_safe_for_cloud_init_yaml() {
         ),
         ("fake", "ssh-ed25519 AAAA".to_owned()),
     ];
-    let mut failures = Vec::new();
+    let mut verdicts = Verdicts::default();
     for (i, (case, key)) in refused.iter().enumerate() {
         let spec = with_keys(vec![accepted[0].clone(), key.clone()]);
-        match create(&api, &format!("ssh-bad-{i}"), spec).await {
-            Ok(()) => failures.push(format!("{case}: was ACCEPTED")),
-            Err(m) if !m.starts_with("422 ") || !m.contains("spec.cloudInit.sshKeys[1]") => {
-                failures.push(format!("{case}: expected 422 naming sshKeys[1], got: {m}"))
-            }
-            Err(_) => {}
-        }
+        let answer = create(&api, &format!("ssh-bad-{i}"), spec).await;
+        verdicts.refused(case, answer, true, &["spec.cloudInit.sshKeys[1]"]);
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases wrong:\n{}",
-        failures.len(),
-        refused.len(),
-        failures.join("\n")
-    );
+    verdicts.assert_all_right();
 }
 
 #[tokio::test]
 async fn admission_refuses_the_controllers_marker_tags_and_line_and_says_why() {
-    let env = testenv::TestEnv::shared().await.expect("control plane");
-    let client = env.client().expect("client");
-    install_crds(&client).await;
-    let ns = env
-        .create_namespace(&client, "crd-marker")
-        .await
-        .expect("namespace");
-    let api = machine_requests(&client, &ns);
+    let api = machine_requests("crd-marker").await;
     let uid = "0b9b1a2c-5d3e-4c8e-9f00-123456789abc";
 
     // (case, pointer into spec, value, field the message names)
@@ -735,23 +788,15 @@ async fn admission_refuses_the_controllers_marker_tags_and_line_and_says_why() {
             "spec.description",
         ),
     ];
-    let mut failures = Vec::new();
+    let mut verdicts = Verdicts::default();
     for (i, (case, pointer, value, field)) in refused.iter().enumerate() {
-        let mut spec = valid_spec();
-        set(&mut spec, pointer, value.clone());
-        match create(&api, &format!("marker-{i}"), spec).await {
-            Ok(()) => failures.push(format!("{case}: was ACCEPTED")),
-            Err(message)
-                if !message.starts_with("422 ")
-                    || !message.contains(field)
-                    || !message.contains("reserved") =>
-            {
-                failures.push(format!(
-                    "{case}: expected 422 naming {field} and what is reserved, got: {message}"
-                ))
-            }
-            Err(_) => {}
-        }
+        let answer = create(
+            &api,
+            &format!("marker-{i}"),
+            valid_spec_with(pointer, value),
+        )
+        .await;
+        verdicts.refused(case, answer, true, &[field, "reserved"]);
     }
     // What merely resembles the marker stays the user's.
     let accepted: Vec<(&str, &str, Value)> = vec![
@@ -767,11 +812,13 @@ async fn admission_refuses_the_controllers_marker_tags_and_line_and_says_why() {
         ),
     ];
     for (i, (case, pointer, value)) in accepted.iter().enumerate() {
-        let mut spec = valid_spec();
-        set(&mut spec, pointer, value.clone());
-        if let Err(message) = create(&api, &format!("resembles-{i}"), spec).await {
-            failures.push(format!("{case}: refused: {message}"));
-        }
+        let answer = create(
+            &api,
+            &format!("resembles-{i}"),
+            valid_spec_with(pointer, value),
+        )
+        .await;
+        verdicts.accepted(case, answer);
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    verdicts.assert_all_right();
 }

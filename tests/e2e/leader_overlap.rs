@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
 use pve_operator::cli::run::{RunCommand, run_operator};
 use pve_operator_api::{HasConditions, MachineRequest};
@@ -18,8 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::crds::install_crds;
-use crate::support::{init_logging, small_spec, within};
+use crate::support::{
+    init_logging, machine_request, server_apply, shared_namespace, small_spec, wait_for, within,
+};
 
 const LEASE: &str = "pve-operator-leader";
 
@@ -173,13 +173,7 @@ fn by(records: &[RequestRecord], caller: &str) -> Vec<RequestRecord> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_the_api_server_sends_nothing_once_a_standby_has_taken_over() {
     init_logging();
-    let env = testenv::TestEnv::shared().await.expect("control plane");
-    let admin = env.client().expect("client");
-    install_crds(&admin).await;
-    let ns = env
-        .create_namespace(&admin, "leader-overlap")
-        .await
-        .expect("namespace");
+    let (env, admin, ns) = shared_namespace("leader-overlap").await;
     let mut options = SimOptions::new("overlap-root-password");
     // The VM's create task outlasts the whole handover: the old leader's task tracker polls it
     // and its inventory reads Proxmox all along, for as long as that leader works.
@@ -214,33 +208,18 @@ async fn a_leader_cut_off_from_the_api_server_sends_nothing_once_a_standby_has_t
 
     // The leader has work in flight: a create task it started and tracks.
     let requests: Api<MachineRequest> = Api::namespaced(admin.clone(), &ns);
-    let request = serde_json::json!({
-        "apiVersion": "pve-operator.dev/v1alpha1",
-        "kind": "MachineRequest",
-        "metadata": { "name": "contested" },
-        "spec": small_spec(),
-    });
-    requests
-        .patch(
-            "contested",
-            &kube::api::PatchParams::apply("e2e-tests"),
-            &kube::api::Patch::Apply(&request),
-        )
+    let request = machine_request("contested", small_spec());
+    let apply = kube::api::PatchParams::apply("e2e-tests");
+    server_apply(&requests, &apply, "contested", &request)
         .await
         .expect("MachineRequest applies");
-    within(
+    wait_for(
+        &requests,
+        "contested",
         "instance-a to start the create task",
-        await_condition(
-            requests.clone(),
-            "contested",
-            |o: Option<&MachineRequest>| {
-                o.and_then(|o| o.status.as_ref())
-                    .is_some_and(|s| s.current_task.is_some())
-            },
-        ),
+        |r| r.status.as_ref().is_some_and(|s| s.current_task.is_some()),
     )
-    .await
-    .expect("watch works");
+    .await;
     assert!(
         sim.requests().iter().all(|r| r.caller != caller_b),
         "a standby sends nothing to Proxmox"
@@ -257,19 +236,13 @@ async fn a_leader_cut_off_from_the_api_server_sends_nothing_once_a_standby_has_t
     assert!(transitions_b > transitions_a, "the Lease changed hands");
 
     // Instance b finishes the request and works for a few inventory intervals more.
-    within(
+    wait_for(
+        &requests,
+        "contested",
         "instance-b to make the request Ready",
-        await_condition(
-            requests.clone(),
-            "contested",
-            |o: Option<&MachineRequest>| {
-                o.and_then(|o| o.status.as_ref())
-                    .is_some_and(|s| s.is_ready())
-            },
-        ),
+        |r| r.status.as_ref().is_some_and(|s| s.is_ready()),
     )
-    .await
-    .expect("watch works");
+    .await;
     within("instance-b to read the inventory a few times", async {
         while by(&sim.requests(), caller_b)
             .iter()

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams};
+use kube::ResourceExt;
+use kube::api::DeleteParams;
 use kube::runtime::wait::await_condition;
-use kube::{Api, ResourceExt};
 use pve_client::api::qemu::VmConfigUpdate;
 use pve_client::api::vmconfig::VmConfig;
 use pve_operator::vmspec::Marker;
@@ -16,7 +15,7 @@ use pve_sim::RunningSim;
 use pve_sim::access::{AclSubject, UserOptions};
 use serde_json::json;
 
-use crate::support::{Harness, small_spec, vmid_of, within};
+use crate::support::{Harness, small_spec, vmid_of, wait_for, wait_gone};
 
 /// The simulator's template (`SimOptions` default).
 const TEMPLATE: u32 = 9000;
@@ -41,28 +40,7 @@ async fn make_vm(h: &Harness, vmid: u32, config: VmConfig) {
         memory_mib: Some(256),
         ..config
     };
-    let upid = h
-        .pve
-        .qemu_create("pve", vmid, &config, false)
-        .await
-        .expect("create accepted");
-    h.pve
-        .wait_task(&upid, &Default::default())
-        .await
-        .expect("VM created");
-}
-
-/// Destroys a VM directly in Proxmox.
-async fn destroy_vm(h: &Harness, vmid: u32) {
-    let upid = h
-        .pve
-        .qemu_delete("pve", vmid, Default::default())
-        .await
-        .expect("delete accepted");
-    h.pve
-        .wait_task(&upid, &Default::default())
-        .await
-        .expect("VM destroyed");
+    h.create_vm(vmid, &config).await;
 }
 
 /// Every VM's config digest, by VMID: what "untouched" is compared against.
@@ -118,14 +96,9 @@ async fn wait_not_ready(h: &Harness, name: &str, reason: &str, saying: &str) -> 
 
 /// The notes of the Warning Events on `name` with `reason`.
 async fn warnings(h: &Harness, name: &str, reason: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(h.client.clone(), &h.namespace);
-    events
-        .list(&ListParams::default())
+    h.events_about(name)
         .await
-        .expect("events")
-        .items
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .filter(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(reason))
         .filter_map(|e| e.note)
         .collect()
@@ -249,30 +222,21 @@ async fn a_template_is_never_adopted_and_two_vms_with_the_tag_stop_everything_un
     h.apply("a", spec).await;
     wait_not_ready(&h, "a", "DuplicateVms", &listed).await;
     assert_eq!(digests(&h).await, at_duplicate, "neither VM was touched");
-    assert!(
-        h.pve
-            .qemu_status("pve", own)
-            .await
-            .expect("status")
-            .is_running(),
-        "A's VM runs as before"
-    );
+    assert!(h.vm_running(own).await, "A's VM runs as before");
 
     // Once the copy is gone, A proceeds.
-    destroy_vm(&h, 600).await;
-    let ready = |obj: Option<&MachineRequest>| {
-        obj.is_some_and(|o| {
+    h.destroy_vm(600).await;
+    wait_for(
+        &h.requests(),
+        "a",
+        "A to become Ready with the new spec",
+        |o| {
             o.status
                 .as_ref()
                 .is_some_and(|s| s.observed_generation == o.metadata.generation && s.is_ready())
-        })
-    };
-    within(
-        "A to become Ready with the new spec",
-        await_condition(h.requests(), "a", ready),
+        },
     )
-    .await
-    .expect("watch works");
+    .await;
     assert_eq!(
         h.vm_config(own).await.and_then(|c| c.memory_mib()),
         Some(384)
@@ -298,21 +262,9 @@ async fn a_template_is_never_adopted_and_two_vms_with_the_tag_stop_everything_un
     h.start_controller();
     wait_not_ready(&h, "a", "DuplicateVms", &format!("VMs {own}, 601")).await;
     assert_eq!(digests(&h).await, before_delete, "neither VM touched");
-    assert!(
-        h.pve
-            .qemu_status("pve", own)
-            .await
-            .expect("status")
-            .is_running(),
-        "A's VM was not stopped"
-    );
-    destroy_vm(&h, 601).await;
-    within(
-        "A to be deleted once the copy is gone",
-        await_condition(h.requests(), "a", |o: Option<&MachineRequest>| o.is_none()),
-    )
-    .await
-    .expect("watch works");
+    assert!(h.vm_running(own).await, "A's VM was not stopped");
+    h.destroy_vm(601).await;
+    wait_gone(&h.requests(), "a").await;
     let after = digests(&h).await;
     assert!(!after.contains_key(&own), "A's VM destroyed");
     assert_eq!(
@@ -392,12 +344,7 @@ async fn deleting_a_request_whose_vm_the_controller_cannot_see_keeps_the_finaliz
 
     // Visible again: the deletion goes on and destroys it.
     hide_vm(&h.sim, own, false);
-    within(
-        "A to be deleted",
-        await_condition(h.requests(), "a", |o: Option<&MachineRequest>| o.is_none()),
-    )
-    .await
-    .expect("watch works");
+    wait_gone(&h.requests(), "a").await;
     assert!(!h.vm_exists(own).await, "A's VM destroyed");
     h.stop().await;
 }

@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
-use kube::runtime::wait::await_condition;
 use pve_client::{PveRelease, Secret};
 use pve_operator::cli::preflight::{Outcome, Output, PreflightArgs, preflight};
 use pve_operator::cli::privileges::{PrivilegesArgs, output};
@@ -18,7 +17,7 @@ use pve_operator::privileges::{Need, WarningKind, needs_for_specs, pveum_plan};
 use pve_operator_api::{MachineRequest, MachineRequestSpec, PowerState};
 use pve_sim::{PveVersion, RunningSim, SimOptions, SimServer};
 
-use crate::support::{Harness, within};
+use crate::support::{self, Harness, WithConditions};
 
 /// The Proxmox VE versions the simulator can be, with the release whose privilege rows the
 /// controller applies there.
@@ -133,13 +132,17 @@ fn token_config(sim: &RunningSim, token_id: &str, secret: &Secret) -> String {
     )
 }
 
+/// Runs the printed `commands` on `sim`; the controller config with the token they create.
+async fn printed_token(sim: &RunningSim, commands: &str) -> String {
+    let secret = run_pveum(sim, commands)
+        .await
+        .expect("the printed commands create a token");
+    token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+}
+
 /// Sets up `pveum_plan(needs)` on `sim` through `pveum` and returns the token's config.
 async fn token_for(sim: &RunningSim, needs: &[Need]) -> String {
-    let commands = pveum_plan(needs, USER, TOKEN).commands();
-    let secret = run_pveum(sim, &commands)
-        .await
-        .expect("the plan creates a token");
-    token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+    printed_token(sim, &pveum_plan(needs, USER, TOKEN).commands()).await
 }
 
 /// `pve-operator preflight --config <config> -f <files>`, in process.
@@ -169,29 +172,29 @@ async fn wait_for(
     what: &str,
     wanted: impl Fn(&MachineRequest) -> bool,
 ) -> MachineRequest {
-    let found = within(
-        what,
-        await_condition(h.requests(), name, |o: Option<&MachineRequest>| {
-            o.is_some_and(&wanted)
-        }),
-    )
-    .await
-    .expect("watch works");
-    found.expect("the request exists")
+    support::wait_for(&h.requests(), name, what, wanted).await
 }
 
-fn condition<'a>(
-    request: &'a MachineRequest,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    request
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+/// The examples (by file name) of which some step needs `need` on `release`.
+fn examples_needing<'a>(
+    specs: &'a [(&'static str, MachineRequestSpec)],
+    need: &Need,
+    release: PveRelease,
+) -> Vec<&'a str> {
+    specs
+        .iter()
+        .filter(|(_, spec)| {
+            needs_for_specs(std::slice::from_ref(spec), release)
+                .iter()
+                .any(|n| n.privilege == need.privilege && n.path == need.path)
+        })
+        .map(|(file, _)| *file)
+        .collect()
 }
 
 fn denied(request: &MachineRequest) -> Option<String> {
-    condition(request, "PrivilegesSufficient")
+    request
+        .condition_now("PrivilegesSufficient")
         .filter(|c| c.status == "False")
         .map(|c| c.message.clone())
 }
@@ -242,10 +245,7 @@ async fn generated_commands_suffice((version, release): (PveVersion, PveRelease)
     let needs = all_needs(release);
     let prefix = format!("least-privilege-{}", version.major());
     let h = Harness::start_with_config_on(&prefix, version, async |sim: &RunningSim| {
-        let secret = run_pveum(sim, &commands)
-            .await
-            .expect("the printed commands create a token");
-        token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+        printed_token(sim, &commands).await
     })
     .await;
 
@@ -362,10 +362,7 @@ async fn on_pve9_the_pool_scoped_commands_suffice_for_every_example_in_that_pool
     );
     let h = Harness::start_with_config_on("pool-scoped", PVE9.0, async |sim: &RunningSim| {
         run_pveum(sim, &format!("pveum pool add {POOL}")).await;
-        let secret = run_pveum(sim, &commands)
-            .await
-            .expect("the printed commands create a token");
-        token_config(sim, &format!("{USER}!{TOKEN}"), &secret)
+        printed_token(sim, &commands).await
     })
     .await;
     let config = std::fs::read_to_string(&h.config_path).expect("controller config");
@@ -535,15 +532,7 @@ async fn controller_ablation(
                 )
                 .await;
                 let before = vmids(&h).await;
-                let affected: Vec<&str> = specs
-                    .iter()
-                    .filter(|(_, spec)| {
-                        needs_for_specs(std::slice::from_ref(spec), release)
-                            .iter()
-                            .any(|n| n.privilege == removed.privilege && n.path == removed.path)
-                    })
-                    .map(|(file, _)| *file)
-                    .collect();
+                let affected = examples_needing(specs, removed, release);
                 assert!(!affected.is_empty(), "some example needs {removed}");
                 let mut names = Vec::new();
                 for file in &affected {
@@ -564,7 +553,7 @@ async fn controller_ablation(
                             "{name} names only {removed}: {message}"
                         );
                     }
-                    let ready = condition(&request, "Ready").expect("Ready condition");
+                    let ready = request.condition_now("Ready").expect("Ready condition");
                     assert_eq!(ready.status, "False");
                 }
                 assert_eq!(vmids(&h).await, before, "nothing was created");
@@ -790,7 +779,8 @@ async fn a_revoked_power_or_delete_privilege_stops_that_step_with_a_condition_na
         "the VM to stop and the condition to clear",
         |r| {
             r.status.as_ref().and_then(|s| s.phase) == Some(pve_operator_api::Phase::Stopped)
-                && condition(r, "PrivilegesSufficient").is_some_and(|c| c.status == "True")
+                && r.condition_now("PrivilegesSufficient")
+                    .is_some_and(|c| c.status == "True")
         },
     )
     .await;
@@ -814,14 +804,7 @@ async fn a_revoked_power_or_delete_privilege_stops_that_step_with_a_condition_na
     set_role(&h.sim, &vm_role.0, &vm_role.1).await;
     h.crash_controller().await;
     h.start_controller();
-    within(
-        "the MachineRequest to be deleted",
-        await_condition(h.requests(), &name, |o: Option<&MachineRequest>| {
-            o.is_none()
-        }),
-    )
-    .await
-    .expect("watch works");
+    support::wait_gone(&h.requests(), &name).await;
     assert!(!vmids(&h).await.contains(&vmid), "VM {vmid} destroyed");
     h.stop().await;
 }
@@ -937,21 +920,13 @@ async fn proxmox_itself_refuses_what_needs_each_generated_privilege() {
                     },
                 )
                 .await;
-                let affected: Vec<&str> = specs
-                    .iter()
-                    .filter(|(_, spec)| {
-                        needs_for_specs(std::slice::from_ref(spec), RELEASE)
-                            .iter()
-                            .any(|n| n.privilege == removed.privilege && n.path == removed.path)
-                    })
-                    .map(|(file, _)| *file)
-                    .collect();
+                let affected = examples_needing(specs, removed, RELEASE);
                 let mut refused = Vec::new();
                 for file in &affected {
                     let name = h.apply_example(file).await;
                     let request = wait_for(&h, &name, "a refusal or Ready", |r| {
                         denied(r).is_some()
-                            || condition(r, "Ready").is_some_and(|c| c.status == "True")
+                            || r.condition_now("Ready").is_some_and(|c| c.status == "True")
                     })
                     .await;
                     match denied(&request) {
@@ -1007,7 +982,6 @@ async fn proxmox_itself_refuses_what_needs_each_generated_privilege() {
 async fn a_proxmox_cluster_reports_whether_its_credentials_suffice_for_the_requests_using_it() {
     use k8s_openapi::api::core::v1::Secret;
     use kube::Api;
-    use kube::api::{Patch, PatchParams};
     use pve_operator_api::ProxmoxCluster;
 
     let h = Harness::start("cluster-privileges").await;
@@ -1038,40 +1012,19 @@ async fn a_proxmox_cluster_reports_whether_its_credentials_suffice_for_the_reque
             "metadata": { "name": identity, "labels": { "touched": generation } },
             "stringData": { "config.yaml": config },
         });
-        secrets
-            .patch(
-                &identity,
-                &PatchParams::apply("e2e-tests").force(),
-                &Patch::Apply(&doc),
-            )
-            .await
-            .expect("secret applies");
+        support::apply_forced(&secrets, "e2e-tests", &identity, &doc).await;
     };
     h.create_cluster("least", &identity, serde_json::json!({}))
         .await;
     let privileges_condition = async |wanted: &dyn Fn(&str, &str) -> bool| {
-        let found = within(
-            "the ProxmoxCluster's PrivilegesSufficient condition",
-            await_condition(clusters.clone(), "least", |o: Option<&ProxmoxCluster>| {
-                o.and_then(|c| c.status.as_ref()).is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "PrivilegesSufficient" && wanted(&c.status, &c.message))
-                })
-            }),
-        )
+        let what = "the ProxmoxCluster's PrivilegesSufficient condition";
+        support::wait_for(&clusters, "least", what, |cluster| {
+            cluster
+                .condition_now("PrivilegesSufficient")
+                .is_some_and(|c| wanted(&c.status, &c.message))
+        })
         .await
-        .expect("watch works")
-        .expect("cluster exists");
-        found
-            .status
-            .and_then(|s| {
-                s.conditions
-                    .into_iter()
-                    .find(|c| c.type_ == "PrivilegesSufficient")
-            })
-            .map(|c| c.message)
-            .unwrap_or_default()
+        .message_of("PrivilegesSufficient")
     };
     // No request uses it yet: every feature, storages and bridges in general.
     let message = privileges_condition(&|status, message| {

@@ -3,40 +3,27 @@
 //! cannot erase the VMID a newer writer recorded.
 
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::PatchParams;
 use pve_operator::reconcile::error::ReconcileError;
 use pve_operator::reconcile::status::StatusWriter;
 use pve_operator_api::{MachineRequest, MachineRequestStatus, Phase};
-use serde_json::json;
 
-use crate::crds::install_crds;
-use crate::support::{init_logging, small_spec};
+use crate::support::{init_logging, machine_request, server_apply, shared_namespace, small_spec};
 
 #[tokio::test]
 async fn a_status_write_from_a_stale_copy_is_refused_and_the_recorded_vmid_survives() {
     init_logging();
-    let env = testenv::TestEnv::shared().await.expect("control plane");
-    let client = env.client().expect("client");
-    install_crds(&client).await;
-    let ns = env
-        .create_namespace(&client, "status-writes")
-        .await
-        .expect("namespace");
+    let (_, client, ns) = shared_namespace("status-writes").await;
     let requests: Api<MachineRequest> = Api::namespaced(client, &ns);
-    let request = json!({
-        "apiVersion": "pve-operator.dev/v1alpha1",
-        "kind": "MachineRequest",
-        "metadata": { "name": "contended" },
-        "spec": small_spec(),
-    });
-    requests
-        .patch(
-            "contended",
-            &PatchParams::apply("e2e-tests"),
-            &Patch::Apply(&request),
-        )
-        .await
-        .expect("MachineRequest applies");
+    let request = machine_request("contended", small_spec());
+    server_apply(
+        &requests,
+        &PatchParams::apply("e2e-tests"),
+        "contended",
+        &request,
+    )
+    .await
+    .expect("MachineRequest applies");
     // No controller runs here: two writers share the object, as an old and a new leader would.
     let read = requests.get("contended").await.expect("request");
 

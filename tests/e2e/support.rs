@@ -1,18 +1,23 @@
 //! Helpers shared by the e2e tests: deadlines, logging, and the [`Harness`] (a namespace, a
 //! simulator and the controller running in the test process) that most modules run against.
 
+use std::fmt::Debug;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
+use pve_client::api::vmconfig::VmConfig;
 use pve_client::{PveClient, PveConfig};
 use pve_operator::cli::run::{InProcessController, RunArgs};
-use pve_operator_api::{HasConditions, MachineRequest};
+use pve_operator_api::{HasConditions, MachineRequest, ProxmoxCluster, ProxmoxIdentity};
 use pve_sim::{RunningSim, SimOptions, SimServer};
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use crate::crds::install_crds;
 
@@ -33,6 +38,16 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         }
     })
     .await;
+}
+
+/// Polls `probe` until it returns true (every 50 ms, failing after 60 s with `what`).
+pub async fn until<F: Future<Output = bool>>(what: &str, mut probe: impl FnMut() -> F) {
+    within(what, async {
+        while !probe().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
 }
 
 /// The shared control plane with the CRDs installed, an admin client of it, and a new namespace
@@ -151,11 +166,7 @@ impl Harness {
         adjust(&mut options);
         let sim = SimServer::start(options).await.expect("simulator");
         let dir = tempfile::tempdir().expect("temp dir");
-        let config_path = dir.path().join("proxmox.yaml");
-        let config = sim.root_config_yaml();
-        std::fs::write(&config_path, &config).expect("config written");
-        let pve = PveClient::new(&PveConfig::from_yaml_str(&config).expect("config parses"))
-            .expect("pve client");
+        let (config_path, pve) = root_config_in(&sim, dir.path());
         Harness {
             client,
             namespace,
@@ -222,21 +233,9 @@ impl Harness {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    pub async fn apply(&self, name: &str, spec: serde_json::Value) {
-        let request = json!({
-            "apiVersion": "pve-operator.dev/v1alpha1",
-            "kind": "MachineRequest",
-            "metadata": { "name": name },
-            "spec": spec,
-        });
-        self.requests()
-            .patch(
-                name,
-                &PatchParams::apply("e2e-tests").force(),
-                &Patch::Apply(&request),
-            )
-            .await
-            .expect("MachineRequest applies");
+    pub async fn apply(&self, name: &str, spec: Value) {
+        let request = machine_request(name, spec);
+        apply_forced(&self.requests(), "e2e-tests", name, &request).await;
     }
 
     pub async fn apply_example(&self, file: &str) -> String {
@@ -244,7 +243,7 @@ impl Harness {
             .join("../deploy/examples")
             .join(file);
         let text = std::fs::read_to_string(&path).expect("example readable");
-        let request: serde_json::Value = serde_yaml::from_str(&text).expect("example is YAML");
+        let request: Value = serde_yaml::from_str(&text).expect("example is YAML");
         let name = request["metadata"]["name"]
             .as_str()
             .expect("example has a name")
@@ -259,29 +258,15 @@ impl Harness {
         requests: &Api<MachineRequest>,
         name: &str,
     ) -> MachineRequest {
-        let ready = |obj: Option<&MachineRequest>| {
-            obj.and_then(|o| o.status.as_ref())
-                .is_some_and(|s| s.is_ready())
-        };
-        within(
-            &format!("{name} to be Ready"),
-            await_condition(requests.clone(), name, ready),
-        )
+        wait_for(requests, name, &format!("{name} to be Ready"), |r| {
+            r.status.as_ref().is_some_and(|s| s.is_ready())
+        })
         .await
-        .expect("watch")
-        .expect("request exists")
     }
 
-    /// Waits until the request `name` of `requests` is gone (its finalizer released).
-    pub async fn wait_gone_in(&self, requests: &Api<MachineRequest>, name: &str) {
-        within(
-            &format!("{name} to be gone"),
-            await_condition(requests.clone(), name, |obj: Option<&MachineRequest>| {
-                obj.is_none()
-            }),
-        )
-        .await
-        .expect("watch");
+    /// Deletes the request `name` of `requests` (any namespace) and waits until it is gone.
+    pub async fn delete_and_wait_gone_in(&self, requests: &Api<MachineRequest>, name: &str) {
+        delete_and_wait_gone(requests, name).await;
     }
 
     /// Waits until the request's Ready condition is True, and returns it.
@@ -313,17 +298,7 @@ impl Harness {
 
     /// Deletes a request and waits until the object is gone (the finalizer released).
     pub async fn delete_and_wait_gone(&self, name: &str) {
-        self.requests()
-            .delete(name, &DeleteParams::default())
-            .await
-            .expect("delete accepted");
-        let gone = |obj: Option<&MachineRequest>| obj.is_none();
-        within(
-            "the MachineRequest to be deleted (finalizer released)",
-            await_condition(self.requests(), name, gone),
-        )
-        .await
-        .expect("watch works");
+        delete_and_wait_gone(&self.requests(), name).await;
     }
 
     /// The VMs of the simulator, by VMID, with their raw config.
@@ -338,6 +313,47 @@ impl Harness {
             .await
             .expect("status")
             .is_running()
+    }
+
+    /// Creates VM `vmid` with `config` directly in Proxmox (as root@pam, not through the
+    /// controller), and waits for the task.
+    pub async fn create_vm(&self, vmid: u32, config: &VmConfig) {
+        let upid = self.pve.qemu_create("pve", vmid, config, false).await;
+        self.wait_task(upid, &format!("creating VM {vmid}")).await;
+    }
+
+    /// Stops VM `vmid` directly in Proxmox, and waits for the task.
+    pub async fn stop_vm(&self, vmid: u32) {
+        let upid = self.pve.qemu_stop("pve", vmid, &Default::default()).await;
+        self.wait_task(upid, &format!("stopping VM {vmid}")).await;
+    }
+
+    /// Destroys VM `vmid` directly in Proxmox, and waits for the task.
+    pub async fn destroy_vm(&self, vmid: u32) {
+        let upid = self.pve.qemu_delete("pve", vmid, Default::default()).await;
+        self.wait_task(upid, &format!("destroying VM {vmid}")).await;
+    }
+
+    /// Waits for the task that `started` (the answer to the call that starts it) names.
+    async fn wait_task(&self, started: pve_client::Result<pve_client::Upid>, what: &str) {
+        let upid = started.unwrap_or_else(|e| panic!("{what}: refused: {e}"));
+        self.pve
+            .wait_task(&upid, &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the task failed: {e}"));
+    }
+
+    /// The Events about object `name` in the test's namespace.
+    pub async fn events_about(&self, name: &str) -> Vec<Event> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        events
+            .list(&Default::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect()
     }
 
     pub async fn vm_exists(&self, vmid: u32) -> bool {
@@ -359,17 +375,144 @@ impl Harness {
 
 /// Waits until the request has condition `type_` with `status`, returning the request.
 pub async fn wait_condition(h: &Harness, name: &str, type_: &str, status: &str) -> MachineRequest {
-    let wanted = |obj: Option<&MachineRequest>| {
-        obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == type_ && c.status == status)
-        })
-    };
-    let found = within("the condition", await_condition(h.requests(), name, wanted))
+    wait_status(&h.requests(), name, type_, status).await
+}
+
+/// A resource whose status carries conditions (none before it has a status).
+pub trait WithConditions {
+    /// The conditions it has now.
+    fn conditions_now(&self) -> &[Condition];
+
+    /// Condition `type_`, if set.
+    fn condition_now(&self, type_: &str) -> Option<&Condition> {
+        self.conditions_now().iter().find(|c| c.type_ == type_)
+    }
+
+    /// The message of condition `type_` ("" when it is not set).
+    fn message_of(&self, type_: &str) -> String {
+        self.condition_now(type_)
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// [`WithConditions`] for resources whose `status` is an `Option` of a [`HasConditions`].
+macro_rules! with_conditions_of_status {
+    ($($kind:ty),*) => {$(
+        impl WithConditions for $kind {
+            fn conditions_now(&self) -> &[Condition] {
+                self.status.as_ref().map_or(&[], |s| s.conditions())
+            }
+        }
+    )*};
+}
+
+with_conditions_of_status!(MachineRequest, ProxmoxCluster, ProxmoxIdentity);
+
+/// Waits (at most 60 s) until object `name` of `api` exists and `wanted` holds for it, and
+/// returns it; `what` names the wait when it times out.
+pub async fn wait_for<K>(api: &Api<K>, name: &str, what: &str, wanted: impl Fn(&K) -> bool) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    within(
+        what,
+        await_condition(api.clone(), name, |obj: Option<&K>| {
+            obj.is_some_and(&wanted)
+        }),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("watching {name} for {what}: {e}"))
+    .unwrap_or_else(|| panic!("{name} exists once {what}"))
+}
+
+/// Waits until condition `type_` of object `name` has `status`, and returns the object.
+pub async fn wait_status<K>(api: &Api<K>, name: &str, type_: &str, status: &str) -> K
+where
+    K: WithConditions + Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let what = format!("{name} to have {type_}={status}");
+    wait_for(api, name, &what, |obj| {
+        obj.condition_now(type_).is_some_and(|c| c.status == status)
+    })
+    .await
+}
+
+/// Waits until condition `type_` of object `name` has `reason`, and returns the object.
+pub async fn wait_reason<K>(api: &Api<K>, name: &str, type_: &str, reason: &str) -> K
+where
+    K: WithConditions + Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let what = format!("{name} to have {type_} with reason {reason}");
+    wait_for(api, name, &what, |obj| {
+        obj.condition_now(type_).is_some_and(|c| c.reason == reason)
+    })
+    .await
+}
+
+/// Waits (at most 60 s) until object `name` of `api` is gone (its finalizers released).
+pub async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    within(
+        &format!("{name} to be gone"),
+        await_condition(api.clone(), name, |obj: Option<&K>| obj.is_none()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("watching {name} until it is gone: {e}"));
+}
+
+/// Deletes object `name` of `api` and waits until it is gone (its finalizers released).
+pub async fn delete_and_wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    api.delete(name, &DeleteParams::default())
         .await
-        .expect("watch works");
-    found.expect("the request exists")
+        .unwrap_or_else(|e| panic!("deleting {name}: {e}"));
+    wait_gone(api, name).await;
+}
+
+/// Server-side applies `doc` as object `name` of `api` with `params` (the field manager, and
+/// whether to force): the server's answer, for tests of what it refuses.
+pub async fn server_apply<K>(
+    api: &Api<K>,
+    params: &PatchParams,
+    name: &str,
+    doc: &(impl serde::Serialize + Debug),
+) -> kube::Result<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    api.patch(name, params, &Patch::Apply(doc)).await
+}
+
+/// Server-side applies `doc` as object `name` of `api`, as field manager `manager` taking over
+/// any field another manager owns; fails the test, naming the object, if the server refuses.
+pub async fn apply_forced<K>(
+    api: &Api<K>,
+    manager: &str,
+    name: &str,
+    doc: &(impl serde::Serialize + Debug),
+) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    server_apply(api, &PatchParams::apply(manager).force(), name, doc)
+        .await
+        .unwrap_or_else(|e| panic!("{name} applies as {manager}: {e}"))
+}
+
+/// Writes the root@pam config of `sim` to `proxmox.yaml` in `dir`; returns its path and a
+/// client of it.
+pub fn root_config_in(sim: &RunningSim, dir: &std::path::Path) -> (PathBuf, PveClient) {
+    let path = dir.join("proxmox.yaml");
+    let config = sim.root_config_yaml();
+    std::fs::write(&path, &config).expect("config written");
+    let pve = PveClient::new(&PveConfig::from_yaml_str(&config).expect("config parses"))
+        .expect("pve client");
+    (path, pve)
 }
 
 /// `status.vmid` of `request`, which must be set.
@@ -381,8 +524,18 @@ pub fn vmid_of(request: &MachineRequest) -> u32 {
         .expect("status.vmid is set")
 }
 
+/// MachineRequest `name` with `spec`, as a document to apply.
+pub fn machine_request(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "pve-operator.dev/v1alpha1",
+        "kind": "MachineRequest",
+        "metadata": { "name": name },
+        "spec": spec,
+    })
+}
+
 /// The cheapest request: network boot, one small disk.
-pub fn small_spec() -> serde_json::Value {
+pub fn small_spec() -> Value {
     json!({
         "memory": { "sizeMiB": 256 },
         "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 2 }],
@@ -401,12 +554,5 @@ pub async fn apply_config_secret(client: &Client, namespace: &str, name: &str, c
         "metadata": { "name": name },
         "stringData": { "config.yaml": config },
     });
-    secrets
-        .patch(
-            name,
-            &PatchParams::apply("e2e-tests").force(),
-            &Patch::Apply(&doc),
-        )
-        .await
-        .expect("Secret applies");
+    apply_forced(&secrets, "e2e-tests", name, &doc).await;
 }

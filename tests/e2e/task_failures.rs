@@ -5,15 +5,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::PatchParams;
 use kube::runtime::wait::await_condition;
-use kube::{Api, ResourceExt};
 use pve_operator_api::{HasConditions, MachineRequest, Phase};
 use pve_sim::config::Size;
 use pve_sim::faults::{FaultConfig, FaultKind, FaultRule};
 
-use crate::support::{Harness, small_spec, wait_condition, within};
+use crate::support::{Harness, server_apply, small_spec, wait_condition, within};
 
 /// Creates sent to Proxmox so far.
 fn creates(h: &Harness) -> u64 {
@@ -37,14 +36,9 @@ fn calls(h: &Harness, endpoint: &str) -> u64 {
 
 /// The reasons of the Events about request `name`, oldest first.
 async fn event_reasons(h: &Harness, name: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(h.client.clone(), &h.namespace);
-    events
-        .list(&Default::default())
+    h.events_about(name)
         .await
-        .expect("events")
-        .items
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .filter_map(|e| e.reason)
         .collect()
 }
@@ -188,12 +182,8 @@ async fn a_task_that_cannot_succeed_is_sent_once_per_generation_and_again_when_t
         "kind": "MachineRequest",
         "metadata": { "name": "too-big", "annotations": { "pve-operator.dev/retry": "1" } },
     });
-    h.requests()
-        .patch(
-            "too-big",
-            &PatchParams::apply("e2e-retry"),
-            &Patch::Apply(&annotate),
-        )
+    let retry = PatchParams::apply("e2e-retry");
+    server_apply(&h.requests(), &retry, "too-big", &annotate)
         .await
         .expect("annotation set");
     let ready = |obj: Option<&MachineRequest>| {

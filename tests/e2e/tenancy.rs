@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ApiResource, DynamicObject};
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity};
 use serde_json::{Value, json};
 
-use crate::support::{Harness, apply_config_secret, within};
+use crate::support::{
+    Harness, WithConditions, apply_config_secret, apply_forced, machine_request, wait_for,
+    wait_reason,
+};
 
 /// The label that ties an identity to the test (and the controller) that made it.
 pub const TEST_LABEL: &str = "e2e.pve-operator.dev/test";
@@ -41,14 +43,7 @@ impl Harness {
             "spec": full,
         });
         let identities: Api<ProxmoxIdentity> = Api::all(self.client.clone());
-        identities
-            .patch(
-                &name,
-                &PatchParams::apply("e2e-tests").force(),
-                &Patch::Apply(&identity),
-            )
-            .await
-            .expect("ProxmoxIdentity applies");
+        apply_forced(&identities, "e2e-tests", &name, &identity).await;
         name
     }
 
@@ -60,11 +55,15 @@ impl Harness {
 
     /// The simulator's root@pam connection in the `proxmox:` format.
     pub fn root_config(&self) -> String {
+        self.root_config_with(self.sim.fingerprint(), self.sim.root_password())
+    }
+
+    /// Like [`Harness::root_config`], pinning `fingerprint` and with `password` (for a wrong
+    /// pin or password).
+    pub fn root_config_with(&self, fingerprint: &str, password: &str) -> String {
         format!(
-            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root\n  realm: pam\n  password: \"{}\"\n",
+            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{fingerprint}\"\n  username: root\n  realm: pam\n  password: \"{password}\"\n",
             self.sim.url(),
-            self.sim.fingerprint(),
-            self.sim.root_password()
         )
     }
 }
@@ -83,14 +82,7 @@ pub async fn create_cluster_in(
         "metadata": { "name": name },
         "spec": { "identityRef": { "name": identity }, "allowed": allowed },
     });
-    clusters
-        .patch(
-            name,
-            &PatchParams::apply("e2e-tests").force(),
-            &Patch::Apply(&cluster),
-        )
-        .await
-        .expect("ProxmoxCluster applies");
+    apply_forced(&clusters, "e2e-tests", name, &cluster).await;
 }
 
 /// Waits until condition `type_` of the ProxmoxCluster has `reason`, and returns its message.
@@ -102,54 +94,25 @@ pub async fn cluster_condition(
     reason: &'static str,
 ) -> String {
     let clusters: Api<ProxmoxCluster> = Api::namespaced(client.clone(), namespace);
-    let found = within(
-        &format!("ProxmoxCluster {namespace}/{name} {type_} reason {reason}"),
-        await_condition(clusters, name, move |obj: Option<&ProxmoxCluster>| {
-            obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == type_ && c.reason == reason)
-            })
-        }),
-    )
-    .await
-    .expect("watch")
-    .expect("cluster exists");
-    found
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_))
-        .map(|c| c.message)
-        .unwrap_or_default()
+    wait_reason(&clusters, name, type_, reason)
+        .await
+        .message_of(type_)
 }
 
-/// Waits until the request's Ready condition has `reason`, and returns its message.
+/// Waits until the request's Ready condition is False with `reason`, and returns its message.
 pub async fn request_refused(
     requests: &Api<MachineRequest>,
     name: &str,
     reason: &'static str,
 ) -> String {
-    let found = within(
-        &format!("MachineRequest {name} Ready=False reason {reason}"),
-        await_condition(
-            requests.clone(),
-            name,
-            move |obj: Option<&MachineRequest>| {
-                obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == reason)
-                })
-            },
-        ),
-    )
-    .await
-    .expect("watch")
-    .expect("request exists");
-    found
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message)
-        .unwrap_or_default()
+    let what = format!("MachineRequest {name} Ready=False reason {reason}");
+    let refused = |r: &MachineRequest| {
+        r.condition_now("Ready")
+            .is_some_and(|c| c.status == "False" && c.reason == reason)
+    };
+    wait_for(requests, name, &what, refused)
+        .await
+        .message_of("Ready")
 }
 
 /// A second namespace on the harness's control plane, labelled `labels`.
@@ -181,18 +144,7 @@ fn small_spec(cluster: Option<&str>) -> Value {
 }
 
 async fn apply_request(requests: &Api<MachineRequest>, name: &str, spec: Value) {
-    let request = json!({
-        "apiVersion": "pve-operator.dev/v1alpha1", "kind": "MachineRequest",
-        "metadata": { "name": name }, "spec": spec,
-    });
-    requests
-        .patch(
-            name,
-            &PatchParams::apply("e2e-tests").force(),
-            &Patch::Apply(&request),
-        )
-        .await
-        .expect("MachineRequest applies");
+    apply_forced(requests, "e2e-tests", name, &machine_request(name, spec)).await;
 }
 
 /// How many VMs in the simulator carry `uid` in a tag or their description.
@@ -346,16 +298,8 @@ async fn an_identity_serves_only_the_namespaces_it_allows_by_name_or_label() {
     );
     // Deleting: a request that was never given a VM is released at once; one that was removes
     // its own VM (and only that) before it goes.
-    requests_c
-        .delete("web", &Default::default())
-        .await
-        .expect("delete");
-    h.wait_gone_in(&requests_c, "web").await;
-    requests_b
-        .delete("web", &Default::default())
-        .await
-        .expect("delete");
-    h.wait_gone_in(&requests_b, "web").await;
+    h.delete_and_wait_gone_in(&requests_c, "web").await;
+    h.delete_and_wait_gone_in(&requests_b, "web").await;
     assert!(
         h.pve.qemu_status("pve", vm_b).await.is_err(),
         "its own VM went with it"
@@ -378,28 +322,9 @@ async fn credentials_go_only_to_their_secrets_url_never_to_an_endpoint_a_tenant_
         )
         .await;
     let identities: Api<ProxmoxIdentity> = Api::all(h.client.clone());
-    let refused = within(
-        "the identity to be refused for its endpoint",
-        await_condition(
-            identities.clone(),
-            &mismatched,
-            |obj: Option<&ProxmoxIdentity>| {
-                obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "SecretValid" && c.reason == "EndpointMismatch")
-                })
-            },
-        ),
-    )
-    .await
-    .expect("watch")
-    .expect("identity");
-    let message = refused
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "SecretValid"))
-        .map(|c| c.message)
-        .unwrap_or_default();
+    let message = wait_reason(&identities, &mismatched, "SecretValid", "EndpointMismatch")
+        .await
+        .message_of("SecretValid");
     assert!(message.contains("spec.endpoint"), "{message}");
     assert!(
         !message.contains(h.sim.root_password()),
@@ -720,11 +645,7 @@ async fn a_stale_or_forged_vmid_never_lets_one_tenant_touch_another_tenants_vm()
         "A's VM was not changed by B's reconcile"
     );
     // Deleting B removes B's VM only.
-    requests_b
-        .delete("web", &Default::default())
-        .await
-        .expect("delete");
-    h.wait_gone_in(&requests_b, "web").await;
+    h.delete_and_wait_gone_in(&requests_b, "web").await;
     assert!(
         h.pve.qemu_status("pve", ours).await.is_err(),
         "B's VM is gone"

@@ -3,25 +3,17 @@
 //! are reported without secrets, and fixing the identity's Secret resumes at once.
 
 use kube::Api;
-use kube::runtime::wait::await_condition;
-use pve_operator_api::MachineRequest;
+use pve_operator_api::{ProxmoxCluster, ProxmoxIdentity};
 use serde_json::json;
 
 use super::vmid_of;
-use crate::support::{Harness, small_spec, within};
+use crate::support::{Harness, WithConditions, small_spec, wait_reason, wait_status};
 
 #[tokio::test]
 async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_cluster_refs() {
-    use pve_operator_api::{ProxmoxCluster, ProxmoxIdentity};
     let h = Harness::start("cluster").await;
     let clusters: Api<ProxmoxCluster> = Api::namespaced(h.client.clone(), &h.namespace);
-    let root_config = |password: &str| {
-        format!(
-            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{}\"\n  username: root\n  realm: pam\n  password: \"{password}\"\n",
-            h.sim.url(),
-            h.sim.fingerprint()
-        )
-    };
+    let root_config = |password: &str| h.root_config_with(h.sim.fingerprint(), password);
     let identity = h
         .create_identity(
             "lab",
@@ -35,22 +27,7 @@ async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_clus
         json!({ "vmidRange": { "min": 5000, "max": 5099 } }),
     )
     .await;
-    let condition_is = |type_: &'static str, value: &'static str| {
-        move |obj: Option<&ProxmoxCluster>| {
-            obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == type_ && c.status == value)
-            })
-        }
-    };
-    let ready = within(
-        "the ProxmoxCluster to be Ready",
-        await_condition(clusters.clone(), "lab", condition_is("Ready", "True")),
-    )
-    .await
-    .expect("watch")
-    .expect("cluster exists");
+    let ready = wait_status(&clusters, "lab", "Ready", "True").await;
     let status = ready.status.expect("status");
     assert!(
         status
@@ -93,28 +70,9 @@ async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_clus
     h.apply_identity_secret(&identity, &root_config("wrong-password"))
         .await;
     let identities: Api<ProxmoxIdentity> = Api::all(h.client.clone());
-    let failing = within(
-        "the identity's CredentialsValid to turn False",
-        await_condition(identities, &identity, |obj: Option<&ProxmoxIdentity>| {
-            obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "CredentialsValid" && c.status == "False")
-            })
-        }),
-    )
-    .await
-    .expect("watch")
-    .expect("identity exists");
-    let message = failing
-        .status
-        .and_then(|s| {
-            s.conditions
-                .into_iter()
-                .find(|c| c.type_ == "CredentialsValid")
-        })
-        .map(|c| c.message)
-        .unwrap_or_default();
+    let message = wait_status(&identities, &identity, "CredentialsValid", "False")
+        .await
+        .message_of("CredentialsValid");
     assert!(
         !message.contains("wrong-password"),
         "no secret in status: {message}"
@@ -126,27 +84,15 @@ async fn a_proxmox_cluster_reports_version_nodes_and_credentials_and_serves_clus
         "says why: {message}"
     );
     // The tenant's ProxmoxCluster follows its identity.
-    within(
-        "the ProxmoxCluster's CredentialsValid to turn False",
-        await_condition(clusters, "lab", condition_is("CredentialsValid", "False")),
-    )
-    .await
-    .expect("watch");
+    wait_status(&clusters, "lab", "CredentialsValid", "False").await;
     h.stop().await;
 }
 
 #[tokio::test]
 async fn a_refused_certificate_is_named_once_and_fixing_the_pin_resumes_at_once() {
-    use pve_operator_api::ProxmoxCluster;
     let h = Harness::start("cert").await;
     let clusters: Api<ProxmoxCluster> = Api::namespaced(h.client.clone(), &h.namespace);
-    let config = |fingerprint: &str| {
-        format!(
-            "proxmox:\n  url: \"{}\"\n  fingerprint: \"{fingerprint}\"\n  username: root\n  realm: pam\n  password: \"{}\"\n",
-            h.sim.url(),
-            h.sim.root_password()
-        )
-    };
+    let config = |fingerprint: &str| h.root_config_with(fingerprint, h.sim.root_password());
     // A pin that is not the simulator's certificate: what a renewed or replaced certificate, or
     // a man in the middle, looks like.
     let wrong_pin = vec!["AB"; 32].join(":");
@@ -164,54 +110,21 @@ async fn a_refused_certificate_is_named_once_and_fixing_the_pin_resumes_at_once(
 
     // The cluster and the request both say what is wrong and what to do.
     let presented = h.sim.fingerprint().to_uppercase();
-    let rejected = within(
-        "the ProxmoxCluster to report the certificate",
-        await_condition(
-            clusters.clone(),
-            "pinned",
-            |obj: Option<&ProxmoxCluster>| {
-                obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.reason == "CertificateRejected")
-                })
-            },
-        ),
-    )
-    .await
-    .expect("watch")
-    .expect("cluster exists");
-    let message = rejected
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message)
-        .unwrap_or_default();
+    let message = wait_reason(&clusters, "pinned", "Ready", "CertificateRejected")
+        .await
+        .message_of("Ready");
     assert!(
         message.to_uppercase().contains(&presented) && message.contains("fingerprint"),
         "names the certificate the server presented and the setting to change: {message}"
     );
-    let request = within(
-        "the request to report the certificate",
-        await_condition(
-            h.requests(),
-            "behind-a-wrong-pin",
-            |obj: Option<&MachineRequest>| {
-                obj.and_then(|o| o.status.as_ref()).is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.reason == "CertificateRejected")
-                })
-            },
-        ),
+    let message = wait_reason(
+        &h.requests(),
+        "behind-a-wrong-pin",
+        "Ready",
+        "CertificateRejected",
     )
     .await
-    .expect("watch")
-    .expect("request exists");
-    let message = request
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message)
-        .unwrap_or_default();
+    .message_of("Ready");
     assert!(
         message.to_uppercase().contains(&presented),
         "the request's condition names the presented certificate: {message}"

@@ -5,12 +5,11 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::runtime::wait::await_condition;
-use pve_operator_api::MachineRequest;
+use pve_operator_api::MachineRequestStatus;
 use serde_json::json;
 
 use super::{assert_one_vm_per_request, vmid_of};
-use crate::support::{Harness, small_spec, within};
+use crate::support::{Harness, small_spec, wait_for};
 
 #[tokio::test]
 async fn restarting_the_controller_at_any_step_never_duplicates_a_vm() {
@@ -59,15 +58,23 @@ async fn crash_when(
     h: &mut Harness,
     name: &str,
     what: &str,
-    at: impl Fn(&pve_operator_api::MachineRequestStatus) -> bool,
+    at: impl Fn(&MachineRequestStatus) -> bool,
 ) {
-    let reached =
-        |obj: Option<&MachineRequest>| obj.and_then(|o| o.status.as_ref()).is_some_and(&at);
-    within(what, await_condition(h.requests(), name, reached))
-        .await
-        .expect("watch works");
+    wait_for(&h.requests(), name, what, |r| {
+        r.status.as_ref().is_some_and(&at)
+    })
+    .await;
     h.crash_controller().await;
     h.start_controller();
+}
+
+/// Whether the status records a running task of `task_type`.
+fn task_running(task_type: &'static str) -> impl Fn(&MachineRequestStatus) -> bool {
+    move |s| {
+        s.current_task
+            .as_ref()
+            .is_some_and(|t| t.task_type == task_type)
+    }
 }
 
 #[tokio::test]
@@ -83,30 +90,20 @@ async fn a_crash_at_each_provisioning_step_still_ends_with_exactly_one_vm() {
         .map(|s| s.to_string())
         .collect();
 
-    // After the VMID is chosen and recorded (the create may or may not have been sent).
-    h.apply(&names[0], small_spec()).await;
-    crash_when(&mut h, &names[0], "a recorded VMID", |s| s.vmid.is_some()).await;
-    h.wait_ready(&names[0]).await;
-
-    // While the create task runs.
-    h.apply(&names[1], small_spec()).await;
-    crash_when(&mut h, &names[1], "a running create task", |s| {
-        s.current_task
-            .as_ref()
-            .is_some_and(|t| t.task_type == "qmcreate")
-    })
-    .await;
-    h.wait_ready(&names[1]).await;
-
-    // While the start task runs.
-    h.apply(&names[2], small_spec()).await;
-    crash_when(&mut h, &names[2], "a running start task", |s| {
-        s.current_task
-            .as_ref()
-            .is_some_and(|t| t.task_type == "qmstart")
-    })
-    .await;
-    h.wait_ready(&names[2]).await;
+    type Step = Box<dyn Fn(&MachineRequestStatus) -> bool>;
+    let steps: [(&str, Step); 3] = [
+        // After the VMID is chosen and recorded (the create may or may not have been sent).
+        ("a recorded VMID", Box::new(|s| s.vmid.is_some())),
+        // While the create task runs.
+        ("a running create task", Box::new(task_running("qmcreate"))),
+        // While the start task runs.
+        ("a running start task", Box::new(task_running("qmstart"))),
+    ];
+    for (name, (what, at)) in names.iter().zip(&steps) {
+        h.apply(name, small_spec()).await;
+        crash_when(&mut h, name, what, at).await;
+        h.wait_ready(name).await;
+    }
 
     assert_one_vm_per_request(&h, &names).await;
     for name in &names {

@@ -5,12 +5,11 @@
 use std::time::Duration;
 
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use pve_operator_api::{HasConditions, MachineRequest};
 
 use super::vmid_of;
-use crate::support::{Harness, wait_condition, within};
+use crate::support::{Harness, WithConditions, apply_forced, wait_condition, within};
 
 #[tokio::test]
 async fn every_example_becomes_ready_with_its_config_and_deletion_follows_its_policy() {
@@ -21,6 +20,7 @@ async fn every_example_becomes_ready_with_its_config_and_deletion_follows_its_po
         "cloud-init-from-template.yaml",
         "stopped-vm.yaml",
         "multi-disk-multi-nic.yaml",
+        "uefi-tpm-vm.yaml",
     ] {
         names.push(h.apply_example(file).await);
     }
@@ -52,6 +52,15 @@ async fn every_example_becomes_ready_with_its_config_and_deletion_follows_its_po
                     && value.contains(&format!("size={}G", disk.size_gib)),
                 "{name}: {} is {value}",
                 disk.slot
+            );
+        }
+        if let Some(tpm) = &spec.firmware.tpm_state {
+            let value = config.get("tpmstate0").unwrap_or_default();
+            assert!(
+                value.starts_with(&format!("{}:", tpm.storage))
+                    && value.contains("size=4M")
+                    && value.contains("version=v2.0"),
+                "{name}: tpmstate0 is {value}"
             );
         }
         for nic in &spec.networks {
@@ -137,21 +146,10 @@ async fn changed_cores_and_memory_wait_as_pending_and_a_restart_policy_applies_t
     request.metadata.managed_fields = None;
     request.metadata.resource_version = None;
     request.status = None;
-    h.requests()
-        .patch(
-            &name,
-            &PatchParams::apply("e2e-tests").force(),
-            &Patch::Apply(&request),
-        )
+    apply_forced(&h.requests(), "e2e-tests", &name, &request).await;
+    let message = wait_condition(&h, &name, "RestartRequired", "True")
         .await
-        .expect("spec change applies");
-    let reported = wait_condition(&h, &name, "RestartRequired", "True").await;
-    let message = reported
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "RestartRequired"))
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
+        .message_of("RestartRequired");
     assert!(
         message.contains("cores") && message.contains("memory"),
         "the condition names the pending keys: {message}"
@@ -170,14 +168,7 @@ async fn changed_cores_and_memory_wait_as_pending_and_a_restart_policy_applies_t
 
     // With pendingChanges: Restart the controller restarts the VM and the changes take effect.
     request.spec.pending_changes = pve_operator_api::PendingChangePolicy::Restart;
-    h.requests()
-        .patch(
-            &name,
-            &PatchParams::apply("e2e-tests").force(),
-            &Patch::Apply(&request),
-        )
-        .await
-        .expect("policy change applies");
+    apply_forced(&h.requests(), "e2e-tests", &name, &request).await;
     within("the pending changes to be applied by a restart", async {
         loop {
             let config = h.pve.qemu_config("pve", vmid).await.expect("config");

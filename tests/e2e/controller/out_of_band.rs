@@ -5,7 +5,15 @@ use pve_operator_api::HasConditions;
 use std::time::Duration;
 
 use super::vmid_of;
-use crate::support::{Harness, within};
+use crate::support::{Harness, until, within};
+
+/// Whether Proxmox says VM `vmid` runs (false while it cannot say, e.g. during a re-create).
+async fn runs_now(h: &Harness, vmid: u32) -> bool {
+    h.pve
+        .qemu_status("pve", vmid)
+        .await
+        .is_ok_and(|s| s.is_running())
+}
 
 #[tokio::test]
 async fn a_vm_stopped_or_deleted_behind_the_controllers_back_is_started_or_recreated() {
@@ -14,28 +22,8 @@ async fn a_vm_stopped_or_deleted_behind_the_controllers_back_is_started_or_recre
     let vmid = vmid_of(&h.wait_ready(&name).await);
 
     // Stopped in Proxmox: the inventory notices and the controller starts it again.
-    let upid = h
-        .pve
-        .qemu_stop("pve", vmid, &Default::default())
-        .await
-        .expect("stop");
-    h.pve
-        .wait_task(&upid, &Default::default())
-        .await
-        .expect("stopped");
-    within("the VM to run again", async {
-        loop {
-            if h.pve
-                .qemu_status("pve", vmid)
-                .await
-                .is_ok_and(|s| s.is_running())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
+    h.stop_vm(vmid).await;
+    until("the VM to run again", || runs_now(&h, vmid)).await;
 
     // Deleted in Proxmox: a new VM is made for the request. The controller may start the VM
     // again between our stop and our destroy (that is its job), so stop and destroy until the
@@ -44,15 +32,7 @@ async fn a_vm_stopped_or_deleted_behind_the_controllers_back_is_started_or_recre
         "the VM to be destroyed behind the controller's back",
         async {
             loop {
-                let upid = h
-                    .pve
-                    .qemu_stop("pve", vmid, &Default::default())
-                    .await
-                    .expect("stop");
-                h.pve
-                    .wait_task(&upid, &Default::default())
-                    .await
-                    .expect("stopped");
+                h.stop_vm(vmid).await;
                 let destroyed = match h.pve.qemu_delete("pve", vmid, Default::default()).await {
                     Ok(upid) => h.pve.wait_task(&upid, &Default::default()).await.is_ok(),
                     Err(_) => false,
@@ -64,24 +44,12 @@ async fn a_vm_stopped_or_deleted_behind_the_controllers_back_is_started_or_recre
         },
     )
     .await;
-    within("a replacement VM", async {
-        loop {
-            let request = h.requests().get(&name).await.expect("request");
-            let status = request.status.clone().unwrap_or_default();
-            let ready = status.is_ready();
-            // The replacement may reuse the VMID (it is free again) or get a new one.
-            let current = status.vmid.unwrap_or(0);
-            if ready
-                && h.vm_exists(current).await
-                && h.pve
-                    .qemu_status("pve", current)
-                    .await
-                    .is_ok_and(|s| s.is_running())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    until("a replacement VM", || async {
+        let request = h.requests().get(&name).await.expect("request");
+        let status = request.status.clone().unwrap_or_default();
+        // The replacement may reuse the VMID (it is free again) or get a new one.
+        let current = status.vmid.unwrap_or(0);
+        status.is_ready() && h.vm_exists(current).await && runs_now(&h, current).await
     })
     .await;
     h.stop().await;
@@ -96,32 +64,14 @@ async fn a_foreign_vm_at_the_recorded_vmid_is_never_touched() {
     h.crash_controller().await;
 
     // Behind the controller's back: its VM goes, and someone else's VM takes the VMID.
-    for step in ["stop", "delete"] {
-        let upid = if step == "stop" {
-            h.pve.qemu_stop("pve", vmid, &Default::default()).await
-        } else {
-            h.pve.qemu_delete("pve", vmid, Default::default()).await
-        }
-        .expect(step);
-        h.pve
-            .wait_task(&upid, &Default::default())
-            .await
-            .expect(step);
-    }
+    h.stop_vm(vmid).await;
+    h.destroy_vm(vmid).await;
     let foreign = pve_client::api::vmconfig::VmConfig {
         name: Some("someone-elses-vm".into()),
         memory_mib: Some(512),
         ..Default::default()
     };
-    let upid = h
-        .pve
-        .qemu_create("pve", vmid, &foreign, false)
-        .await
-        .expect("foreign create");
-    h.pve
-        .wait_task(&upid, &Default::default())
-        .await
-        .expect("foreign VM created");
+    h.create_vm(vmid, &foreign).await;
     let before = h.vm_config(vmid).await.expect("foreign VM");
 
     h.start_controller();

@@ -9,12 +9,12 @@ use std::process::Stdio;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client};
-use pve_client::{PveClient, PveConfig};
+use pve_client::PveClient;
 use pve_operator::cli::run::{OpsArgs, RunArgs, RunCommand, run_operator};
 use pve_sim::{RunningSim, SimOptions, SimServer};
 
 use super::{IDENTITY_LABEL, repo};
-use crate::support::within;
+use crate::support::{root_config_in, within};
 
 /// A simulator and the config file of the controller's default connection.
 pub(super) struct Proxmox {
@@ -30,11 +30,7 @@ impl Proxmox {
             .await
             .expect("simulator");
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("proxmox.yaml");
-        let text = sim.root_config_yaml();
-        std::fs::write(&config, &text).expect("config written");
-        let pve = PveClient::new(&PveConfig::from_yaml_str(&text).expect("config parses"))
-            .expect("pve client");
+        let (config, pve) = root_config_in(&sim, dir.path());
         Proxmox {
             sim,
             pve,

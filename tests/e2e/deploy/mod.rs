@@ -28,21 +28,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-    PostParams, WatchParams,
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    WatchParams,
 };
 use kube::discovery::{self, Scope};
-use kube::runtime::wait::await_condition;
 use kube::{Api, Client, Config};
 use pve_operator_api::{HasConditions, MachineRequest, ProxmoxIdentity};
 use serde_json::{Value, json};
 
-use crate::support::within;
+use crate::support::{apply_forced, delete_and_wait_gone, machine_request, until, wait_for};
 
 const CHART: &str = "../deploy/helm/pve-operator";
 const KUSTOMIZE: &str = "../deploy/kustomize";
@@ -301,17 +299,10 @@ async fn service_account_client(
 }
 
 async fn wait_ready(requests: &Api<MachineRequest>, name: &str) -> MachineRequest {
-    let ready = |obj: Option<&MachineRequest>| {
-        obj.and_then(|o| o.status.as_ref())
-            .is_some_and(|s| s.is_ready())
-    };
-    within(
-        &format!("{name} to become Ready"),
-        await_condition(requests.clone(), name, ready),
-    )
+    wait_for(requests, name, &format!("{name} to become Ready"), |r| {
+        r.status.as_ref().is_some_and(|s| s.is_ready())
+    })
     .await
-    .expect("watch works")
-    .expect("the request exists")
 }
 
 async fn apply_request(requests: &Api<MachineRequest>, name: &str) {
@@ -320,54 +311,18 @@ async fn apply_request(requests: &Api<MachineRequest>, name: &str) {
 
 /// Applies a small ISO-booted MachineRequest, on the ProxmoxCluster `cluster` if given.
 async fn apply_request_on(requests: &Api<MachineRequest>, name: &str, cluster: Option<&str>) {
-    let mut request = json!({
-        "apiVersion": "pve-operator.dev/v1alpha1",
-        "kind": "MachineRequest",
-        "metadata": { "name": name },
-        "spec": {
-            "cpu": { "cores": 1 },
-            "memory": { "sizeMiB": 512 },
-            "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 4 }],
-            "networks": [{ "name": "net0", "bridge": "vmbr0" }],
-            "boot": { "iso": { "volume": "local:iso/debian-12.7.0-amd64-netinst.iso" } },
-        },
+    let mut spec = json!({
+        "cpu": { "cores": 1 },
+        "memory": { "sizeMiB": 512 },
+        "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 4 }],
+        "networks": [{ "name": "net0", "bridge": "vmbr0" }],
+        "boot": { "iso": { "volume": "local:iso/debian-12.7.0-amd64-netinst.iso" } },
     });
     if let Some(cluster) = cluster {
-        request["spec"]["clusterRef"] = json!({ "name": cluster });
+        spec["clusterRef"] = json!({ "name": cluster });
     }
-    requests
-        .patch(
-            name,
-            &PatchParams::apply("e2e-deploy").force(),
-            &Patch::Apply(&request),
-        )
-        .await
-        .expect("MachineRequest applies");
-}
-
-async fn delete_and_wait_gone(requests: &Api<MachineRequest>, name: &str) {
-    requests
-        .delete(name, &DeleteParams::default())
-        .await
-        .expect("delete accepted");
-    within(
-        "the MachineRequest to be gone (finalizer released)",
-        await_condition(requests.clone(), name, |o: Option<&MachineRequest>| {
-            o.is_none()
-        }),
-    )
-    .await
-    .expect("watch works");
-}
-
-/// Polls `probe` until it returns true (every 50 ms, at most 60 s).
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut probe: impl FnMut() -> F) {
-    within(what, async {
-        while !probe().await {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
+    let request = machine_request(name, spec);
+    apply_forced(requests, "e2e-deploy", name, &request).await;
 }
 
 /// The label that ties a ProxmoxIdentity (cluster-scoped) to the test that made it; the
@@ -386,14 +341,7 @@ async fn create_identity(admin: &Client, name: &str, secret: &str, allowed: &[&s
             "allowedNamespaces": { "list": allowed },
         },
     });
-    identities
-        .patch(
-            name,
-            &PatchParams::apply("e2e-deploy").force(),
-            &Patch::Apply(&identity),
-        )
-        .await
-        .expect("ProxmoxIdentity applies");
+    apply_forced(&identities, "e2e-deploy", name, &identity).await;
 }
 
 /// List (and watch) parameters that select one object by name, as the controller's watch of an

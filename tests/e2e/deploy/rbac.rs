@@ -19,6 +19,23 @@ use super::{
 use crate::support::{init_logging, shared_namespace};
 use crate::tenancy::create_cluster_in;
 
+/// A status write of `kind` object `name` as the controller makes it (a forced server-side
+/// apply of the status subresource as `pve-operator`).
+async fn write_status<K>(api: &Api<K>, name: &str, kind: &str) -> Result<(), kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let status = json!({
+        "apiVersion": "pve-operator.dev/v1alpha1",
+        "kind": kind,
+        "status": { "observedGeneration": 1 },
+    });
+    let apply = PatchParams::apply("pve-operator").force();
+    api.patch_status(name, &apply, &Patch::Apply(status))
+        .await
+        .map(drop)
+}
+
 /// The call that needs `verb` on the rule's resource, made as the controller makes it.
 /// Returns the API server's refusal (403) as `Some(false)`, anything else as `Some(true)`, and
 /// `None` when the call could not be made yet (an Event to patch could not be created while an
@@ -34,8 +51,6 @@ async fn call(client: &Client, ns: &str, resource: &str, verb: &str) -> Option<b
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
-    let status_patch = |kind: &str| json!({ "apiVersion": "pve-operator.dev/v1alpha1", "kind": kind, "status": { "observedGeneration": 1 } });
-    let apply = PatchParams::apply("pve-operator").force();
     let result: Result<(), kube::Error> = match (resource, verb) {
         ("machinerequests", "list") => requests.list(&ListParams::default()).await.map(drop),
         ("machinerequests", "watch") => requests
@@ -51,28 +66,18 @@ async fn call(client: &Client, ns: &str, resource: &str, verb: &str) -> Option<b
             )
             .await
             .map(drop),
-        ("machinerequests/status", "patch") => requests
-            .patch_status(
-                "rbac-probe",
-                &apply,
-                &Patch::Apply(status_patch("MachineRequest")),
-            )
-            .await
-            .map(drop),
+        ("machinerequests/status", "patch") => {
+            write_status(&requests, "rbac-probe", "MachineRequest").await
+        }
         ("proxmoxclusters", "get") => clusters.get_opt("rbac-probe").await.map(drop),
         ("proxmoxclusters", "list") => clusters.list(&ListParams::default()).await.map(drop),
         ("proxmoxclusters", "watch") => clusters
             .watch(&WatchParams::default().timeout(1), "0")
             .await
             .map(drop),
-        ("proxmoxclusters/status", "patch") => clusters
-            .patch_status(
-                "rbac-probe",
-                &apply,
-                &Patch::Apply(status_patch("ProxmoxCluster")),
-            )
-            .await
-            .map(drop),
+        ("proxmoxclusters/status", "patch") => {
+            write_status(&clusters, "rbac-probe", "ProxmoxCluster").await
+        }
         // The identities' reflector and controller (a list and a watch each), and a direct
         // read when the cache has not seen a new identity yet.
         ("proxmoxidentities", "get") => identities.get_opt(&identity).await.map(drop),
@@ -81,14 +86,9 @@ async fn call(client: &Client, ns: &str, resource: &str, verb: &str) -> Option<b
             .watch(&WatchParams::default().timeout(1), "0")
             .await
             .map(drop),
-        ("proxmoxidentities/status", "patch") => identities
-            .patch_status(
-                &identity,
-                &apply,
-                &Patch::Apply(status_patch("ProxmoxIdentity")),
-            )
-            .await
-            .map(drop),
+        ("proxmoxidentities/status", "patch") => {
+            write_status(&identities, &identity, "ProxmoxIdentity").await
+        }
         // Namespaces' labels: a metadata-only reflector, and a metadata read on a cache miss.
         ("namespaces", "get") => namespaces.get_metadata_opt(ns).await.map(drop),
         ("namespaces", "list") => namespaces

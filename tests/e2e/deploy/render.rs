@@ -4,9 +4,7 @@
 //! arguments are ones the binary accepts; a server-side dry run accepts every object; the
 //! options show up where they should.
 
-use kube::api::{Patch, PatchParams};
-use kube::runtime::wait::await_condition;
-use kube::{Api, Client};
+use kube::Client;
 use pve_client::PveConfig;
 use serde_json::{Value, json};
 
@@ -14,7 +12,7 @@ use super::{
     documents, dry_run_apply, find, helm_template, kind_and_name, secret_rules,
     service_account_name,
 };
-use crate::support::{init_logging, shared_namespace, within};
+use crate::support::{init_logging, shared_namespace};
 
 /// A minimal ServiceMonitor CRD (monitoring.coreos.com/v1), so that the chart's optional
 /// ServiceMonitor has a kind to be checked against. Its schema accepts any spec: the check is
@@ -36,24 +34,9 @@ async fn install_service_monitor_crd(client: &Client) {
         }
     }))
     .expect("CRD");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "servicemonitors.monitoring.coreos.com",
-        &PatchParams::apply("e2e-deploy").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("ServiceMonitor CRD applies");
-    within(
-        "the ServiceMonitor CRD to be Established",
-        await_condition(
-            crds,
-            "servicemonitors.monitoring.coreos.com",
-            kube::runtime::conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .expect("watch works");
+    testenv::apply_crds(client, &[crd], "e2e-deploy")
+        .await
+        .expect("the ServiceMonitor CRD applies and becomes Established");
 }
 
 /// The controller's arguments in the chart's Deployment.
@@ -64,6 +47,16 @@ fn deployment_args(docs: &[Value]) -> Vec<String> {
         .iter()
         .filter_map(|a| a.as_str().map(String::from))
         .collect()
+}
+
+/// `flag` is among `args` once, as `flag=value`, when `value` is given, and not at all otherwise.
+#[track_caller]
+fn assert_flag(args: &[String], flag: &str, value: Option<&str>, what: &str) {
+    let set: Vec<&String> = args.iter().filter(|a| a.starts_with(flag)).collect();
+    match value {
+        Some(value) => assert_eq!(set, vec![&format!("{flag}={value}")], "{what}: {args:?}"),
+        None => assert!(set.is_empty(), "{what}: {set:?}"),
+    }
 }
 
 /// The (kind, namespace) pairs of the objects that bind `role` (of `role_kind`) to the chart's
@@ -191,37 +184,19 @@ fn check_scope(what: &str, docs: &[Value], ns: &str, expected: &Expected) {
     // The flags: the identities' namespace is the pod's; the default connection's namespaces
     // only when given.
     let args = deployment_args(docs);
-    assert_eq!(
-        args.iter()
-            .filter(|a| a.starts_with("--identity-namespace"))
-            .collect::<Vec<_>>(),
-        vec!["--identity-namespace=$(POD_NAMESPACE)"],
-        "{what}: {args:?}"
+    assert_flag(
+        &args,
+        "--identity-namespace",
+        Some("$(POD_NAMESPACE)"),
+        what,
     );
-    let allowed: Vec<&String> = args
-        .iter()
-        .filter(|a| a.starts_with("--default-allowed-namespaces"))
-        .collect();
-    match expected.default_allowed {
-        Some(value) => assert_eq!(
-            allowed,
-            vec![&format!("--default-allowed-namespaces={value}")],
-            "{what}"
-        ),
-        None => assert!(allowed.is_empty(), "{what}: {allowed:?}"),
-    }
-    let namespace_flags: Vec<&String> = args
-        .iter()
-        .filter(|a| a.starts_with("--namespace"))
-        .collect();
-    match expected.watch {
-        Some(watched) => assert_eq!(
-            namespace_flags,
-            vec![&format!("--namespace={watched}")],
-            "{what}"
-        ),
-        None => assert!(namespace_flags.is_empty(), "{what}: {namespace_flags:?}"),
-    }
+    assert_flag(
+        &args,
+        "--default-allowed-namespaces",
+        expected.default_allowed,
+        what,
+    );
+    assert_flag(&args, "--namespace", expected.watch, what);
     // Every argument is one the binary accepts.
     let mut argv = vec!["pve-operator".to_string()];
     argv.extend(args.iter().map(|a| a.replace("$(POD_NAMESPACE)", ns)));

@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ListParams, WatchParams};
-use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
 use pve_operator::cli::run::RunCommand;
 use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity};
@@ -22,8 +21,9 @@ use super::{
     delete_and_wait_gone, documents, find, helm_template, kind_and_name, service_account_client,
     service_account_name, until, wait_ready, watch_by_name,
 };
-use crate::crds::install_crds;
-use crate::support::{apply_config_secret, init_logging, shared_namespace, within};
+use crate::support::{
+    WithConditions, apply_config_secret, init_logging, namespace_on, shared_namespace, wait_status,
+};
 use crate::tenancy::{create_cluster_in, request_refused};
 
 #[tokio::test]
@@ -214,21 +214,10 @@ fn chart_run_command(docs: &[Value], pod_namespace: &str, config: &Path) -> RunC
 /// The `type_` condition of a ProxmoxIdentity once it has one with `status`.
 async fn identity_condition(admin: &Client, name: &str, type_: &str, status: &str) -> Condition {
     let identities: Api<ProxmoxIdentity> = Api::all(admin.clone());
-    let found = |i: Option<&ProxmoxIdentity>| {
-        i.and_then(|i| i.status.as_ref())
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
-            .is_some_and(|c| c.status == status)
-    };
-    let identity = within(
-        &format!("ProxmoxIdentity {name} to report {type_}={status}"),
-        await_condition(identities, name, found),
-    )
-    .await
-    .expect("watch works")
-    .expect("the ProxmoxIdentity exists");
-    identity
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_))
+    wait_status(&identities, name, type_, status)
+        .await
+        .condition_now(type_)
+        .cloned()
         .expect("the condition")
 }
 
@@ -239,21 +228,10 @@ async fn cluster_condition(
     type_: &str,
     status: &str,
 ) -> Condition {
-    let found = |c: Option<&ProxmoxCluster>| {
-        c.and_then(|c| c.status.as_ref())
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
-            .is_some_and(|c| c.status == status)
-    };
-    let cluster = within(
-        &format!("ProxmoxCluster {name} to report {type_}={status}"),
-        await_condition(clusters.clone(), name, found),
-    )
-    .await
-    .expect("watch works")
-    .expect("the ProxmoxCluster exists");
-    cluster
-        .status
-        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_))
+    wait_status(clusters, name, type_, status)
+        .await
+        .condition_now(type_)
+        .cloned()
         .expect("the condition")
 }
 
@@ -275,12 +253,7 @@ async fn cluster_wide_the_charts_service_account_reads_only_the_identity_secrets
     const UNLISTED: &str = "pve-other";
     init_logging();
     let env = testenv::TestEnv::start().await.expect("control plane");
-    let admin = env.client().expect("client");
-    install_crds(&admin).await;
-    let release = env
-        .create_namespace(&admin, "release")
-        .await
-        .expect("namespace");
+    let (admin, release) = namespace_on(&env, "release").await;
     let team = env
         .create_namespace(&admin, "team")
         .await
