@@ -27,11 +27,12 @@ const PVE8: (PveVersion, PveRelease) = (PveVersion::Pve8_4, PveRelease::PVE_8_4)
 const RELEASE: PveRelease = PVE9.1;
 const USER: &str = "pve-operator@pve";
 const TOKEN: &str = "controller";
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 5] = [
     "cloud-init-from-template.yaml",
     "multi-disk-multi-nic.yaml",
     "small-iso-vm.yaml",
     "stopped-vm.yaml",
+    "uefi-tpm-vm.yaml",
 ];
 
 fn example_paths() -> Vec<PathBuf> {
