@@ -12,11 +12,7 @@ use crate::support::shared_namespace;
 
 /// Applies every CRD under `crds/` (the files users apply) and waits until each is Established.
 pub async fn install_crds(client: &Client) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    let crds = testenv::read_crd_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    testenv::apply_crds(client, &crds, "e2e-tests")
-        .await
-        .unwrap_or_else(|e| panic!("installing the CRDs of {}: {e}", dir.display()));
+    testenv::install_committed_crds(client, "e2e-tests").await;
 }
 
 /// The MachineRequests (untyped, so that any JSON can be sent) of a new namespace named after
@@ -526,17 +522,18 @@ async fn admission_refuses_shrinking_removing_or_moving_disks_and_changing_immut
     set(&mut base, "/networks/0/mac", json!("BC:24:11:2A:3B:4C"));
     create(&api, "vm", base.clone()).await.expect("created");
 
-    let update = |spec: Value| {
+    let update_named = |name: &'static str, spec: Value| {
         let api = api.clone();
         async move {
             // A merge patch replaces lists whole, as `kubectl apply` of an edited file does.
             let patch = json!({ "spec": spec });
-            api.patch("vm", &PatchParams::default(), &Patch::Merge(&patch))
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
     };
+    let update = |spec: Value| update_named("vm", spec);
 
     let cases: Vec<(&str, &str, Value, &str)> = vec![
         (
@@ -602,16 +599,7 @@ async fn admission_refuses_shrinking_removing_or_moving_disks_and_changing_immut
         }),
     );
     create(&api, "uefi", uefi.clone()).await.expect("created");
-    let update_uefi = |spec: Value| {
-        let api = api.clone();
-        async move {
-            let patch = json!({ "spec": spec });
-            api.patch("uefi", &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    };
+    let update_uefi = |spec: Value| update_named("uefi", spec);
     let mut without = uefi.clone();
     set(&mut without, "/firmware/tpmState", Value::Null);
     verdicts.refused(

@@ -10,9 +10,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
-use kube::{Api, Client};
 use pve_operator_api::{HasConditions, MachineRequest};
 use serde_json::{Value, json};
 
@@ -21,14 +21,6 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
     tokio::time::timeout(Duration::from_secs(60), future)
         .await
         .unwrap_or_else(|_| panic!("timed out after 60s waiting for {what}"))
-}
-
-async fn install_crds(client: &Client) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
-    let crds = testenv::read_crd_dir(&dir).expect("crds/");
-    testenv::apply_crds(client, &crds, "run-binary-test")
-        .await
-        .expect("the CRDs install");
 }
 
 /// GET `path` on `addr`: status code and body.
@@ -63,7 +55,7 @@ async fn the_binary_serves_metrics_leads_reconciles_and_stops_cleanly_on_sigterm
  {
     let env = testenv::TestEnv::shared().await.expect("control plane");
     let client = env.client().expect("client");
-    install_crds(&client).await;
+    testenv::install_committed_crds(&client, "run-binary-test").await;
     let ns = env
         .create_namespace(&client, "run-binary")
         .await

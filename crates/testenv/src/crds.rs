@@ -32,6 +32,21 @@ pub fn read_crd_dir(dir: &Path) -> Result<Vec<CustomResourceDefinition>, Error> 
         .collect()
 }
 
+/// The repository's committed CRDs (`crds/`, the files users apply).
+pub fn committed_crds_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds")
+}
+
+/// Applies the committed CRDs ([`committed_crds_dir`]) as `field_manager` and waits until each
+/// is Established; panics naming the directory when they do not install (test set-up).
+pub async fn install_committed_crds(client: &Client, field_manager: &str) {
+    let dir = committed_crds_dir();
+    let crds = read_crd_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    apply_crds(client, &crds, field_manager)
+        .await
+        .unwrap_or_else(|e| panic!("installing the CRDs of {}: {e}", dir.display()));
+}
+
 /// Applies `crds` (server-side, as `field_manager`) and waits until each is Established.
 pub async fn apply_crds(
     client: &Client,

@@ -30,7 +30,7 @@ use kube::{Api, Client, Config};
 use tokio::sync::OnceCell;
 
 pub use assets::{Assets, locate as locate_assets};
-pub use crds::{apply_crds, read_crd_dir};
+pub use crds::{apply_crds, committed_crds_dir, install_committed_crds, read_crd_dir};
 use process::ServerProcess;
 
 /// How long the control plane may take to report ready before start fails.

@@ -82,10 +82,7 @@ impl PciDevice {
     }
 
     pub(super) fn encode(&self, index: u8) -> Result<String> {
-        let field = format!("hostpci{index}");
-        check_index(&field, index, MAX_HOSTPCI_INDEX)?;
-        let mut b = PropertyStringBuilder::new(&field);
-        b.push("mapping", &self.mapping, mapping_id)?;
+        let mut b = mapped("hostpci", index, MAX_HOSTPCI_INDEX, &self.mapping)?;
         b.push_opt("mdev", self.mdev.as_deref(), mdev_type)?;
         b.push_opt_bool("pcie", self.pcie);
         b.push_opt_bool("rombar", self.rombar);
@@ -113,24 +110,25 @@ impl UsbDevice {
     }
 
     pub(super) fn encode(&self, index: u8) -> Result<String> {
-        let field = format!("usb{index}");
-        check_index(&field, index, MAX_USB_INDEX)?;
-        let mut b = PropertyStringBuilder::new(&field);
-        b.push("mapping", &self.mapping, mapping_id)?;
+        let mut b = mapped("usb", index, MAX_USB_INDEX, &self.mapping)?;
         b.push_opt_bool("usb3", self.usb3);
         Ok(b.build())
     }
 }
 
-fn check_index(field: &str, index: u8, max: u8) -> Result<()> {
+/// The property string of device `{bus}{index}` (at most `{bus}{max}`), started with its
+/// `mapping=` key.
+fn mapped(bus: &str, index: u8, max: u8, mapping: &str) -> Result<PropertyStringBuilder> {
+    let field = format!("{bus}{index}");
     if index > max {
-        let bus = field.trim_end_matches(|c: char| c.is_ascii_digit());
         return Err(PveError::invalid_input(
-            field,
+            &field,
             format!("{bus} devices are {bus}0..={bus}{max}"),
         ));
     }
-    Ok(())
+    let mut b = PropertyStringBuilder::new(&field);
+    b.push("mapping", mapping, mapping_id)?;
+    Ok(b)
 }
 
 /// A mapping ID as the schema's `pve-configid` format is checked here (schema conformance):
