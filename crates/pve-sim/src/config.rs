@@ -78,6 +78,8 @@ pub struct ClusterConfig {
     /// How long an operation waits for a VM's config lock held by a running task before it fails
     /// with `can't lock file '/var/lock/qemu-server/lock-<vmid>.conf' - got timeout` (PVE: 10 s).
     pub flock_timeout_ms: u64,
+    /// Cluster resource mappings (`/cluster/mapping/pci`, `/cluster/mapping/usb`).
+    pub mappings: MappingsConfig,
     /// How long after a VM starts its guest agent answers; until then agent calls fail with
     /// `QEMU guest agent is not running`, as on real PVE while the guest boots (tens of seconds).
     pub agent_boot_delay_ms: u64,
@@ -137,6 +139,7 @@ impl Default for ClusterConfig {
             rrd_delay_ms: 0,
             flock_timeout_ms: 10_000,
             agent_boot_delay_ms: 1_000,
+            mappings: MappingsConfig::default(),
         }
     }
 }
@@ -510,5 +513,41 @@ mod tests {
     fn template_on_unknown_node_is_rejected() {
         let res = ClusterConfig::from_yaml("nodes:\n  - {name: n1, cpus: 4, memory: 8G}\n");
         assert!(res.is_err());
+    }
+}
+
+/// The cluster's resource mappings, as `/etc/pve/mapping/{pci,usb}.cfg` hold them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MappingsConfig {
+    /// PCI mappings.
+    pub pci: Vec<MappingConfig>,
+    /// USB mappings.
+    pub usb: Vec<MappingConfig>,
+}
+
+/// One mapping: a logical ID and its device per node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingConfig {
+    /// The mapping ID.
+    pub id: String,
+    /// Its description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// One property string per node device, as Proxmox stores them
+    /// (`node=pve,path=0000:01:00.0,id=10de:24b0`, `node=pve,id=1050:0407`).
+    #[serde(default)]
+    pub map: Vec<String>,
+}
+
+impl MappingConfig {
+    /// Whether the mapping has a device on `node`.
+    pub fn has_device_on(&self, node: &str) -> bool {
+        self.map.iter().any(|entry| {
+            entry
+                .split(',')
+                .any(|kv| kv.strip_prefix("node=") == Some(node))
+        })
     }
 }

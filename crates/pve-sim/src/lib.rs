@@ -35,7 +35,7 @@ pub mod tasks;
 pub mod tls;
 pub mod version;
 
-pub use config::ClusterConfig;
+pub use config::{ClusterConfig, MappingConfig, MappingsConfig};
 pub use error::{ApiError, SimError};
 pub use server::{RunningSim, SimOptions, SimServer};
 pub use version::PveVersion;

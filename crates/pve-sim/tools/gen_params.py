@@ -28,6 +28,8 @@ ENDPOINTS = [
     ("GET", "/cluster/status"),
     ("GET", "/cluster/nextid"),
     ("GET", "/cluster/tasks"),
+    ("GET", "/cluster/mapping/pci"),
+    ("GET", "/cluster/mapping/usb"),
     ("GET", "/nodes/{node}/qemu"),
     ("POST", "/nodes/{node}/qemu"),
     ("GET", "/nodes/{node}/qemu/{vmid}"),

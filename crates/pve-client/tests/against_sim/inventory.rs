@@ -59,3 +59,45 @@ async fn node_storage_network_and_inventory_reads_decode() {
             .any(|v| v.vmid == 9000 && v.template == Some(true))
     );
 }
+
+#[tokio::test]
+async fn mappings_decode_with_the_nodes_that_have_a_device_and_a_mapped_gpu_is_created() {
+    use pve_client::api::mapping::MappingKind;
+    use pve_client::api::vmconfig::{PciDevice, UsbDevice, VmConfig};
+
+    let mut cluster = crate::support::fast_cluster();
+    cluster.mappings.pci = vec![pve_sim::MappingConfig {
+        id: "gpu_a".into(),
+        description: Some("A4000".into()),
+        map: vec!["node=pve,path=0000:01:00.0,id=10de:24b0".into()],
+    }];
+    let h = Harness::start_with(cluster).await;
+    let root = h.root();
+    let pci = root.mappings(MappingKind::Pci).await.expect("pci mappings");
+    assert_eq!(pci.len(), 1);
+    assert_eq!(pci[0].id, "gpu_a");
+    assert_eq!(pci[0].nodes(), [NODE]);
+    assert!(
+        root.mappings(MappingKind::Usb)
+            .await
+            .expect("usb")
+            .is_empty()
+    );
+
+    let mut config = VmConfig {
+        memory_mib: Some(1024),
+        ..VmConfig::default()
+    };
+    config.pci_devices.insert(
+        0,
+        PciDevice {
+            pcie: Some(true),
+            ..PciDevice::mapped("gpu_a")
+        },
+    );
+    config.usb_devices.insert(1, UsbDevice::mapped("key"));
+    crate::support::create_and_wait(&root, 150, &config).await;
+    let read = root.qemu_config(NODE, 150).await.expect("config");
+    assert_eq!(read.get("hostpci0"), Some("mapping=gpu_a,pcie=1"));
+    assert_eq!(read.get("usb1"), Some("mapping=key"));
+}

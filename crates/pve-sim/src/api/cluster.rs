@@ -58,6 +58,12 @@ pub fn routes() -> Vec<Route> {
             status,
         ),
         Route::new("GET", "/cluster/nextid", Perm::All, nextid),
+        Route::new("GET", "/cluster/mapping/pci", Perm::All, |ctx| {
+            Ok(mappings(ctx, "pci").into())
+        }),
+        Route::new("GET", "/cluster/mapping/usb", Perm::All, |ctx| {
+            Ok(mappings(ctx, "usb").into())
+        }),
     ]
 }
 
@@ -285,4 +291,33 @@ fn nextid(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
                 "unable to get any free VMID in range [{lower}, {upper}]"
             ))
         })
+}
+
+/// `GET /cluster/mapping/{kind}`: "Only lists entries where you have 'Mapping.Modify',
+/// 'Mapping.Use' or 'Mapping.Audit' permissions on '/mapping/<kind>/<id>'."
+fn mappings(ctx: &Ctx<'_>, kind: &str) -> Value {
+    let config = &ctx.sim.state.config.mappings;
+    let list = if kind == "pci" {
+        &config.pci
+    } else {
+        &config.usb
+    };
+    let visible = list.iter().filter(|m| {
+        ctx.check(
+            &format!("/mapping/{kind}/{}", m.id),
+            &["Mapping.Audit", "Mapping.Use", "Mapping.Modify"],
+            true,
+        )
+    });
+    Value::Array(
+        visible
+            .map(|m| {
+                let mut entry = json!({ "id": m.id, "map": m.map });
+                if let Some(d) = &m.description {
+                    entry["description"] = json!(d);
+                }
+                entry
+            })
+            .collect(),
+    )
 }

@@ -22,36 +22,38 @@ pub fn table(method: &str, path: &str) -> Option<&'static [Param]> {
         ("GET", "/cluster/status") => Some(T13),
         ("GET", "/cluster/nextid") => Some(T14),
         ("GET", "/cluster/tasks") => Some(T15),
-        ("GET", "/nodes/{node}/qemu") => Some(T16),
-        ("POST", "/nodes/{node}/qemu") => Some(T17),
-        ("GET", "/nodes/{node}/qemu/{vmid}") => Some(T18),
-        ("DELETE", "/nodes/{node}/qemu/{vmid}") => Some(T19),
-        ("GET", "/nodes/{node}/qemu/{vmid}/config") => Some(T20),
-        ("POST", "/nodes/{node}/qemu/{vmid}/config") => Some(T21),
-        ("PUT", "/nodes/{node}/qemu/{vmid}/config") => Some(T22),
-        ("GET", "/nodes/{node}/qemu/{vmid}/pending") => Some(T23),
-        ("GET", "/nodes/{node}/qemu/{vmid}/status") => Some(T24),
-        ("GET", "/nodes/{node}/qemu/{vmid}/status/current") => Some(T25),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/start") => Some(T26),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/stop") => Some(T27),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown") => Some(T28),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot") => Some(T29),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/reset") => Some(T30),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend") => Some(T31),
-        ("POST", "/nodes/{node}/qemu/{vmid}/status/resume") => Some(T32),
-        ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => Some(T33),
-        ("POST", "/nodes/{node}/qemu/{vmid}/clone") => Some(T34),
-        ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces") => Some(T35),
-        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T36),
-        ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T37),
-        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit/dump") => Some(T38),
-        ("GET", "/nodes/{node}/tasks") => Some(T39),
-        ("GET", "/nodes/{node}/tasks/{upid}") => Some(T40),
-        ("GET", "/nodes/{node}/tasks/{upid}/status") => Some(T41),
-        ("GET", "/nodes/{node}/tasks/{upid}/log") => Some(T42),
-        ("DELETE", "/nodes/{node}/tasks/{upid}") => Some(T43),
-        ("POST", "/access/ticket") => Some(T44),
-        ("GET", "/access/ticket") => Some(T45),
+        ("GET", "/cluster/mapping/pci") => Some(T16),
+        ("GET", "/cluster/mapping/usb") => Some(T17),
+        ("GET", "/nodes/{node}/qemu") => Some(T18),
+        ("POST", "/nodes/{node}/qemu") => Some(T19),
+        ("GET", "/nodes/{node}/qemu/{vmid}") => Some(T20),
+        ("DELETE", "/nodes/{node}/qemu/{vmid}") => Some(T21),
+        ("GET", "/nodes/{node}/qemu/{vmid}/config") => Some(T22),
+        ("POST", "/nodes/{node}/qemu/{vmid}/config") => Some(T23),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/config") => Some(T24),
+        ("GET", "/nodes/{node}/qemu/{vmid}/pending") => Some(T25),
+        ("GET", "/nodes/{node}/qemu/{vmid}/status") => Some(T26),
+        ("GET", "/nodes/{node}/qemu/{vmid}/status/current") => Some(T27),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/start") => Some(T28),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/stop") => Some(T29),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown") => Some(T30),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot") => Some(T31),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/reset") => Some(T32),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend") => Some(T33),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/resume") => Some(T34),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => Some(T35),
+        ("POST", "/nodes/{node}/qemu/{vmid}/clone") => Some(T36),
+        ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces") => Some(T37),
+        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T38),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit") => Some(T39),
+        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit/dump") => Some(T40),
+        ("GET", "/nodes/{node}/tasks") => Some(T41),
+        ("GET", "/nodes/{node}/tasks/{upid}") => Some(T42),
+        ("GET", "/nodes/{node}/tasks/{upid}/status") => Some(T43),
+        ("GET", "/nodes/{node}/tasks/{upid}/log") => Some(T44),
+        ("DELETE", "/nodes/{node}/tasks/{upid}") => Some(T45),
+        ("POST", "/access/ticket") => Some(T46),
+        ("GET", "/access/ticket") => Some(T47),
         _ => None,
     }
 }
@@ -74,6 +76,8 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/cluster/status"),
     ("GET", "/cluster/nextid"),
     ("GET", "/cluster/tasks"),
+    ("GET", "/cluster/mapping/pci"),
+    ("GET", "/cluster/mapping/usb"),
     ("GET", "/nodes/{node}/qemu"),
     ("POST", "/nodes/{node}/qemu"),
     ("GET", "/nodes/{node}/qemu/{vmid}"),
@@ -177,11 +181,19 @@ static T15: &[Param] = &[
 ];
 
 static T16: &[Param] = &[
+    Param {name: "check-node", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T17: &[Param] = &[
+    Param {name: "check-node", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T18: &[Param] = &[
     Param {name: "full", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T17: &[Param] = &[
+static T19: &[Param] = &[
     Param {name: "acpi", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "affinity", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-cpuset"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "agent", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Props(F0), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -274,12 +286,12 @@ static T17: &[Param] = &[
     Param {name: "watchdog", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-qm-watchdog"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T18: &[Param] = &[
+static T20: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T19: &[Param] = &[
+static T21: &[Param] = &[
     Param {name: "destroy-unreferenced-disks", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "purge", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -287,14 +299,14 @@ static T19: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T20: &[Param] = &[
+static T22: &[Param] = &[
     Param {name: "current", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "snapshot", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: Some(40), pattern: None, enumeration: &[], format: Format::Named("pve-configid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T21: &[Param] = &[
+static T23: &[Param] = &[
     Param {name: "acpi", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "affinity", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-cpuset"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "agent", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Props(F0), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -385,7 +397,7 @@ static T21: &[Param] = &[
     Param {name: "watchdog", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-qm-watchdog"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T22: &[Param] = &[
+static T24: &[Param] = &[
     Param {name: "acpi", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "affinity", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-cpuset"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "agent", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Props(F0), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -474,22 +486,22 @@ static T22: &[Param] = &[
     Param {name: "watchdog", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-qm-watchdog"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T23: &[Param] = &[
-    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-];
-
-static T24: &[Param] = &[
-    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-];
-
 static T25: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
 static T26: &[Param] = &[
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T27: &[Param] = &[
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T28: &[Param] = &[
     Param {name: "force-cpu", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "machine", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Props(F5), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "migratedfrom", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -504,7 +516,7 @@ static T26: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T27: &[Param] = &[
+static T29: &[Param] = &[
     Param {name: "keepActive", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "migratedfrom", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -514,7 +526,7 @@ static T27: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T28: &[Param] = &[
+static T30: &[Param] = &[
     Param {name: "forceStop", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "keepActive", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -523,19 +535,19 @@ static T28: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T29: &[Param] = &[
+static T31: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "timeout", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T30: &[Param] = &[
+static T32: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "skiplock", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T31: &[Param] = &[
+static T33: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "skiplock", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "statestorage", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-storage-id"), default_key: false, alias: None, key_alias: None, requires: Some("todisk"), indexed: None },
@@ -543,14 +555,14 @@ static T31: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T32: &[Param] = &[
+static T34: &[Param] = &[
     Param {name: "nocheck", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "skiplock", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T33: &[Param] = &[
+static T35: &[Param] = &[
     Param {name: "digest", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: Some(40), pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "disk", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["ide0", "ide1", "ide2", "ide3", "scsi0", "scsi1", "scsi2", "scsi3", "scsi4", "scsi5", "scsi6", "scsi7", "scsi8", "scsi9", "scsi10", "scsi11", "scsi12", "scsi13", "scsi14", "scsi15", "scsi16", "scsi17", "scsi18", "scsi19", "scsi20", "scsi21", "scsi22", "scsi23", "scsi24", "scsi25", "scsi26", "scsi27", "scsi28", "scsi29", "scsi30", "virtio0", "virtio1", "virtio2", "virtio3", "virtio4", "virtio5", "virtio6", "virtio7", "virtio8", "virtio9", "virtio10", "virtio11", "virtio12", "virtio13", "virtio14", "virtio15", "sata0", "sata1", "sata2", "sata3", "sata4", "sata5", "efidisk0", "tpmstate0"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -559,7 +571,7 @@ static T33: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T34: &[Param] = &[
+static T36: &[Param] = &[
     Param {name: "bwlimit", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "description", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "format", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["raw", "qcow2", "vmdk"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -574,16 +586,6 @@ static T34: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T35: &[Param] = &[
-    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-];
-
-static T36: &[Param] = &[
-    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-];
-
 static T37: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -591,11 +593,21 @@ static T37: &[Param] = &[
 
 static T38: &[Param] = &[
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-    Param {name: "type", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["user", "network", "meta"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
 static T39: &[Param] = &[
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T40: &[Param] = &[
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "type", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["user", "network", "meta"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "vmid", ty: Ty::Integer, optional: false, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T41: &[Param] = &[
     Param {name: "errors", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "limit", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -609,21 +621,8 @@ static T39: &[Param] = &[
     Param {name: "vmid", ty: Ty::Integer, optional: true, minimum: Some(100.0), maximum: Some(999999999.0), max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-vmid"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T40: &[Param] = &[
-    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-    Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-];
-
-static T41: &[Param] = &[
-    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-    Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-];
-
 static T42: &[Param] = &[
-    Param {name: "download", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-    Param {name: "limit", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
-    Param {name: "start", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
@@ -633,6 +632,19 @@ static T43: &[Param] = &[
 ];
 
 static T44: &[Param] = &[
+    Param {name: "download", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "limit", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "start", ty: Ty::Integer, optional: true, minimum: Some(0.0), maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T45: &[Param] = &[
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "upid", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T46: &[Param] = &[
     Param {name: "new-format", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "otp", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
     Param {name: "password", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
@@ -643,7 +655,7 @@ static T44: &[Param] = &[
     Param {name: "username", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: Some(64), pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
-static T45: &[Param] = &[
+static T47: &[Param] = &[
 ];
 
 static F0: &[Param] = &[

@@ -206,7 +206,8 @@ pub fn check_option(
     if key.starts_with("serial") && value.is_some_and(|v| v == "socket") {
         return one("VM.Config.HWType");
     }
-    if key.starts_with("usb") && value.is_some_and(|v| v.starts_with("spice")) {
+    if let Some(kind) = passthrough_kind(key) {
+        passthrough(ctx, key, kind, value)?;
         return one("VM.Config.HWType");
     }
     Err(ApiError::internal(format!(
@@ -274,6 +275,45 @@ pub fn check_drive_storage(
         );
     }
     Ok(())
+}
+
+/// `pci` for `hostpciN`, `usb` for `usbN`.
+fn passthrough_kind(key: &str) -> Option<&'static str> {
+    let index = |rest: &str| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit());
+    if key.strip_prefix("hostpci").is_some_and(index) {
+        Some("pci")
+    } else if key.strip_prefix("usb").is_some_and(index) {
+        Some("usb")
+    } else {
+        None
+    }
+}
+
+/// qemu-server's `$check_vm_create_hostpci_perm` / `$check_vm_create_usb_perm` (8.0 and later):
+/// a mapped device needs `Mapping.Use` on `/mapping/<kind>/<id>`; a real host device (a PCI
+/// address, a USB id or port, anything but USB `spice`) only root may pass through.
+fn passthrough(ctx: &Ctx<'_>, key: &str, kind: &str, value: Option<&str>) -> Result<(), ApiError> {
+    let value = value.unwrap_or_default();
+    let mut host = None;
+    let mut mapping = None;
+    for (i, part) in value.split(',').enumerate() {
+        match part.split_once('=') {
+            Some(("host", h)) => host = Some(h),
+            Some(("mapping", m)) => mapping = Some(m),
+            None if i == 0 => host = Some(part),
+            _ => {}
+        }
+    }
+    match (host, mapping) {
+        (Some(h), _) if kind == "usb" && h.eq_ignore_ascii_case("spice") => Ok(()),
+        (Some(_), None) => Err(ApiError::internal(format!(
+            "only root can set '{key}' config for real devices"
+        ))),
+        (_, Some(id)) => ctx.require(&format!("/mapping/{kind}/{id}"), &["Mapping.Use"], false),
+        (None, None) => Err(ApiError::internal(
+            "either 'host' or 'mapping' must be set.".to_string(),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - `qemu_locks.rs`: config locks, lock waits, racing creators, task order.
 //! - `permissions.rs`: privilege checks, filtered lists, pools, task visibility.
 //! - `inventory.rs`: read endpoints (nodes, storage, network, cluster), a two-node cluster.
+//! - `mappings.rs`: PCI/USB resource mappings and who may pass a device through.
 //! - `sim_controls.rs`: faults, latency, stats, persisted state and reset.
 //! - `schema.rs`: conformance with the published 8.4 and 9.1 API schemas.
 //! - `versions.rs`: what differs between PVE 8.4 and 9.1.
@@ -20,6 +21,7 @@ mod support;
 
 mod auth;
 mod inventory;
+mod mappings;
 mod permissions;
 mod pipeline;
 mod qemu_config;
