@@ -136,7 +136,7 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
         }
     };
     match &checked {
-        Ok(()) => conditions.set(
+        Ok(_) => conditions.set(
             types::READY,
             true,
             "Connected",
@@ -152,7 +152,10 @@ async fn reconcile(cluster: Arc<ProxmoxCluster>, ctx: Arc<Context>) -> Result<Ac
     status.conditions = conditions.list;
     let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &namespace);
     let previous = cluster.status.as_ref();
-    Ok(finish_status_pass(api, &name, previous, &status, checked.is_ok(), RECHECK).await?)
+    // A privilege check that could not run is tried again soon rather than at the next recheck,
+    // so a stale PrivilegesSufficient does not stand for minutes.
+    let all_checked = matches!(checked, Ok(true));
+    Ok(finish_status_pass(api, &name, previous, &status, all_checked, RECHECK).await?)
 }
 
 /// Says so when the version is not a release pve-operator supports (8.4, 9.x): it may work,
@@ -166,7 +169,9 @@ fn unsupported_note(version: Option<&str>) -> String {
     }
 }
 
-/// Asks Proxmox for its version (the credentials' test), the privileges and the nodes.
+/// Asks Proxmox for its version (the credentials' test), the privileges and the nodes; `Ok`
+/// says whether the privileges could be checked (otherwise their condition keeps its last
+/// value).
 async fn check_connection(
     ctx: &Context,
     conn: &ClusterRuntime,
@@ -174,12 +179,18 @@ async fn check_connection(
     name: &str,
     status: &mut ProxmoxClusterStatus,
     conditions: &mut Conditions<'_>,
-) -> Result<(), (&'static str, String)> {
+) -> Result<bool, (&'static str, String)> {
     let version = credentials(conn, conditions).await?;
-    match privileges_condition(ctx, conn, namespace, name).await {
-        Ok((ok, reason, message)) => conditions.set(types::PRIVILEGES, ok, reason, message),
-        Err(error) => tracing::info!(cluster = %name, %error, "could not check the privileges"),
-    }
+    let privileges_checked = match privileges_condition(ctx, conn, namespace, name).await {
+        Ok((ok, reason, message)) => {
+            conditions.set(types::PRIVILEGES, ok, reason, message);
+            true
+        }
+        Err(error) => {
+            tracing::info!(cluster = %name, %error, "could not check the privileges; trying again soon");
+            false
+        }
+    };
     status.version = Some(version);
     match conn.inventory.fresh_snapshot().await {
         Ok(snapshot) => {
@@ -191,7 +202,7 @@ async fn check_connection(
                     online: n.online,
                 })
                 .collect();
-            Ok(())
+            Ok(privileges_checked)
         }
         Err(error) => Err((
             "NotConnected",
