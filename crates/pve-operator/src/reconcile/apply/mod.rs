@@ -2,11 +2,11 @@
 //! power state, and tell the story in status. Every Proxmox task is recorded in status and handed
 //! to the cluster's task tracker; a reconcile never waits for one.
 //!
-//! One pass walks the phases in order, each in its own module and each a method on [`Pass`]:
-//! [`task`] (a task in flight or failed for good), [`find`] (the request's own VM, by marker),
-//! [`create`] (VMID, node and the create or clone call), [`drift`] (config update and disk
-//! growth), [`power`] (pending changes, start and shutdown) and [`addresses`] (the guest
-//! agent's IPs). A phase either hands the pass on or ends it with an [`Action`]. [`Pass`] itself
+//! One pass walks the phases in order, each in its own module and each a method on `Pass`:
+//! `task` (a task in flight or failed for good), `find` (the request's own VM, by marker),
+//! `create` (VMID, node and the create or clone call), `drift` (config update and disk
+//! growth), `power` (pending changes, start and shutdown) and `addresses` (the guest
+//! agent's IPs). A phase either hands the pass on or ends it with an [`Action`]. `Pass` itself
 //! (shared with the deletion path) is in `reconcile/pass.rs`.
 
 mod addresses;
