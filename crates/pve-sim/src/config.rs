@@ -540,14 +540,3 @@ pub struct MappingConfig {
     #[serde(default)]
     pub map: Vec<String>,
 }
-
-impl MappingConfig {
-    /// Whether the mapping has a device on `node`.
-    pub fn has_device_on(&self, node: &str) -> bool {
-        self.map.iter().any(|entry| {
-            entry
-                .split(',')
-                .any(|kv| kv.strip_prefix("node=") == Some(node))
-        })
-    }
-}

@@ -175,9 +175,7 @@ impl Planner<'_> {
             ));
         }
     }
-}
 
-impl Planner<'_> {
     /// A TPM the spec asks for is added when the VM has none; one on another storage or of
     /// another version is a conflict (the state, with the keys sealed in it, is never moved or
     /// recreated by the controller).
