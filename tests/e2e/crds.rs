@@ -88,7 +88,7 @@ fn valid_spec_with(pointer: &str, value: &Value) -> Value {
 /// The answers to cases the API server must refuse (or accept), collected so that one run
 /// reports every wrong case at once.
 #[derive(Default)]
-struct Verdicts {
+pub struct Verdicts {
     wrong: Vec<String>,
     total: usize,
 }
@@ -96,7 +96,7 @@ struct Verdicts {
 impl Verdicts {
     /// Case `case` must be refused, with status 422 (Unprocessable Entity) when `unprocessable`,
     /// by a message containing every one of `expected`.
-    fn refused(
+    pub fn refused(
         &mut self,
         case: &str,
         answer: Result<(), String>,
@@ -120,7 +120,7 @@ impl Verdicts {
     }
 
     /// Case `case` must be accepted.
-    fn accepted(&mut self, case: &str, answer: Result<(), String>) {
+    pub fn accepted(&mut self, case: &str, answer: Result<(), String>) {
         self.total += 1;
         if let Err(message) = answer {
             self.wrong.push(format!("{case}: refused: {message}"));
@@ -129,7 +129,7 @@ impl Verdicts {
 
     /// Fails with every wrong case, one a line.
     #[track_caller]
-    fn assert_all_right(&self) {
+    pub fn assert_all_right(&self) {
         assert!(
             self.wrong.is_empty(),
             "{} of {} cases wrong:\n{}",

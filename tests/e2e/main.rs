@@ -15,6 +15,7 @@ mod crds;
 mod demo;
 mod deploy;
 mod hostile;
+mod images;
 mod kill;
 mod leader_overlap;
 mod ownership;

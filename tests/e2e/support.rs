@@ -14,7 +14,9 @@ use kube::{Api, Client, Resource};
 use pve_client::api::vmconfig::VmConfig;
 use pve_client::{PveClient, PveConfig};
 use pve_operator::cli::run::{InProcessController, RunArgs};
-use pve_operator_api::{HasConditions, MachineRequest, ProxmoxCluster, ProxmoxIdentity};
+use pve_operator_api::{
+    HasConditions, MachineRequest, ProxmoxCluster, ProxmoxIdentity, ProxmoxImage,
+};
 use pve_sim::{RunningSim, SimOptions, SimServer};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -407,7 +409,12 @@ macro_rules! with_conditions_of_status {
     )*};
 }
 
-with_conditions_of_status!(MachineRequest, ProxmoxCluster, ProxmoxIdentity);
+with_conditions_of_status!(
+    MachineRequest,
+    ProxmoxCluster,
+    ProxmoxIdentity,
+    ProxmoxImage
+);
 
 /// Waits (at most 60 s) until object `name` of `api` exists and `wanted` holds for it, and
 /// returns it; `what` names the wait when it times out.

@@ -129,6 +129,12 @@ impl HasConditions for ProxmoxIdentityStatus {
     }
 }
 
+impl HasConditions for crate::ProxmoxImageStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! The custom resource types of pve-operator and nothing else, so that other operators can depend
 //! on them cheaply: [`MachineRequest`] (a Proxmox VE virtual machine, as it should be),
 //! [`ProxmoxCluster`] (a Proxmox VE cluster as one namespace uses it) and [`ProxmoxIdentity`]
-//! (cluster-scoped: credentials for one endpoint, and which namespaces may use them for what).
+//! (cluster-scoped: credentials for one endpoint, and which namespaces may use them for what)
+//! and [`ProxmoxImage`] (an image Proxmox downloads from a URL, for requests to boot or import).
 //!
 //! API group `pve-operator.dev`, version `v1alpha1`. Validation that the schema can express (ranges,
 //! formats, exactly one boot source, immutable fields, disks that only grow) is part of the CRDs
@@ -13,6 +14,7 @@ pub mod machine_request;
 pub mod patterns;
 pub mod proxmox_cluster;
 pub mod proxmox_identity;
+pub mod proxmox_image;
 pub mod reserved;
 
 pub use allowances::*;
@@ -20,6 +22,7 @@ pub use conditions::HasConditions;
 pub use machine_request::*;
 pub use proxmox_cluster::*;
 pub use proxmox_identity::*;
+pub use proxmox_image::*;
 
 /// The API group of every resource here.
 pub const GROUP: &str = "pve-operator.dev";
@@ -35,6 +38,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         MachineRequest::crd(),
         ProxmoxCluster::crd(),
         ProxmoxIdentity::crd(),
+        ProxmoxImage::crd(),
     ]
 }
 

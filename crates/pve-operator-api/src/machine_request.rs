@@ -236,6 +236,7 @@ pub struct Memory {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[x_kube(validation = Rule::new("self.sizeGiB >= oldSelf.sizeGiB").message("disks can grow but never shrink").field_path(".sizeGiB"))]
 #[x_kube(validation = Rule::new("self.storage == oldSelf.storage").message("a disk's storage is immutable").field_path(".storage"))]
+#[x_kube(validation = Rule::new("has(self.image) == has(oldSelf.image) && (!has(self.image) || self.image == oldSelf.image)").message("a disk's image is immutable: it is imported once, when the disk is created").field_path(".image"))]
 #[serde(rename_all = "camelCase")]
 pub struct Disk {
     /// Bus and index, e.g. `scsi0`, `virtio0`, `sata1`, `ide0`.
@@ -260,6 +261,20 @@ pub struct Disk {
     /// Cache mode; Proxmox's default (no cache) when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<DiskCache>,
+    /// Create the disk by importing a ProxmoxImage of content `import` (a cloud image) in this
+    /// namespace, then grow it to `sizeGiB`. The request waits (condition `Ready=False`,
+    /// reason `ImagePending`, no VMID taken) until the image is on a node the VM may go to.
+    /// Set when the disk is created; immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageRef>,
+}
+
+/// A ProxmoxImage in the request's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ImageRef {
+    /// The ProxmoxImage's name.
+    #[schemars(length(min = 1, max = 253), pattern(patterns::OBJECT_NAME))]
+    pub name: String,
 }
 
 /// QEMU disk cache modes.
@@ -322,16 +337,21 @@ pub enum NicModel {
     Vmxnet3,
 }
 
-/// What the VM boots from: exactly one of `iso`, `template` and `network`.
+/// What the VM boots from: exactly one of `iso`, `image`, `template` and `network`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[x_kube(validation = Rule::new(
-    "(has(self.iso) ? 1 : 0) + (has(self.template) ? 1 : 0) + (has(self.network) ? 1 : 0) == 1"
-).message("set exactly one boot source: iso, template or network"))]
+    "(has(self.iso) ? 1 : 0) + (has(self.image) ? 1 : 0) + (has(self.template) ? 1 : 0) + (has(self.network) ? 1 : 0) == 1"
+).message("set exactly one boot source: iso, image, template or network"))]
 #[serde(rename_all = "camelCase")]
 pub struct BootSource {
     /// Boot from an ISO image on a Proxmox storage, attached as a CD-ROM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iso: Option<IsoBoot>,
+    /// Boot from a ProxmoxImage of content `iso` in this namespace, attached as a CD-ROM once
+    /// it is downloaded. The request waits (condition `Ready=False`, reason `ImagePending`, no
+    /// VMID taken) until the image is on a node the VM may go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageRef>,
     /// Clone a Proxmox template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateClone>,

@@ -58,6 +58,9 @@ pub const OBJECT_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0
 /// A Kubernetes namespace name (DNS-1123 label).
 pub const NAMESPACE_NAME: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
+/// An http(s) URL or URL prefix with a host and a path, without credentials or spaces.
+pub const URL_PREFIX: &str = r"^[hH][tT][tT][pP][sS]?://[^/@?#\s\\]+/[^\s]*$";
+
 #[cfg(test)]
 mod tests {
     use super::*;

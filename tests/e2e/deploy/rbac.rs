@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Api, Client};
-use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity};
+use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity, ProxmoxImage};
 use serde_json::json;
 
 use super::{
@@ -46,6 +46,7 @@ where
 async fn call(client: &Client, ns: &str, resource: &str, verb: &str) -> Option<bool> {
     let requests: Api<MachineRequest> = Api::namespaced(client.clone(), ns);
     let clusters: Api<ProxmoxCluster> = Api::namespaced(client.clone(), ns);
+    let images: Api<ProxmoxImage> = Api::namespaced(client.clone(), ns);
     let identities: Api<ProxmoxIdentity> = Api::all(client.clone());
     let identity = format!("{ns}-rbac-probe");
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -77,6 +78,23 @@ async fn call(client: &Client, ns: &str, resource: &str, verb: &str) -> Option<b
             .map(drop),
         ("proxmoxclusters/status", "patch") => {
             write_status(&clusters, "rbac-probe", "ProxmoxCluster").await
+        }
+        ("proxmoximages", "list") => images.list(&ListParams::default()).await.map(drop),
+        ("proxmoximages", "watch") => images
+            .watch(&WatchParams::default().timeout(1), "0")
+            .await
+            .map(drop),
+        // The image controller's finalizer (a JSON patch; the verb is `patch`).
+        ("proxmoximages", "patch") => images
+            .patch(
+                "rbac-probe",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": { "labels": { "probe": verb } } })),
+            )
+            .await
+            .map(drop),
+        ("proxmoximages/status", "patch") => {
+            write_status(&images, "rbac-probe", "ProxmoxImage").await
         }
         // The identities' reflector and controller (a list and a watch each), and a direct
         // read when the cache has not seen a new identity yet.
@@ -201,6 +219,23 @@ async fn removing_any_verb_of_any_rule_of_the_charts_rbac_breaks_a_call_the_cont
         json!({}),
     )
     .await;
+    let image: ProxmoxImage = serde_json::from_value(json!({
+        "apiVersion": "pve-operator.dev/v1alpha1",
+        "kind": "ProxmoxImage",
+        "metadata": { "name": "rbac-probe" },
+        "spec": {
+            "clusterRef": { "name": "rbac-probe" },
+            "url": "https://images.example.com/probe.iso",
+            "checksum": { "algorithm": "sha256", "value": "0".repeat(64) },
+            "content": "iso",
+            "storage": "local",
+        },
+    }))
+    .expect("image");
+    Api::<ProxmoxImage>::namespaced(admin.clone(), &ns)
+        .create(&PostParams::default(), &image)
+        .await
+        .expect("image created");
     let leases: Api<Lease> = Api::namespaced(admin.clone(), &ns);
     let lease: Lease =
         serde_json::from_value(json!({ "metadata": { "name": "rbac-probe" }, "spec": {} }))
@@ -259,8 +294,9 @@ async fn removing_any_verb_of_any_rule_of_the_charts_rbac_breaks_a_call_the_cont
     assert_eq!(
         checked,
         BTreeMap::from([
-            // machinerequests 3, /status 1, proxmoxclusters 3, /status 1, events 2.
-            (format!("Role/{prefix}"), 10),
+            // machinerequests 3, /status 1, proxmoxclusters 3, /status 1, proxmoximages 3,
+            // /status 1, events 2.
+            (format!("Role/{prefix}"), 14),
             // secrets: list and watch, by name.
             (format!("Role/{prefix}-identity-secrets"), 2),
             // leases: get, create, update.

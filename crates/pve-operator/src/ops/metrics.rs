@@ -38,6 +38,8 @@ pub const MACHINE_REQUEST: &str = "machinerequest";
 pub const PROXMOX_CLUSTER: &str = "proxmoxcluster";
 /// The `controller` label of the ProxmoxIdentity controller.
 pub const PROXMOX_IDENTITY: &str = "proxmoxidentity";
+/// The `controller` label of the ProxmoxImage controller.
+pub const PROXMOX_IMAGE: &str = "proxmoximage";
 
 /// Labels of the reconcile counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -315,7 +315,10 @@ impl Inventory {
             };
             if before != after {
                 tracing::debug!(%uid, ?before, ?after, "VM changed in Proxmox");
-                let _ = self.shared.trigger.send(entry.request.clone());
+                let _ = self
+                    .shared
+                    .trigger
+                    .send(super::Wake::Request(entry.request.clone()));
             }
         }
     }

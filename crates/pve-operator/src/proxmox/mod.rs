@@ -14,9 +14,18 @@ pub use tasks::{TaskOutcome, TaskTracker};
 pub use vmid::VmidAllocator;
 
 use kube::runtime::reflector::ObjectRef;
-use pve_operator_api::MachineRequest;
+use pve_operator_api::{MachineRequest, ProxmoxImage};
 use tokio::sync::mpsc;
 
-/// Sends the MachineRequests that something outside Kubernetes (a finished task, a VM that
-/// changed in Proxmox) wants reconciled.
-pub type Trigger = mpsc::UnboundedSender<ObjectRef<MachineRequest>>;
+/// An object that something outside Kubernetes (a finished task, a VM that changed in Proxmox)
+/// wants reconciled, and so the owner of a tracked task.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Wake {
+    /// A MachineRequest.
+    Request(ObjectRef<MachineRequest>),
+    /// A ProxmoxImage (its download ended).
+    Image(ObjectRef<ProxmoxImage>),
+}
+
+/// Sends the objects that something outside Kubernetes wants reconciled.
+pub type Trigger = mpsc::UnboundedSender<Wake>;

@@ -70,6 +70,8 @@ pub struct Directory {
     pub identities: Store<ProxmoxIdentity>,
     /// Namespaces' metadata (for `allowedNamespaces.selector`).
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// ProxmoxImages (the requests that boot or import one look them up here).
+    pub images: Store<pve_operator_api::ProxmoxImage>,
 }
 
 /// Connections by credentials, created on first use.

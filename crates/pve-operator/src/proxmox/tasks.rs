@@ -9,12 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use kube::runtime::reflector::ObjectRef;
 use pve_client::{ExitStatus, PveClient, Upid};
-use pve_operator_api::MachineRequest;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::Trigger;
+use super::{Trigger, Wake};
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +65,7 @@ pub fn task_age(upid: &Upid, deadline: Duration, now: std::time::SystemTime) -> 
 #[derive(Debug)]
 struct Tracked {
     upid: Upid,
-    owner: ObjectRef<MachineRequest>,
+    owner: Wake,
     outcome: Option<TaskOutcome>,
     /// The node slot the task holds while it runs.
     slot: Option<OwnedSemaphorePermit>,
@@ -133,17 +131,12 @@ impl TaskTracker {
 
     /// Starts tracking `upid` for `owner` (idempotent: a UPID read back from status after a
     /// restart is tracked again).
-    pub fn track(&self, upid: &Upid, owner: ObjectRef<MachineRequest>) {
+    pub fn track(&self, upid: &Upid, owner: Wake) {
         self.track_with(upid, owner, None);
     }
 
     /// Like [`TaskTracker::track`], keeping `slot` taken until the task ends.
-    pub fn track_with(
-        &self,
-        upid: &Upid,
-        owner: ObjectRef<MachineRequest>,
-        slot: Option<NodeSlot>,
-    ) {
+    pub fn track_with(&self, upid: &Upid, owner: Wake, slot: Option<NodeSlot>) {
         let mut tasks = self.lock();
         tasks.entry(upid.to_string()).or_insert_with(|| Tracked {
             upid: upid.clone(),

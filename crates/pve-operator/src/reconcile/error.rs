@@ -76,6 +76,9 @@ pub enum ReconcileError {
     /// The spec names something Proxmox does not have (checked before anything is created).
     #[error(transparent)]
     Validation(#[from] super::validate::ValidationError),
+    /// The spec names a ProxmoxImage it cannot use (wrong content, another cluster).
+    #[error("{0}")]
+    Image(String),
     /// VMs carry part of the request's marker, or several carry its uid tag: none is touched.
     #[error(transparent)]
     Ownership(#[from] OwnershipConflict),
@@ -131,6 +134,7 @@ impl ReconcileError {
             ReconcileError::Validation(error) => Class::Permanent(error.reason()),
             ReconcileError::Spec(_) => Class::Permanent("InvalidSpec"),
             ReconcileError::Placement(_) => Class::Permanent("NoSuitableNode"),
+            ReconcileError::Image(_) => Class::Permanent("ImageUnusable"),
             ReconcileError::InvisibleVm(_) => Class::Permission {
                 privileges: vec!["VM.Audit".into()],
                 path: Some("/vms".into()),

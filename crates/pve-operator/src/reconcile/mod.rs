@@ -5,10 +5,12 @@ pub mod apply;
 pub mod cleanup;
 pub mod conditions;
 pub mod error;
+pub mod images;
 pub mod ownership;
 mod pass;
 pub mod proxmox_cluster;
 pub mod proxmox_identity;
+pub mod proxmox_image;
 pub mod status;
 pub mod task_kind;
 pub mod validate;
@@ -27,7 +29,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{PredicateConfig, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use pve_operator_api::{
-    HasConditions, MachineRequest, MachineRequestStatus, Phase, ProxmoxCluster,
+    HasConditions, MachineRequest, MachineRequestStatus, Phase, ProxmoxCluster, ProxmoxImage,
 };
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -155,7 +157,7 @@ impl RequestScope<'_> {
 pub async fn run(
     ctx: Arc<Context>,
     api: Api<MachineRequest>,
-    clusters: Api<ProxmoxCluster>,
+    (clusters, images): (Api<ProxmoxCluster>, Api<ProxmoxImage>),
     triggers: mpsc::UnboundedReceiver<ObjectRef<MachineRequest>>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -173,10 +175,14 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
     let on_cluster = reader.clone();
+    let on_image = reader.clone();
     Controller::for_stream(requests, reader)
         .with_config(controller::Config::default().concurrency(concurrency))
         .watches(clusters, watcher::Config::default(), move |cluster| {
             waiting_on_cluster(&on_cluster, &cluster)
+        })
+        .watches(images, watcher::Config::default(), move |image| {
+            waiting_on_image(&on_image, &image)
         })
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
@@ -219,6 +225,25 @@ fn waiting_on_cluster(
                     .as_ref()
                     .is_some_and(|r| r.name == name)
                 && (revoked || !request.status.as_ref().is_some_and(|s| s.is_ready()))
+        })
+        .map(|request| ObjectRef::from_obj(&*request))
+        .collect()
+}
+
+/// The requests in the image's namespace that use it and are not Ready (those waiting for it).
+fn waiting_on_image(
+    requests: &reflector::Store<MachineRequest>,
+    image: &ProxmoxImage,
+) -> Vec<ObjectRef<MachineRequest>> {
+    let namespace = image.namespace();
+    let name = image.name_any();
+    requests
+        .state()
+        .into_iter()
+        .filter(|request| {
+            request.namespace() == namespace
+                && proxmox_image::images_used_by(request).contains(&name)
+                && !request.status.as_ref().is_some_and(|s| s.is_ready())
         })
         .map(|request| ObjectRef::from_obj(&*request))
         .collect()

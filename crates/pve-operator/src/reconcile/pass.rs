@@ -13,8 +13,8 @@ use super::error::ReconcileError;
 use super::status::set_condition;
 use super::task_kind::TaskKind;
 use super::{Context, RequestScope};
-use crate::proxmox::ClusterRuntime;
 use crate::proxmox::tasks::NodeSlot;
+use crate::proxmox::{ClusterRuntime, Wake};
 
 /// What every phase of one pass works with. Each phase is a method, in the module of its path.
 pub(super) struct Pass<'a> {
@@ -55,9 +55,11 @@ impl Pass<'_> {
 
     /// Records the started task `upid` in status and hands it to the task tracker.
     pub(super) fn record_task(&mut self, upid: &Upid, kind: TaskKind, slot: NodeSlot) {
-        self.conn
-            .tasks
-            .track_with(upid, self.scope.object_ref.clone(), Some(slot));
+        self.conn.tasks.track_with(
+            upid,
+            Wake::Request(self.scope.object_ref.clone()),
+            Some(slot),
+        );
         self.status.current_task = Some(kind.task_ref(upid));
     }
 

@@ -133,7 +133,8 @@ impl Policy {
         Self::default()
     }
 
-    /// Adds a layer (the identity first, then the cluster).
+    /// Adds a layer (the identity first, then the cluster: the first layer is taken to be the
+    /// identity's, whose omitted `imageUrls` allows no download).
     pub fn with_layer(mut self, source: Source, allowances: Allowances) -> Self {
         self.layers.push(Layer { source, allowances });
         self
@@ -482,6 +483,7 @@ pub fn check_narrowing(
             }
         }
     }
+    images::narrowing_image_urls(identity, cluster, source, &mut out);
     if let (Some(wider), Some(narrower)) = (identity.vmid_range, cluster.vmid_range)
         && (narrower.min < wider.min || narrower.max > wider.max)
     {
@@ -510,5 +512,6 @@ fn bridge_within(narrower: &BridgeAllowance, wider: &BridgeAllowance) -> bool {
     }
 }
 
+mod images;
 #[cfg(test)]
 mod tests;

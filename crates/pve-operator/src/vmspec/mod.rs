@@ -18,7 +18,7 @@ mod release;
 mod update;
 mod wire;
 
-pub use desired::Desired;
+pub use desired::{Desired, ImageVolumes};
 pub use error::SpecError;
 pub use marker::Marker;
 pub use name::vm_name;

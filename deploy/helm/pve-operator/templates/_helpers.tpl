@@ -60,6 +60,8 @@ one the controller uses (tests/e2e/deploy/rbac.rs removes each in turn and sees 
 - machinerequests/status: patch (server-side apply of status);
 - proxmoxclusters: get (a lookup when the cache has not seen a new one yet), list+watch (the cache);
 - proxmoxclusters/status: patch;
+- proxmoximages: list+watch (the cache), patch (the finalizer);
+- proxmoximages/status: patch;
 - events.k8s.io events: create, patch (kube's event Recorder, which patches repeated events).
 The cluster-scoped rules are in "pve-operator.identityRules", the Secrets in
 "pve-operator.secretRules" (the identities' Secrets, by name).
@@ -76,6 +78,12 @@ The cluster-scoped rules are in "pve-operator.identityRules", the Secrets in
   verbs: [get, list, watch]
 - apiGroups: [pve-operator.dev]
   resources: [proxmoxclusters/status]
+  verbs: [patch]
+- apiGroups: [pve-operator.dev]
+  resources: [proxmoximages]
+  verbs: [list, watch, patch]
+- apiGroups: [pve-operator.dev]
+  resources: [proxmoximages/status]
   verbs: [patch]
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -1,5 +1,6 @@
-//! The controllers themselves: the directory watches, the connection registry and the three
-//! reconcile loops (MachineRequests, ProxmoxClusters, ProxmoxIdentities), until shutdown.
+//! The controllers themselves: the directory watches, the connection registry and the four
+//! reconcile loops (MachineRequests, ProxmoxImages, ProxmoxClusters, ProxmoxIdentities), until
+//! shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,18 +9,20 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::PartialObjectMeta;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use pve_client::PveConfig;
-use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity};
+use pve_operator_api::{MachineRequest, ProxmoxCluster, ProxmoxIdentity, ProxmoxImage};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::RunArgs;
 use super::scope::{
     default_allowed_namespaces, describe_rule, identity_labels, is_namespace_name, label_selector,
 };
 use crate::ops::Instruments;
-use crate::proxmox::ClusterRegistry;
 use crate::proxmox::registry::{DefaultIdentity, Directory, Intervals};
+use crate::proxmox::{ClusterRegistry, Wake};
 use crate::reconcile::{self, Context, Settings};
 use crate::tenancy::secrets::SecretCache;
 
@@ -44,7 +47,8 @@ pub async fn run_controllers(
             "insecureSkipVerify is set: the Proxmox certificate is not verified; pin its fingerprint or give a CA bundle instead"
         );
     }
-    let (trigger, triggers) = tokio::sync::mpsc::unbounded_channel();
+    let (trigger, wakes) = tokio::sync::mpsc::unbounded_channel();
+    let (request_triggers, image_triggers) = split_wakes(wakes);
     let intervals = Intervals {
         inventory: Duration::from_secs(args.inventory_interval.max(1)),
         tasks: Duration::from_millis(args.task_poll_interval.max(50)),
@@ -82,6 +86,11 @@ pub async fn run_controllers(
         namespaces: reflected_with(
             &mut background,
             Api::<PartialObjectMeta<Namespace>>::all(kube.clone()),
+            watcher::Config::default(),
+        ),
+        images: reflected_with(
+            &mut background,
+            image_api(&kube, &args),
             watcher::Config::default(),
         ),
     };
@@ -132,9 +141,15 @@ pub async fn run_controllers(
         tokio::join!(
             reconcile::run(
                 ctx.clone(),
-                requests,
-                clusters.clone(),
-                triggers,
+                requests.clone(),
+                (clusters.clone(), image_api(&kube, &args)),
+                request_triggers,
+                until_stopped()
+            ),
+            reconcile::proxmox_image::run(
+                ctx.clone(),
+                (image_api(&kube, &args), requests),
+                image_triggers,
                 until_stopped()
             ),
             reconcile::proxmox_cluster::run(
@@ -162,6 +177,38 @@ pub async fn run_controllers(
     }
     tracing::info!("pve-operator controller stopped");
     Ok(())
+}
+
+/// The receivers of the MachineRequest and the ProxmoxImage controllers, fed from the one
+/// channel the task trackers and inventories send to.
+fn split_wakes(
+    mut wakes: UnboundedReceiver<Wake>,
+) -> (
+    UnboundedReceiver<ObjectRef<MachineRequest>>,
+    UnboundedReceiver<ObjectRef<ProxmoxImage>>,
+) {
+    let (requests, request_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (images, image_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(wake) = wakes.recv().await {
+            let sent = match wake {
+                Wake::Request(r) => requests.send(r).is_ok(),
+                Wake::Image(i) => images.send(i).is_ok(),
+            };
+            if !sent {
+                break;
+            }
+        }
+    });
+    (request_rx, image_rx)
+}
+
+/// The ProxmoxImages the controller watches: in `--namespace`, or everywhere.
+fn image_api(kube: &Client, args: &RunArgs) -> Api<ProxmoxImage> {
+    match &args.namespace {
+        Some(ns) => Api::namespaced(kube.clone(), ns),
+        None => Api::all(kube.clone()),
+    }
 }
 
 /// The ProxmoxClusters the controller watches: in `--namespace`, or everywhere.

@@ -2,6 +2,7 @@
 //! the create is sent, and the create itself carries the marker, so a crash at any point finds
 //! the VM again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,8 +40,22 @@ impl Pass<'_> {
             None => fresh_inventory(conn).await?,
         };
 
+        // The nodes that have every image the request uses (it waits while there are none).
+        let present_on = match self.images(true).await {
+            Ok(images) => images.present_on,
+            Err(done) => return done,
+        };
         let template = validate::template(spec, &snapshot)?.cloned();
-        let node = self.choose_node(template.as_ref(), &snapshot)?;
+        let node = self.choose_node(template.as_ref(), &snapshot, present_on.as_ref())?;
+        if let Some(nodes) = &present_on
+            && !nodes.contains(&node)
+        {
+            let message = format!(
+                "waiting for the request's images on node {node} (they are on: {})",
+                nodes.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+            return Ok(self.wait_for_image("ImagePending", message));
+        }
         // Everything Proxmox can tell about the spec, before a VMID is recorded or a task sent.
         validate::before_create(
             spec,
@@ -106,10 +121,12 @@ impl Pass<'_> {
 
     /// The node to create on: a clone is made on its template's node; otherwise the node
     /// recorded earlier while it is online, or placement's choice.
+    /// With images, only nodes that have them (`with_images`) are candidates.
     fn choose_node(
         &self,
         template: Option<&crate::proxmox::VmEntry>,
         snapshot: &Snapshot,
+        with_images: Option<&BTreeSet<String>>,
     ) -> Result<String, ReconcileError> {
         let conn = self.conn;
         Ok(match (template, &self.status.node) {
@@ -130,7 +147,22 @@ impl Pass<'_> {
                         (node.clone(), load)
                     })
                     .collect();
-                let allowed = self.scope.policy.allowed_nodes();
+                let allowed = match (self.scope.policy.allowed_nodes(), with_images) {
+                    (Some(a), Some(b)) => Some(a.intersection(b).cloned().collect()),
+                    (a, b) => a.or_else(|| b.cloned()),
+                };
+                if let (Some(pinned), Some(nodes)) = (
+                    self.request
+                        .spec
+                        .placement
+                        .as_ref()
+                        .and_then(|p| p.node.as_ref()),
+                    with_images,
+                ) && !nodes.contains(pinned)
+                {
+                    // The pinned node is checked by the caller (it waits for the images there).
+                    return Ok(pinned.clone());
+                }
                 choose_node(&self.request.spec, snapshot, &load, allowed.as_ref())
                     .map_err(ReconcileError::Placement)?
             }

@@ -13,6 +13,7 @@ mod addresses;
 mod create;
 mod drift;
 mod find;
+mod images;
 mod power;
 mod task;
 
@@ -56,9 +57,18 @@ impl Pass<'_> {
         if let Some(vmid) = self.status.vmid {
             self.scope.policy.check_recorded_vmid(vmid)?;
         }
-        // The desired VM, built and run through the client's encoders once for the whole pass.
-        let desired =
-            vmspec::Desired::new(&self.request.spec, self.scope.marker, &self.scope.vm_name)?;
+        // The images it uses (a request whose images are not known yet waits), then the desired
+        // VM, built and run through the client's encoders once for the whole pass.
+        let images = match self.images(false).await {
+            Ok(images) => images,
+            Err(done) => return done,
+        };
+        let desired = vmspec::Desired::with_images(
+            &self.request.spec,
+            self.scope.marker,
+            &self.scope.vm_name,
+            &images.volumes,
+        )?;
 
         // 2. Find the VM, by our uid tag or the recorded VMID, verifying that it carries our full
         // marker (the config read to tell is step 4's).

@@ -11,7 +11,7 @@ use super::super::RequestScope;
 use super::super::error::ReconcileError;
 use super::super::task_kind::describe_task;
 use super::Pass;
-use crate::proxmox::ClusterRuntime;
+use crate::proxmox::{ClusterRuntime, Wake};
 
 /// What became of the task recorded in a request's status.
 pub(in crate::reconcile) enum RecordedTask {
@@ -38,7 +38,8 @@ pub(in crate::reconcile) fn recorded_task(
         status.current_task = None; // not a UPID: nothing to wait for
         return Ok(RecordedTask::None);
     };
-    conn.tasks.track(&upid, scope.object_ref.clone());
+    conn.tasks
+        .track(&upid, Wake::Request(scope.object_ref.clone()));
     let Some(outcome) = conn.tasks.take_outcome(&upid) else {
         return Ok(RecordedTask::Running);
     };

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use pve_client::api::vmconfig::{CacheMode, Disk, DiskBus, DiskSlot, Drive, Nic, NicModel};
 use pve_operator_api::machine_request::{DiskCache, MachineRequestSpec, NicModel as SpecNicModel};
 
-use super::iso_slot;
+use super::{ImageVolumes, iso_slot};
 use crate::vmspec::error::SpecError;
 
 /// One disk of the spec.
@@ -20,12 +20,18 @@ pub(crate) struct DesiredDisk {
     pub discard: bool,
     pub iothread: bool,
     pub cache: Option<CacheMode>,
+    /// The volume a new disk is imported from (a ProxmoxImage, `spec.disks[i].image`).
+    pub import_from: Option<String>,
 }
 
 impl DesiredDisk {
-    /// A new disk allocated on its storage (`storage:SIZE,options`).
+    /// A new disk allocated on its storage (`storage:SIZE,options`), or imported from its
+    /// image (`storage:0,import-from=VOLUME,options`; the drift pass grows it to the size).
     pub fn new_drive(&self) -> Drive {
-        let mut d = Disk::new(self.storage.clone(), self.size_gib as f64);
+        let mut d = match &self.import_from {
+            Some(volid) => Disk::import(self.storage.clone(), volid.clone()),
+            None => Disk::new(self.storage.clone(), self.size_gib as f64),
+        };
         if self.ssd {
             d = d.ssd(true);
         }
@@ -130,8 +136,13 @@ pub(super) fn nic_index(field: &str, name: &str) -> Result<u8, SpecError> {
         .ok_or_else(|| SpecError::invalid(field, format!("{name:?} is not a NIC slot net0..net31")))
 }
 
-pub(super) fn disks(spec: &MachineRequestSpec) -> Result<Vec<DesiredDisk>, SpecError> {
-    let iso = spec.boot.iso.is_some().then(iso_slot).transpose()?;
+pub(super) fn disks(
+    spec: &MachineRequestSpec,
+    images: &ImageVolumes,
+) -> Result<Vec<DesiredDisk>, SpecError> {
+    let iso = (spec.boot.iso.is_some() || spec.boot.image.is_some())
+        .then(iso_slot)
+        .transpose()?;
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for (i, d) in spec.disks.iter().enumerate() {
@@ -148,7 +159,14 @@ pub(super) fn disks(spec: &MachineRequestSpec) -> Result<Vec<DesiredDisk>, SpecE
         if Some(slot) == iso {
             return Err(SpecError::invalid(
                 format!("{field}.slot"),
-                format!("{slot} is taken by the ISO CD-ROM (spec.boot.iso)"),
+                format!(
+                    "{slot} is taken by the ISO CD-ROM ({})",
+                    if spec.boot.iso.is_some() {
+                        "spec.boot.iso"
+                    } else {
+                        "spec.boot.image"
+                    }
+                ),
             ));
         }
         if !seen.insert(slot) {
@@ -177,7 +195,12 @@ pub(super) fn disks(spec: &MachineRequestSpec) -> Result<Vec<DesiredDisk>, SpecE
                 format!("cannot be set on {slot}: only scsi and virtio disks have an I/O thread"),
             ));
         }
+        let import_from = match &d.image {
+            Some(_) => Some(images.disk_volume(&field)?),
+            None => None,
+        };
         out.push(DesiredDisk {
+            import_from,
             field,
             slot,
             storage: d.storage.clone(),

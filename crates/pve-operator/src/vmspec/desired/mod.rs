@@ -4,6 +4,7 @@
 mod cloud_init;
 mod fields;
 mod hardware;
+mod images;
 
 use pve_client::api::vmconfig::{Bios, DiskBus, DiskSlot, EfiDisk, TpmState, TpmVersion};
 use pve_operator_api::machine_request::{
@@ -15,6 +16,7 @@ use super::marker::Marker;
 
 pub(crate) use cloud_init::DesiredCloudInit;
 pub(crate) use hardware::{DesiredDisk, DesiredNic, cache_name};
+pub use images::ImageVolumes;
 
 /// What an omitted optional spec field means for a VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,12 +126,24 @@ impl Desired {
     /// The desired VM of `spec`, named `vm_name` and carrying `marker`: every field checked and
     /// run through the client's encoders on the spec's boot path, so that what they refuse is
     /// reported, named by its `spec.` field, before a VMID is recorded or anything is sent.
+    /// A spec that names ProxmoxImages needs [`Desired::with_images`].
     pub fn new(
         spec: &MachineRequestSpec,
         marker: &Marker,
         vm_name: &str,
     ) -> Result<Self, SpecError> {
-        let mut desired = Self::from_spec(spec, marker, vm_name)?;
+        Self::with_images(spec, marker, vm_name, &ImageVolumes::default())
+    }
+
+    /// Like [`Desired::new`], with the volume IDs of the ProxmoxImages the spec names (an
+    /// image without one is an error, never a blank disk).
+    pub fn with_images(
+        spec: &MachineRequestSpec,
+        marker: &Marker,
+        vm_name: &str,
+        images: &ImageVolumes,
+    ) -> Result<Self, SpecError> {
+        let mut desired = Self::from_spec(spec, marker, vm_name, images)?;
         desired.create = desired.check_encodes()?;
         Ok(desired)
     }
@@ -139,20 +153,22 @@ impl Desired {
         spec: &MachineRequestSpec,
         marker: &Marker,
         vm_name: &str,
+        images: &ImageVolumes,
     ) -> Result<Self, SpecError> {
         let boot = &spec.boot;
         let sources = [
             boot.iso.is_some(),
+            boot.image.is_some(),
             boot.template.is_some(),
             boot.network.is_some(),
         ];
         if sources.iter().filter(|s| **s).count() != 1 {
             return Err(SpecError::invalid(
                 "spec.boot",
-                "must set exactly one boot source: iso, template or network",
+                "must set exactly one boot source: iso, image, template or network",
             ));
         }
-        let disks = hardware::disks(spec)?;
+        let disks = hardware::disks(spec, images)?;
         let nics = hardware::nics(spec)?;
         if boot.network.is_some() && nics.is_empty() {
             return Err(SpecError::invalid(
@@ -232,7 +248,11 @@ impl Desired {
             balloon_mib: spec.memory.balloon_mib,
             disks,
             nics,
-            iso: boot.iso.as_ref().map(|i| i.volume.clone()),
+            iso: match (&boot.iso, &boot.image) {
+                (Some(iso), _) => Some(iso.volume.clone()),
+                (None, Some(_)) => Some(images.boot_volume()?),
+                (None, None) => None,
+            },
             network_boot: boot.network.is_some(),
             cloud_init,
             bios,
