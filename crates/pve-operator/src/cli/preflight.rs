@@ -32,8 +32,8 @@ use clap::{Args, ValueEnum};
 use pve_client::{PveClient, PveConfig, PveRelease};
 use serde::Serialize;
 
-use super::manifests::read_machine_requests;
-use crate::privileges::{Report, Subject, check, needs_for_specs};
+use super::manifests::read_manifests;
+use crate::privileges::{Report, Subject, VmScope, check, needs_with_images};
 
 /// Output formats of `pve-operator preflight`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,7 +83,7 @@ impl Outcome {
 /// Connects, reads the effective permissions and evaluates them; prints nothing. An error means
 /// the check could not be made (exit status 2).
 pub async fn preflight(args: &PreflightArgs) -> anyhow::Result<Outcome> {
-    let specs = read_machine_requests(&args.files)?;
+    let manifests = read_manifests(&args.files)?;
     let config = PveConfig::load(Some(&args.config)).with_context(|| {
         format!(
             "loading the Proxmox connection from {}",
@@ -103,7 +103,12 @@ pub async fn preflight(args: &PreflightArgs) -> anyhow::Result<Outcome> {
     // The rows of the release that answered; one that does not parse (no real Proxmox answers
     // so) is judged by the newest release's rows.
     let release = version.privilege_release();
-    let needs = needs_for_specs(&specs, release);
+    let needs = needs_with_images(
+        &manifests.requests,
+        &manifests.images,
+        release,
+        &VmScope::AllVms,
+    );
     let report = check(&pve, &subject, &needs)
         .await
         .context("reading the effective permissions (GET /access/permissions)")?;

@@ -7,14 +7,14 @@ use anyhow::Context as _;
 use clap::Args;
 use pve_client::{PveClient, PveConfig, PveRelease};
 
-use super::manifests::read_machine_requests;
-use crate::privileges::{VmScope, markdown_table, needs_in_scope, pveum_plan};
+use super::manifests::read_manifests;
+use crate::privileges::{VmScope, markdown_table, needs_with_images, pveum_plan};
 
 /// Options of `pve-operator privileges`.
 #[derive(Debug, Args)]
 pub struct PrivilegesArgs {
-    /// MachineRequest manifests whose features to cover; all features (with placeholders for
-    /// storages and bridges) when none is given.
+    /// MachineRequest and ProxmoxImage manifests whose features to cover; all features (with
+    /// placeholders for storages and bridges) when none is given.
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<PathBuf>,
     /// The Proxmox user to create.
@@ -86,7 +86,8 @@ pub fn output(args: &PrivilegesArgs, release: PveRelease) -> anyhow::Result<Stri
             args.user
         );
     }
-    let specs = read_machine_requests(&args.files)?;
+    let manifests = read_manifests(&args.files)?;
+    let specs = &manifests.requests;
     let scope = match &args.pool {
         None => VmScope::AllVms,
         Some(pool) => {
@@ -108,7 +109,7 @@ pub fn output(args: &PrivilegesArgs, release: PveRelease) -> anyhow::Result<Stri
             VmScope::Pool(pool.clone())
         }
     };
-    let needs = needs_in_scope(&specs, release, &scope);
+    let needs = needs_with_images(specs, &manifests.images, release, &scope);
     let mut commands = format!("# For Proxmox VE {release}\n");
     commands.push_str(&pveum_plan(&needs, &args.user, &args.token).commands());
     Ok(commands)

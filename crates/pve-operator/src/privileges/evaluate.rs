@@ -169,10 +169,20 @@ pub fn evaluate(needs: &[Need], held: &Permissions, subject: &Subject) -> Report
             if *privilege == "Pool.Allocate" && uses_pool {
                 continue;
             }
+            // Needed where a feature asks for it (Datastore.Allocate on an image storage with
+            // deletionPolicy: Delete): not surplus there.
+            let needed_on = |path: &str| {
+                missing
+                    .iter()
+                    .chain(&present)
+                    .any(|n| n.privilege == *privilege && n.path == path)
+            };
             let paths: Vec<String> = held
                 .0
                 .iter()
-                .filter(|(_, privileges)| privileges.contains_key(*privilege))
+                .filter(|(path, privileges)| {
+                    privileges.contains_key(*privilege) && !needed_on(path)
+                })
                 .map(|(path, _)| path.clone())
                 .collect();
             if let Some((first, rest)) = paths.split_first() {

@@ -6,7 +6,7 @@ use pve_client::{PveError, PveRelease};
 use pve_operator_api::MachineRequestSpec;
 
 use super::evaluate::{Holds, holds};
-use super::{Feature, Need, VmScope, check, concrete_needs, needs_for_specs};
+use super::{Feature, NamedImages, Need, VmScope, check, concrete_needs, needs_with_images};
 use crate::proxmox::ClusterRuntime;
 
 /// What the controller is about to do for a MachineRequest.
@@ -31,32 +31,44 @@ impl Step {
         }
     }
 
-    /// The needs of this step for `spec` on `release`.
-    pub fn needs(self, spec: &MachineRequestSpec, release: PveRelease) -> Vec<Need> {
+    /// The needs of this step for `spec` (naming `images`) on `release`.
+    pub fn needs(
+        self,
+        spec: &MachineRequestSpec,
+        images: &NamedImages,
+        release: PveRelease,
+    ) -> Vec<Need> {
         let scope = spec
             .pool
             .clone()
             .map(VmScope::Pool)
             .unwrap_or(VmScope::AllVms);
         match self {
-            Step::Create => needs_for_specs(std::slice::from_ref(spec), release),
+            Step::Create => needs_with_images(std::slice::from_ref(spec), images, release, &scope),
             Step::Power => Feature::Power.needs(&scope, release),
             Step::Delete => Feature::Delete.needs(&scope, release),
         }
     }
 }
 
-/// The needs of `step` for `spec` that the connection's credentials lack, from the cached
-/// permissions. Empty when everything is held, or when this Proxmox cannot report permissions
-/// (then Proxmox's own refusal is reported, as for any 403).
+/// The needs of `step` for `spec` (naming `images`) that the connection's credentials lack,
+/// from the cached permissions. Empty when everything is held, or when this Proxmox cannot
+/// report permissions (then Proxmox's own refusal is reported, as for any 403).
 pub async fn missing_privileges(
     conn: &ClusterRuntime,
     spec: &MachineRequestSpec,
+    images: &NamedImages,
     step: Step,
 ) -> Result<Vec<Need>, PveError> {
     let release = conn.release.get(&conn.pve).await?;
+    missing_needs(conn, &step.needs(spec, images, release)).await
+}
+
+/// Which of `needs` the connection's credentials lack, from the cached permissions (empty when
+/// this Proxmox cannot report permissions).
+pub async fn missing_needs(conn: &ClusterRuntime, needs: &[Need]) -> Result<Vec<Need>, PveError> {
     let mut missing = Vec::new();
-    for need in concrete_needs(&step.needs(spec, release)) {
+    for need in concrete_needs(needs) {
         match conn.permissions.on_path(&conn.pve, &need.path).await? {
             None => return Ok(Vec::new()),
             Some(held) => {
@@ -125,7 +137,17 @@ pub async fn require(
     spec: &MachineRequestSpec,
     step: Step,
 ) -> Result<(), PrivilegeError> {
-    let missing = missing_privileges(conn, spec, step)
+    require_with_images(conn, spec, &[], step).await
+}
+
+/// Like [`require`], for a spec that names `images`.
+pub async fn require_with_images(
+    conn: &ClusterRuntime,
+    spec: &MachineRequestSpec,
+    images: &NamedImages,
+    step: Step,
+) -> Result<(), PrivilegeError> {
+    let missing = missing_privileges(conn, spec, images, step)
         .await
         .map_err(PrivilegeError::Unreadable)?;
     if missing.is_empty() {
@@ -145,12 +167,12 @@ mod tests {
             "memory": { "sizeMiB": 512 }, "pool": "k8s", "boot": { "network": {} },
         }))
         .unwrap_or_else(|e| panic!("spec: {e}"));
-        let power = Step::Power.needs(&spec, PveRelease::NEWEST_CHECKED);
+        let power = Step::Power.needs(&spec, &[], PveRelease::NEWEST_CHECKED);
         assert_eq!(
             (power[0].privilege, power[0].path.as_str()),
             ("VM.PowerMgmt", "/pool/k8s")
         );
-        let delete = Step::Delete.needs(&spec, PveRelease::NEWEST_CHECKED);
+        let delete = Step::Delete.needs(&spec, &[], PveRelease::NEWEST_CHECKED);
         assert_eq!(delete[0].privilege, "VM.Allocate");
         let missing = PrivilegeError::Missing {
             step: Step::Delete,

@@ -24,16 +24,32 @@ mod table;
 pub use cache::{PERMISSION_CACHE_TTL, PermissionCache};
 pub use docs::{BEGIN_MARKER, END_MARKER, markdown_table};
 pub use evaluate::{Report, Warning, WarningKind, check, concrete_needs, evaluate};
-pub use gate::{PrivilegeError, Step, log_warnings, missing_privileges, require};
+pub use gate::{
+    PrivilegeError, Step, log_warnings, missing_needs, missing_privileges, require,
+    require_with_images,
+};
 pub use identity::{Identity, Privsep, Subject};
 pub use pveum::{PveumPlan, pveum_plan};
-pub use table::{Feature, Releases, Row, Scope, VERSION_NOTES};
+pub use table::{Feature, IMAGE_STORAGE, Releases, Row, Scope, VERSION_NOTES};
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use pve_client::PveRelease;
-use pve_operator_api::{MachineRequestSpec, PlacementStrategy};
+use pve_operator_api::{
+    ImageDeletionPolicy, MachineRequestSpec, PlacementStrategy, ProxmoxImageSpec,
+};
+
+/// ProxmoxImages by name, as the requests of one namespace name them.
+pub type NamedImages = [(String, ProxmoxImageSpec)];
+
+/// The storage of the image `name` among `images`, or the placeholder when it is not known.
+fn image_storage(images: &NamedImages, name: &str) -> String {
+    images
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or_else(|| IMAGE_STORAGE.to_string(), |(_, i)| i.storage.clone())
+}
 
 /// One privilege needed on one ACL path, and what needs it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -80,6 +96,12 @@ impl VmScope {
 /// The features a MachineRequest spec uses, in table order, including what the controller does
 /// for every request (inventory reads, create, power, delete).
 pub fn features_of(spec: &MachineRequestSpec) -> Vec<Feature> {
+    features_with_images(spec, &[])
+}
+
+/// Like [`features_of`], with the ProxmoxImages the spec may name (their storages; an image
+/// not among them has the placeholder storage).
+pub fn features_with_images(spec: &MachineRequestSpec, images: &NamedImages) -> Vec<Feature> {
     let mut features = vec![Feature::Inventory];
     // Free memory matters only when the controller chooses the node by it: a clone is made on
     // its template's node, and a fixed node or the fewest-VMs strategy reads no node statistics.
@@ -106,6 +128,11 @@ pub fn features_of(spec: &MachineRequestSpec) -> Vec<Feature> {
         features.push(Feature::Disk {
             storage: disk.storage.clone(),
         });
+        if let Some(image) = &disk.image {
+            features.push(Feature::ImportDisk {
+                source_storage: image_storage(images, &image.name),
+            });
+        }
     }
     for nic in &spec.networks {
         features.push(Feature::Nic {
@@ -116,6 +143,11 @@ pub fn features_of(spec: &MachineRequestSpec) -> Vec<Feature> {
     if let Some(iso) = &spec.boot.iso {
         let storage = iso.volume.split(':').next().unwrap_or_default().to_string();
         features.push(Feature::IsoCdrom { storage });
+    }
+    if let Some(image) = &spec.boot.image {
+        features.push(Feature::IsoCdrom {
+            storage: image_storage(images, &image.name),
+        });
     }
     if let Some(template) = &spec.boot.template {
         // Without a target storage a full clone keeps the template's storage, which the spec's
@@ -167,13 +199,26 @@ pub fn needs_in_scope(
     release: PveRelease,
     scope: &VmScope,
 ) -> Vec<Need> {
+    needs_with_images(specs, &[], release, scope)
+}
+
+/// The needs of the requests' `specs` and of the ProxmoxImages `images` (which the specs may
+/// name): downloading each image, removing it under `deletionPolicy: Delete`. With neither,
+/// every feature with placeholders, as [`needs_in_scope`].
+pub fn needs_with_images(
+    specs: &[MachineRequestSpec],
+    images: &NamedImages,
+    release: PveRelease,
+    scope: &VmScope,
+) -> Vec<Need> {
     let mut needs = BTreeSet::new();
-    if specs.is_empty() {
+    if specs.is_empty() && images.is_empty() {
         // Every feature but a custom CPU model, which works only with a CPU mapping the admin
-        // creates for it: its privilege is granted for the requests that name one.
+        // creates for it, and the removal of images, which needs Datastore.Allocate: their
+        // privileges are granted for the requests and images that use them.
         let features = Feature::all_with_placeholders()
             .into_iter()
-            .filter(|f| !matches!(f, Feature::CustomCpu { .. }));
+            .filter(|f| !matches!(f, Feature::CustomCpu { .. } | Feature::ImageRemoval { .. }));
         for feature in features {
             needs.extend(feature.needs(scope, release));
         }
@@ -184,8 +229,16 @@ pub fn needs_in_scope(
             .clone()
             .map(VmScope::Pool)
             .unwrap_or(VmScope::AllVms);
-        for feature in features_of(spec) {
+        for feature in features_with_images(spec, images) {
             needs.extend(feature.needs(&scope, release));
+        }
+    }
+    for (_, image) in images {
+        let storage = image.storage.clone();
+        needs.extend(Feature::ImageDownload { storage }.needs(scope, release));
+        if image.deletion_policy == ImageDeletionPolicy::Delete {
+            let storage = image.storage.clone();
+            needs.extend(Feature::ImageRemoval { storage }.needs(scope, release));
         }
     }
     let mut needs: Vec<Need> = needs.into_iter().collect();

@@ -147,6 +147,21 @@ pub enum Feature {
         /// Its storage.
         storage: String,
     },
+    /// Downloading a ProxmoxImage into a storage (`download-url`), and listing it there.
+    ImageDownload {
+        /// The image's storage.
+        storage: String,
+    },
+    /// Removing a ProxmoxImage's file (`deletionPolicy: Delete`).
+    ImageRemoval {
+        /// The image's storage.
+        storage: String,
+    },
+    /// Importing a disk from a ProxmoxImage (`disks[].image`, `import-from`).
+    ImportDisk {
+        /// The image's storage (the source; the disk's own storage is the disk's feature).
+        source_storage: String,
+    },
     /// Reading the VM's IP addresses from the QEMU guest agent.
     GuestAgent,
     /// Start, shutdown, stop, reboot.
@@ -174,6 +189,8 @@ pub const VERSION_NOTES: &[(&str, &str)] = &[
 /// The placeholder of a value that comes from a MachineRequest.
 const STORAGE: &str = "<storage>";
 const BRIDGE: &str = "<bridge>";
+/// The placeholder of a ProxmoxImage's storage.
+pub const IMAGE_STORAGE: &str = "<image storage>";
 
 impl Feature {
     /// Every feature, with placeholders for the storages and bridges a request would name.
@@ -212,6 +229,15 @@ impl Feature {
             Feature::TpmState {
                 storage: STORAGE.into(),
             },
+            Feature::ImageDownload {
+                storage: IMAGE_STORAGE.into(),
+            },
+            Feature::ImageRemoval {
+                storage: IMAGE_STORAGE.into(),
+            },
+            Feature::ImportDisk {
+                source_storage: IMAGE_STORAGE.into(),
+            },
             Feature::GuestAgent,
             Feature::Power,
             Feature::Delete,
@@ -242,6 +268,15 @@ impl Feature {
             Feature::CloneTemplate { .. } => "cloning a template".into(),
             Feature::EfiDisk { .. } => "EFI disk (OVMF)".into(),
             Feature::TpmState { storage } => format!("TPM state on storage {storage}"),
+            Feature::ImageDownload { storage } => {
+                format!("downloading images to storage {storage}")
+            }
+            Feature::ImageRemoval { storage } => {
+                format!("removing images from storage {storage} (deletionPolicy: Delete)")
+            }
+            Feature::ImportDisk { source_storage } => {
+                format!("importing disks from images on storage {source_storage}")
+            }
             Feature::GuestAgent => "IP addresses from the guest agent".into(),
             Feature::Power => "power control (start, shutdown, stop)".into(),
             Feature::Delete => "deleting VMs".into(),
@@ -324,6 +359,32 @@ impl Feature {
                 },
             ],
             Feature::Power => vec![row("VM.PowerMgmt", Scope::Vm)],
+            // The schema of download-url: Datastore.AllocateTemplate on the storage, and
+            // Sys.AccessNetwork on the node (the newer of the two alternatives; the older,
+            // Sys.Audit + Sys.Modify on /, is never asked for). Listing the storage and its
+            // content to find the file needs Datastore.Audit (or AllocateSpace) there.
+            Feature::ImageDownload { storage } => vec![
+                row(
+                    "Datastore.AllocateTemplate",
+                    Scope::Storage(storage.clone()),
+                ),
+                row("Datastore.Audit", Scope::Storage(storage.clone())),
+                row("Sys.AccessNetwork", Scope::Nodes),
+            ],
+            // DELETE .../content/{volume}: Datastore.Allocate on the storage for anything but
+            // a backup. It also lets the token change the storage's definition, which is why
+            // deletionPolicy Keep is the default.
+            Feature::ImageRemoval { storage } => {
+                vec![row("Datastore.Allocate", Scope::Storage(storage.clone()))]
+            }
+            // qemu-server checks the import source with check_volume_access: for an `import`
+            // volume Datastore.AllocateSpace or Datastore.Audit; Audit allocates nothing.
+            Feature::ImportDisk { source_storage } => {
+                vec![row(
+                    "Datastore.Audit",
+                    Scope::Storage(source_storage.clone()),
+                )]
+            }
         }
     }
 

@@ -6,12 +6,14 @@ use std::collections::BTreeSet;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
-use pve_operator_api::{ImageContent, ImageState, MachineRequestSpec, ProxmoxImage};
+use pve_operator_api::{
+    ImageContent, ImageState, MachineRequestSpec, ProxmoxImage, ProxmoxImageSpec,
+};
 
 use crate::vmspec::ImageVolumes;
 
 /// The images of a request, resolved.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResolvedImages {
     /// The volume IDs, for the desired VM.
     pub volumes: ImageVolumes,
@@ -19,6 +21,8 @@ pub struct ResolvedImages {
     pub present_on: Option<BTreeSet<String>>,
     /// Each image's storage, with the request's field, for the allow-lists.
     pub storages: Vec<(String, String)>,
+    /// The images by name, for the privilege check.
+    pub named: Vec<(String, ProxmoxImageSpec)>,
 }
 
 /// Why a request cannot use its images yet, or at all.
@@ -103,6 +107,7 @@ pub fn resolve(
         resolved
             .storages
             .push((field.clone(), image.spec.storage.clone()));
+        resolved.named.push((name.clone(), image.spec.clone()));
         match content {
             ImageContent::Iso => resolved.volumes.boot = Some(volid),
             ImageContent::Import => {

@@ -15,13 +15,14 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use pve_operator_api::{
     MachineRequest, NodeStatus, ProxmoxCluster, ProxmoxClusterStatus, ProxmoxIdentity,
+    ProxmoxImage, ProxmoxImageSpec,
 };
 
 use super::Context;
 use super::conditions::{Conditions, credentials, finish_status_pass, run_status_controller};
 use super::status::types;
 use crate::ops::metrics::PROXMOX_CLUSTER;
-use crate::privileges::{self, needs_for_specs};
+use crate::privileges::{self, VmScope, needs_with_images};
 use crate::proxmox::registry::ConnectionError;
 use crate::proxmox::{ClusterRuntime, Purpose};
 
@@ -211,8 +212,8 @@ async fn check_connection(
     }
 }
 
-/// The `PrivilegesSufficient` condition: the needs of the MachineRequests in the cluster's
-/// namespace that reference it (every feature when none does, storages and bridges then on
+/// The `PrivilegesSufficient` condition: the needs of the MachineRequests and ProxmoxImages in
+/// the cluster's namespace that reference it (every feature when none does, storages and bridges then on
 /// `/storage` and `/sdn/zones/localnetwork`), checked as `pve-operator preflight` checks them.
 /// Requests are listed at each check (every few minutes), so a new request's storage shows up
 /// here at the next check; the request itself is checked before anything is created for it.
@@ -232,6 +233,16 @@ async fn privileges_condition(
         .filter(|r| r.spec.cluster_ref.as_ref().is_some_and(|c| c.name == name))
         .map(|r| r.spec)
         .collect();
+    let images_api: Api<ProxmoxImage> = Api::namespaced(ctx.kube.clone(), namespace);
+    let images: Vec<(String, ProxmoxImageSpec)> = images_api
+        .list(&Default::default())
+        .await
+        .map_err(|e| format!("listing the ProxmoxImages of {namespace}: {e}"))?
+        .items
+        .into_iter()
+        .filter(|i| i.spec.cluster_ref.as_ref().is_some_and(|c| c.name == name))
+        .map(|i| (i.name_any(), i.spec))
+        .collect();
     let mut subject = conn.permissions.subject().clone();
     subject
         .discover_privsep(&conn.pve)
@@ -242,15 +253,17 @@ async fn privileges_condition(
         .get(&conn.pve)
         .await
         .map_err(|e| format!("asking Proxmox for its version: {e}"))?;
-    let report = privileges::check(&conn.pve, &subject, &needs_for_specs(&specs, release))
+    let needs = needs_with_images(&specs, &images, release, &VmScope::AllVms);
+    let report = privileges::check(&conn.pve, &subject, &needs)
         .await
         .map_err(|e| format!("reading the effective permissions: {e}"))?;
-    let scope = if specs.is_empty() {
-        "every feature (no MachineRequest references this cluster yet)".to_string()
+    let scope = if specs.is_empty() && images.is_empty() {
+        "every feature (no MachineRequest or ProxmoxImage references this cluster yet)".to_string()
     } else {
         format!(
-            "the {} MachineRequest(s) referencing this cluster",
-            specs.len()
+            "the {} MachineRequest(s) and {} ProxmoxImage(s) referencing this cluster",
+            specs.len(),
+            images.len()
         )
     };
     let warnings = if report.warnings.is_empty() {

@@ -31,8 +31,13 @@ impl Pass<'_> {
     ) -> Result<Action, ReconcileError> {
         let (conn, scope) = (self.conn, self.scope);
         let spec = &self.request.spec;
+        // The nodes that have every image the request uses (it waits while there are none).
+        let (present_on, images) = match self.images(true).await {
+            Ok(images) => (images.present_on, images.named),
+            Err(done) => return done,
+        };
         // Nothing is created that Proxmox would refuse to create, configure, start or delete.
-        privileges::require(conn, spec, Step::Create).await?;
+        privileges::require_with_images(conn, spec, &images, Step::Create).await?;
         // Placement and VMID allocation need a current view: the one this reconcile just read,
         // or a new one.
         let snapshot = match snapshot {
@@ -40,11 +45,6 @@ impl Pass<'_> {
             None => fresh_inventory(conn).await?,
         };
 
-        // The nodes that have every image the request uses (it waits while there are none).
-        let present_on = match self.images(true).await {
-            Ok(images) => images.present_on,
-            Err(done) => return done,
-        };
         let template = validate::template(spec, &snapshot)?.cloned();
         let node = self.choose_node(template.as_ref(), &snapshot, present_on.as_ref())?;
         if let Some(nodes) = &present_on

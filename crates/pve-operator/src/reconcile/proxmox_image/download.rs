@@ -21,6 +21,7 @@ use super::super::conditions::Conditions;
 use super::super::status::types;
 use super::targets::{self, StorageOnNode, Targets};
 use super::{RECHECK, WHILE_DOWNLOADING, summary};
+use crate::privileges::{VmScope, missing_needs, needs_with_images};
 use crate::proxmox::{ClusterRuntime, Wake};
 use crate::tenancy::policy::Policy;
 
@@ -139,6 +140,9 @@ impl Pass<'_> {
                 "the disk image's format is neither given (spec.format) nor in the URL".into(),
             );
         };
+        if let Err(message) = self.check_privileges().await {
+            return Outcome::Blocked("MissingPrivilege", message);
+        }
         let targets = match self.targets(policy).await {
             Ok(targets) => targets,
             Err((reason, message)) => return Outcome::Blocked(reason, message),
@@ -156,6 +160,33 @@ impl Pass<'_> {
             shared: targets.shared,
             nodes,
         }
+    }
+
+    /// Whether the credentials hold what downloading (and, with `deletionPolicy: Delete`,
+    /// removing) the image needs; otherwise a message naming each privilege and path.
+    async fn check_privileges(&self) -> Result<(), String> {
+        let pve = &self.conn.pve;
+        let release = self
+            .conn
+            .release
+            .get(pve)
+            .await
+            .map_err(|e| format!("asking Proxmox for its version: {e}"))?;
+        let named = [(self.image.name_any(), self.image.spec.clone())];
+        let needs = needs_with_images(&[], &named, release, &VmScope::AllVms);
+        let missing = missing_needs(self.conn, &needs)
+            .await
+            .map_err(|e| format!("reading the credentials' privileges: {e}"))?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        Err(format!(
+            "the Proxmox credentials lack {}; nothing was downloaded. Grant them (`pve-operator \
+             privileges -f <this image's manifest>` prints the pveum commands); the controller \
+             checks again in 30 s",
+            list.join(", ")
+        ))
     }
 
     /// The nodes the image goes to, from the online nodes and their storage lists.
