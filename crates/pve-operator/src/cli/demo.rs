@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -14,9 +14,11 @@ use kube::api::{Patch, PatchParams};
 
 use kube::{Api, Client, ResourceExt};
 use pve_operator_api::conditions::types;
-use pve_operator_api::{HasConditions, MachineRequest};
+use pve_operator_api::{HasConditions, MachineRequest, ProxmoxImage};
 use pve_sim::{SimOptions, SimServer};
 
+use super::examples::read_examples;
+use super::image_server::serve_stand_ins;
 use super::run::{InProcessController, RunArgs};
 
 /// Options of `pve-operator demo`.
@@ -41,14 +43,24 @@ const NAMESPACE: &str = "default";
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let manifests = read_examples(&args.examples)?;
+    let examples = read_examples(&args.examples)?;
+    let manifests = examples.requests;
+    let mut images = examples.images;
 
     eprintln!("[1/5] starting a local Kubernetes control plane (kube-apiserver + etcd)...");
     let env = testenv::TestEnv::start().await?;
     let kube = env.client()?;
 
     eprintln!("[2/5] starting the Proxmox VE simulator...");
-    let sim = SimServer::start(SimOptions::new("demo-root-password")).await?;
+    let mut options = SimOptions::new("demo-root-password");
+    // Cloud images are imported from `local`, as on a Proxmox VE 8.2+ whose admin enabled the
+    // `import` content type there.
+    for storage in &mut options.config.storages {
+        if storage.id == "local" && !storage.content.iter().any(|c| c == "import") {
+            storage.content.push("import".into());
+        }
+    }
+    let sim = SimServer::start(options).await?;
     let config_path = env.dir().join("proxmox.yaml");
     std::fs::write(
         &config_path,
@@ -84,10 +96,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
 
     eprintln!(
-        "[5/5] applying {} example MachineRequest(s) from {}...",
+        "[5/5] applying {} example MachineRequest(s) and {} ProxmoxImage(s) from {}...",
         manifests.len(),
+        images.len(),
         args.examples.display()
     );
+    // The simulated Proxmox is offline: each image's file comes from a server of the demo's own.
+    let (_image_server, original_urls) = serve_stand_ins(&mut images).await?;
+    let image_api: Api<ProxmoxImage> = Api::namespaced(kube.clone(), NAMESPACE);
+    for (image, original) in images.iter().zip(&original_urls) {
+        eprintln!(
+            "      ProxmoxImage {}: a stand-in for {original} is served on {} (with its own checksum)",
+            image.name_any(),
+            image.spec.url
+        );
+        image_api
+            .patch(
+                &image.name_any(),
+                &PatchParams::apply("pve-operator-demo").force(),
+                &Patch::Apply(image),
+            )
+            .await
+            .with_context(|| format!("applying ProxmoxImage {}", image.name_any()))?;
+    }
     let requests: Api<MachineRequest> = Api::namespaced(kube.clone(), NAMESPACE);
     for request in &manifests {
         requests
@@ -130,26 +161,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     sim.shutdown().await;
     drop(env);
     ready
-}
-
-fn read_examples(dir: &Path) -> anyhow::Result<Vec<MachineRequest>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading the examples directory {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    files.sort();
-    let mut requests = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file)?;
-        let request: MachineRequest = serde_yaml::from_str(&text)
-            .with_context(|| format!("{} is not a valid MachineRequest", file.display()))?;
-        requests.push(request);
-    }
-    if requests.is_empty() {
-        bail!("no MachineRequest manifests (*.yaml) in {}", dir.display());
-    }
-    Ok(requests)
 }
 
 /// Applies the CRDs (server-side) and waits until each is Established.

@@ -1,6 +1,7 @@
 //! A small HTTP server on loopback that serves image files from memory, so that the demo (and
 //! the tests) can have Proxmox download images with `download-url` without reaching the
-//! internet. Responses can be held back until released, to stand for a slow download.
+//! internet ([`serve_stand_ins`] points ProxmoxImages at stand-in files). Responses can be
+//! held back until released, to stand for a slow download.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,6 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use pve_operator_api::{ChecksumAlgorithm, ImageChecksum, ProxmoxImage};
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 /// The server's files and counters, shared with its handler.
@@ -75,6 +78,59 @@ impl ImageServer {
     pub fn release(&self) {
         self.files.held.send_replace(false);
     }
+}
+
+/// The size of a stand-in image file.
+const STAND_IN_SIZE: usize = 1 << 20;
+
+/// A stand-in for the file at `name`: the same bytes for the same name, so that its checksum
+/// is stable.
+pub fn stand_in_content(name: &str) -> Vec<u8> {
+    format!("pve-operator stand-in for {name}\n")
+        .into_bytes()
+        .into_iter()
+        .cycle()
+        .take(STAND_IN_SIZE)
+        .collect()
+}
+
+/// The file name at the end of a URL's path.
+fn file_name_of(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    path.rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("image")
+        .to_string()
+}
+
+/// Serves a stand-in file for each image and points the image at it: its `url` becomes the
+/// loopback server's and its checksum the stand-in's (sha256). Returns the server (`None`
+/// for no images) and, per image, the URL it had.
+pub async fn serve_stand_ins(
+    images: &mut [ProxmoxImage],
+) -> std::io::Result<(Option<ImageServer>, Vec<String>)> {
+    if images.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let mut files = Vec::new();
+    for (i, image) in images.iter().enumerate() {
+        let path = format!("{i}/{}", file_name_of(&image.spec.url));
+        files.push((path.clone(), stand_in_content(&path)));
+    }
+    let server = ImageServer::start(files.clone()).await?;
+    let mut original = Vec::new();
+    for (image, (path, content)) in images.iter_mut().zip(&files) {
+        original.push(std::mem::replace(&mut image.spec.url, server.url(path)));
+        image.spec.checksum = ImageChecksum {
+            algorithm: ChecksumAlgorithm::Sha256,
+            value: Sha256::digest(content)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        };
+    }
+    Ok((Some(server), original))
 }
 
 impl Drop for ImageServer {

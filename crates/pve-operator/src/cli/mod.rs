@@ -3,6 +3,7 @@
 pub mod crd;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod examples;
 pub mod image_server;
 pub mod manifests;
 pub mod preflight;
