@@ -31,6 +31,7 @@ pub mod server;
 mod sim_api;
 pub mod state;
 pub mod stats;
+pub mod storage_files;
 pub mod tasks;
 pub mod tls;
 pub mod version;

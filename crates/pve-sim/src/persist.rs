@@ -14,6 +14,8 @@ pub fn load(path: &Path) -> Result<Option<SimState>, SimError> {
             let mut state: SimState = serde_json::from_slice(&bytes)
                 .map_err(|e| SimError::State(format!("{}: {e}", path.display())))?;
             state.access.set_version(state.config.pve_version);
+            let now = crate::clock::now_ms(state.clock_offset_ms);
+            crate::storage_files::abandon_running_downloads(&mut state, now);
             Ok(Some(state))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -426,6 +426,7 @@ async fn api(
         }
     };
     if method != "GET" {
+        crate::storage_files::spawn_pending(shared);
         shared.persist_notify.notify_one();
     }
     // Done, and the answer is slow to come back (a client that gives up meanwhile leaves the

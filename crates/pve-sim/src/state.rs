@@ -220,6 +220,9 @@ pub struct SimState {
     pub clock_offset_ms: i64,
     /// Simulated boot time (seconds since the epoch) for `pstart` and uptimes.
     pub boot_time: u64,
+    /// The checksums of downloaded files ([`crate::storage_files`]), by node and volume.
+    #[serde(default)]
+    pub file_checksums: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The most tasks kept; older finished ones are dropped.
@@ -265,6 +268,7 @@ impl SimState {
             rng: u64::from_le_bytes(seed) | 1,
             clock_offset_ms: 0,
             boot_time: (now_ms / 1000).saturating_sub(86_400),
+            file_checksums: BTreeMap::new(),
         };
         state.seed_inventory();
         Ok(state)
@@ -540,6 +544,8 @@ pub struct Sim {
     /// config flock is taken inside its task ([`crate::qemu::flock_in_task`]): the handler
     /// makes that task fail with the lock timeout instead of answering a synchronous 500.
     pub lock_timeout_fault: bool,
+    /// Downloads a handler started, for the pipeline to spawn once the state is unlocked.
+    pub downloads: Vec<crate::storage_files::DownloadJob>,
 }
 
 impl Sim {
@@ -554,6 +560,7 @@ impl Sim {
             dirty: true,
             lock_wait: None,
             lock_timeout_fault: false,
+            downloads: Vec::new(),
         }
     }
 

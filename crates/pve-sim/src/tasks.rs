@@ -86,10 +86,24 @@ pub enum TaskAction {
         /// Requested size (`+10G`, `40G`, bytes).
         size: String,
     },
+    /// `download`: a file fetched from a URL into a storage. It runs until its fetch ends
+    /// ([`crate::download`]), not for a set time.
+    Download {
+        /// The volume it creates (`local:iso/debian.iso`).
+        volid: String,
+    },
+    /// `imgdel`: removes a volume of a storage.
+    DeleteVolume {
+        /// The volume.
+        volid: String,
+        /// The node whose copy it removes (`None` on shared storages).
+        node: Option<String>,
+    },
 }
 
 impl TaskAction {
-    /// The VM whose config lock (flock) the task holds while it runs.
+    /// The VM whose config lock (flock) the task holds while it runs; 0 (no VM has it) for
+    /// storage tasks, which hold none.
     pub fn vmid(&self) -> u32 {
         match self {
             TaskAction::Create { vmid, .. }
@@ -104,6 +118,7 @@ impl TaskAction {
             | TaskAction::Clone { vmid, .. }
             | TaskAction::Config { vmid }
             | TaskAction::Resize { vmid, .. } => *vmid,
+            TaskAction::Download { .. } | TaskAction::DeleteVolume { .. } => 0,
         }
     }
 }
@@ -222,6 +237,8 @@ impl Task {
     pub fn finish(&mut self, exitstatus: &str, now_secs: u64) {
         if exitstatus == "OK" {
             self.log.push("TASK OK".to_string());
+        } else if exitstatus.starts_with("WARNINGS: ") {
+            self.log.push(format!("TASK {exitstatus}"));
         } else {
             self.log
                 .push(format!("TASK ERROR: {}", exitstatus.replace('\n', " ")));

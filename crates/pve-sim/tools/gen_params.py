@@ -60,6 +60,8 @@ ENDPOINTS = [
     ("DELETE", "/nodes/{node}/tasks/{upid}"),
     ("POST", "/access/ticket"),
     ("GET", "/access/ticket"),
+    ("POST", "/nodes/{node}/storage/{storage}/download-url"),
+    ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"),
 ]
 
 # How many instances a `name[n]` parameter has (from the descriptions and qemu-server's constants).

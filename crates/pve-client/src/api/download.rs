@@ -201,36 +201,6 @@ impl PveClient {
     }
 }
 
-/// `DELETE /nodes/{node}/storage/{storage}/content/{volume}` (needs `Datastore.Allocate` on
-/// the storage). Proxmox answers with the UPID of the removal task.
-pub fn delete_volume_request(node: &str, storage: &str, volid: &str) -> Result<ApiRequest> {
-    validate_node(node)?;
-    validate_storage("storage", storage)?;
-    let on_storage = volid
-        .split_once(':')
-        .is_some_and(|(s, name)| s == storage && !name.is_empty());
-    if !on_storage || volid.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(
-            "volume",
-            format!("{volid:?} is not a volume ID on storage {storage}"),
-        ));
-    }
-    Ok(ApiRequest::new(
-        Method::Delete,
-        "/nodes/{node}/storage/{storage}/content/{volume}",
-        &[("node", node), ("storage", storage), ("volume", volid)],
-        Params::new(),
-    ))
-}
-
-impl PveClient {
-    /// `DELETE /nodes/{node}/storage/{storage}/content/{volume}`: removes a volume.
-    pub async fn delete_volume(&self, node: &str, storage: &str, volid: &str) -> Result<Upid> {
-        self.call(&delete_volume_request(node, storage, volid)?)
-            .await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ pub mod download;
 pub mod mapping;
 pub mod nodes;
 pub mod qemu;
+pub mod storage_content;
 pub mod tasks;
 pub mod version;
 pub mod vmconfig;

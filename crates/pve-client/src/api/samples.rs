@@ -23,6 +23,7 @@ use super::qemu::{
     clone_request, config_request, create_request, delete_request, list_request, pending_request,
     power_request, resize_request, status_request, update_request,
 };
+use super::storage_content::delete_volume_request;
 use super::tasks::{TaskListQuery, TaskSource};
 use super::version::{Version, version_request};
 use super::vmconfig::*;
@@ -359,6 +360,10 @@ pub(crate) fn all() -> Vec<Sample> {
         };
         v.push(task(download_url_request("pve", "local", &d), dec::<Upid>));
     }
+    v.push(task(
+        delete_volume_request("pve", "local", "local:import/debian-12.qcow2"),
+        dec::<Upid>,
+    ));
     for kind in [
         ResourceType::Vm,
         ResourceType::Storage,

@@ -14,6 +14,7 @@
 //! - `errors.rs`: every error kind, in both PVE 8 error styles, and edge cases.
 //! - `locks.rs`: config locks held by a task or a backup.
 //! - `retries.rs`: dropped connections and slow answers.
+//! - `images.rs`: an image downloaded from a URL, imported as a disk, deleted.
 //! - `permissions.rs`: a least-privilege token and the privileges it lacks.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -22,6 +23,7 @@ mod support;
 
 mod auth;
 mod errors;
+mod images;
 mod inventory;
 mod locks;
 mod permissions;

@@ -29,5 +29,6 @@ pub fn routes() -> Vec<Route> {
     r.extend(cluster::routes());
     r.extend(tasks::routes());
     r.extend(crate::qemu::routes());
+    r.extend(crate::storage_files::routes());
     r
 }

@@ -54,6 +54,8 @@ pub fn table(method: &str, path: &str) -> Option<&'static [Param]> {
         ("DELETE", "/nodes/{node}/tasks/{upid}") => Some(T45),
         ("POST", "/access/ticket") => Some(T46),
         ("GET", "/access/ticket") => Some(T47),
+        ("POST", "/nodes/{node}/storage/{storage}/download-url") => Some(T48),
+        ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}") => Some(T49),
         _ => None,
     }
 }
@@ -108,6 +110,8 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("DELETE", "/nodes/{node}/tasks/{upid}"),
     ("POST", "/access/ticket"),
     ("GET", "/access/ticket"),
+    ("POST", "/nodes/{node}/storage/{storage}/download-url"),
+    ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"),
 ];
 
 static T0: &[Param] = &[
@@ -664,6 +668,25 @@ static T46: &[Param] = &[
 ];
 
 static T47: &[Param] = &[
+];
+
+static T48: &[Param] = &[
+    Param {name: "checksum", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: Some("checksum-algorithm"), indexed: None },
+    Param {name: "checksum-algorithm", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"], format: Format::None, default_key: false, alias: None, key_alias: None, requires: Some("checksum"), indexed: None },
+    Param {name: "compression", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "content", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &["iso", "vztmpl", "import"], format: Format::Named("pve-storage-content"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "filename", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: Some(255), pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "storage", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-storage-id"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "url", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: Some("https?://.*"), enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "verify-certificates", ty: Ty::Boolean, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+];
+
+static T49: &[Param] = &[
+    Param {name: "delay", ty: Ty::Integer, optional: true, minimum: Some(1.0), maximum: Some(30.0), max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "node", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-node"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "storage", ty: Ty::String, optional: true, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::Named("pve-storage-id"), default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
+    Param {name: "volume", ty: Ty::String, optional: false, minimum: None, maximum: None, max_length: None, pattern: None, enumeration: &[], format: Format::None, default_key: false, alias: None, key_alias: None, requires: None, indexed: None },
 ];
 
 static F0: &[Param] = &[

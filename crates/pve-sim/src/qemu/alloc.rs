@@ -41,6 +41,8 @@ pub fn allocate_disk(
         let storage = storage
             .ok_or_else(|| "no storage ID specified (and no default storage)".to_string())?;
         check_storage(state, &storage, node)?;
+        // `import-from` is gone from the stored drive: it names the new volume instead.
+        let import_from = drive.opts.remove("import-from");
         let size = if key == "efidisk0" {
             efi_vars_size(
                 state,
@@ -50,6 +52,8 @@ pub fn allocate_disk(
         } else if key == "tpmstate0" {
             // qemu-server allocates the TPM state at a fixed 4 MiB, whatever size is given.
             TPM_STATE_SIZE
+        } else if let Some(src) = &import_from {
+            crate::qemu::import::imported_size(state, src, node, &storage)?
         } else {
             size
         };

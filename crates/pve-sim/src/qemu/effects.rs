@@ -152,6 +152,11 @@ fn apply(
         } => clone(state, *vmid, *newid, *full, storage.as_deref(), log, now_ms),
         TaskAction::Config { .. } => Ok(()),
         TaskAction::Resize { vmid, disk, size } => resize(state, *vmid, disk, size, log),
+        // Ended by its fetch (crate::storage_files), never by the clock.
+        TaskAction::Download { .. } => Ok(()),
+        TaskAction::DeleteVolume { volid, node } => {
+            crate::storage_files::remove_volume(state, volid, node.as_deref(), log)
+        }
     }
 }
 

@@ -135,6 +135,7 @@ pub(super) fn check_drive_request(
     let Some(drive) = Drive::parse(key, value) else {
         return Ok(());
     };
+    super::import::check_request(state, key, &drive)?;
     let storage = match drive.new_disk(default_storage) {
         Some((Some(s), _)) => s,
         Some((None, _)) => {

@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod cloudinit;
 pub mod drive;
 pub mod effects;
+pub mod import;
 mod lifecycle;
 pub mod perms;
 mod power;

@@ -234,8 +234,25 @@ pub fn check_nic(ctx: &Ctx<'_>, value: &str) -> Result<(), ApiError> {
 }
 
 /// Storage permissions of a drive: AllocateSpace for new disks, AllocateSpace|Audit for
-/// existing volumes, Sys.Console for the physical CD-ROM.
+/// existing volumes, Sys.Console for the physical CD-ROM; then the source of an `import-from`
+/// ([`crate::qemu::import::check_source`]).
 pub fn check_drive_storage(
+    ctx: &Ctx<'_>,
+    key: &str,
+    value: &str,
+    default_storage: Option<&str>,
+) -> Result<(), ApiError> {
+    check_drive_target(ctx, key, value, default_storage)?;
+    match Drive::parse(key, value) {
+        Some(d) => match d.opts.get("import-from") {
+            Some(src) => crate::qemu::import::check_source(ctx, key, src),
+            None => Ok(()),
+        },
+        None => Ok(()),
+    }
+}
+
+fn check_drive_target(
     ctx: &Ctx<'_>,
     key: &str,
     value: &str,

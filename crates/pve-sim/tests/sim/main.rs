@@ -12,6 +12,8 @@
 //! - `qemu_locks.rs`: config locks, lock waits, racing creators, task order.
 //! - `permissions.rs`: privilege checks, filtered lists, pools, task visibility.
 //! - `inventory.rs`: read endpoints (nodes, storage, network, cluster), a two-node cluster.
+//! - `downloads.rs`: download-url from a loopback HTTP server (`image_server.rs`), deleting files.
+//! - `imports.rs`: `import-from` on create and config update, its permissions, resize.
 //! - `mappings.rs`: PCI/USB resource mappings and who may pass a device through.
 //! - `sim_controls.rs`: faults, latency, stats, persisted state and reset.
 //! - `schema.rs`: conformance with the published 8.4 and 9.1 API schemas.
@@ -20,6 +22,9 @@
 mod support;
 
 mod auth;
+mod downloads;
+mod image_server;
+mod imports;
 mod inventory;
 mod mappings;
 mod permissions;

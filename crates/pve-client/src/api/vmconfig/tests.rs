@@ -473,3 +473,22 @@ fn ssh_keys_decode_from_any_percent_encoding_into_trimmed_lines() {
     );
     assert!(decode_sshkeys("").is_empty());
 }
+
+#[test]
+fn an_import_is_a_zero_sized_new_disk_with_its_source() {
+    let p = as_map(
+        &VmConfig::new()
+            .drive(
+                DiskSlot::scsi(0).unwrap(),
+                Drive::Disk(
+                    Disk::import("local-lvm", "local:import/debian-12.qcow2").iothread(true),
+                ),
+            )
+            .to_params()
+            .unwrap(),
+    );
+    assert_eq!(
+        p["scsi0"],
+        "local-lvm:0,import-from=local:import/debian-12.qcow2,iothread=1"
+    );
+}
