@@ -189,7 +189,7 @@ async fn twenty_requests_boot_one_image_downloaded_once_per_node_and_kept_across
     for i in 0..20 {
         let name = format!("boot-{i:02}");
         let request = h.wait_ready(&name).await;
-        let config = h.vm_config(vmid_of(&request)).await.expect("config");
+        let config = config_on_its_node(&h, &request).await;
         let cdrom = config.get("ide2").unwrap_or_default();
         assert!(cdrom.starts_with(&volid), "{name} boots the image: {cdrom}");
     }
@@ -295,7 +295,7 @@ async fn a_cloud_image_is_imported_grown_and_removed_after_its_last_user_under_d
         Some("pve2"),
         "placed on the only node that has the image"
     );
-    let config = h.vm_config(vmid_of(&request)).await.expect("config");
+    let config = config_on_its_node(&h, &request).await;
     let disk = config.get("scsi0").unwrap_or_default();
     assert!(disk.starts_with("local-lvm:"), "{disk}");
     assert!(disk.contains("size=4G"), "grown to sizeGiB: {disk}");
@@ -323,6 +323,22 @@ async fn a_cloud_image_is_imported_grown_and_removed_after_its_last_user_under_d
         .expect("list");
     assert!(left.items.is_empty());
     h.stop().await;
+}
+
+/// The config of the request's VM, read on the node its status names.
+async fn config_on_its_node(
+    h: &Harness,
+    request: &pve_operator_api::MachineRequest,
+) -> pve_client::api::vmconfig::VmConfigView {
+    let node = request
+        .status
+        .as_ref()
+        .and_then(|s| s.node.clone())
+        .expect("status.node");
+    h.pve
+        .qemu_config(&node, vmid_of(request))
+        .await
+        .unwrap_or_else(|e| panic!("config of {} on {node}: {e}", vmid_of(request)))
 }
 
 /// Whether `volid` is in its storage's content on `node`.

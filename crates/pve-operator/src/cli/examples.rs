@@ -40,7 +40,13 @@ pub fn read_example(file: &Path) -> anyhow::Result<Examples> {
             .and_then(|k| k.as_str())
             .unwrap_or_default()
             .to_string();
-        let what = || format!("{}: document {} is not a valid {kind}", file.display(), index + 1);
+        let what = || {
+            format!(
+                "{}: document {} is not a valid {kind}",
+                file.display(),
+                index + 1
+            )
+        };
         match kind.as_str() {
             "MachineRequest" => examples
                 .requests

@@ -71,7 +71,12 @@ pub async fn run(
                     reconcile(image, ctx, shared),
                 )
             },
-            |_, _, _| Action::requeue(Duration::from_secs(30)),
+            |_, error, _| match error {
+                finalizer::Error::CleanupFailed(ImageError::Waiting(_)) => {
+                    Action::requeue(Duration::from_secs(10))
+                }
+                _ => Action::requeue(Duration::from_secs(30)),
+            },
             ctx,
         )
         .for_each(|result| async move {
@@ -112,6 +117,10 @@ pub enum ImageError {
     /// The object has no namespace.
     #[error("a ProxmoxImage without a namespace")]
     NoNamespace,
+    /// The deletion waits (for the image's users to go, or a removal to succeed); not a
+    /// failure.
+    #[error("deletion waits: {0}")]
+    Waiting(String),
 }
 
 async fn reconcile(

@@ -8,6 +8,7 @@ use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
+use pve_client::api::tasks::WaitOptions;
 use pve_operator_api::{ImageDeletionPolicy, ImageState, MachineRequest, ProxmoxImage};
 
 use super::super::Context;
@@ -16,7 +17,8 @@ use super::super::status::{FIELD_MANAGER, types};
 use super::{ImageError, images_used_by};
 use crate::proxmox::Purpose;
 
-/// The cleanup of `image`: `Ok` lets the finalizer go.
+/// The cleanup of `image`: `Ok` lets the finalizer go; [`ImageError::Waiting`] keeps it (the
+/// finalizer helper releases it on any `Ok`) and comes back soon.
 pub(super) async fn cleanup(
     image: &ProxmoxImage,
     ctx: &Context,
@@ -44,8 +46,8 @@ pub(super) async fn cleanup(
             users.len(),
             users.join(", ")
         );
-        write_ready(image, api, "InUse", message).await?;
-        return Ok(Action::requeue(Duration::from_secs(30)));
+        write_ready(image, api, "InUse", message.clone()).await?;
+        return Err(ImageError::Waiting(message));
     }
     let Some(volid) = image.spec.volume_id() else {
         return Ok(Action::await_change());
@@ -66,7 +68,7 @@ pub(super) async fn cleanup(
         Ok(binding) => binding,
         Err(error) => {
             write_ready(image, api, error.reason(), error.to_string()).await?;
-            return Ok(Action::requeue(Duration::from_secs(30)));
+            return Err(ImageError::Waiting(error.to_string()));
         }
     };
     let status = image.status.clone().unwrap_or_default();
@@ -80,7 +82,33 @@ pub(super) async fn cleanup(
     for node in holders {
         let pve = &binding.connection.pve;
         match pve.delete_volume(node, &image.spec.storage, &volid).await {
-            Ok(_) => tracing::info!(image = %name, %volid, %node, "removed the image's file"),
+            // Removing a file is quick (an `imgdel` task): wait for it here, once, so that the
+            // finalizer goes only when the file is gone.
+            Ok(upid) => {
+                let wait = WaitOptions {
+                    timeout: Some(Duration::from_secs(60)),
+                    ..WaitOptions::default()
+                };
+                match pve.wait_task(&upid, &wait).await {
+                    Ok(exit) if exit.is_success() => {
+                        tracing::info!(image = %name, %volid, %node, "removed the image's file")
+                    }
+                    Ok(exit) => {
+                        let message = format!(
+                            "removing {volid} on node {node} failed in Proxmox: {exit}; the \
+                             ProxmoxImage stays until it succeeds"
+                        );
+                        write_ready(image, api, "RemovalFailed", message.clone()).await?;
+                        return Err(ImageError::Waiting(message));
+                    }
+                    Err(error) => {
+                        let message =
+                            format!("waiting for the removal of {volid} on {node}: {error}");
+                        write_ready(image, api, "RemovalFailed", message.clone()).await?;
+                        return Err(ImageError::Waiting(message));
+                    }
+                }
+            }
             Err(error) if error.kind() == pve_client::ErrorKind::NotFound => {}
             Err(error) => {
                 let message = format!(
@@ -88,8 +116,8 @@ pub(super) async fn cleanup(
                      it succeeds (or remove its finalizer {} to leave the file)",
                     super::FINALIZER
                 );
-                write_ready(image, api, "RemovalFailed", message).await?;
-                return Ok(Action::requeue(Duration::from_secs(60)));
+                write_ready(image, api, "RemovalFailed", message.clone()).await?;
+                return Err(ImageError::Waiting(message));
             }
         }
     }
