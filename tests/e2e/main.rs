@@ -18,6 +18,7 @@ mod hostile;
 mod kill;
 mod leader_overlap;
 mod ownership;
+mod passthrough;
 mod privileges;
 mod status_writes;
 mod support;
