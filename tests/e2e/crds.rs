@@ -207,6 +207,11 @@ async fn admission_accepts_the_valid_shapes() {
             "tpmState": { "storage": "local-lvm", "version": "v2.0" },
             "machine": "q35"
         },
+        "pciDevices": [
+            { "mapping": "gpu_a4000", "pcie": true, "rombar": false, "primaryGpu": true },
+            { "mapping": "vgpu_pool", "mdev": "nvidia-63" }
+        ],
+        "usbDevices": [{ "mapping": "yubikey", "usb3": true }],
         "guestAgent": true,
         "tags": ["k8s", "web"],
         "description": "web server, managed by GitOps",
@@ -508,6 +513,153 @@ async fn admission_rejects_bad_input_naming_the_field() {
         verdicts.refused(case, answer, true, &[expected]);
     }
     verdicts.assert_all_right();
+}
+
+#[tokio::test]
+async fn admission_takes_passthrough_devices_only_by_resource_mapping() {
+    let api = machine_requests("crd-passthrough").await;
+    let pci = |device: Value| json!([device]);
+    let root_only = ["needs root@pam", "Datacenter → Resource Mappings"];
+    let cases: Vec<(&str, &str, Value, Vec<&str>)> = vec![
+        (
+            "pci address",
+            "/pciDevices",
+            pci(json!({ "mapping": "0000:01:00.0" })),
+            root_only.to_vec(),
+        ),
+        (
+            "short pci address",
+            "/pciDevices",
+            pci(json!({ "mapping": "01:00.0" })),
+            root_only.to_vec(),
+        ),
+        (
+            "vendor:device",
+            "/pciDevices",
+            pci(json!({ "mapping": "10de:2204" })),
+            root_only.to_vec(),
+        ),
+        (
+            "host=",
+            "/pciDevices",
+            pci(json!({ "mapping": "host=0000:01:00.0" })),
+            root_only.to_vec(),
+        ),
+        (
+            "usb vendor:product",
+            "/usbDevices",
+            pci(json!({ "mapping": "1050:0407" })),
+            vec!["needs root@pam", "USB resource mapping"],
+        ),
+        (
+            "usb port",
+            "/usbDevices",
+            pci(json!({ "mapping": "1-2.3" })),
+            vec!["needs root@pam", "/mapping/usb/<name>"],
+        ),
+        (
+            "usb host=",
+            "/usbDevices",
+            pci(json!({ "mapping": "host=spice" })),
+            vec!["needs root@pam"],
+        ),
+        (
+            "mapping injection",
+            "/pciDevices",
+            pci(json!({ "mapping": "gpu,x-vga=1" })),
+            vec!["spec.pciDevices[0].mapping"],
+        ),
+        (
+            "mapping case",
+            "/usbDevices",
+            pci(json!({ "mapping": "Yubikey" })),
+            vec!["spec.usbDevices[0].mapping"],
+        ),
+        (
+            "mdev injection",
+            "/pciDevices",
+            pci(json!({ "mapping": "gpu", "mdev": "a,romfile=x" })),
+            vec!["spec.pciDevices[0].mdev"],
+        ),
+        (
+            "duplicate pci",
+            "/pciDevices",
+            json!([{ "mapping": "gpu" }, { "mapping": "gpu" }]),
+            vec!["each PCI resource mapping may be named once"],
+        ),
+        (
+            "duplicate usb",
+            "/usbDevices",
+            json!([{ "mapping": "key" }, { "mapping": "key" }]),
+            vec!["each USB resource mapping may be named once"],
+        ),
+        (
+            "too many pci",
+            "/pciDevices",
+            Value::Array(
+                (0..17)
+                    .map(|i| json!({ "mapping": format!("gpu{i}") }))
+                    .collect(),
+            ),
+            vec!["spec.pciDevices", "16"],
+        ),
+        (
+            "too many usb",
+            "/usbDevices",
+            Value::Array(
+                (0..15)
+                    .map(|i| json!({ "mapping": format!("key{i}") }))
+                    .collect(),
+            ),
+            vec!["spec.usbDevices", "14"],
+        ),
+        (
+            "pcie without machine",
+            "/pciDevices",
+            pci(json!({ "mapping": "gpu", "pcie": true })),
+            vec![
+                "needs the q35 machine type",
+                "q35 machine model is not enabled",
+            ],
+        ),
+    ];
+    let mut verdicts = Verdicts::default();
+    for (i, (case, pointer, value, expected)) in cases.iter().enumerate() {
+        let answer = create(&api, &format!("bad-{i}"), valid_spec_with(pointer, value)).await;
+        verdicts.refused(case, answer, true, expected);
+    }
+    let mut i440fx = valid_spec_with(
+        "/pciDevices",
+        &pci(json!({ "mapping": "gpu", "pcie": true })),
+    );
+    set(&mut i440fx, "/firmware/machine", json!("pc-i440fx-9.0"));
+    let answer = create(&api, "pcie-i440fx", i440fx).await;
+    verdicts.refused(
+        "pcie on i440fx",
+        answer,
+        true,
+        &["needs the q35 machine type"],
+    );
+    let mut q35 = valid_spec_with(
+        "/pciDevices",
+        &pci(json!({ "mapping": "gpu", "pcie": true })),
+    );
+    set(&mut q35, "/firmware/machine", json!("pc-q35-9.0"));
+    verdicts.accepted(
+        "pcie on a versioned q35",
+        create(&api, "pcie-q35", q35).await,
+    );
+    let plain = valid_spec_with("/pciDevices", &pci(json!({ "mapping": "gpu" })));
+    verdicts.accepted(
+        "pci without pcie on the default machine",
+        create(&api, "pci-pc", plain).await,
+    );
+    verdicts.assert_all_right();
+    let stored = api.get("pci-pc").await.expect("stored");
+    assert_eq!(
+        stored.data["spec"]["pciDevices"][0]["rombar"], true,
+        "server-side default"
+    );
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ mod images;
 mod kill;
 mod leader_overlap;
 mod ownership;
+mod passthrough;
 mod privileges;
 mod status_writes;
 mod support;

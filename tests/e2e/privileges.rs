@@ -142,7 +142,7 @@ async fn printed_token(sim: &RunningSim, commands: &str) -> String {
 }
 
 /// Sets up `pveum_plan(needs)` on `sim` through `pveum` and returns the token's config.
-async fn token_for(sim: &RunningSim, needs: &[Need]) -> String {
+pub(crate) async fn token_for(sim: &RunningSim, needs: &[Need]) -> String {
     printed_token(sim, &pveum_plan(needs, USER, TOKEN).commands()).await
 }
 
@@ -193,7 +193,7 @@ fn examples_needing<'a>(
         .collect()
 }
 
-fn denied(request: &MachineRequest) -> Option<String> {
+pub(crate) fn denied(request: &MachineRequest) -> Option<String> {
     request
         .condition_now("PrivilegesSufficient")
         .filter(|c| c.status == "False")
@@ -201,7 +201,7 @@ fn denied(request: &MachineRequest) -> Option<String> {
 }
 
 /// The VMIDs in the simulator (read as root).
-async fn vmids(h: &Harness) -> Vec<u32> {
+pub(crate) async fn vmids(h: &Harness) -> Vec<u32> {
     let mut ids: Vec<u32> = h
         .pve
         .cluster_resources(None)

@@ -132,7 +132,16 @@ impl Harness {
         version: pve_sim::PveVersion,
         config: impl AsyncFnOnce(&RunningSim) -> String,
     ) -> Harness {
-        let mut harness = Self::prepare(prefix, |o| o.config.pve_version = version).await;
+        Self::start_with_sim_and_config(prefix, |o| o.config.pve_version = version, config).await
+    }
+
+    /// Like [`Harness::start_with_config`], with the simulator's options adjusted first.
+    pub async fn start_with_sim_and_config(
+        prefix: &str,
+        adjust: impl FnOnce(&mut SimOptions),
+        config: impl AsyncFnOnce(&RunningSim) -> String,
+    ) -> Harness {
+        let mut harness = Self::prepare(prefix, adjust).await;
         let path = harness._dir.path().join("controller.yaml");
         std::fs::write(&path, config(&harness.sim).await).expect("controller config written");
         harness.config_path = path;

@@ -51,6 +51,23 @@ pub struct Allowances {
     )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub nodes: Option<Vec<String>>,
+    /// The PCI resource mappings that `spec.pciDevices` may name (Datacenter → Resource
+    /// Mappings in Proxmox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 256),
+        inner(length(min = 2, max = 128), pattern(patterns::MAPPING_ID))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub pci_mappings: Option<Vec<String>>,
+    /// The USB resource mappings that `spec.usbDevices` may name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 256),
+        inner(length(min = 2, max = 128), pattern(patterns::MAPPING_ID))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub usb_mappings: Option<Vec<String>>,
     /// The VMIDs the controller may allocate for, and touch on behalf of, these requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmid_range: Option<VmidRange>,

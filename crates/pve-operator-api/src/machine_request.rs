@@ -9,7 +9,9 @@ use crate::patterns;
 use crate::reserved;
 
 mod firmware;
+pub mod passthrough;
 pub use firmware::{Bios, EfiDisk, Firmware, TpmState, TpmVersion};
+pub use passthrough::{PciDevice, UsbDevice};
 
 /// A Proxmox VE virtual machine, as it should be. The controller creates it, keeps its
 /// configuration and power state as specified, and removes it (or, with `deletionPolicy: Retain`,
@@ -38,6 +40,7 @@ pub use firmware::{Bios, EfiDisk, Firmware, TpmState, TpmVersion};
 #[x_kube(validation = Rule::new("has(self.clusterRef) == has(oldSelf.clusterRef)").message("clusterRef is immutable: it cannot be added or removed after creation").field_path(".clusterRef"))]
 #[x_kube(validation = Rule::new("has(self.vmName) == has(oldSelf.vmName)").message("vmName is immutable: it cannot be added or removed after creation").field_path(".vmName"))]
 #[x_kube(validation = Rule::new("has(self.placement) == has(oldSelf.placement)").message("placement is immutable: it cannot be added or removed after creation").field_path(".placement"))]
+#[x_kube(validation = Rule::new(passthrough::PCIE_NEEDS_Q35_RULE).message(passthrough::PCIE_NEEDS_Q35_MESSAGE).field_path(".pciDevices"))]
 #[x_kube(validation = Rule::new("has(self.pool) == has(oldSelf.pool)").message("pool is immutable: it cannot be added or removed after creation").field_path(".pool"))]
 #[serde(rename_all = "camelCase")]
 pub struct MachineRequestSpec {
@@ -92,6 +95,23 @@ pub struct MachineRequestSpec {
     /// Firmware and machine type.
     #[serde(default)]
     pub firmware: Firmware,
+
+    /// PCI devices passed through by resource mapping: `hostpci0` to `hostpci15`, in list order,
+    /// each mapping named once. The VM is placed only on a node where every mapping has a
+    /// device. PCI devices cannot be hot-plugged: changes reach a running VM at its next start
+    /// (reported in `RestartRequired`, or applied by a restart: `spec.pendingChanges`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new(passthrough::UNIQUE_MAPPINGS_RULE).message("each PCI resource mapping may be named once in pciDevices"))]
+    pub pci_devices: Vec<PciDevice>,
+
+    /// USB devices passed through by resource mapping: `usb0` to `usb13`, in list order, each
+    /// mapping named once. Proxmox hot-plugs them where the VM's hotplug setting allows USB
+    /// (its default); otherwise changes reach a running VM at its next start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 14))]
+    #[x_kube(validation = Rule::new(passthrough::UNIQUE_MAPPINGS_RULE).message("each USB resource mapping may be named once in usbDevices"))]
+    pub usb_devices: Vec<UsbDevice>,
 
     /// Whether the QEMU guest agent is enabled. With it, the VM's IP addresses appear in status.
     #[serde(default)]

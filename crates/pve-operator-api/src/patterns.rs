@@ -24,6 +24,11 @@ pub const POOL_ID: &str = r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$";
 pub const CPU_TYPE: &str = r"^[A-Za-z0-9_.+\-]+$";
 /// A QEMU machine type, e.g. `q35`, `pc-q35-8.1`, `pc-i440fx-9.0+pve0`.
 pub const MACHINE_TYPE: &str = r"^(pc|q35|pc-(i440fx|q35)-[0-9]+\.[0-9]+(\+pve[0-9]+)?)$";
+/// A cluster resource mapping id (`pve-configid`), e.g. `gpu_a4000`: a lowercase letter, then
+/// lowercase letters, digits and `_`.
+pub const MAPPING_ID: &str = r"^[a-z][a-z0-9_]+$";
+/// A mediated device type of a PCI mapping (vGPU profiles), e.g. `nvidia-63`, `i915-GVTg_V5_4`.
+pub const MDEV_TYPE: &str = r"^[A-Za-z0-9_\-]+$";
 /// A DNS name (VM names, search domains, template names), e.g. `web-1.example.com`.
 pub const DNS_NAME: &str =
     r"^[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)*$";

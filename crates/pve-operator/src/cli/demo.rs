@@ -41,6 +41,27 @@ pub struct DemoArgs {
 
 const NAMESPACE: &str = "default";
 
+/// The simulator of the demo: the default cluster, plus the resource mappings the
+/// passthrough example names (a PCI `gpu_a4000` and a USB `yubikey` on node `pve`).
+fn demo_sim_options() -> SimOptions {
+    let mut options = SimOptions::new("demo-root-password");
+    let mapping = |id: &str, device: &str| pve_sim::MappingConfig {
+        id: id.into(),
+        description: Some("demo".into()),
+        map: vec![format!("node=pve,{device}")],
+    };
+    options.config.mappings.pci = vec![mapping("gpu_a4000", "path=0000:01:00.0,id=10de:24b0")];
+    options.config.mappings.usb = vec![mapping("yubikey", "id=1050:0407")];
+    // Cloud images are imported from `local`, as on a Proxmox VE 8.2+ whose admin enabled the
+    // `import` content type there.
+    for storage in &mut options.config.storages {
+        if storage.id == "local" && !storage.content.iter().any(|c| c == "import") {
+            storage.content.push("import".into());
+        }
+    }
+    options
+}
+
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let examples = read_examples(&args.examples)?;
@@ -52,15 +73,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let kube = env.client()?;
 
     eprintln!("[2/5] starting the Proxmox VE simulator...");
-    let mut options = SimOptions::new("demo-root-password");
-    // Cloud images are imported from `local`, as on a Proxmox VE 8.2+ whose admin enabled the
-    // `import` content type there.
-    for storage in &mut options.config.storages {
-        if storage.id == "local" && !storage.content.iter().any(|c| c == "import") {
-            storage.content.push("import".into());
-        }
-    }
-    let sim = SimServer::start(options).await?;
+    let sim = SimServer::start(demo_sim_options()).await?;
     let config_path = env.dir().join("proxmox.yaml");
     std::fs::write(
         &config_path,

@@ -178,6 +178,16 @@ pub fn features_with_images(spec: &MachineRequestSpec, images: &NamedImages) -> 
             storage: tpm.storage.clone(),
         });
     }
+    for device in &spec.pci_devices {
+        features.push(Feature::PciMapping {
+            mapping: device.mapping.clone(),
+        });
+    }
+    for device in &spec.usb_devices {
+        features.push(Feature::UsbMapping {
+            mapping: device.mapping.clone(),
+        });
+    }
     if spec.guest_agent {
         features.push(Feature::GuestAgent);
     }
@@ -213,12 +223,18 @@ pub fn needs_with_images(
 ) -> Vec<Need> {
     let mut needs = BTreeSet::new();
     if specs.is_empty() && images.is_empty() {
-        // Every feature but a custom CPU model, which works only with a CPU mapping the admin
-        // creates for it, and the removal of images, which needs Datastore.Allocate: their
+        // Every feature but a custom CPU model and passthrough, which work only with a mapping
+        // the admin creates, and the removal of images, which needs Datastore.Allocate: their
         // privileges are granted for the requests and images that use them.
-        let features = Feature::all_with_placeholders()
-            .into_iter()
-            .filter(|f| !matches!(f, Feature::CustomCpu { .. } | Feature::ImageRemoval { .. }));
+        let features = Feature::all_with_placeholders().into_iter().filter(|f| {
+            !matches!(
+                f,
+                Feature::CustomCpu { .. }
+                    | Feature::PciMapping { .. }
+                    | Feature::UsbMapping { .. }
+                    | Feature::ImageRemoval { .. }
+            )
+        });
         for feature in features {
             needs.extend(feature.needs(scope, release));
         }
@@ -492,5 +508,30 @@ mod tests {
                 .collect()
         };
         assert_eq!(others(pve8), others(on(PveRelease::NEWEST_CHECKED)));
+    }
+
+    #[test]
+    fn each_passthrough_device_needs_mapping_use_on_its_mapping_and_hwtype_on_both_releases() {
+        let s = spec(serde_json::json!({
+            "pciDevices": [{ "mapping": "gpu_a" }],
+            "usbDevices": [{ "mapping": "key" }],
+        }));
+        for release in [PveRelease::PVE_8_4, PveRelease::NEWEST_CHECKED] {
+            let needs = needs_for_specs(std::slice::from_ref(&s), release);
+            assert!(
+                has(&needs, "Mapping.Use", "/mapping/pci/gpu_a"),
+                "{release}"
+            );
+            assert!(has(&needs, "Mapping.Use", "/mapping/usb/key"), "{release}");
+            assert!(has(&needs, "VM.Config.HWType", "/vms"), "{release}");
+            assert!(
+                !needs.iter().any(|n| n.privilege == "Mapping.Modify"),
+                "{release}"
+            );
+        }
+        assert!(
+            !needs9(&[]).iter().any(|n| n.path.starts_with("/mapping/")),
+            "every feature leaves passthrough out: it needs a mapping the admin creates"
+        );
     }
 }

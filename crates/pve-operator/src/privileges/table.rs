@@ -3,6 +3,7 @@
 //! only some releases says so ([`Releases`]).
 
 use pve_client::PveRelease;
+use pve_client::api::mapping::MappingKind;
 
 use super::{Need, VmScope};
 
@@ -62,6 +63,8 @@ pub enum Scope {
     Nodes,
     /// A CPU model mapping: `/mapping/cpu/<name>`.
     CpuMapping(String),
+    /// A device resource mapping: `/mapping/<kind>/<id>` (kind `pci` or `usb`).
+    DeviceMapping(MappingKind, String),
 }
 
 impl Scope {
@@ -80,6 +83,7 @@ impl Scope {
             Scope::Bridge(bridge, Some(vlan)) => format!("/sdn/zones/localnetwork/{bridge}/{vlan}"),
             Scope::Nodes => "/nodes".to_string(),
             Scope::CpuMapping(name) => format!("/mapping/cpu/{name}"),
+            Scope::DeviceMapping(kind, id) => kind.acl_path(id),
         }
     }
 }
@@ -162,6 +166,16 @@ pub enum Feature {
         /// The image's storage (the source; the disk's own storage is the disk's feature).
         source_storage: String,
     },
+    /// A PCI device passed through by resource mapping (`hostpciN: mapping=<id>`).
+    PciMapping {
+        /// The mapping ID.
+        mapping: String,
+    },
+    /// A USB device passed through by resource mapping (`usbN: mapping=<id>`).
+    UsbMapping {
+        /// The mapping ID.
+        mapping: String,
+    },
     /// Reading the VM's IP addresses from the QEMU guest agent.
     GuestAgent,
     /// Start, shutdown, stop, reboot.
@@ -238,6 +252,12 @@ impl Feature {
             Feature::ImportDisk {
                 source_storage: IMAGE_STORAGE.into(),
             },
+            Feature::PciMapping {
+                mapping: "<pci mapping>".into(),
+            },
+            Feature::UsbMapping {
+                mapping: "<usb mapping>".into(),
+            },
             Feature::GuestAgent,
             Feature::Power,
             Feature::Delete,
@@ -277,6 +297,8 @@ impl Feature {
             Feature::ImportDisk { source_storage } => {
                 format!("importing disks from images on storage {source_storage}")
             }
+            Feature::PciMapping { mapping } => format!("PCI passthrough of mapping {mapping}"),
+            Feature::UsbMapping { mapping } => format!("USB passthrough of mapping {mapping}"),
             Feature::GuestAgent => "IP addresses from the guest agent".into(),
             Feature::Power => "power control (start, shutdown, stop)".into(),
             Feature::Delete => "deleting VMs".into(),
@@ -385,6 +407,22 @@ impl Feature {
                     Scope::Storage(source_storage.clone()),
                 )]
             }
+            // qemu-server's check_vm_create_{hostpci,usb}_perm (8.0 and later, unchanged in
+            // 9.x): a mapped device needs Mapping.Use on its mapping and VM.Config.HWType.
+            Feature::PciMapping { mapping } => vec![
+                row("VM.Config.HWType", Scope::Vm),
+                row(
+                    "Mapping.Use",
+                    Scope::DeviceMapping(MappingKind::Pci, mapping.clone()),
+                ),
+            ],
+            Feature::UsbMapping { mapping } => vec![
+                row("VM.Config.HWType", Scope::Vm),
+                row(
+                    "Mapping.Use",
+                    Scope::DeviceMapping(MappingKind::Usb, mapping.clone()),
+                ),
+            ],
         }
     }
 

@@ -1,5 +1,6 @@
 //! What the controller reads of a node to check a spec before it creates anything there: the
-//! node's storages, its bridges, and the ISO volumes of a storage. A positive answer is kept for
+//! node's storages, its bridges, the ISO volumes of a storage, and the cluster's resource
+//! mappings (which nodes have a passthrough device). A positive answer is kept for
 //! a short time, so that a burst of requests costs one read per node; a negative one is always
 //! confirmed by a fresh read, so that a storage or ISO added a moment ago is never refused.
 
@@ -8,6 +9,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pve_client::api::mapping::{Mapping, MappingKind};
 use pve_client::api::nodes::{NetworkInterface, NetworkTypeFilter, StorageInfo, StorageVolume};
 use pve_client::{PveClient, PveError};
 
@@ -67,6 +69,7 @@ pub struct NodeFacts {
     storages: Cache<String, StorageInfo>,
     bridges: Cache<String, NetworkInterface>,
     isos: Cache<(String, String), StorageVolume>,
+    mappings: Cache<&'static str, Mapping>,
 }
 
 impl NodeFacts {
@@ -77,6 +80,7 @@ impl NodeFacts {
             storages: Cache::default(),
             bridges: Cache::default(),
             isos: Cache::default(),
+            mappings: Cache::default(),
         }
     }
 
@@ -142,5 +146,20 @@ impl NodeFacts {
             )
             .await?;
         Ok(list.iter().any(|v| v.volid == volume))
+    }
+
+    /// The resource mapping `id` of `kind` as `/cluster/mapping/{pci,usb}` lists it (`None`:
+    /// not there, or not visible to the credentials, which need Mapping.Audit, Mapping.Use or
+    /// Mapping.Modify on `/mapping/<kind>/<id>`).
+    pub async fn mapping(&self, kind: MappingKind, id: &str) -> Result<Option<Mapping>, PveError> {
+        let list = self
+            .mappings
+            .get(
+                &kind.as_str(),
+                |list| list.iter().any(|m| m.id == id),
+                || self.pve.mappings(kind),
+            )
+            .await?;
+        Ok(list.iter().find(|m| m.id == id).cloned())
     }
 }

@@ -47,6 +47,9 @@ pub enum ReconcileError {
     /// Placement found no node.
     #[error("{0}")]
     Placement(String),
+    /// No node has the request's passthrough devices, or a mapping is not visible.
+    #[error(transparent)]
+    Devices(#[from] crate::placement::devices::DeviceError),
     /// The recorded VMID is taken in Proxmox but the VM is not visible to the controller.
     #[error(
         "VMID {0} (recorded in status) is taken in Proxmox, but the controller's token cannot see that VM, so it cannot tell whether it is this request's; grant VM.Audit on /vms (or the request's pool), or clear status.vmid if the VM is someone else's"
@@ -135,6 +138,7 @@ impl ReconcileError {
             ReconcileError::Spec(_) => Class::Permanent("InvalidSpec"),
             ReconcileError::Placement(_) => Class::Permanent("NoSuitableNode"),
             ReconcileError::Image(_) => Class::Permanent("ImageUnusable"),
+            ReconcileError::Devices(error) => Class::Permanent(error.reason()),
             ReconcileError::InvisibleVm(_) => Class::Permission {
                 privileges: vec!["VM.Audit".into()],
                 path: Some("/vms".into()),

@@ -536,7 +536,10 @@ async fn report(
             text,
         );
     }
-    if !matches!(class, Class::Transient) {
+    if matches!(error, ReconcileError::Devices(_)) {
+        // Nothing was created: the request waits for a node with its devices.
+        status.phase = Some(Phase::Pending);
+    } else if !matches!(class, Class::Transient) {
         status.phase = Some(Phase::Failed);
     }
     set_condition(

@@ -177,8 +177,34 @@ impl Policy {
         }
     }
 
+    /// Refuses `value` (of `field`) in every layer whose list (`list_of`, named `rule`) does
+    /// not name it.
+    fn listed(
+        &self,
+        field: String,
+        value: &str,
+        rule: &'static str,
+        list_of: impl Fn(&Allowances) -> &Option<Vec<String>>,
+        out: &mut Vec<Refusal>,
+    ) {
+        for layer in &self.layers {
+            if let Some(list) = list_of(&layer.allowances)
+                && !list.iter().any(|v| v == value)
+            {
+                out.push(Refusal {
+                    field: field.clone(),
+                    value: quoted(value),
+                    source: layer.source.clone(),
+                    rule,
+                    allowed: listing(list),
+                });
+            }
+        }
+    }
+
     /// Checks everything the spec names that the allow-lists cover and that needs no look at
-    /// Proxmox: nodes, storages, bridges and VLANs, the pool, and a template named literally.
+    /// Proxmox: nodes, storages, bridges and VLANs, PCI and USB mappings, the pool, and a
+    /// template named literally.
     /// (A template is checked again by [`Policy::check_template`] once it is found, by both its
     /// VMID and its name.)
     pub fn check_spec(&self, spec: &MachineRequestSpec) -> Result<(), Refusals> {
@@ -273,6 +299,26 @@ impl Policy {
                     });
                 }
             }
+        }
+        for (i, d) in spec.pci_devices.iter().enumerate() {
+            let field = format!("spec.pciDevices[{i}].mapping");
+            self.listed(
+                field,
+                &d.mapping,
+                "spec.allowed.pciMappings",
+                |a| &a.pci_mappings,
+                &mut out,
+            );
+        }
+        for (i, d) in spec.usb_devices.iter().enumerate() {
+            let field = format!("spec.usbDevices[{i}].mapping");
+            self.listed(
+                field,
+                &d.mapping,
+                "spec.allowed.usbMappings",
+                |a| &a.usb_mappings,
+                &mut out,
+            );
         }
         if let Some(pool) = &spec.pool {
             for layer in &self.layers {
@@ -439,6 +485,8 @@ pub fn check_narrowing(
                             rule: match field {
                                 "storages" => "spec.allowed.storages",
                                 "pools" => "spec.allowed.pools",
+                                "pciMappings" => "spec.allowed.pciMappings",
+                                "usbMappings" => "spec.allowed.usbMappings",
                                 _ => "spec.allowed.nodes",
                             },
                             allowed: listing(wider),
@@ -450,6 +498,8 @@ pub fn check_narrowing(
     subset("storages", &identity.storages, &cluster.storages);
     subset("pools", &identity.pools, &cluster.pools);
     subset("nodes", &identity.nodes, &cluster.nodes);
+    subset("pciMappings", &identity.pci_mappings, &cluster.pci_mappings);
+    subset("usbMappings", &identity.usb_mappings, &cluster.usb_mappings);
     if let (Some(wider), Some(narrower)) = (&identity.templates, &cluster.templates) {
         for (i, t) in narrower.iter().enumerate() {
             if !wider.contains(t) {

@@ -13,7 +13,8 @@ const OSTYPE: &str = "l26";
 
 impl Desired {
     /// Full create parameters (ISO or network boot): cpu, memory, balloon, scsihw
-    /// (`virtio-scsi-single`), ostype `l26`, disks, `efidisk0`, NICs, ISO CD-ROM (`ide2`,
+    /// (`virtio-scsi-single`), ostype `l26`, disks, `efidisk0`, `tpmstate0`, `hostpciN` and
+    /// `usbN` by mapping, NICs, ISO CD-ROM (`ide2`,
     /// `media=cdrom`), cloud-init drive and keys, boot order, bios, machine, agent, tags
     /// (`pve-operator`, the uid tag, the user's), description (the user's text and the marker
     /// line), smbios1 (the uid), onboot, pool, name. The marker is part of the create call
@@ -138,6 +139,8 @@ fn config_of(d: &Desired, cloud_init_drive_needed: bool) -> Result<VmConfig, Spe
     }
     c.efidisk = d.efidisk.clone();
     c.tpmstate = d.tpmstate.clone();
+    c.pci_devices = d.pci_devices.clone();
+    c.usb_devices = d.usb_devices.clone();
     c.boot_order = d.boot_order()?;
     c.bios = Some(d.bios);
     c.machine = d.machine.clone();

@@ -285,6 +285,7 @@ fn start_vm(
     if vm.power != Power::Stopped {
         return Err(format!("VM {vmid} already running"));
     }
+    crate::qemu::power::check_passthrough_at_start(state, vm)?;
     let node = vm.node.clone();
     let bridges = state
         .config

@@ -83,3 +83,58 @@ pub(super) fn suspend(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 pub(super) fn resume(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     power_action(ctx, "qmresume", |vmid| TaskAction::Resume { vmid })
 }
+
+/// What qemu-server checks of a VM's passthrough devices when it builds the QEMU command line
+/// at start: each `hostpciN`/`usbN` mapping must have a device on the VM's node (`PCI device
+/// mapping not found for '<id>'`, the same for USB, when it does not exist or has none there),
+/// and `pcie=1` needs a q35 machine.
+pub(super) fn check_passthrough_at_start(
+    state: &crate::state::SimState,
+    vm: &crate::state::Vm,
+) -> Result<(), String> {
+    let mappings = &state.config.mappings;
+    let machine = vm.conf.get("machine").map(String::as_str).unwrap_or("pc");
+    let q35 = machine
+        .split(',')
+        .next()
+        .is_some_and(|m| m.trim_start_matches("type=").contains("q35"));
+    for (key, value) in &vm.conf {
+        let (word, list) = if is_indexed(key, "hostpci") {
+            ("PCI", &mappings.pci)
+        } else if is_indexed(key, "usb") {
+            ("USB", &mappings.usb)
+        } else {
+            continue;
+        };
+        let options: Vec<(&str, &str)> = value
+            .split(',')
+            .filter_map(|part| part.split_once('='))
+            .collect();
+        let option = |name: &str| options.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        if let Some(id) = option("mapping") {
+            let on_node = list.iter().find(|m| m.id == id).is_some_and(|m| {
+                m.map.iter().any(|entry| {
+                    entry
+                        .split(',')
+                        .any(|part| part.strip_prefix("node=") == Some(vm.node.as_str()))
+                })
+            });
+            if !on_node {
+                return Err(format!("{word} device mapping not found for '{id}'"));
+            }
+        }
+        if word == "PCI" && option("pcie") == Some("1") && !q35 {
+            return Err(
+                "q35 machine model is not enabled at /usr/share/perl5/PVE/QemuServer/PCI.pm line 514."
+                    .to_string(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether `key` is `{prefix}N`.
+fn is_indexed(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|i| !i.is_empty() && i.chars().all(|c| c.is_ascii_digit()))
+}

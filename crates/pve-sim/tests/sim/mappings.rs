@@ -133,3 +133,68 @@ async fn a_mapped_device_needs_mapping_use_and_a_real_one_needs_root() {
         .await;
     assert_eq!(exit, "OK");
 }
+
+#[tokio::test]
+async fn a_start_fails_as_qemu_server_does_when_a_mapping_has_no_device_on_the_node() {
+    let mut cfg = config();
+    cfg.mappings.pci.push(pve_sim::MappingConfig {
+        id: "gpu_elsewhere".into(),
+        description: None,
+        map: vec!["node=pve2,path=0000:01:00.0,id=10de:24b0".into()],
+    });
+    let (_sim, root) = start_root_with(cfg).await;
+    let cases = [
+        (
+            "140",
+            "hostpci0",
+            "mapping=gpu_elsewhere",
+            "PCI device mapping not found for 'gpu_elsewhere'",
+        ),
+        (
+            "141",
+            "hostpci0",
+            "mapping=gpu_gone",
+            "PCI device mapping not found for 'gpu_gone'",
+        ),
+        (
+            "142",
+            "usb0",
+            "mapping=key_gone",
+            "USB device mapping not found for 'key_gone'",
+        ),
+        (
+            "143",
+            "hostpci0",
+            "mapping=gpu_a,pcie=1",
+            "q35 machine model is not enabled",
+        ),
+    ];
+    for (vmid, key, value, message) in cases {
+        let exit = root
+            .run_create(vmid, &[("memory", "1024"), (key, value)])
+            .await;
+        assert_eq!(
+            exit, "OK",
+            "{vmid}: the config is accepted; only the start fails"
+        );
+        let exit = root.vm_action(vmid, "start").await;
+        assert!(exit.starts_with(message), "{vmid}: {exit}");
+        let status = root
+            .get(&format!("/nodes/pve/qemu/{vmid}/status/current"))
+            .await;
+        assert_eq!(status["status"], "stopped", "{vmid}");
+    }
+    let exit = root
+        .run_create(
+            "144",
+            &[
+                ("memory", "1024"),
+                ("machine", "q35"),
+                ("hostpci0", "mapping=gpu_a,pcie=1"),
+                ("usb0", "mapping=key"),
+            ],
+        )
+        .await;
+    assert_eq!(exit, "OK");
+    assert_eq!(root.vm_action("144", "start").await, "OK");
+}

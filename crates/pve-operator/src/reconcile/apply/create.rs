@@ -17,6 +17,7 @@ use super::super::task_kind::TaskKind;
 use super::super::validate;
 use super::Pass;
 use super::find::fresh_inventory;
+use crate::placement::devices::{self, Resolved};
 use crate::placement::{NodeLoad, choose_node};
 use crate::privileges::{self, Step};
 use crate::proxmox::Snapshot;
@@ -46,7 +47,14 @@ impl Pass<'_> {
         };
 
         let template = validate::template(spec, &snapshot)?.cloned();
-        let node = self.choose_node(template.as_ref(), &snapshot, present_on.as_ref())?;
+        // Only nodes where every passthrough device's mapping has a device.
+        let devices =
+            devices::resolve(spec, &conn.node_facts)
+                .await
+                .map_err(ReconcileError::proxmox(
+                    "reading the PCI and USB resource mappings",
+                ))?;
+        let node = self.choose_node(template.as_ref(), &snapshot, &devices, present_on.as_ref())?;
         if let Some(nodes) = &present_on
             && !nodes.contains(&node)
         {
@@ -120,18 +128,28 @@ impl Pass<'_> {
     }
 
     /// The node to create on: a clone is made on its template's node; otherwise the node
-    /// recorded earlier while it is online, or placement's choice.
-    /// With images, only nodes that have them (`with_images`) are candidates.
+    /// recorded earlier while it is online, or placement's choice. Each must have the
+    /// request's passthrough devices (`devices`); with images, only nodes that have them
+    /// (`with_images`) are candidates.
     fn choose_node(
         &self,
         template: Option<&crate::proxmox::VmEntry>,
         snapshot: &Snapshot,
+        devices: &Resolved,
         with_images: Option<&BTreeSet<String>>,
     ) -> Result<String, ReconcileError> {
         let conn = self.conn;
+        let device_nodes = devices::nodes_with_devices(devices)?;
+        let has_devices = |node: &str| device_nodes.as_ref().is_none_or(|n| n.contains(node));
         Ok(match (template, &self.status.node) {
+            (Some(t), _) if !has_devices(&t.node) => {
+                return Err(devices::explain(devices, Some(&t.node)).into());
+            }
             (Some(t), _) => t.node.clone(),
-            (None, Some(recorded)) if snapshot.nodes.get(recorded).is_some_and(|n| n.online) => {
+            (None, Some(recorded))
+                if snapshot.nodes.get(recorded).is_some_and(|n| n.online)
+                    && has_devices(recorded) =>
+            {
                 recorded.clone()
             }
             (None, _) => {
@@ -151,20 +169,31 @@ impl Pass<'_> {
                     (Some(a), Some(b)) => Some(a.intersection(b).cloned().collect()),
                     (a, b) => a.or_else(|| b.cloned()),
                 };
+                let spec = &self.request.spec;
                 if let (Some(pinned), Some(nodes)) = (
-                    self.request
-                        .spec
-                        .placement
-                        .as_ref()
-                        .and_then(|p| p.node.as_ref()),
+                    spec.placement.as_ref().and_then(|p| p.node.as_ref()),
                     with_images,
                 ) && !nodes.contains(pinned)
                 {
                     // The pinned node is checked by the caller (it waits for the images there).
                     return Ok(pinned.clone());
                 }
-                choose_node(&self.request.spec, snapshot, &load, allowed.as_ref())
-                    .map_err(ReconcileError::Placement)?
+                let Some(with_devices) = &device_nodes else {
+                    return choose_node(spec, snapshot, &load, allowed.as_ref())
+                        .map_err(ReconcileError::Placement);
+                };
+                let narrowed: BTreeSet<String> = match &allowed {
+                    Some(a) => a.intersection(with_devices).cloned().collect(),
+                    None => with_devices.clone(),
+                };
+                match choose_node(spec, snapshot, &load, Some(&narrowed)) {
+                    Ok(node) => node,
+                    // Placement would succeed but for the devices: say which.
+                    Err(_) if choose_node(spec, snapshot, &load, allowed.as_ref()).is_ok() => {
+                        return Err(devices::explain(devices, None).into());
+                    }
+                    Err(why) => return Err(ReconcileError::Placement(why)),
+                }
             }
         })
     }

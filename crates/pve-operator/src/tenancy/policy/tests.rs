@@ -246,3 +246,50 @@ fn a_cluster_may_narrow_its_identity_but_never_widen_it() {
     }
     assert_eq!(messages.len(), 8, "{messages:#?}");
 }
+
+#[test]
+fn passthrough_mappings_are_checked_per_device_and_a_cluster_only_narrows_them() {
+    let s = spec(json!({
+        "pciDevices": [{ "mapping": "gpu_a" }, { "mapping": "gpu_b" }],
+        "usbDevices": [{ "mapping": "key" }],
+    }));
+    assert!(
+        identity(json!({})).check_spec(&s).is_ok(),
+        "omitted: no restriction"
+    );
+    let policy = identity(json!({ "pciMappings": ["gpu_a"], "usbMappings": [] }));
+    assert_eq!(
+        refused(policy.check_spec(&s)),
+        [
+            "spec.pciDevices[1].mapping \"gpu_b\" is not allowed by ProxmoxIdentity \"team-b\" (spec.allowed.pciMappings: gpu_a)",
+            "spec.usbDevices[0].mapping \"key\" is not allowed by ProxmoxIdentity \"team-b\" (spec.allowed.usbMappings: none: the list is empty)",
+        ]
+    );
+    let narrowed = policy.clone().with_layer(
+        Source("ProxmoxCluster \"lab\"".into()),
+        allowances(json!({ "pciMappings": ["gpu_b"] })),
+    );
+    let messages = refused(narrowed.check_spec(&s));
+    assert!(
+        messages.iter().any(|m| m.starts_with(
+            "spec.pciDevices[0].mapping \"gpu_a\" is not allowed by ProxmoxCluster \"lab\""
+        )),
+        "{messages:#?}"
+    );
+
+    let source = Source("ProxmoxIdentity \"team-b\"".into());
+    let wide = allowances(json!({ "pciMappings": ["gpu_a"], "usbMappings": ["key"] }));
+    assert!(check_narrowing(&wide, &allowances(json!({ "pciMappings": [] })), &source).is_ok());
+    let messages = refused(check_narrowing(
+        &wide,
+        &allowances(json!({ "pciMappings": ["gpu_a", "gpu_b"], "usbMappings": ["dongle"] })),
+        &source,
+    ));
+    assert_eq!(
+        messages,
+        [
+            "spec.allowed.pciMappings[1] \"gpu_b\" is not allowed by ProxmoxIdentity \"team-b\" (spec.allowed.pciMappings: gpu_a)",
+            "spec.allowed.usbMappings[0] \"dongle\" is not allowed by ProxmoxIdentity \"team-b\" (spec.allowed.usbMappings: key)",
+        ]
+    );
+}

@@ -31,6 +31,15 @@ impl Desired {
         {
             return field.clone();
         }
+        if let Some(i) = key
+            .strip_prefix("hostpci")
+            .and_then(|i| i.parse::<u8>().ok())
+        {
+            return format!("spec.pciDevices[{i}]");
+        }
+        if let Some(i) = key.strip_prefix("usb").and_then(|i| i.parse::<u8>().ok()) {
+            return format!("spec.usbDevices[{i}]");
+        }
         match key {
             "name" => "spec.vmName",
             "cores" => "spec.cpu.cores",

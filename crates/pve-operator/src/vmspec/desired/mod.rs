@@ -5,8 +5,13 @@ mod cloud_init;
 mod fields;
 mod hardware;
 mod images;
+mod passthrough;
 
-use pve_client::api::vmconfig::{Bios, DiskBus, DiskSlot, EfiDisk, TpmState, TpmVersion};
+use std::collections::BTreeMap;
+
+use pve_client::api::vmconfig::{
+    Bios, DiskBus, DiskSlot, EfiDisk, PciDevice, TpmState, TpmVersion, UsbDevice,
+};
 use pve_operator_api::machine_request::{
     Bios as SpecBios, MachineRequestSpec, TpmVersion as SpecTpmVersion,
 };
@@ -17,6 +22,7 @@ use super::marker::Marker;
 pub(crate) use cloud_init::DesiredCloudInit;
 pub(crate) use hardware::{DesiredDisk, DesiredNic, cache_name};
 pub use images::ImageVolumes;
+pub(crate) use passthrough::{pci_matches, usb_matches};
 
 /// What an omitted optional spec field means for a VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +58,10 @@ pub struct Desired {
     /// `tpmstate0` (OVMF only).
     pub(crate) tpmstate: Option<TpmState>,
     pub(crate) machine: Option<String>,
+    /// `hostpciN`, by index (`spec.pciDevices[N]`).
+    pub(crate) pci_devices: BTreeMap<u8, PciDevice>,
+    /// `usbN`, by index (`spec.usbDevices[N]`).
+    pub(crate) usb_devices: BTreeMap<u8, UsbDevice>,
     pub(crate) agent: bool,
     pub(crate) tags: Vec<String>,
     pub(crate) description: String,
@@ -259,6 +269,8 @@ impl Desired {
             efidisk,
             tpmstate,
             machine: fw.machine.clone(),
+            pci_devices: passthrough::pci_devices(spec)?,
+            usb_devices: passthrough::usb_devices(spec)?,
             agent: spec.guest_agent,
             tags: tags(&spec.tags, marker),
             description: description(spec.description.as_deref(), marker),

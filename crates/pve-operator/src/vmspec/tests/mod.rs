@@ -8,6 +8,7 @@ mod drift;
 mod fake_vm_vs_sim;
 mod fixtures;
 mod marker;
+mod passthrough;
 mod ssh_keys;
 mod template;
 mod tpm;

@@ -3,6 +3,7 @@
 
 mod hardware;
 mod network;
+mod passthrough;
 
 use std::collections::BTreeMap;
 
@@ -45,6 +46,7 @@ impl Desired {
         p.firmware();
         p.disks();
         p.nics();
+        p.passthrough();
         p.cloud_init()?;
         p.boot_order()?;
         p.plan.seal().map_err(|e| d.rejected(e))
