@@ -69,3 +69,75 @@ pub(super) fn narrowing_image_urls(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pve_operator_api::{ChecksumAlgorithm, ImageChecksum, ImageContent, ImageDeletionPolicy};
+
+    fn image(url: &str, storage: &str) -> ProxmoxImageSpec {
+        ProxmoxImageSpec {
+            cluster_ref: None,
+            url: url.into(),
+            checksum: ImageChecksum {
+                algorithm: ChecksumAlgorithm::Sha256,
+                value: "a".repeat(64),
+            },
+            content: ImageContent::Iso,
+            format: None,
+            storage: storage.into(),
+            nodes: Some(vec!["pve9".into()]),
+            deletion_policy: ImageDeletionPolicy::Keep,
+        }
+    }
+
+    fn layer(urls: Option<&[&str]>, storages: Option<&[&str]>) -> Allowances {
+        Allowances {
+            image_urls: urls.map(|u| u.iter().map(|s| s.to_string()).collect()),
+            storages: storages.map(|s| s.iter().map(|s| s.to_string()).collect()),
+            nodes: Some(vec!["pve1".into()]),
+            ..Allowances::default()
+        }
+    }
+
+    #[test]
+    fn an_identity_without_image_urls_allows_no_download_and_each_layer_must_admit_the_url() {
+        let url = "https://images.example.com/pub/a.iso";
+        let none = Policy::unrestricted()
+            .with_layer(Source("ProxmoxIdentity \"t\"".into()), layer(None, None));
+        let refusals = none.check_image(&image(url, "local")).expect_err("refused");
+        let text = refusals.to_string();
+        assert!(
+            text.contains("spec.url") && text.contains("names no URL prefix"),
+            "{text}"
+        );
+        assert!(text.contains("spec.nodes[0] \"pve9\""), "{text}");
+
+        let narrowed = Policy::unrestricted()
+            .with_layer(
+                Source("ProxmoxIdentity \"t\"".into()),
+                layer(Some(&["https://images.example.com/"]), Some(&["local"])),
+            )
+            .with_layer(
+                Source("ProxmoxCluster \"c\"".into()),
+                layer(Some(&["https://images.example.com/other/"]), None),
+            );
+        let mut ok = image(url, "local");
+        ok.nodes = None;
+        let text = narrowed
+            .check_image(&ok)
+            .expect_err("the cluster narrows")
+            .to_string();
+        assert!(text.contains("ProxmoxCluster \"c\""), "{text}");
+        let mut other_storage = image("https://images.example.com/other/a.iso", "nfs");
+        other_storage.nodes = None;
+        let text = narrowed
+            .check_image(&other_storage)
+            .expect_err("storage")
+            .to_string();
+        assert!(text.contains("spec.storage \"nfs\""), "{text}");
+        other_storage.storage = "local".into();
+        assert!(narrowed.check_image(&other_storage).is_ok());
+        assert!(Policy::unrestricted().check_image(&image(url, "x")).is_ok());
+    }
+}
