@@ -123,6 +123,30 @@ pub async fn run_status_controller<K, Fut, E>(
         .await;
 }
 
+/// Writes `status` of `name` through `api` (server-side apply of the status subresource) unless
+/// it equals what the object has (`previous`).
+pub async fn write_status_if_changed<K, S>(
+    api: &Api<K>,
+    name: &str,
+    previous: Option<&S>,
+    status: &S,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize + PartialEq,
+{
+    if previous != Some(status) {
+        let patch = status_patch::<K>(status);
+        api.patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Ends a pass of a status-only controller: writes `status` of `name` through `api` (server-side
 /// apply of the status subresource) unless it equals what the object has (`previous`), then comes
 /// back after `recheck` when the check passed (`ok`) and after 30 s when it did not.
@@ -138,15 +162,7 @@ where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: serde::Serialize + PartialEq,
 {
-    if previous != Some(status) {
-        let patch = status_patch::<K>(status);
-        api.patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    }
+    write_status_if_changed(&api, name, previous, status).await?;
     Ok(Action::requeue(if ok {
         recheck
     } else {

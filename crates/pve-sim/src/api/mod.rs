@@ -2,7 +2,7 @@
 
 mod cluster;
 mod nodes;
-mod storage;
+pub(crate) mod storage;
 mod tasks;
 
 pub(crate) use cluster::storage_resource;

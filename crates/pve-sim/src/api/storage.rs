@@ -104,13 +104,17 @@ fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 
 fn read(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let id = ctx.param("storage")?;
-    let s = ctx
-        .sim
-        .state
-        .config
-        .storage(&id)
-        .ok_or_else(|| ApiError::internal(format!("storage '{id}' does not exist")))?;
-    Ok(definition(s).into())
+    Ok(definition(known_storage(&ctx.sim.state.config, &id)?).into())
+}
+
+/// Storage `id` of `config`, or PVE's error for a storage that does not exist.
+pub(crate) fn known_storage<'c>(
+    config: &'c crate::config::ClusterConfig,
+    id: &str,
+) -> Result<&'c StorageConfig, ApiError> {
+    config
+        .storage(id)
+        .ok_or_else(|| ApiError::internal(format!("storage '{id}' does not exist")))
 }
 
 fn storage_on_node(ctx: &Ctx<'_>) -> Result<StorageConfig, ApiError> {

@@ -36,10 +36,7 @@ fn classify(state: &SimState, key: &str, src: &str) -> Result<Source, ApiError> 
         return Ok(Source::Path);
     }
     let (storage, volname) = src.split_once(':').unwrap_or((src, ""));
-    let s = state
-        .config
-        .storage(storage)
-        .ok_or_else(|| ApiError::internal(format!("storage '{storage}' does not exist")))?;
+    let s = crate::api::storage::known_storage(&state.config, storage)?;
     let parsed = paths::parse_volname(s, volname).map_err(ApiError::internal)?;
     if parsed.vtype != "images" && parsed.vtype != "import" {
         return Err(ApiError::param(

@@ -40,13 +40,7 @@ pub(super) fn delete_volume(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let node = ctx.param("node")?;
     let volume = ctx.param("volume")?;
     let (volid, storage) = real_volume_id(ctx.params.str("storage").as_deref(), &volume)?;
-    let s = ctx
-        .sim
-        .state
-        .config
-        .storage(&storage)
-        .cloned()
-        .ok_or_else(|| ApiError::internal(format!("storage '{storage}' does not exist")))?;
+    let s = crate::api::storage::known_storage(&ctx.sim.state.config, &storage)?.clone();
     let volname = volid.split_once(':').map(|(_, n)| n).unwrap_or_default();
     let parsed = paths::parse_volname(&s, volname).map_err(ApiError::internal)?;
     match (parsed.vtype, parsed.owner) {

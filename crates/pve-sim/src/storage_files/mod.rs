@@ -126,13 +126,7 @@ fn download_url(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let storage = ctx.param("storage")?;
     let content = ctx.param("content")?;
     let url = ctx.param("url")?;
-    let s = ctx
-        .sim
-        .state
-        .config
-        .storage(&storage)
-        .cloned()
-        .ok_or_else(|| ApiError::internal(format!("storage '{storage}' does not exist")))?;
+    let s = crate::api::storage::known_storage(&ctx.sim.state.config, &storage)?.clone();
     if !s.on_node(&node) {
         return Err(ApiError::internal(format!(
             "storage '{storage}' is not available on node '{node}'"

@@ -22,8 +22,8 @@ use pve_operator_api::{
 use tokio::sync::mpsc;
 
 use super::Context;
-use super::conditions::{Conditions, status_patch};
-use super::status::{FIELD_MANAGER, types};
+use super::conditions::{Conditions, write_status_if_changed};
+use super::status::types;
 use crate::proxmox::{Binding, Purpose};
 
 /// The finalizer that keeps a ProxmoxImage until its files are removed (policy `Delete`) or
@@ -175,14 +175,7 @@ async fn apply(
         }
     };
     status.conditions = conditions.list;
-    if image.status.as_ref() != Some(&status) {
-        api.patch_status(
-            &image.name_any(),
-            &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
-            &kube::api::Patch::Apply(&status_patch::<ProxmoxImage>(&status)),
-        )
-        .await?;
-    }
+    write_status_if_changed(api, &image.name_any(), image.status.as_ref(), &status).await?;
     Ok(action)
 }
 
@@ -203,16 +196,6 @@ async fn connect(image: &ProxmoxImage, ctx: &Context) -> Result<Binding, (&'stat
         .check_image(&image.spec)
         .map_err(|refusals| ("NotAllowed", refusals.to_string()))?;
     Ok(binding)
-}
-
-/// The nodes of `status` where the image is present.
-pub fn present_nodes(status: &ProxmoxImageStatus) -> Vec<&str> {
-    status
-        .nodes
-        .iter()
-        .filter(|n| n.state == ImageState::Present)
-        .map(|n| n.node.as_str())
-        .collect()
 }
 
 /// `2/3`: how many of the nodes have the image.

@@ -12,8 +12,8 @@ use pve_client::api::tasks::WaitOptions;
 use pve_operator_api::{ImageDeletionPolicy, ImageState, MachineRequest, ProxmoxImage};
 
 use super::super::Context;
-use super::super::conditions::{Conditions, status_patch};
-use super::super::status::{FIELD_MANAGER, types};
+use super::super::conditions::{Conditions, write_status_if_changed};
+use super::super::status::types;
 use super::{ImageError, images_used_by};
 use crate::proxmox::Purpose;
 
@@ -177,13 +177,6 @@ async fn write_ready(
         .collect();
     status.conditions = conditions.list;
     status.conditions.extend(others);
-    if image.status.as_ref() != Some(&status) {
-        api.patch_status(
-            &image.name_any(),
-            &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
-            &kube::api::Patch::Apply(&status_patch::<ProxmoxImage>(&status)),
-        )
-        .await?;
-    }
+    write_status_if_changed(api, &image.name_any(), image.status.as_ref(), &status).await?;
     Ok(())
 }
