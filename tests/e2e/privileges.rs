@@ -7,6 +7,8 @@
 //! Token secrets are captured from the `user token add` output and only ever written to the
 //! controller's config file; nothing here prints them.
 
+mod images_and_mappings;
+
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;

@@ -43,7 +43,7 @@ const NAMESPACE: &str = "default";
 
 /// The simulator of the demo: the default cluster, plus the resource mappings the
 /// passthrough example names (a PCI `gpu_a4000` and a USB `yubikey` on node `pve`).
-fn demo_sim_options() -> SimOptions {
+pub fn demo_sim_options() -> SimOptions {
     let mut options = SimOptions::new("demo-root-password");
     let mapping = |id: &str, device: &str| pve_sim::MappingConfig {
         id: id.into(),

@@ -6,7 +6,7 @@ use pve_client::{PveError, PveRelease};
 use pve_operator_api::MachineRequestSpec;
 
 use super::evaluate::{Holds, holds};
-use super::{Feature, NamedImages, Need, VmScope, check, concrete_needs, needs_with_images};
+use super::{Feature, NamedImages, Need, VmScope, check, concrete_needs, needs_of_requests};
 use crate::proxmox::ClusterRuntime;
 
 /// What the controller is about to do for a MachineRequest.
@@ -44,7 +44,7 @@ impl Step {
             .map(VmScope::Pool)
             .unwrap_or(VmScope::AllVms);
         match self {
-            Step::Create => needs_with_images(std::slice::from_ref(spec), images, release, &scope),
+            Step::Create => needs_of_requests(std::slice::from_ref(spec), images, release),
             Step::Power => Feature::Power.needs(&scope, release),
             Step::Delete => Feature::Delete.needs(&scope, release),
         }

@@ -239,16 +239,7 @@ pub fn needs_with_images(
             needs.extend(feature.needs(scope, release));
         }
     }
-    for spec in specs {
-        let scope = spec
-            .pool
-            .clone()
-            .map(VmScope::Pool)
-            .unwrap_or(VmScope::AllVms);
-        for feature in features_with_images(spec, images) {
-            needs.extend(feature.needs(&scope, release));
-        }
-    }
+    needs.extend(request_needs(specs, images, release));
     for (_, image) in images {
         let storage = image.storage.clone();
         needs.extend(Feature::ImageDownload { storage }.needs(scope, release));
@@ -260,6 +251,38 @@ pub fn needs_with_images(
     let mut needs: Vec<Need> = needs.into_iter().collect();
     needs.sort_by(|a, b| (&a.path, a.privilege).cmp(&(&b.path, b.privilege)));
     merge_needed_for(needs)
+}
+
+/// The needs of the requests' `specs` alone, each in its own scope (its pool, or every VM):
+/// the images they name count only for where they are read from (an ISO's or an import's
+/// storage), not for downloading them, which is the ProxmoxImage's own step.
+pub fn needs_of_requests(
+    specs: &[MachineRequestSpec],
+    images: &NamedImages,
+    release: PveRelease,
+) -> Vec<Need> {
+    let needs: BTreeSet<Need> = request_needs(specs, images, release).collect();
+    let mut needs: Vec<Need> = needs.into_iter().collect();
+    needs.sort_by(|a, b| (&a.path, a.privilege).cmp(&(&b.path, b.privilege)));
+    merge_needed_for(needs)
+}
+
+/// The unsorted, unmerged needs of the features of `specs`.
+fn request_needs(
+    specs: &[MachineRequestSpec],
+    images: &NamedImages,
+    release: PveRelease,
+) -> impl Iterator<Item = Need> {
+    specs.iter().flat_map(move |spec| {
+        let scope = spec
+            .pool
+            .clone()
+            .map(VmScope::Pool)
+            .unwrap_or(VmScope::AllVms);
+        features_with_images(spec, images)
+            .into_iter()
+            .flat_map(move |feature| feature.needs(&scope, release))
+    })
 }
 
 /// Merges entries that differ only in `needed_for` into one whose `needed_for` lists all.
