@@ -16,7 +16,8 @@ use crate::tenancy::{cluster_condition, request_refused};
 
 /// Three nodes: `pve` (the most free memory, so chosen first when nothing else decides),
 /// `pve2` and `pve3`. The PCI mapping `gpu` has a device on `pve2` and `pve3`, the USB mapping
-/// `key` on `pve` and `pve3`, and `gpu_away` only on a node that is not in the cluster.
+/// `key` on `pve` and `pve3`, and `gpu_away` only on a node that is not in the cluster; `vgpu`
+/// (on `pve2`) is marked for mediated devices.
 fn three_nodes(options: &mut SimOptions) {
     for name in ["pve2", "pve3"] {
         options.config.nodes.push(NodeConfig {
@@ -31,6 +32,7 @@ fn three_nodes(options: &mut SimOptions) {
         id: id.into(),
         description: None,
         map: entries.iter().map(|e| (*e).to_string()).collect(),
+        mdev: false,
     };
     options.config.mappings.pci = vec![
         mapping(
@@ -41,6 +43,10 @@ fn three_nodes(options: &mut SimOptions) {
             ],
         ),
         mapping("gpu_away", &["node=pve9,path=0000:01:00.0,id=10de:24b0"]),
+        MappingConfig {
+            mdev: true,
+            ..mapping("vgpu", &["node=pve2,path=0000:81:00.0,id=10de:2236"])
+        },
     ];
     options.config.mappings.usb = vec![mapping(
         "key",
@@ -78,6 +84,8 @@ async fn a_vm_with_passthrough_devices_lands_only_on_a_node_that_has_them() {
         "usbDevices": [{ "mapping": "key", "usb3": true }],
     }));
     h.apply("gpu-and-key", both).await;
+    let vgpu = json!({ "pciDevices": [{ "mapping": "vgpu", "mdev": "nvidia-35" }] });
+    h.apply("vgpu", spec_with(vgpu)).await;
     for name in names {
         let request = h.wait_ready(name).await;
         let status = request.status.expect("status");
@@ -100,29 +108,42 @@ async fn a_vm_with_passthrough_devices_lands_only_on_a_node_that_has_them() {
     let config = config_on(&h, "pve3", status.vmid.expect("vmid")).await;
     assert_eq!(config.get("hostpci0"), Some("mapping=gpu"));
     assert_eq!(config.get("usb0"), Some("mapping=key,usb3=1"));
+    let request = h.wait_ready("vgpu").await;
+    let status = request.status.expect("status");
+    assert_eq!(
+        status.node.as_deref(),
+        Some("pve2"),
+        "the mdev mapping's node"
+    );
+    let config = config_on(&h, "pve2", status.vmid.expect("vmid")).await;
+    assert_eq!(config.get("hostpci0"), Some("mapping=vgpu,mdev=nvidia-35"));
 
-    // No node has the device, or Proxmox lists no such mapping: Pending, nothing created.
+    // No node has the device, Proxmox lists no such mapping, or the mapping provides no
+    // mediated devices: Pending, nothing created.
     let before = vmids(&h).await;
     let cases = [
         (
             "away",
-            "gpu_away",
+            json!({ "mapping": "gpu_away" }),
             "NoNodeWithDevice",
             "spec.pciDevices[0].mapping \"gpu_away\" has a device on node pve9",
         ),
         (
             "gone",
-            "gpu_gone",
+            json!({ "mapping": "gpu_gone" }),
             "MappingNotFound",
             "spec.pciDevices[0].mapping \"gpu_gone\": Proxmox lists no PCI resource mapping",
         ),
+        (
+            "not-mediated",
+            json!({ "mapping": "gpu", "mdev": "nvidia-35" }),
+            "MappingWithoutMdev",
+            "spec.pciDevices[0].mdev asks for the mediated device type \"nvidia-35\" of PCI mapping \"gpu\", which is not marked for mediated devices",
+        ),
     ];
-    for (name, mapping, reason, expected) in cases {
-        h.apply(
-            name,
-            spec_with(json!({ "pciDevices": [{ "mapping": mapping }] })),
-        )
-        .await;
+    for (name, device, reason, expected) in cases {
+        h.apply(name, spec_with(json!({ "pciDevices": [device] })))
+            .await;
         let request = wait_reason(&h.requests(), name, "Ready", reason).await;
         let message = request.message_of("Ready");
         assert!(message.contains(expected), "{name}: {message}");

@@ -539,4 +539,8 @@ pub struct MappingConfig {
     /// (`node=pve,path=0000:01:00.0,id=10de:24b0`, `node=pve,id=1050:0407`).
     #[serde(default)]
     pub map: Vec<String>,
+    /// Whether the mapping's devices can provide mediated devices (a PCI mapping's `mdev`
+    /// flag, "Use with mediated devices" in the GUI).
+    #[serde(default)]
+    pub mdev: bool,
 }

@@ -45,6 +45,9 @@ pub struct Mapping {
     /// One property string per node device: `node=pve1,path=0000:01:00.0,id=10de:1eb8,...`.
     #[serde(default)]
     pub map: Vec<String>,
+    /// Whether the devices can provide mediated devices (PCI mappings; absent means no).
+    #[serde(default, deserialize_with = "crate::de::opt_bool")]
+    pub mdev: Option<bool>,
 }
 
 impl Mapping {

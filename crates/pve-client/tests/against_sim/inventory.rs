@@ -70,6 +70,7 @@ async fn mappings_decode_with_the_nodes_that_have_a_device_and_a_mapped_gpu_is_c
         id: "gpu_a".into(),
         description: Some("A4000".into()),
         map: vec!["node=pve,path=0000:01:00.0,id=10de:24b0".into()],
+        mdev: false,
     }];
     let h = Harness::start_with(cluster).await;
     let root = h.root();

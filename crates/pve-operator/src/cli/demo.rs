@@ -49,6 +49,7 @@ pub fn demo_sim_options() -> SimOptions {
         id: id.into(),
         description: Some("demo".into()),
         map: vec![format!("node=pve,{device}")],
+        mdev: false,
     };
     options.config.mappings.pci = vec![mapping("gpu_a4000", "path=0000:01:00.0,id=10de:24b0")];
     options.config.mappings.usb = vec![mapping("yubikey", "id=1050:0407")];

@@ -28,6 +28,19 @@ pub enum DeviceError {
         /// The mapping ID.
         id: String,
     },
+    /// A mediated device type is asked of a PCI mapping that Proxmox does not mark as able to
+    /// provide mediated devices: the VM would not start.
+    #[error(
+        "{field} asks for the mediated device type {mdev:?} of PCI mapping {id:?}, which is not marked for mediated devices; the Proxmox administrator enables \"Use with mediated devices\" (mdev) on the mapping under Datacenter → Resource Mappings, or remove {field} to pass the whole device through"
+    )]
+    NotMediated {
+        /// The request's field, e.g. `spec.pciDevices[0].mdev`.
+        field: String,
+        /// The mapping ID.
+        id: String,
+        /// The mediated device type asked for.
+        mdev: String,
+    },
     /// No node the request may use has every device.
     #[error("no node can hold the request's passthrough devices: {0}")]
     NoNode(String),
@@ -38,6 +51,7 @@ impl DeviceError {
     pub fn reason(&self) -> &'static str {
         match self {
             DeviceError::MappingNotVisible { .. } => "MappingNotFound",
+            DeviceError::NotMediated { .. } => "MappingWithoutMdev",
             DeviceError::NoNode(_) => "NoNodeWithDevice",
         }
     }
@@ -59,6 +73,8 @@ pub struct DeviceRequest {
     pub kind: MappingKind,
     /// The mapping ID.
     pub id: String,
+    /// The mediated device type asked for (PCI only), with its field.
+    pub mdev: Option<(String, String)>,
 }
 
 /// The devices `spec` passes through, in spec order.
@@ -71,6 +87,10 @@ pub fn device_requests(spec: &MachineRequestSpec) -> Vec<DeviceRequest> {
             field: format!("spec.pciDevices[{i}].mapping"),
             kind: MappingKind::Pci,
             id: d.mapping.clone(),
+            mdev: d
+                .mdev
+                .clone()
+                .map(|t| (format!("spec.pciDevices[{i}].mdev"), t)),
         });
     let usb = spec
         .usb_devices
@@ -80,6 +100,7 @@ pub fn device_requests(spec: &MachineRequestSpec) -> Vec<DeviceRequest> {
             field: format!("spec.usbDevices[{i}].mapping"),
             kind: MappingKind::Usb,
             id: d.mapping.clone(),
+            mdev: None,
         });
     pci.chain(usb).collect()
 }
@@ -98,7 +119,8 @@ pub async fn resolve(spec: &MachineRequestSpec, facts: &NodeFacts) -> Result<Res
 }
 
 /// The nodes where every device has a mapped device (`None`: the request has no devices, so
-/// any node), or the first mapping Proxmox does not list.
+/// any node), or the first mapping Proxmox does not list or that cannot provide the mediated
+/// device asked of it.
 pub fn nodes_with_devices(resolved: &Resolved) -> Result<Option<BTreeSet<String>>, DeviceError> {
     let mut nodes: Option<BTreeSet<String>> = None;
     for (request, mapping) in resolved {
@@ -109,6 +131,15 @@ pub fn nodes_with_devices(resolved: &Resolved) -> Result<Option<BTreeSet<String>
                 id: request.id.clone(),
             });
         };
+        if let Some((field, mdev)) = &request.mdev
+            && mapping.mdev != Some(true)
+        {
+            return Err(DeviceError::NotMediated {
+                field: field.clone(),
+                id: request.id.clone(),
+                mdev: mdev.clone(),
+            });
+        }
         let these: BTreeSet<String> = mapping.nodes().into_iter().collect();
         nodes = Some(match nodes {
             None => these,
@@ -155,6 +186,7 @@ mod tests {
                 .iter()
                 .map(|n| format!("node={n},path=0000:01:00.0,id=10de:24b0"))
                 .collect(),
+            mdev: None,
         }
     }
 
@@ -206,5 +238,34 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("/mapping/pci/gpu"), "{text}");
+    }
+
+    #[test]
+    fn a_mediated_device_is_asked_only_of_a_mapping_marked_for_them() {
+        let spec: MachineRequestSpec = serde_json::from_value(serde_json::json!({
+            "memory": { "sizeMiB": 512 }, "boot": { "network": {} },
+            "pciDevices": [{ "mapping": "gpu", "mdev": "nvidia-35" }],
+        }))
+        .expect("spec");
+        let requests = device_requests(&spec);
+        let plain = mapping("gpu", &["pve1"]);
+        let e = nodes_with_devices(&vec![(requests[0].clone(), Some(plain.clone()))])
+            .expect_err("not marked");
+        assert_eq!(e.reason(), "MappingWithoutMdev");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "spec.pciDevices[0].mdev asks for the mediated device type \"nvidia-35\" of PCI mapping \"gpu\""
+            ),
+            "{text}"
+        );
+        let marked = Mapping {
+            mdev: Some(true),
+            ..plain
+        };
+        assert_eq!(
+            nodes_with_devices(&vec![(requests[0].clone(), Some(marked))]),
+            Ok(Some(BTreeSet::from(["pve1".to_string()])))
+        );
     }
 }

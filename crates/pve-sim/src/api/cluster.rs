@@ -316,6 +316,9 @@ fn mappings(ctx: &Ctx<'_>, kind: &str) -> Value {
                 if let Some(d) = &m.description {
                     entry["description"] = json!(d);
                 }
+                if m.mdev {
+                    entry["mdev"] = json!(1);
+                }
                 entry
             })
             .collect(),

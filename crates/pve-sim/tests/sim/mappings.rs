@@ -27,17 +27,20 @@ acl:1:/mapping/usb/key:gpu@pve:PVEMappingUser:
             id: "gpu_a".into(),
             description: Some("A4000".into()),
             map: vec!["node=pve,path=0000:01:00.0,id=10de:24b0".into()],
+            mdev: false,
         },
         pve_sim::MappingConfig {
             id: "gpu_b".into(),
             description: None,
             map: vec!["node=pve,path=0000:02:00.0,id=10de:24b0".into()],
+            mdev: false,
         },
     ];
     cfg.mappings.usb = vec![pve_sim::MappingConfig {
         id: "key".into(),
         description: None,
         map: vec!["node=pve,id=1050:0407".into()],
+        mdev: false,
     }];
     cfg
 }
@@ -141,6 +144,7 @@ async fn a_start_fails_as_qemu_server_does_when_a_mapping_has_no_device_on_the_n
         id: "gpu_elsewhere".into(),
         description: None,
         map: vec!["node=pve2,path=0000:01:00.0,id=10de:24b0".into()],
+        mdev: false,
     });
     let (_sim, root) = start_root_with(cfg).await;
     let cases = [
