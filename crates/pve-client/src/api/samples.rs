@@ -328,6 +328,7 @@ pub(crate) fn all() -> Vec<Sample> {
                     source: Some(TaskSource::Active),
                     limit: Some(10),
                     since: Some(1_700_000_000),
+                    userfilter: None,
                 },
             ),
             dec::<Vec<TaskListEntry>>,

@@ -2,6 +2,7 @@
 //! task stops and returns its exit status (on failure, [`PveError::TaskFailed`] with the tail of
 //! the task log).
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::{validate_node, validate_vmid};
@@ -68,6 +69,10 @@ pub struct TaskLog {
     pub total: Option<u64>,
 }
 
+/// The page size of [`PveClient::task_states`]: enough for every task a controller runs on
+/// a node in a few seconds, small enough to stay a few kilobytes.
+const TASK_STATES_PAGE: u32 = 100;
+
 /// Filters of `GET /nodes/{node}/tasks`.
 #[derive(Debug, Clone, Default)]
 pub struct TaskListQuery {
@@ -83,6 +88,8 @@ pub struct TaskListQuery {
     pub limit: Option<u32>,
     /// Only tasks started since (unix seconds).
     pub since: Option<i64>,
+    /// Only tasks whose user contains this (Proxmox matches a substring), e.g. a token id.
+    pub userfilter: Option<String>,
 }
 
 /// `source` of the task list.
@@ -154,6 +161,18 @@ pub fn list_request(node: &str, q: &TaskListQuery) -> Result<ApiRequest> {
     }
     p.opt_int("limit", q.limit.map(i64::from));
     p.opt_int("since", q.since);
+    if let Some(u) = &q.userfilter {
+        let is_user_id = !u.is_empty()
+            && u.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "@.-_!".contains(c));
+        if !is_user_id {
+            return Err(PveError::invalid_input(
+                "userfilter",
+                format!("{u:?} is not a user or token id"),
+            ));
+        }
+        p.str("userfilter", u);
+    }
     Ok(ApiRequest::new(
         Method::Get,
         "/nodes/{node}/tasks",
@@ -205,6 +224,45 @@ impl PveClient {
     /// `GET /nodes/{node}/tasks`.
     pub async fn tasks(&self, node: &str, query: &TaskListQuery) -> Result<Vec<TaskListEntry>> {
         self.call(&list_request(node, query)?).await
+    }
+
+    /// The states of `upids`, all on `node`, from one read of the node's task list (running
+    /// and finished, since the oldest of them started, of their user when they share one): per
+    /// UPID found, `None` while it runs or its exit status (credential removed). A UPID missing
+    /// from the answer (beyond its page) is absent: ask [`PveClient::task_status`] for it.
+    pub async fn task_states(
+        &self,
+        node: &str,
+        upids: &[Upid],
+    ) -> Result<HashMap<String, Option<String>>> {
+        let Some(since) = upids.iter().map(|u| i64::from(u.starttime)).min() else {
+            return Ok(HashMap::new());
+        };
+        let user = upids
+            .first()
+            .map(|u| u.user.clone())
+            .filter(|user| upids.iter().all(|u| &u.user == user));
+        let query = TaskListQuery {
+            source: Some(TaskSource::All),
+            since: Some(since),
+            userfilter: user,
+            limit: Some(TASK_STATES_PAGE.max(upids.len() as u32 * 2)),
+            ..TaskListQuery::default()
+        };
+        let wanted: HashSet<String> = upids.iter().map(ToString::to_string).collect();
+        let entries = self.tasks(node, &query).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| wanted.contains(&e.upid))
+            .map(|e| {
+                // A running task has no status in the list (some versions say `RUNNING`).
+                let exit = e
+                    .status
+                    .filter(|s| !s.eq_ignore_ascii_case("running"))
+                    .map(|s| crate::error::clip(&self.without_credential(&s)));
+                (e.upid, exit)
+            })
+            .collect())
     }
 
     /// Polls the task with growing delays until it stops. Returns `OK` or `WARNINGS: N`; a failed
@@ -433,15 +491,21 @@ mod tests {
             source: Some(TaskSource::All),
             limit: Some(10),
             since: None,
+            userfilter: Some("pve-operator@pve!controller".into()),
         };
         assert_eq!(
             list_request("pve", &q).unwrap().params.form_encode(),
-            "vmid=100&typefilter=qmcreate&errors=1&source=all&limit=10"
+            "vmid=100&typefilter=qmcreate&errors=1&source=all&limit=10&userfilter=pve-operator%40pve%21controller"
         );
         let bad = TaskListQuery {
             typefilter: Some("qm&x".into()),
             ..TaskListQuery::default()
         };
         assert!(list_request("pve", &bad).is_err());
+        let bad_user = TaskListQuery {
+            userfilter: Some("root@pam&source=all".into()),
+            ..TaskListQuery::default()
+        };
+        assert!(list_request("pve", &bad_user).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! Tasks: status, log and list of a finished task, a failed start with the log tail in the
+//! Tasks: status, log and list of a finished task, several tasks' states from one list read, a failed start with the log tail in the
 //! error, an injected lock timeout as a retryable task failure, and an unknown task.
 
 use pve_client::api::tasks::TaskListQuery;
@@ -56,6 +56,21 @@ async fn task_status_log_and_list_describe_a_finished_task() {
         .await
         .expect("filtered list");
     assert!(only_starts.is_empty(), "{only_starts:?}");
+
+    // Several tasks' states from one list read: a finished one with its exit status; one the
+    // node never ran is absent (to be asked for by itself).
+    let never: Upid = format!(
+        "UPID:{NODE}:0000FFFF:0000FFFF:{:08X}:qmstart:999:root@pam:",
+        upid.starttime
+    )
+    .parse()
+    .expect("a UPID");
+    let states = root
+        .task_states(NODE, &[upid.clone(), never.clone()])
+        .await
+        .expect("task states");
+    assert_eq!(states.get(&upid.to_string()), Some(&Some("OK".to_string())));
+    assert!(!states.contains_key(&never.to_string()), "{states:?}");
 }
 
 #[tokio::test]

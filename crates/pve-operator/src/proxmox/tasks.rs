@@ -5,7 +5,7 @@
 //! It also bounds the load on each node: a task is started only with one of the node's slots
 //! ([`TaskTracker::reserve`]), and the slot goes back when the tracker sees the task end.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -171,59 +171,100 @@ impl TaskTracker {
     }
 }
 
-/// Polls every running task once. The tracker is held only between calls, never across one:
-/// once the controller drops it (a leader that lost its Lease), not one more call is sent.
+/// Polls every running task once: one task-list read per node that runs several of them,
+/// a status read for a node's only task and for any the list does not show. The tracker is
+/// held only between calls, never across one: once the controller drops it (a leader that
+/// lost its Lease), not one more call is sent.
 async fn poll_once(
     pve: &PveClient,
     tracked: &Weak<Mutex<HashMap<String, Tracked>>>,
     trigger: &Trigger,
 ) {
-    let running: Vec<Upid> = {
+    let mut by_node: BTreeMap<String, Vec<Upid>> = BTreeMap::new();
+    {
         let Some(tasks) = tracked.upgrade() else {
             return;
         };
         let tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks
-            .values()
-            .filter(|t| t.outcome.is_none())
-            .map(|t| t.upid.clone())
-            .collect()
-    };
-    for upid in running {
+        for task in tasks.values().filter(|t| t.outcome.is_none()) {
+            by_node
+                .entry(task.upid.node.clone())
+                .or_default()
+                .push(task.upid.clone());
+        }
+    }
+    for (node, upids) in by_node {
         if tracked.strong_count() == 0 {
             return;
         }
-        let status = match pve.task_status(&upid).await {
-            Ok(status) => status,
-            Err(error) if error.kind() == pve_client::ErrorKind::NotFound => {
-                // The task is gone from the node's log (a very old UPID): nothing to wait for.
-                tracing::warn!(%upid, %error, "task no longer known to Proxmox");
-                finish(
-                    tracked,
-                    &upid,
-                    TaskOutcome {
-                        exit: ExitStatus::parse("unknown task"),
-                        log_tail: vec![],
-                    },
-                    trigger,
-                );
-                continue;
-            }
-            Err(error) => {
-                tracing::debug!(%upid, %error, "task status not readable yet");
-                continue;
-            }
-        };
-        if status.is_running() {
-            continue;
-        }
-        let exit = ExitStatus::parse(status.exitstatus.as_deref().unwrap_or("unknown"));
-        let log_tail = if exit.is_success() || tracked.strong_count() == 0 {
-            Vec::new()
+        let listed = if upids.len() > 1 {
+            pve.task_states(&node, &upids)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::debug!(%node, %error, "task list not readable; polling each task");
+                    HashMap::new()
+                })
         } else {
-            pve.task_log_tail(&upid, 10).await.unwrap_or_default()
+            HashMap::new()
         };
-        finish(tracked, &upid, TaskOutcome { exit, log_tail }, trigger);
+        for upid in upids {
+            if tracked.strong_count() == 0 {
+                return;
+            }
+            let exit = match listed.get(&upid.to_string()) {
+                Some(None) => continue,
+                Some(Some(exit)) => ExitStatus::parse(exit),
+                None => match status_of(pve, &upid).await {
+                    Polled::Running => continue,
+                    Polled::Gone => {
+                        finish(
+                            tracked,
+                            &upid,
+                            TaskOutcome {
+                                exit: ExitStatus::parse("unknown task"),
+                                log_tail: vec![],
+                            },
+                            trigger,
+                        );
+                        continue;
+                    }
+                    Polled::Finished(exit) => exit,
+                },
+            };
+            let log_tail = if exit.is_success() || tracked.strong_count() == 0 {
+                Vec::new()
+            } else {
+                pve.task_log_tail(&upid, 10).await.unwrap_or_default()
+            };
+            finish(tracked, &upid, TaskOutcome { exit, log_tail }, trigger);
+        }
+    }
+}
+
+/// What one status read says of a task.
+enum Polled {
+    /// Still running, or not readable yet.
+    Running,
+    /// Gone from the node's log (a very old UPID): nothing to wait for.
+    Gone,
+    /// Finished with this exit status.
+    Finished(ExitStatus),
+}
+
+async fn status_of(pve: &PveClient, upid: &Upid) -> Polled {
+    match pve.task_status(upid).await {
+        Ok(status) if status.is_running() => Polled::Running,
+        Ok(status) => Polled::Finished(ExitStatus::parse(
+            status.exitstatus.as_deref().unwrap_or("unknown"),
+        )),
+        Err(error) if error.kind() == pve_client::ErrorKind::NotFound => {
+            tracing::warn!(%upid, %error, "task no longer known to Proxmox");
+            Polled::Gone
+        }
+        Err(error) => {
+            tracing::debug!(%upid, %error, "task status not readable yet");
+            Polled::Running
+        }
     }
 }
 
