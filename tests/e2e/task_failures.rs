@@ -1,6 +1,7 @@
 //! Failed and slow Proxmox tasks, end to end: a task that cannot succeed is sent once per
 //! generation of the spec (and again on the retry annotation), one that fails on a lock is sent
-//! again, and one that runs past `--task-deadline` is reported while the controller waits on.
+//! again, one that runs past `--task-deadline` is reported while the controller waits on, and
+//! tasks running side by side are followed by one task-list read per round.
 
 use std::future::Future;
 use std::time::Duration;
@@ -284,5 +285,34 @@ async fn a_task_past_its_deadline_is_reported_once_with_its_upid_and_still_waite
     assert_eq!(status.current_task, Some(task));
     assert!(status.is_true("TaskOverdue"));
     assert_eq!(overdue_events(event_reasons(&h, "slow").await), 1);
+    h.stop().await;
+}
+
+/// Several of the controller's tasks running on one node cost one task-list read per poll
+/// round, not a status read per task: while two or more run, none is polled by itself.
+#[tokio::test]
+async fn tasks_running_side_by_side_on_a_node_are_followed_by_one_list_read_per_round() {
+    let h = Harness::start_with("task-list", |options| {
+        options.config.task_durations_ms.create = 2_000;
+        options.config.task_durations_ms.start = 1_500;
+    })
+    .await;
+    let names = ["side-a", "side-b", "side-c", "side-d"];
+    for name in names {
+        h.apply(name, small_spec()).await;
+    }
+    for name in names {
+        h.wait_ready(name).await;
+    }
+    let lists = calls(&h, "GET /nodes/{node}/tasks");
+    let one_by_one = calls(&h, "GET /nodes/{node}/tasks/{upid}/status");
+    let tasks = h.sim.stats().tasks_started;
+    assert!(tasks >= 8, "a create and a start each: {tasks}");
+    assert!(lists > 0, "the node's task list was read");
+    assert!(
+        one_by_one < lists && one_by_one < tasks,
+        "{one_by_one} status reads for {tasks} tasks, beside {lists} list reads: only a node's \
+         lone task is read by itself"
+    );
     h.stop().await;
 }
