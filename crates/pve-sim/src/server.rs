@@ -101,6 +101,7 @@ impl SimServer {
             sim: Mutex::new(Sim::new(state, initial)),
             router: Router::build(),
             persist_notify: tokio::sync::Notify::new(),
+            workers: Default::default(),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(accept_loop(

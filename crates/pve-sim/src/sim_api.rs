@@ -29,12 +29,22 @@ pub fn handle(shared: &Shared, method: &str, rest: &str, body: &Bytes) -> Respon
         ("GET", "/stats") => {
             let mut v = serde_json::to_value(&sim.stats).unwrap_or(Value::Null);
             v["tasks_in_flight"] = json!(sim.state.tasks_in_flight());
+            if sim.state.config.capacity.is_some() {
+                let storages = &sim.state.capacity;
+                let mut counters = sim.stats.capacity.clone().unwrap_or_default();
+                counters
+                    .locks
+                    .insert("storage".into(), storages.lock_counters.clone());
+                counters.max_concurrent_copies = storages.max_concurrent_copies.clone();
+                v["capacity"] = json!(counters);
+            }
             v["vms"] = json!(sim.state.vms.len());
             plain_json(200, &v)
         }
         ("DELETE", "/stats") => {
             sim.stats = Default::default();
             sim.requests = Default::default();
+            sim.state.capacity.reset_counters();
             plain_json(200, &Value::Null)
         }
         ("GET", "/requests") => plain_json(200, &json!(sim.requests.records())),

@@ -223,6 +223,9 @@ pub struct SimState {
     /// The checksums of downloaded files ([`crate::storage_files`]), by node and volume.
     #[serde(default)]
     pub file_checksums: BTreeMap<String, BTreeMap<String, String>>,
+    /// The capacity model's storage locks and copies (not persisted).
+    #[serde(skip)]
+    pub capacity: crate::capacity::StorageRuntime,
 }
 
 /// The most tasks kept; older finished ones are dropped.
@@ -269,6 +272,7 @@ impl SimState {
             clock_offset_ms: 0,
             boot_time: (now_ms / 1000).saturating_sub(86_400),
             file_checksums: BTreeMap::new(),
+            capacity: Default::default(),
         };
         state.seed_inventory();
         Ok(state)
@@ -450,7 +454,12 @@ impl SimState {
         let pstart = (now_ms / 10).saturating_sub(self.boot_time * 100);
         let upid = encode_upid(node, pid, pstart, starttime, kind, id, user);
         let duration = self.config.task_durations_ms.for_kind(kind);
-        let vmid = action.vmid();
+        let model = self.config.capacity.clone();
+        let vmid = if model.is_some() {
+            action.flock_vmid()
+        } else {
+            action.vmid()
+        };
         self.tasks.push(Task {
             upid: upid.clone(),
             node: node.to_string(),
@@ -476,6 +485,9 @@ impl SimState {
             && let Some(pos) = self.tasks.iter().position(|t| !t.running())
         {
             self.tasks.remove(pos);
+        }
+        if let Some(model) = &model {
+            crate::capacity::durations::plan_task(self, model, &upid, node, now_ms);
         }
         upid
     }

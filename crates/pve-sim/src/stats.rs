@@ -24,6 +24,9 @@ pub struct Stats {
     /// The most tasks that ran at once on each node (a high-water mark, for tests of clients
     /// that promise to bound their load).
     pub max_tasks_in_flight_by_node: BTreeMap<String, u64>,
+    /// The capacity model's counters (only when the model is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::capacity::CapacityStats>,
 }
 
 impl Stats {
@@ -52,6 +55,11 @@ impl Stats {
             .entry(node.to_string())
             .or_default();
         *max = (*max).max(running);
+    }
+
+    /// The capacity counters, made on first use.
+    pub fn capacity_mut(&mut self) -> &mut crate::capacity::CapacityStats {
+        self.capacity.get_or_insert_with(Default::default)
     }
 
     /// Counts one started task.

@@ -123,6 +123,18 @@ impl TaskAction {
     }
 }
 
+impl TaskAction {
+    /// The VM whose config flock the task holds under the capacity model: as [`TaskAction::vmid`],
+    /// except that a clone holds its target's (qemu-server `lock_target_vm` wraps the whole
+    /// clone; the template's is only taken shared).
+    pub fn flock_vmid(&self) -> u32 {
+        match self {
+            TaskAction::Clone { newid, .. } => *newid,
+            other => other.vmid(),
+        }
+    }
+}
+
 /// One task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Task {
