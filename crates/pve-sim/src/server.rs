@@ -205,6 +205,12 @@ impl RunningSim {
         self.shared.lock().stats.clone()
     }
 
+    /// The capacity model's counters (as `capacity` in `GET /_sim/stats`); `None` when the
+    /// model is off.
+    pub fn capacity_stats(&self) -> Option<crate::capacity::CapacityStats> {
+        self.shared.lock().capacity_stats()
+    }
+
     /// The requests received so far, in arrival order (as `GET /_sim/requests`).
     pub fn requests(&self) -> Vec<crate::requests::RequestRecord> {
         self.shared.lock().requests.records()

@@ -29,13 +29,7 @@ pub fn handle(shared: &Shared, method: &str, rest: &str, body: &Bytes) -> Respon
         ("GET", "/stats") => {
             let mut v = serde_json::to_value(&sim.stats).unwrap_or(Value::Null);
             v["tasks_in_flight"] = json!(sim.state.tasks_in_flight());
-            if sim.state.config.capacity.is_some() {
-                let storages = &sim.state.capacity;
-                let mut counters = sim.stats.capacity.clone().unwrap_or_default();
-                counters
-                    .locks
-                    .insert("storage".into(), storages.lock_counters.clone());
-                counters.max_concurrent_copies = storages.max_concurrent_copies.clone();
+            if let Some(counters) = sim.capacity_stats() {
                 v["capacity"] = json!(counters);
             }
             v["vms"] = json!(sim.state.vms.len());
@@ -44,7 +38,7 @@ pub fn handle(shared: &Shared, method: &str, rest: &str, body: &Bytes) -> Respon
         ("DELETE", "/stats") => {
             sim.stats = Default::default();
             sim.requests = Default::default();
-            sim.state.capacity.reset_counters();
+            sim.storages.reset_counters();
             plain_json(200, &Value::Null)
         }
         ("GET", "/requests") => plain_json(200, &json!(sim.requests.records())),
@@ -74,6 +68,7 @@ pub fn handle(shared: &Shared, method: &str, rest: &str, body: &Bytes) -> Respon
             sim.stats = Default::default();
             sim.requests = Default::default();
             sim.faults = Default::default();
+            sim.storages = Default::default();
             sim.dirty = true;
             shared.persist_notify.notify_one();
             plain_json(200, &Value::Null)

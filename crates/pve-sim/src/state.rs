@@ -223,9 +223,6 @@ pub struct SimState {
     /// The checksums of downloaded files ([`crate::storage_files`]), by node and volume.
     #[serde(default)]
     pub file_checksums: BTreeMap<String, BTreeMap<String, String>>,
-    /// The capacity model's storage locks and copies (not persisted).
-    #[serde(skip)]
-    pub capacity: crate::capacity::StorageRuntime,
 }
 
 /// The most tasks kept; older finished ones are dropped.
@@ -272,7 +269,6 @@ impl SimState {
             clock_offset_ms: 0,
             boot_time: (now_ms / 1000).saturating_sub(86_400),
             file_checksums: BTreeMap::new(),
-            capacity: Default::default(),
         };
         state.seed_inventory();
         Ok(state)
@@ -454,12 +450,7 @@ impl SimState {
         let pstart = (now_ms / 10).saturating_sub(self.boot_time * 100);
         let upid = encode_upid(node, pid, pstart, starttime, kind, id, user);
         let duration = self.config.task_durations_ms.for_kind(kind);
-        let model = self.config.capacity.clone();
-        let vmid = if model.is_some() {
-            action.flock_vmid()
-        } else {
-            action.vmid()
-        };
+        let vmid = action.held_flock(self.config.capacity.is_some());
         self.tasks.push(Task {
             upid: upid.clone(),
             node: node.to_string(),
@@ -485,9 +476,6 @@ impl SimState {
             && let Some(pos) = self.tasks.iter().position(|t| !t.running())
         {
             self.tasks.remove(pos);
-        }
-        if let Some(model) = &model {
-            crate::capacity::durations::plan_task(self, model, &upid, node, now_ms);
         }
         upid
     }
@@ -558,6 +546,8 @@ pub struct Sim {
     pub lock_timeout_fault: bool,
     /// Downloads a handler started, for the pipeline to spawn once the state is unlocked.
     pub downloads: Vec<crate::storage_files::DownloadJob>,
+    /// The capacity model's storage locks and copies.
+    pub storages: crate::capacity::StorageRuntime,
 }
 
 impl Sim {
@@ -573,6 +563,7 @@ impl Sim {
             lock_wait: None,
             lock_timeout_fault: false,
             downloads: Vec::new(),
+            storages: Default::default(),
         }
     }
 

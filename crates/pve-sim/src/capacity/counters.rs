@@ -48,6 +48,21 @@ pub struct LockCounters {
     pub timeouts: u64,
 }
 
+impl crate::state::Sim {
+    /// The capacity counters: the pools' and VM flocks' (kept in the stats) with the storages'
+    /// (kept with the storage locks); `None` when the model is off.
+    pub fn capacity_stats(&self) -> Option<CapacityStats> {
+        self.state.config.capacity.as_ref()?;
+        let storages = &self.storages;
+        let mut counters = self.stats.capacity.clone().unwrap_or_default();
+        counters
+            .locks
+            .insert("storage".into(), storages.lock_counters.clone());
+        counters.max_concurrent_copies = storages.max_concurrent_copies.clone();
+        Some(counters)
+    }
+}
+
 impl CapacityStats {
     /// The counters of `node`'s `pool`.
     pub fn pool(&mut self, node: &str, pool: &str) -> &mut PoolCounters {

@@ -10,7 +10,7 @@ use super::locks::{
 };
 use super::model::CapacityModel;
 use crate::qemu::drive::{Drive, drive_size, is_drive_key};
-use crate::state::SimState;
+use crate::state::{Sim, SimState};
 use crate::tasks::TaskAction;
 
 /// Disks a create request allocates: count per storage.
@@ -48,30 +48,26 @@ fn source_disks(state: &SimState, vmid: u32) -> Vec<(String, u64)> {
 /// Takes storage `storage`'s allocation lock for `disks` allocations; `Err` holds the time and
 /// message of a lock timeout.
 fn allocate(
-    state: &mut SimState,
+    sim: &mut Sim,
     model: &CapacityModel,
     storage: &str,
     node: &str,
     disks: u64,
     now_ms: u64,
 ) -> Result<u64, (u64, String)> {
-    let shared = state.config.storage(storage).is_some_and(|s| s.shared);
+    let shared = sim.state.config.storage(storage).is_some_and(|s| s.shared);
     let key = storage_key(storage, node, shared);
     let hold = disks * model.alloc_ms_per_disk;
-    match state
-        .capacity
-        .allocate(&key, now_ms, hold, model.storage_lock_timeout_ms)
-    {
+    let storages = &mut sim.storages;
+    match storages.allocate(&key, now_ms, hold, model.storage_lock_timeout_ms) {
         Allocation::Done { at_ms, waited_ms } => {
             if waited_ms > 0 {
-                state.capacity.note_lock_wait(waited_ms, false);
+                storages.note_lock_wait(waited_ms, false);
             }
             Ok(at_ms)
         }
         Allocation::TimedOut { at_ms } => {
-            state
-                .capacity
-                .note_lock_wait(model.storage_lock_timeout_ms, true);
+            storages.note_lock_wait(model.storage_lock_timeout_ms, true);
             let message = if shared {
                 shared_storage_lock_timeout_message(storage)
             } else {
@@ -84,17 +80,17 @@ fn allocate(
 
 /// Sets when task `upid` (just started on `node` at `now_ms`) ends under `model`, or makes it
 /// fail with a storage lock timeout. Tasks the model does not cover keep their duration.
-pub fn plan_task(state: &mut SimState, model: &CapacityModel, upid: &str, node: &str, now_ms: u64) {
-    let Some(action) = state.task(upid).map(|t| t.action.clone()) else {
+pub fn plan_task(sim: &mut Sim, model: &CapacityModel, upid: &str, node: &str, now_ms: u64) {
+    let Some(action) = sim.state.task(upid).map(|t| t.action.clone()) else {
         return;
     };
     let end = match &action {
         TaskAction::Create { conf, .. } => {
             let mut done = now_ms;
             for (storage, disks) in new_disks(conf) {
-                match allocate(state, model, &storage, node, disks, done) {
+                match allocate(sim, model, &storage, node, disks, done) {
                     Ok(at) => done = at,
-                    Err(failure) => return fail(state, upid, failure),
+                    Err(failure) => return fail(&mut sim.state, upid, failure),
                 }
             }
             Ok(done + model.create_task_ms)
@@ -105,36 +101,36 @@ pub fn plan_task(state: &mut SimState, model: &CapacityModel, upid: &str, node: 
             storage,
             ..
         } => {
-            let disks = source_disks(state, *vmid);
+            let disks = source_disks(&sim.state, *vmid);
             let target = storage
                 .clone()
                 .or_else(|| disks.first().map(|(s, _)| s.clone()))
                 .unwrap_or_default();
-            let allocated = allocate(state, model, &target, node, disks.len() as u64, now_ms);
+            let allocated = allocate(sim, model, &target, node, disks.len() as u64, now_ms);
             match allocated {
-                Err(failure) => return fail(state, upid, failure),
+                Err(failure) => return fail(&mut sim.state, upid, failure),
                 Ok(at) if !*full => Ok(at + model.linked_clone_ms),
                 Ok(at) => {
                     let bytes = disks.iter().map(|(_, b)| b).sum();
-                    let shared = state.config.storage(&target).is_some_and(|s| s.shared);
+                    let shared = sim.state.config.storage(&target).is_some_and(|s| s.shared);
                     let key = storage_key(&target, node, shared);
                     let bw = model.bytes_per_ms(&target);
                     // The new copy may push back the end of every copy on that storage.
-                    for (task, end) in state.capacity.add_copy(&key, upid, now_ms, at, bytes, bw) {
-                        state.set_task_end(&task, end);
+                    for (task, end) in sim.storages.add_copy(&key, upid, now_ms, at, bytes, bw) {
+                        sim.state.set_task_end(&task, end);
                     }
                     return;
                 }
             }
         }
         TaskAction::Start { vmid } => {
-            let memory = state.vms.get(vmid).map_or(512, |vm| vm.memory_mib());
+            let memory = sim.state.vms.get(vmid).map_or(512, |vm| vm.memory_mib());
             Ok(now_ms + model.start_ms(memory))
         }
         _ => Err(()),
     };
     if let Ok(end) = end {
-        state.set_task_end(upid, end);
+        sim.state.set_task_end(upid, end);
     }
 }
 

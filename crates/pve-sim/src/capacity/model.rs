@@ -302,6 +302,24 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_yaml_turns_the_model_on_by_preset_or_parameters_and_leaves_it_off_by_default() {
+        let nodes = "nodes:\n  - {name: pve, cpus: 4, memory: 8G}\ntemplates: []\n";
+        let off = crate::ClusterConfig::from_yaml(nodes).expect("valid");
+        assert_eq!(off.capacity, None);
+        assert_eq!(off.vm_flock_timeout_ms(), off.flock_timeout_ms);
+        let preset = crate::ClusterConfig::from_yaml(&format!("{nodes}capacity: pve_default\n"))
+            .expect("valid");
+        assert_eq!(preset.capacity, Some(CapacityModel::pve_default()));
+        let custom =
+            format!("{nodes}capacity:\n  daemon_workers: 1\n  flock_timeout_ms: {{update: 500}}\n");
+        let custom = crate::ClusterConfig::from_yaml(&custom).expect("valid");
+        assert_eq!(custom.vm_flock_timeout_ms(), 500);
+        assert_eq!(custom.task_flock_timeout_ms("qmclone"), 1_000);
+        let bad = crate::ClusterConfig::from_yaml(&format!("{nodes}capacity: fast\n"));
+        assert!(bad.is_err());
+    }
+
+    #[test]
     fn presets_and_partial_yaml_keep_the_defaults() {
         assert_eq!(
             CapacityModel::preset("realistic"),

@@ -263,11 +263,7 @@ fn fail_task_with_lock_timeout(ctx: &mut Ctx<'_>, reply: &Reply, vmid: u32) {
 fn start_task(ctx: &mut Ctx<'_>, node: &str, kind: &str, id: &str, action: TaskAction) -> Reply {
     let user = ctx.auth_id();
     let now = ctx.now_ms;
-    let vmid = if ctx.sim.state.config.capacity.is_some() {
-        action.flock_vmid()
-    } else {
-        action.vmid()
-    };
+    let vmid = action.held_flock(ctx.sim.state.config.capacity.is_some());
     let busy = ctx
         .sim
         .state
@@ -275,6 +271,9 @@ fn start_task(ctx: &mut Ctx<'_>, node: &str, kind: &str, id: &str, action: TaskA
         .filter(|until| *until > now);
     let times_out = task_flock_times_out(ctx, kind, vmid);
     let upid = ctx.sim.state.start_task(node, kind, id, &user, action, now);
+    if let Some(model) = ctx.sim.state.config.capacity.clone() {
+        crate::capacity::durations::plan_task(ctx.sim, &model, &upid, node, now);
+    }
     let timeout = ctx.sim.state.config.task_flock_timeout_ms(kind);
     if let Some(until) = busy
         && let Some(task) = ctx.sim.state.task_mut(&upid)
