@@ -289,7 +289,11 @@ async fn api(
     let mut task_failure = None;
     let mut lock_timeout_in_task = false;
     let mut answer_delay_ms = 0u64;
-    let version = shared.lock().state.config.pve_version;
+    let (version, capacity) = {
+        let sim = shared.lock();
+        let config = &sim.state.config;
+        (config.pve_version, config.capacity.clone())
+    };
     let count_status = |code: u16| shared.lock().stats.count_status(code);
     for fault in &faults {
         match fault {
@@ -325,7 +329,6 @@ async fn api(
     }
 
     // Under the capacity model the request waits for a worker of its node's pool first.
-    let capacity = shared.lock().state.config.capacity.clone();
     let worker = match &capacity {
         Some(model) => {
             match crate::capacity::workers::enter(shared, model, method, route.path, &raw).await {

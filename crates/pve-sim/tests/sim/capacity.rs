@@ -8,7 +8,7 @@ use pve_sim::config::{ClusterConfig, NodeConfig, Size, TemplateConfig};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{Api, fast_config, sim_get, start_root_with};
+use crate::support::{Api, fast_config, raw_get, sim_get, start_root_with, start_with};
 
 /// A model whose calls cost nothing and whose tasks take only what a test sets.
 fn quiet_model() -> CapacityModel {
@@ -96,6 +96,31 @@ async fn a_request_not_answered_within_the_proxy_timeout_gets_596() {
     assert_eq!(answers[1].1, Value::Null, "596 has an empty body");
     assert_eq!(daemon(&sim).timeouts, 2);
     assert_eq!(sim.stats().responses_by_status.get(&596), Some(&2));
+}
+
+#[tokio::test]
+async fn a_handler_slower_than_the_proxy_timeout_answers_596_and_keeps_its_effect() {
+    let mut model = quiet_model();
+    model.proxy_timeout_ms = 300;
+    model.call_cost_ms.status_current = 1_000;
+    model.call_cost_ms.config_write = 1_000;
+    let sim = start_with(with_model(model), true).await;
+    let api = Api::root(&sim).await;
+    let cookie = format!("Cookie: PVEAuthCookie={}\r\n", api.ticket());
+    let path = "/nodes/pve/qemu/9000/status/current";
+    let (code, reason, _, body) = raw_get(&sim, path, &cookie).await;
+    assert_eq!(
+        (code, reason.as_str(), body.as_str()),
+        (596, "Connection timed out", "")
+    );
+    // The change was made before pveproxy gave up.
+    let change = [("description", "changed")];
+    let (code, _) = api
+        .call(Method::PUT, "/nodes/pve/qemu/9000/config", &change)
+        .await;
+    assert_eq!(code, 596);
+    let conf = api.get("/nodes/pve/qemu/9000/config").await;
+    assert_eq!(conf["description"], "changed");
 }
 
 #[tokio::test]
