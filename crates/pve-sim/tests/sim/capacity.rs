@@ -79,8 +79,8 @@ async fn a_fourth_slow_call_waits_for_one_of_the_three_daemon_workers() {
 async fn a_request_not_answered_within_the_proxy_timeout_gets_596() {
     let mut model = quiet_model();
     model.daemon_workers = 1;
-    model.proxy_timeout_ms = 1_100;
-    model.call_cost_ms.status_current = 1_000;
+    model.proxy_timeout_ms = 2_100;
+    model.call_cost_ms.status_current = 2_000;
     let (sim, api) = start_root_with(with_model(model)).await;
     let path = "/nodes/pve/qemu/9000/status/current";
     let calls = (0..3).map(|_| {
@@ -90,7 +90,7 @@ async fn a_request_not_answered_within_the_proxy_timeout_gets_596() {
     let mut answers = futures::future::join_all(calls).await;
     answers.sort_by_key(|(code, _)| *code);
     let codes: Vec<u16> = answers.iter().map(|(code, _)| *code).collect();
-    // The first is answered after 1 s; the second waited for it and would answer after 2 s;
+    // The first is answered after 2 s; the second waited for it and would answer after 4 s;
     // the third waits in the queue past the timeout.
     assert_eq!(codes, vec![200, 596, 596]);
     assert_eq!(answers[1].1, Value::Null, "596 has an empty body");
@@ -151,16 +151,16 @@ async fn a_config_change_waits_for_the_clone_holding_the_new_vms_flock_and_times
 #[tokio::test]
 async fn allocations_on_one_local_storage_take_turns_and_the_late_one_times_out() {
     let mut model = quiet_model();
-    model.alloc_ms_per_disk = 2_000;
-    model.storage_lock_timeout_ms = 3_000;
+    model.alloc_ms_per_disk = 3_000;
+    model.storage_lock_timeout_ms = 4_000;
     let (sim, api) = start_root_with(with_model(model)).await;
     let disk = [("scsi0", "local-lvm:1")];
     let first = api.start_create("201", &disk).await;
     let second = api.start_create("202", &disk).await;
     let third = api.start_create("203", &disk).await;
     // The second allocation starts when the first ends.
-    assert_eq!(task_end(&sim, &second) - task_end(&sim, &first), 2_000);
-    // The third would wait about 4 s for the lock, longer than its 3 s.
+    assert_eq!(task_end(&sim, &second) - task_end(&sim, &first), 3_000);
+    // The third would wait about 6 s for the lock, longer than its 4 s.
     let status = api.wait_task(&third).await;
     assert_eq!(
         status["exitstatus"],
@@ -214,7 +214,7 @@ async fn block_storage(api: &Api, node: &str, vmid: &str) -> String {
 #[tokio::test]
 async fn two_full_clones_on_one_storage_share_its_bandwidth() {
     let mut model = quiet_model();
-    model.alloc_ms_per_disk = 100;
+    model.alloc_ms_per_disk = 200;
     // 8 GiB at 1 GiB/s: 8 s alone.
     model.copy_bandwidth_mib_s = 1024.0;
     let (sim, api) = start_root_with(two_nodes(Some(model))).await;
@@ -226,10 +226,10 @@ async fn two_full_clones_on_one_storage_share_its_bandwidth() {
         .await;
     let near = |got: u64, want: u64| got.abs_diff(want) <= 1;
     let alone_ms = task_end(&sim, &alone) - task_end(&sim, &blocker);
-    assert!(near(alone_ms, 100 + 8_000), "{alone_ms}");
-    // Two on pve: `a` copies alone for the 100 ms of `b`'s allocation, then both share the
+    assert!(near(alone_ms, 200 + 8_000), "{alone_ms}");
+    // Two on pve: `a` copies alone for the 200 ms of `b`'s allocation, then both share the
     // bandwidth until `a` is done: its allocation and copy take 16 s, twice the 8 s alone.
-    // `b` copies the last 100 ms alone.
+    // `b` copies the last 200 ms alone.
     let blocker = block_storage(&api, "pve", "310").await;
     let a = api
         .upid(Method::POST, "/nodes/pve/qemu/9000/clone", &full("311"))
@@ -240,7 +240,7 @@ async fn two_full_clones_on_one_storage_share_its_bandwidth() {
     let a_ms = task_end(&sim, &a) - task_end(&sim, &blocker);
     assert!(near(a_ms, 2 * 8_000), "{a_ms}");
     let b_after_a = task_end(&sim, &b) - task_end(&sim, &a);
-    assert!(near(b_after_a, 100), "{b_after_a}");
+    assert!(near(b_after_a, 200), "{b_after_a}");
     let stats = sim.capacity_stats().expect("on");
     assert_eq!(stats.max_concurrent_copies["local-lvm@pve"], 2);
     assert_eq!(stats.max_concurrent_copies["local-lvm@pve2"], 1);
