@@ -93,7 +93,13 @@ pub fn plan_task(sim: &mut Sim, model: &CapacityModel, upid: &str, node: &str, n
                     Err(failure) => return fail(&mut sim.state, upid, failure),
                 }
             }
-            Ok(done + model.create_task_ms)
+            match imports(&sim.state, conf, node) {
+                Some((target, bytes)) => {
+                    let copy = (target.as_str(), done, bytes, model.create_task_ms);
+                    return copy_then(sim, model, upid, node, now_ms, copy);
+                }
+                None => Ok(done + model.create_task_ms),
+            }
         }
         TaskAction::Clone {
             vmid,
@@ -112,14 +118,7 @@ pub fn plan_task(sim: &mut Sim, model: &CapacityModel, upid: &str, node: &str, n
                 Ok(at) if !*full => Ok(at + model.linked_clone_ms),
                 Ok(at) => {
                     let bytes = disks.iter().map(|(_, b)| b).sum();
-                    let shared = sim.state.config.storage(&target).is_some_and(|s| s.shared);
-                    let key = storage_key(&target, node, shared);
-                    let bw = model.bytes_per_ms(&target);
-                    // The new copy may push back the end of every copy on that storage.
-                    for (task, end) in sim.storages.add_copy(&key, upid, now_ms, at, bytes, bw) {
-                        sim.state.set_task_end(&task, end);
-                    }
-                    return;
+                    return copy_then(sim, model, upid, node, now_ms, (&target, at, bytes, 0));
                 }
             }
         }
@@ -132,6 +131,44 @@ pub fn plan_task(sim: &mut Sim, model: &CapacityModel, upid: &str, node: &str, n
     if let Ok(end) = end {
         sim.state.set_task_end(upid, end);
     }
+}
+
+/// Adds task `upid`'s copy `(storage, start_ms, bytes, tail_ms)` to that storage's shared
+/// bandwidth and moves the end of every task copying there.
+fn copy_then(
+    sim: &mut Sim,
+    model: &CapacityModel,
+    upid: &str,
+    node: &str,
+    now_ms: u64,
+    (storage, start_ms, bytes, tail_ms): (&str, u64, u64, u64),
+) {
+    let shared = sim.state.config.storage(storage).is_some_and(|s| s.shared);
+    let key = storage_key(storage, node, shared);
+    let bw = model.bytes_per_ms(storage);
+    let ends = sim
+        .storages
+        .add_copy(&key, upid, now_ms, start_ms, bytes, tail_ms, bw);
+    for (task, end) in ends {
+        sim.state.set_task_end(&task, end);
+    }
+}
+
+/// The `import-from` copies of a create: the first import's target storage and the bytes of all
+/// its sources (one copy per task).
+fn imports(state: &SimState, conf: &BTreeMap<String, String>, node: &str) -> Option<(String, u64)> {
+    let mut target = None;
+    let mut bytes = 0;
+    for (k, v) in conf.iter().filter(|(k, _)| is_drive_key(k)) {
+        let Some(d) = Drive::parse(k, v) else {
+            continue;
+        };
+        if let Some(src) = d.opts.get("import-from") {
+            target = target.or_else(|| d.storage().map(str::to_string));
+            bytes += state.volume(src, node).map_or(0, |vol| vol.size);
+        }
+    }
+    target.map(|t| (t, bytes))
 }
 
 fn fail(state: &mut SimState, upid: &str, (at_ms, message): (u64, String)) {

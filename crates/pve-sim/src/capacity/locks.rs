@@ -37,6 +37,8 @@ pub struct CopyJob {
     pub start_ms: f64,
     /// Bytes still to copy at the storage's reference time.
     pub remaining: f64,
+    /// What the task does after its copy, ms.
+    pub tail_ms: u64,
 }
 
 /// The copies of one storage, as of `at_ms`.
@@ -156,8 +158,10 @@ impl StorageRuntime {
         Allocation::Done { at_ms, waited_ms }
     }
 
-    /// Adds a copy of `bytes` by task `upid` to storage `key`, starting at `start_ms`; returns
-    /// the end (ms) of every copy on that storage, which the new one may have pushed back.
+    /// Adds a copy of `bytes` by task `upid` to storage `key`, starting at `start_ms` and
+    /// followed by `tail_ms` of other work; returns the end (ms) of every task copying to that
+    /// storage, which the new copy may have pushed back.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_copy(
         &mut self,
         key: &str,
@@ -165,6 +169,7 @@ impl StorageRuntime {
         now_ms: u64,
         start_ms: u64,
         bytes: u64,
+        tail_ms: u64,
         bytes_per_ms: f64,
     ) -> Vec<(String, u64)> {
         let copies = self.copies.entry(key.to_string()).or_default();
@@ -176,6 +181,7 @@ impl StorageRuntime {
             upid: upid.to_string(),
             start_ms: start_ms as f64,
             remaining: bytes as f64,
+            tail_ms,
         });
         let peak = copies.jobs.len() as u64;
         let max = self
@@ -188,7 +194,10 @@ impl StorageRuntime {
         projected
             .iter()
             .zip(ends)
-            .map(|(j, end)| (j.upid.clone(), end.unwrap_or(j.start_ms).ceil() as u64))
+            .map(|(j, end)| {
+                let end = end.unwrap_or(j.start_ms).ceil() as u64;
+                (j.upid.clone(), end + j.tail_ms)
+            })
             .collect()
     }
 }
@@ -202,6 +211,7 @@ mod tests {
             upid: upid.into(),
             start_ms,
             remaining,
+            tail_ms: 0,
         }
     }
 
@@ -230,11 +240,12 @@ mod tests {
     fn adding_a_copy_moves_the_running_ones_back() {
         let mut rt = StorageRuntime::default();
         assert_eq!(
-            rt.add_copy("s@n", "a", 0, 0, 1000, 10.0),
+            rt.add_copy("s@n", "a", 0, 0, 1000, 0, 10.0),
             vec![("a".into(), 100)]
         );
-        let ends = rt.add_copy("s@n", "b", 50, 50, 1000, 10.0);
-        assert_eq!(ends, vec![("a".into(), 150), ("b".into(), 200)]);
+        // `b` does 7 ms of other work after its copy.
+        let ends = rt.add_copy("s@n", "b", 50, 50, 1000, 7, 10.0);
+        assert_eq!(ends, vec![("a".into(), 150), ("b".into(), 207)]);
         assert_eq!(rt.max_concurrent_copies["s@n"], 2);
     }
 

@@ -8,7 +8,9 @@ use pve_sim::config::{ClusterConfig, NodeConfig, Size, TemplateConfig};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{Api, fast_config, raw_get, sim_get, start_root_with, start_with};
+use crate::support::{
+    Api, advance_clock, fast_config, raw_get, sim_get, start_root_with, start_with,
+};
 
 /// A model whose calls cost nothing and whose tasks take only what a test sets.
 fn quiet_model() -> CapacityModel {
@@ -268,4 +270,31 @@ async fn without_a_capacity_section_calls_and_tasks_behave_as_before() {
     assert!(sim.capacity_stats().is_none());
     assert!(sim.stats().capacity.is_none());
     assert!(sim_get(&sim, "/_sim/stats").await.get("capacity").is_none());
+}
+
+#[tokio::test]
+async fn an_import_shares_the_bandwidth_with_a_full_clone() {
+    let mut model = quiet_model();
+    model.alloc_ms_per_disk = 200;
+    model.copy_bandwidth_mib_s = 1024.0;
+    let (sim, api) = start_root_with(with_model(model)).await;
+    let blocker = block_storage(&api, "pve", "310").await;
+    // The template's 8 GiB disk, imported into a new VM and cloned at the same time.
+    let disk = [(
+        "scsi0",
+        "local-lvm:0,import-from=local-lvm:base-9000-disk-0",
+    )];
+    let import = api.start_create("311", &disk).await;
+    let clone = [("newid", "312"), ("full", "1")];
+    let clone = api
+        .upid(Method::POST, "/nodes/pve/qemu/9000/clone", &clone)
+        .await;
+    let import_ms = task_end(&sim, &import) - task_end(&sim, &blocker);
+    assert!(import_ms.abs_diff(2 * 8_000) <= 1, "{import_ms}");
+    let clone_after = task_end(&sim, &clone) - task_end(&sim, &import);
+    assert!(clone_after.abs_diff(200) <= 1, "{clone_after}");
+    // Past both ends on the simulator's clock, both finished.
+    advance_clock(&sim, 20).await;
+    assert_eq!(api.wait_task(&import).await["exitstatus"], "OK");
+    assert_eq!(api.wait_task(&clone).await["exitstatus"], "OK");
 }
