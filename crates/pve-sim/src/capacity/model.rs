@@ -320,6 +320,23 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_parameters_are_the_preset_with_one_override() {
+        let doc = include_str!("../../../../docs/pve-sim-capacity.md");
+        let start = doc
+            .find("capacity:                      #")
+            .expect("the example");
+        let block = &doc[start..];
+        let block = &block[..block.find("```").expect("its end")];
+        let model: CapacityModel = serde_yaml::from_str::<BTreeMap<String, CapacityModel>>(block)
+            .expect("the documented YAML parses")
+            .remove("capacity")
+            .expect("capacity");
+        let mut want = CapacityModel::pve_default();
+        want.storage_bandwidth_mib_s.insert("ceph".into(), 300.0);
+        assert_eq!(model, want);
+    }
+
+    #[test]
     fn presets_and_partial_yaml_keep_the_defaults() {
         assert_eq!(
             CapacityModel::preset("realistic"),
