@@ -463,6 +463,8 @@ async fn api(
     if let (Some(model), Some(worker)) = (&capacity, worker)
         && !worker.finish(shared, model).await
     {
+        let counted = result.as_ref().map_or_else(|e| e.code, |_| 200);
+        shared.lock().stats.uncount_status(counted);
         return proxy_timeout(shared);
     }
     // Done, and the answer is slow to come back (a client that gives up meanwhile leaves the

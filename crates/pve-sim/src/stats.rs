@@ -48,6 +48,13 @@ impl Stats {
         *self.responses_by_status.entry(status).or_default() += 1;
     }
 
+    /// Takes back one response counted with `status` (the client got another one).
+    pub fn uncount_status(&mut self, status: u16) {
+        if let Some(n) = self.responses_by_status.get_mut(&status) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     /// Records that `running` tasks run on `node` right now.
     pub fn note_tasks_in_flight(&mut self, node: &str, running: u64) {
         let max = self
