@@ -83,6 +83,14 @@ pub struct ClusterConfig {
     /// How long after a VM starts its guest agent answers; until then agent calls fail with
     /// `QEMU guest agent is not running`, as on real PVE while the guest boots (tens of seconds).
     pub agent_boot_delay_ms: u64,
+    /// The capacity model (API worker pools, locks, bandwidth, durations); absent = off: every
+    /// call and task runs at once at no cost. `capacity: pve_default` for the preset.
+    #[serde(
+        default,
+        deserialize_with = "crate::capacity::model::deserialize_capacity",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity: Option<crate::capacity::CapacityModel>,
 }
 
 impl Default for ClusterConfig {
@@ -140,6 +148,7 @@ impl Default for ClusterConfig {
             flock_timeout_ms: 10_000,
             agent_boot_delay_ms: 1_000,
             mappings: MappingsConfig::default(),
+            capacity: None,
         }
     }
 }
@@ -197,6 +206,21 @@ impl ClusterConfig {
             }
         }
         Ok(())
+    }
+
+    /// How long a synchronous change waits for a VM's config flock (`lock_config`): the capacity
+    /// model's `flock_timeout_ms.update` when on, else `flock_timeout_ms`.
+    pub fn vm_flock_timeout_ms(&self) -> u64 {
+        self.capacity
+            .as_ref()
+            .map_or(self.flock_timeout_ms, |m| m.flock_timeout_ms.update)
+    }
+
+    /// How long a task of type `kind` waits for a VM's config flock.
+    pub fn task_flock_timeout_ms(&self, kind: &str) -> u64 {
+        self.capacity
+            .as_ref()
+            .map_or(self.flock_timeout_ms, |m| m.task_flock_timeout_ms(kind))
     }
 
     /// The node called `name`.

@@ -29,6 +29,8 @@ pub struct Shared {
     pub router: Router,
     /// Wakes the persister.
     pub persist_notify: tokio::sync::Notify,
+    /// The nodes' API worker pools (used only under the capacity model).
+    pub workers: crate::capacity::workers::WorkerPools,
 }
 
 impl Shared {
@@ -128,6 +130,13 @@ async fn to_extjs(resp: Response<Body>) -> Response<Body> {
         }
     }
     response::plain_json(200, &Value::Object(out))
+}
+
+/// pveproxy's answer when the daemon did not answer in time: `596 Connection timed out`, empty
+/// body (wire-behaviour.md §3).
+fn proxy_timeout(shared: &Shared) -> Response<Body> {
+    shared.lock().stats.count_status(596);
+    response::bare(596, crate::capacity::workers::PROXY_TIMEOUT_REASON)
 }
 
 fn parse_params(
@@ -280,7 +289,11 @@ async fn api(
     let mut task_failure = None;
     let mut lock_timeout_in_task = false;
     let mut answer_delay_ms = 0u64;
-    let version = shared.lock().state.config.pve_version;
+    let (version, capacity) = {
+        let sim = shared.lock();
+        let config = &sim.state.config;
+        (config.pve_version, config.capacity.clone())
+    };
     let count_status = |code: u16| shared.lock().stats.count_status(code);
     for fault in &faults {
         match fault {
@@ -315,7 +328,18 @@ async fn api(
         }
     }
 
+    // Under the capacity model the request waits for a worker of its node's pool first.
+    let worker = match &capacity {
+        Some(model) => {
+            match crate::capacity::workers::enter(shared, model, method, route.path, &raw).await {
+                Some(worker) => Some(worker),
+                None => return proxy_timeout(shared),
+            }
+        }
+        None => None,
+    };
     let mut waited_ms = 0u64;
+    let mut flock_timed_out = false;
     let result = loop {
         let (result, lock_wait) = {
             let mut guard = shared.lock();
@@ -399,7 +423,7 @@ async fn api(
             let lock_wait = sim.lock_wait.take().map(|until| {
                 (
                     until.saturating_sub(now_ms),
-                    sim.state.config.flock_timeout_ms,
+                    sim.state.config.vm_flock_timeout_ms(),
                 )
             });
             if lock_wait.is_none() {
@@ -420,14 +444,28 @@ async fn api(
             Some((_, timeout)) => {
                 tokio::time::sleep(Duration::from_millis(timeout.saturating_sub(waited_ms))).await;
                 shared.lock().stats.count_status(500);
+                flock_timed_out = true;
+                waited_ms = timeout;
                 break result;
             }
             None => break result,
         }
     };
+    if capacity.is_some() && waited_ms > 0 {
+        let mut sim = shared.lock();
+        let counters = sim.stats.capacity_mut();
+        counters.lock_wait("vm_config", waited_ms, flock_timed_out);
+    }
     if method != "GET" {
         crate::storage_files::spawn_pending(shared);
         shared.persist_notify.notify_one();
+    }
+    if let (Some(model), Some(worker)) = (&capacity, worker)
+        && !worker.finish(shared, model).await
+    {
+        let counted = result.as_ref().map_or_else(|e| e.code, |_| 200);
+        shared.lock().stats.uncount_status(counted);
+        return proxy_timeout(shared);
     }
     // Done, and the answer is slow to come back (a client that gives up meanwhile leaves the
     // work done behind it).

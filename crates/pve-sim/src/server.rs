@@ -101,6 +101,7 @@ impl SimServer {
             sim: Mutex::new(Sim::new(state, initial)),
             router: Router::build(),
             persist_notify: tokio::sync::Notify::new(),
+            workers: Default::default(),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(accept_loop(
@@ -202,6 +203,12 @@ impl RunningSim {
     /// The request and task counters (as `GET /_sim/stats`).
     pub fn stats(&self) -> crate::stats::Stats {
         self.shared.lock().stats.clone()
+    }
+
+    /// The capacity model's counters (as `capacity` in `GET /_sim/stats`); `None` when the
+    /// model is off.
+    pub fn capacity_stats(&self) -> Option<crate::capacity::CapacityStats> {
+        self.shared.lock().capacity_stats()
     }
 
     /// The requests received so far, in arrival order (as `GET /_sim/requests`).

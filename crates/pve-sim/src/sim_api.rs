@@ -29,12 +29,16 @@ pub fn handle(shared: &Shared, method: &str, rest: &str, body: &Bytes) -> Respon
         ("GET", "/stats") => {
             let mut v = serde_json::to_value(&sim.stats).unwrap_or(Value::Null);
             v["tasks_in_flight"] = json!(sim.state.tasks_in_flight());
+            if let Some(counters) = sim.capacity_stats() {
+                v["capacity"] = json!(counters);
+            }
             v["vms"] = json!(sim.state.vms.len());
             plain_json(200, &v)
         }
         ("DELETE", "/stats") => {
             sim.stats = Default::default();
             sim.requests = Default::default();
+            sim.storages.reset_counters();
             plain_json(200, &Value::Null)
         }
         ("GET", "/requests") => plain_json(200, &json!(sim.requests.records())),
@@ -64,6 +68,7 @@ pub fn handle(shared: &Shared, method: &str, rest: &str, body: &Bytes) -> Respon
             sim.stats = Default::default();
             sim.requests = Default::default();
             sim.faults = Default::default();
+            sim.storages = Default::default();
             sim.dirty = true;
             shared.persist_notify.notify_one();
             plain_json(200, &Value::Null)

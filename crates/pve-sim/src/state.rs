@@ -450,7 +450,7 @@ impl SimState {
         let pstart = (now_ms / 10).saturating_sub(self.boot_time * 100);
         let upid = encode_upid(node, pid, pstart, starttime, kind, id, user);
         let duration = self.config.task_durations_ms.for_kind(kind);
-        let vmid = action.vmid();
+        let vmid = action.held_flock(self.config.capacity.is_some());
         self.tasks.push(Task {
             upid: upid.clone(),
             node: node.to_string(),
@@ -546,6 +546,8 @@ pub struct Sim {
     pub lock_timeout_fault: bool,
     /// Downloads a handler started, for the pipeline to spawn once the state is unlocked.
     pub downloads: Vec<crate::storage_files::DownloadJob>,
+    /// The capacity model's storage locks and copies.
+    pub storages: crate::capacity::StorageRuntime,
 }
 
 impl Sim {
@@ -561,6 +563,7 @@ impl Sim {
             lock_wait: None,
             lock_timeout_fault: false,
             downloads: Vec::new(),
+            storages: Default::default(),
         }
     }
 

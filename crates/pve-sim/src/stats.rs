@@ -24,6 +24,9 @@ pub struct Stats {
     /// The most tasks that ran at once on each node (a high-water mark, for tests of clients
     /// that promise to bound their load).
     pub max_tasks_in_flight_by_node: BTreeMap<String, u64>,
+    /// The capacity model's counters (only when the model is on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::capacity::CapacityStats>,
 }
 
 impl Stats {
@@ -45,6 +48,13 @@ impl Stats {
         *self.responses_by_status.entry(status).or_default() += 1;
     }
 
+    /// Takes back one response counted with `status` (the client got another one).
+    pub fn uncount_status(&mut self, status: u16) {
+        if let Some(n) = self.responses_by_status.get_mut(&status) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     /// Records that `running` tasks run on `node` right now.
     pub fn note_tasks_in_flight(&mut self, node: &str, running: u64) {
         let max = self
@@ -52,6 +62,11 @@ impl Stats {
             .entry(node.to_string())
             .or_default();
         *max = (*max).max(running);
+    }
+
+    /// The capacity counters, made on first use.
+    pub fn capacity_mut(&mut self) -> &mut crate::capacity::CapacityStats {
+        self.capacity.get_or_insert_with(Default::default)
     }
 
     /// Counts one started task.

@@ -123,6 +123,18 @@ impl TaskAction {
     }
 }
 
+impl TaskAction {
+    /// The VM whose config flock the task holds: [`TaskAction::vmid`], except that under the
+    /// capacity model (`capacity`) a clone holds its target's (qemu-server `lock_target_vm`
+    /// wraps the whole clone; the template's is only taken shared).
+    pub fn held_flock(&self, capacity: bool) -> u32 {
+        match self {
+            TaskAction::Clone { newid, .. } if capacity => *newid,
+            other => other.vmid(),
+        }
+    }
+}
+
 /// One task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Task {

@@ -235,13 +235,15 @@ pub fn flock_in_task(version: PveVersion, method: &str, template: &str) -> bool 
     version.is_pve9() && method == "POST" && template == "/nodes/{node}/qemu/{vmid}/config"
 }
 
-/// Whether a task started now on `vmid` would give up waiting for its config flock.
-fn task_flock_times_out(ctx: &Ctx<'_>, vmid: u32) -> bool {
+/// Whether a task of type `kind` started now on `vmid` would give up waiting for its config
+/// flock.
+fn task_flock_times_out(ctx: &Ctx<'_>, kind: &str, vmid: u32) -> bool {
     let now = ctx.now_ms;
+    let timeout = ctx.sim.state.config.task_flock_timeout_ms(kind);
     ctx.sim
         .state
         .flock_busy_until(vmid)
-        .is_some_and(|until| until > now && until - now > ctx.sim.state.config.flock_timeout_ms)
+        .is_some_and(|until| until > now && until - now > timeout)
 }
 
 /// Makes a just-started task fail with the lock timeout once its flock wait is over.
@@ -249,7 +251,7 @@ fn fail_task_with_lock_timeout(ctx: &mut Ctx<'_>, reply: &Reply, vmid: u32) {
     let Value::String(upid) = &reply.data else {
         return;
     };
-    let end = ctx.now_ms + ctx.sim.state.config.flock_timeout_ms;
+    let end = ctx.now_ms + ctx.sim.state.config.vm_flock_timeout_ms();
     if let Some(task) = ctx.sim.state.task_mut(upid) {
         task.injected_failure = Some(lock_timeout_message(vmid));
     }
@@ -261,15 +263,18 @@ fn fail_task_with_lock_timeout(ctx: &mut Ctx<'_>, reply: &Reply, vmid: u32) {
 fn start_task(ctx: &mut Ctx<'_>, node: &str, kind: &str, id: &str, action: TaskAction) -> Reply {
     let user = ctx.auth_id();
     let now = ctx.now_ms;
-    let vmid = action.vmid();
+    let vmid = action.held_flock(ctx.sim.state.config.capacity.is_some());
     let busy = ctx
         .sim
         .state
         .flock_busy_until(vmid)
         .filter(|until| *until > now);
-    let times_out = task_flock_times_out(ctx, vmid);
+    let times_out = task_flock_times_out(ctx, kind, vmid);
     let upid = ctx.sim.state.start_task(node, kind, id, &user, action, now);
-    let timeout = ctx.sim.state.config.flock_timeout_ms;
+    if let Some(model) = ctx.sim.state.config.capacity.clone() {
+        crate::capacity::durations::plan_task(ctx.sim, &model, &upid, node, now);
+    }
+    let timeout = ctx.sim.state.config.task_flock_timeout_ms(kind);
     if let Some(until) = busy
         && let Some(task) = ctx.sim.state.task_mut(&upid)
     {

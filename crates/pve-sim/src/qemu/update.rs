@@ -171,7 +171,9 @@ fn update_config(ctx: &mut Ctx<'_>, flock: Flock) -> Result<Outcome, ApiError> {
             }
         }
     }
-    if flock == Flock::InTask && (ctx.sim.lock_timeout_fault || task_flock_times_out(ctx, vmid)) {
+    if flock == Flock::InTask
+        && (ctx.sim.lock_timeout_fault || task_flock_times_out(ctx, "qmconfig", vmid))
+    {
         return Ok(Outcome::LockTimesOut);
     }
     // Rewrite NICs (keeping the MAC of an existing NIC) and allocate new disks now; if one

@@ -15,6 +15,7 @@
 //! - `downloads.rs`: download-url from a loopback HTTP server (`image_server.rs`), deleting files.
 //! - `imports.rs`: `import-from` on create and config update, its permissions, resize.
 //! - `mappings.rs`: PCI/USB resource mappings and who may pass a device through.
+//! - `capacity.rs`: the capacity model: worker pools, 596, flocks, storage locks, bandwidth.
 //! - `sim_controls.rs`: faults, latency, stats, persisted state and reset.
 //! - `schema.rs`: conformance with the published 8.4 and 9.1 API schemas.
 //! - `versions.rs`: what differs between PVE 8.4 and 9.1.
@@ -22,6 +23,7 @@
 mod support;
 
 mod auth;
+mod capacity;
 mod downloads;
 mod image_server;
 mod imports;
