@@ -21,8 +21,8 @@ use pve_operator_api::{ImageState, MachineRequest, ProxmoxImage};
 use pve_sim::{PveVersion, RunningSim, SimOptions};
 
 use super::{
-    PVE8, PVE9, TOKEN, USER, all_needs, denied, pairs, printed_token, run_preflight, sim_of,
-    token_for, vmids, wait_for,
+    PVE8, PVE9, TOKEN, USER, all_needs, assert_names_exactly_the_removed, denied, pairs,
+    preflight_without_each, printed_token, run_preflight, token_for, vmids, wait_for,
 };
 use crate::support::{Harness, WithConditions, apply_forced};
 
@@ -296,30 +296,8 @@ async fn on_both_versions_without_any_one_image_or_mapping_privilege_preflight_n
         let needs = served.needs(release);
         let added = served.added_needs(release);
         let files = [served.file.clone()];
-        let results: Vec<(Need, super::Outcome)> = futures::stream::iter(added.clone())
-            .map(|removed| {
-                let (needs, files) = (&needs, &files);
-                async move {
-                    let sim = sim_of(version).await;
-                    let reduced: Vec<Need> =
-                        needs.iter().filter(|n| **n != removed).cloned().collect();
-                    let outcome = run_preflight(&token_for(&sim, &reduced).await, files).await;
-                    sim.shutdown().await;
-                    (removed, outcome)
-                }
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-        assert_eq!(results.len(), added.len());
-        for (removed, outcome) in results {
-            assert_eq!(
-                pairs(&outcome.report.missing),
-                pairs(std::slice::from_ref(&removed)),
-                "on {release}, without {removed}, exactly that is missing"
-            );
-            assert_eq!(outcome.exit_code(), 1);
-        }
+        let results = preflight_without_each((version, release), &needs, &added, &files).await;
+        assert_names_exactly_the_removed(&results, needs.len());
     }
 }
 
