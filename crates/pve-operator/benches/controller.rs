@@ -1,6 +1,11 @@
 //! The controller at scale, side by side with a per-object-polling baseline, in one run.
 //!
-//! `cargo bench -p pve-operator --bench controller -- [--machines N] [--nodes K] [--idle-seconds S]`
+//! `cargo bench -p pve-operator --bench controller -- [--machines N] [--nodes K] [--idle-seconds S]
+//! [--capacity] [--json]`
+//!
+//! `--capacity` turns pve-sim's capacity model on (`CapacityModel::pve_default`: API worker pools,
+//! locks, modelled task durations; see docs/pve-sim-capacity.md); `--json` ends the output with
+//! one JSON object (with the floor of the workload under the model when it is on).
 //!
 //! Both sides provision the same N VMs (the same create parameters, built by `vmspec`) on a
 //! fresh Proxmox VE simulator with realistic task durations, each in its own process so that
@@ -35,6 +40,9 @@ use pve_sim::config::{ClusterConfig, NodeConfig, Size, TaskDurations};
 use serde_json::{Value, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
+#[path = "controller/summary.rs"]
+mod summary;
+
 /// Counts heap bytes, to tell what the controller keeps per object.
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -56,6 +64,10 @@ struct Options {
     machines: usize,
     nodes: usize,
     idle: Duration,
+    /// pve-sim's capacity model on.
+    capacity: bool,
+    /// A JSON summary as the last line.
+    json: bool,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -63,6 +75,8 @@ fn parse_options() -> anyhow::Result<Options> {
         machines: 200,
         nodes: 3,
         idle: Duration::from_secs(60),
+        capacity: false,
+        json: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -76,9 +90,13 @@ fn parse_options() -> anyhow::Result<Options> {
             "--machines" => options.machines = value()? as usize,
             "--nodes" => options.nodes = value()? as usize,
             "--idle-seconds" => options.idle = Duration::from_secs(value()?),
+            "--capacity" => options.capacity = true,
+            "--json" => options.json = true,
             // What cargo bench passes to every bench binary.
             "--bench" => {}
-            other => bail!("unknown argument {other}; use --machines, --nodes, --idle-seconds"),
+            other => bail!(
+                "unknown argument {other}; use --machines, --nodes, --idle-seconds, --capacity, --json"
+            ),
         }
     }
     Ok(options)
@@ -108,6 +126,9 @@ fn main() -> anyhow::Result<()> {
         let ours = bench_controller(&options).await?;
         let baseline = bench_baseline(&options).await?;
         print_report(&options, &ours, &baseline);
+        if options.json {
+            println!("{}", summary::summary(&options, &ours, &baseline));
+        }
         Ok(())
     })
 }
@@ -121,6 +142,8 @@ struct Measured {
     peak_tasks_per_node: u64,
     idle_calls_per_minute: f64,
     heap_per_machine: Option<f64>,
+    /// CPU seconds of this process (the controller and the requests' applies) to provision.
+    cpu_seconds: Option<f64>,
 }
 
 // --- the simulator, in a child process ------------------------------------------------------
@@ -142,9 +165,10 @@ fn realistic_durations() -> TaskDurations {
     }
 }
 
-fn cluster_config(nodes: usize) -> ClusterConfig {
+fn cluster_config(nodes: usize, capacity: bool) -> ClusterConfig {
     let mut config = ClusterConfig {
         task_durations_ms: realistic_durations(),
+        capacity: capacity.then(pve_sim::capacity::model::CapacityModel::pve_default),
         ..ClusterConfig::default()
     };
     config.nodes = (1..=nodes)
@@ -196,9 +220,9 @@ struct SimChild {
 }
 
 impl SimChild {
-    fn start(nodes: usize) -> anyhow::Result<SimChild> {
+    fn start(nodes: usize, capacity: bool) -> anyhow::Result<SimChild> {
         let mut config = tempfile::NamedTempFile::new()?;
-        config.write_all(serde_yaml::to_string(&cluster_config(nodes))?.as_bytes())?;
+        config.write_all(serde_yaml::to_string(&cluster_config(nodes, capacity))?.as_bytes())?;
         let mut child = Command::new(std::env::current_exe()?)
             .env(SIM_CHILD, config.path())
             .stdin(Stdio::piped())
@@ -290,7 +314,7 @@ fn machine_spec() -> Value {
 
 async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
     eprintln!("[pve-operator] starting kube-apiserver, etcd and the simulator...");
-    let sim = SimChild::start(options.nodes)?;
+    let sim = SimChild::start(options.nodes, options.capacity)?;
     let env = testenv::TestEnv::start().await?;
     let kube = env.client()?;
     pve_operator::cli::demo::install_crds(&kube).await?;
@@ -318,6 +342,7 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
         options.machines
     );
     let started = Instant::now();
+    let cpu_before = summary::process_cpu_seconds();
     let apply = PatchParams::apply("controller-bench").force();
     for i in 0..options.machines {
         let name = format!("bench-{i:05}");
@@ -348,6 +373,9 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let to_all_ready = started.elapsed();
+    let cpu_seconds = summary::process_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let (provisioning_calls, by_endpoint, peak) = calls(&sim.stats().await?);
     eprintln!(
         "[pve-operator] all Ready in {:.1} s",
@@ -371,6 +399,7 @@ async fn bench_controller(options: &Options) -> anyhow::Result<Measured> {
         peak_tasks_per_node: peak,
         idle_calls_per_minute: idle_calls as f64 * 60.0 / options.idle.as_secs_f64(),
         heap_per_machine: Some((heap_after - heap_before) as f64 / options.machines as f64),
+        cpu_seconds,
     })
 }
 
@@ -420,7 +449,7 @@ async fn provision_one(
 
 async fn bench_baseline(options: &Options) -> anyhow::Result<Measured> {
     eprintln!("[baseline] starting the simulator...");
-    let sim = SimChild::start(options.nodes)?;
+    let sim = SimChild::start(options.nodes, options.capacity)?;
     let pve = PveClient::new(&PveConfig::from_yaml_str(&sim.config_yaml())?)?;
     let spec: Arc<MachineRequestSpec> = Arc::new(serde_json::from_value(machine_spec())?);
     pve.version().await?;
@@ -482,6 +511,7 @@ async fn bench_baseline(options: &Options) -> anyhow::Result<Measured> {
         peak_tasks_per_node: peak,
         idle_calls_per_minute: idle_calls as f64 * 60.0 / options.idle.as_secs_f64(),
         heap_per_machine: None,
+        cpu_seconds: None,
     })
 }
 
