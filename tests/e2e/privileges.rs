@@ -227,12 +227,10 @@ async fn on_pve8_4_the_printed_commands_give_a_token_that_passes_preflight_and_r
     generated_commands_suffice(PVE8, "8.4").await;
 }
 
-/// `pve-operator privileges --pve-version <flag>` for the examples, run through `pveum` on a
-/// simulator of that version: preflight passes, every example becomes Ready, is powered and
-/// deleted as it says.
-async fn generated_commands_suffice((version, release): (PveVersion, PveRelease), flag: &str) {
+/// What `pve-operator privileges -f <files> --pve-version <flag>` prints for `release`.
+fn printed_commands(files: Vec<PathBuf>, flag: &str, release: PveRelease) -> String {
     let args = PrivilegesArgs {
-        files: example_paths(),
+        files,
         user: USER.into(),
         token: TOKEN.into(),
         markdown: false,
@@ -240,7 +238,14 @@ async fn generated_commands_suffice((version, release): (PveVersion, PveRelease)
         config: None,
         pool: None,
     };
-    let commands = output(&args, release).expect("pve-operator privileges prints the commands");
+    output(&args, release).expect("pve-operator privileges prints the commands")
+}
+
+/// `pve-operator privileges --pve-version <flag>` for the examples, run through `pveum` on a
+/// simulator of that version: preflight passes, every example becomes Ready, is powered and
+/// deleted as it says.
+async fn generated_commands_suffice((version, release): (PveVersion, PveRelease), flag: &str) {
+    let commands = printed_commands(example_paths(), flag, release);
     assert!(
         commands.starts_with(&format!("# For Proxmox VE {release}")),
         "{commands}"

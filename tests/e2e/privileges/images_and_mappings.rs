@@ -15,14 +15,13 @@ use kube::{Api, ResourceExt};
 use pve_client::PveRelease;
 use pve_operator::cli::examples::{Examples, read_example};
 use pve_operator::cli::image_server::{ImageServer, serve_stand_ins};
-use pve_operator::cli::privileges::{PrivilegesArgs, output};
 use pve_operator::privileges::{Need, VmScope, needs_of_requests, needs_with_images};
 use pve_operator_api::{ImageState, MachineRequest, ProxmoxImage};
 use pve_sim::{PveVersion, RunningSim, SimOptions};
 
 use super::{
-    PVE8, PVE9, TOKEN, USER, all_needs, assert_names_exactly_the_removed, denied, pairs,
-    preflight_without_each, printed_token, run_preflight, token_for, vmids, wait_for,
+    PVE8, PVE9, all_needs, assert_names_exactly_the_removed, denied, pairs, preflight_without_each,
+    printed_commands, printed_token, run_preflight, token_for, vmids, wait_for,
 };
 use crate::support::{Harness, WithConditions, apply_forced};
 
@@ -203,16 +202,7 @@ async fn image_and_mapping_commands_suffice(
     flag: &str,
 ) {
     let served = Served::start().await;
-    let args = PrivilegesArgs {
-        files: vec![served.file.clone()],
-        user: USER.into(),
-        token: TOKEN.into(),
-        markdown: false,
-        pve_version: Some(flag.parse().expect("a release")),
-        config: None,
-        pool: None,
-    };
-    let commands = output(&args, release).expect("pve-operator privileges prints the commands");
+    let commands = printed_commands(vec![served.file.clone()], flag, release);
     assert!(
         !commands.contains("Sys.Modify") && !commands.contains("Datastore.Allocate,"),
         "no download alternative on /, no removal right under Keep: {commands}"
