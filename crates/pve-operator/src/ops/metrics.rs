@@ -103,6 +103,29 @@ static PROXMOX: LazyLock<ProxmoxRequestMetrics> = LazyLock::new(|| ProxmoxReques
     latency: Family::new_with_constructor(request_histogram),
 });
 
+/// Labels of a per-node gauge: the cluster's API endpoint and the node.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    cluster: String,
+    node: String,
+}
+
+/// Each node's task window (`proxmox/task_slots.rs`), process-wide like the request metrics:
+/// the windows live in the per-cluster runtimes, which come and go with their credentials.
+static NODE_TASK_WINDOWS: LazyLock<Family<NodeLabels, Gauge>> = LazyLock::new(Family::default);
+
+/// Records that `node` of the cluster at `cluster` (its API URL) may now run `tasks` of the
+/// controller's tasks at once.
+pub fn set_node_task_window(cluster: &str, node: &str, tasks: usize) {
+    let labels = NodeLabels {
+        cluster: cluster.to_string(),
+        node: node.to_string(),
+    };
+    NODE_TASK_WINDOWS
+        .get_or_create(&labels)
+        .set(i64::try_from(tasks).unwrap_or(i64::MAX));
+}
+
 /// The controller's metrics. Cheap to clone; clones share the values.
 #[derive(Clone)]
 pub struct Metrics {
@@ -190,6 +213,11 @@ impl Metrics {
             "proxmox_request_duration_seconds",
             "Proxmox VE API request latency by method and endpoint",
             PROXMOX.latency.clone(),
+        );
+        registry.register(
+            "node_task_window",
+            "How many of the controller's Proxmox tasks each node may run at once now (grows while tasks succeed, halves on lock timeouts; at most --max-tasks-per-node)",
+            NODE_TASK_WINDOWS.clone(),
         );
         registry.register_collector(Box::new(CacheGauges {
             requests: self.requests.clone(),

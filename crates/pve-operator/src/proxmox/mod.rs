@@ -1,13 +1,16 @@
 //! Everything the controller keeps per Proxmox cluster: the API client, the shared inventory, the
 //! task tracker and the VMID allocator, found through the [`ClusterRegistry`].
 
+pub mod handoff;
 pub mod inventory;
 pub mod node_facts;
 pub mod registry;
 pub mod release;
+pub mod task_slots;
 pub mod tasks;
 pub mod vmid;
 
+pub use handoff::{Handoff, Handoffs};
 pub use inventory::{Inventory, Snapshot, VmEntry};
 pub use registry::{Binding, ClusterRegistry, ClusterRuntime, IdentityKey, Purpose};
 pub use tasks::{TaskOutcome, TaskTracker};

@@ -3,16 +3,18 @@
 //! triggers the owning request's reconcile when its task ends.
 //!
 //! It also bounds the load on each node: a task is started only with one of the node's slots
-//! ([`TaskTracker::reserve`]), and the slot goes back when the tracker sees the task end.
+//! ([`TaskTracker::reserve`]), and the slot goes back when the tracker sees the task end. How
+//! many slots a node has adapts to how its tasks end (`task_slots.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use pve_client::{ExitStatus, PveClient, Upid};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
+use super::task_slots::{self, NodeWindows, Signal};
 use super::{Trigger, Wake};
+use pve_client::{ExitStatus, PveClient, Upid};
+
+pub use super::task_slots::NodeSlot;
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,32 +70,37 @@ struct Tracked {
     owner: Wake,
     outcome: Option<TaskOutcome>,
     /// The node slot the task holds while it runs.
-    slot: Option<OwnedSemaphorePermit>,
+    slot: Option<NodeSlot>,
 }
-
-/// A slot for one task on one node, from [`TaskTracker::reserve`]; hand it to
-/// [`TaskTracker::track_with`] with the task's UPID (dropping it unused frees it).
-pub struct NodeSlot(OwnedSemaphorePermit);
 
 /// In-flight tasks of one cluster.
 #[derive(Clone)]
 pub struct TaskTracker {
     tasks: Arc<Mutex<HashMap<String, Tracked>>>,
-    slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
-    per_node: usize,
+    windows: NodeWindows,
 }
+
+/// The window a node starts with, in tasks at once (below `--max-tasks-per-node`, which caps it).
+pub const INITIAL_TASKS_PER_NODE: usize = 8;
 
 impl TaskTracker {
     /// Starts the tracker's polling loop; it ends when the returned tracker and all its clones
     /// are dropped.
-    /// At most `per_node` tasks started by the controller run at once on one node.
-    pub fn spawn(pve: PveClient, trigger: Trigger, interval: Duration, per_node: usize) -> Self {
+    /// At most `per_node` tasks started by the controller run at once on one node (fewer while
+    /// the node's window is smaller; `cluster`, the API URL, labels the window gauge).
+    pub fn spawn(
+        pve: PveClient,
+        (trigger, cluster): (Trigger, &str),
+        interval: Duration,
+        per_node: usize,
+    ) -> Self {
+        let windows = NodeWindows::new(cluster, trigger.clone(), INITIAL_TASKS_PER_NODE, per_node);
         let tracker = TaskTracker {
             tasks: Arc::default(),
-            slots: Arc::default(),
-            per_node: per_node.max(1),
+            windows,
         };
         let weak = Arc::downgrade(&tracker.tasks);
+        let windows = tracker.windows.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -102,31 +109,40 @@ impl TaskTracker {
                 if weak.strong_count() == 0 {
                     break;
                 }
-                poll_once(&pve, &weak, &trigger).await;
+                poll_once(&pve, &weak, &trigger, &windows).await;
             }
         });
         tracker
     }
 
     /// A slot to start a task on `node`, or `None` when the node already runs as many of the
-    /// controller's tasks as allowed (come back later).
-    pub fn reserve(&self, node: &str) -> Option<NodeSlot> {
-        let semaphore = {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots
-                .entry(node.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_node)))
-                .clone()
-        };
-        semaphore.try_acquire_owned().ok().map(NodeSlot)
+    /// controller's tasks as its window allows; then `owner` is woken when a slot frees.
+    pub fn reserve(&self, node: &str, owner: &Wake) -> Option<NodeSlot> {
+        self.windows.reserve(node, Some(owner))
     }
 
     /// How many more tasks the controller may start on `node` now.
     pub fn free_slots(&self, node: &str) -> usize {
-        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots
-            .get(node)
-            .map_or(self.per_node, |s| s.available_permits())
+        self.windows.free(node)
+    }
+
+    /// Whether every one of `nodes` runs as many tasks as its window allows; if so, `owner` is
+    /// woken when a slot frees.
+    pub fn all_busy_or_wait(&self, nodes: &[&str], owner: &Wake) -> bool {
+        self.windows.all_full_or_wait(nodes, owner)
+    }
+
+    /// How many tasks `node` may run at once now (its window).
+    pub fn window(&self, node: &str) -> usize {
+        self.windows.limit(node)
+    }
+
+    /// Tells `node`'s window that a call to it failed with `message` before any task began (a
+    /// create refused because the VM's lock was not had in time, a worker timeout).
+    pub fn call_failed(&self, node: &str, message: &str) {
+        if task_slots::is_congestion(message) {
+            self.windows.feedback(node, Signal::Congested);
+        }
     }
 
     /// Starts tracking `upid` for `owner` (idempotent: a UPID read back from status after a
@@ -142,7 +158,7 @@ impl TaskTracker {
             upid: upid.clone(),
             owner,
             outcome: None,
-            slot: slot.map(|s| s.0),
+            slot,
         });
     }
 
@@ -179,6 +195,7 @@ async fn poll_once(
     pve: &PveClient,
     tracked: &Weak<Mutex<HashMap<String, Tracked>>>,
     trigger: &Trigger,
+    windows: &NodeWindows,
 ) {
     let mut by_node: BTreeMap<String, Vec<Upid>> = BTreeMap::new();
     {
@@ -224,7 +241,7 @@ async fn poll_once(
                                 exit: ExitStatus::parse("unknown task"),
                                 log_tail: vec![],
                             },
-                            trigger,
+                            (trigger, windows),
                         );
                         continue;
                     }
@@ -236,7 +253,12 @@ async fn poll_once(
             } else {
                 pve.task_log_tail(&upid, 10).await.unwrap_or_default()
             };
-            finish(tracked, &upid, TaskOutcome { exit, log_tail }, trigger);
+            finish(
+                tracked,
+                &upid,
+                TaskOutcome { exit, log_tail },
+                (trigger, windows),
+            );
         }
     }
 }
@@ -272,16 +294,40 @@ fn finish(
     tracked: &Weak<Mutex<HashMap<String, Tracked>>>,
     upid: &Upid,
     outcome: TaskOutcome,
-    trigger: &Trigger,
+    (trigger, windows): (&Trigger, &NodeWindows),
 ) {
     let Some(tasks) = tracked.upgrade() else {
         return;
     };
-    let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(tracked) = tasks.get_mut(&upid.to_string()) {
+    let slot = {
+        let mut tasks = tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tracked) = tasks.get_mut(&upid.to_string()) else {
+            return;
+        };
+        let signal = load_signal(&outcome);
         tracked.outcome = Some(outcome);
-        tracked.slot = None; // the node may take another task
         let _ = trigger.send(tracked.owner.clone());
+        tracked.slot.take().map(|slot| (slot, signal))
+    };
+    // The window learns from the task before its slot goes back (which wakes a waiter).
+    if let Some((slot, signal)) = slot {
+        windows.feedback(&upid.node, signal);
+        drop(slot);
+    }
+}
+
+/// What a finished task says about its node's load.
+fn load_signal(outcome: &TaskOutcome) -> Signal {
+    if outcome.succeeded() {
+        return Signal::Succeeded;
+    }
+    let said = std::iter::once(outcome.exit.to_string())
+        .chain(outcome.log_tail.iter().cloned())
+        .any(|line| task_slots::is_congestion(&line));
+    if said {
+        Signal::Congested
+    } else {
+        Signal::Other
     }
 }
 

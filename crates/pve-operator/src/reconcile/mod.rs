@@ -358,6 +358,7 @@ async fn step(
                 conn: &conn,
                 ctx,
                 status: &mut status,
+                handoff: None,
             };
             if deleting {
                 pass.delete().await
@@ -562,8 +563,9 @@ fn error_policy(request: Arc<MachineRequest>, error: &Error, ctx: Arc<Context>) 
         }
         finalizer::Error::ApplyFailed(ReconcileError::NodeBusy(_))
         | finalizer::Error::CleanupFailed(ReconcileError::NodeBusy(_)) => {
-            // A slot frees when one of the node's tasks ends; look again shortly.
-            return Action::requeue(Duration::from_secs(1));
+            // The request is woken when a slot frees (`proxmox/task_slots.rs`); this is the
+            // fallback should that wake be missed.
+            return Action::requeue(Duration::from_secs(5));
         }
         _ => {}
     }

@@ -89,14 +89,23 @@ pub(super) async fn verify(
     if vm.template {
         return Ok(Verdict::NotOurs { template: true });
     }
-    let config = conn
-        .pve
-        .qemu_config(&vm.node, vm.vmid)
-        .await
-        .map_err(ReconcileError::proxmox(format!(
-            "reading the config of VM {} to verify that it is this request's",
-            vm.vmid
-        )))?;
+    let config = match conn.pve.qemu_config(&vm.node, vm.vmid).await {
+        Ok(config) => config,
+        // Without VM.Audit the controller cannot tell whose VM it is (the VM its own create
+        // made, most likely): say so, as for a VM it cannot see at all.
+        Err(error) if error.kind() == ErrorKind::PermissionDenied => {
+            return Err(ReconcileError::InvisibleVm(vm.vmid));
+        }
+        Err(error) => {
+            return Err(ReconcileError::Proxmox {
+                action: format!(
+                    "reading the config of VM {} to verify that it is this request's",
+                    vm.vmid
+                ),
+                source: error,
+            });
+        }
+    };
     // The config just read is fresher than the inventory: for our own VM its lock is the one
     // that counts (a stale `lock: clone` of the inventory would hold a finished clone back for a
     // pass). Before ownership is decided, either lock is reason enough to wait.

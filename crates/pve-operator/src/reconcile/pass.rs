@@ -14,7 +14,7 @@ use super::status::set_condition;
 use super::task_kind::TaskKind;
 use super::{Context, RequestScope};
 use crate::proxmox::tasks::NodeSlot;
-use crate::proxmox::{ClusterRuntime, Wake};
+use crate::proxmox::{ClusterRuntime, Handoff, Wake};
 
 /// What every phase of one pass works with. Each phase is a method, in the module of its path.
 pub(super) struct Pass<'a> {
@@ -23,6 +23,9 @@ pub(super) struct Pass<'a> {
     pub(super) conn: &'a ClusterRuntime,
     pub(super) ctx: &'a Context,
     pub(super) status: &'a mut MachineRequestStatus,
+    /// What the pass that sent the task which just succeeded knew about the VM (taken in phase
+    /// 1; see `proxmox/handoff.rs`).
+    pub(super) handoff: Option<Handoff>,
 }
 
 impl Pass<'_> {
@@ -50,11 +53,14 @@ impl Pass<'_> {
 
     /// A task slot on `node`, or the wait for one.
     pub(super) fn reserve_slot(&self, node: &str) -> Result<NodeSlot, ReconcileError> {
-        self.conn.tasks.reserve(node).ok_or_else(|| node_busy(node))
+        let owner = Wake::Request(self.scope.object_ref.clone());
+        (self.conn.tasks.reserve(node, &owner)).ok_or_else(|| node_busy(node))
     }
 
     /// Records the started task `upid` in status and hands it to the task tracker.
     pub(super) fn record_task(&mut self, upid: &Upid, kind: TaskKind, slot: NodeSlot) {
+        // A hand-off left for an earlier task no longer says what the VM is.
+        (self.conn.handoffs).keep_only(&self.scope.marker.uid, upid);
         self.conn.tasks.track_with(
             upid,
             Wake::Request(self.scope.object_ref.clone()),

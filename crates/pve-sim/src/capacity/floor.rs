@@ -4,8 +4,11 @@
 //!
 //! 1. the busiest node's pvedaemon pool: the protected calls' worker time / `daemon_workers`;
 //! 2. the busiest node's pveproxy pool: the other calls' worker time / `proxy_workers`;
-//! 3. the busiest storage's allocation lock: allocations × `alloc_ms_per_disk`, one at a time;
-//! 4. the busiest storage's copy bandwidth: bytes copied by full clones / bandwidth;
+//! 3. the busiest storage's allocation lock: allocations × `alloc_ms_per_disk`, one at a time,
+//!    and then what the last machine to allocate still has to do (its create task's remainder,
+//!    the poll that sees it end, its start and the poll that sees that end);
+//! 4. the busiest storage's copy bandwidth: bytes copied by full clones / bandwidth, after the
+//!    first allocation and before the last machine's start;
 //! 5. one machine's critical path: its calls one after another, each task as long as it takes
 //!    alone (no queueing, full bandwidth).
 //!
@@ -188,11 +191,29 @@ pub fn bounds(model: &CapacityModel, workload: &Workload) -> FloorBounds {
         0.0
     };
     let calls_one: u64 = workload.calls.iter().map(|c| model.cost_ms(*c, 0)).sum();
+    // A call's handler runs as soon as it has a worker and its answer leaves after its cost:
+    // a task begins when its call arrives, and a poll tells of a task's end one cost later.
+    let poll = model.cost_ms(CallClass::TaskStatus, 0) as f64;
+    let start_tail = if workload.start {
+        poll + start_one + poll
+    } else {
+        poll
+    };
+    // What a machine does after its disks are allocated (the lock's bound) or copied.
+    let after_alloc = match workload.source {
+        Source::Create { .. } => model.create_task_ms as f64,
+        Source::FullClone { .. } => copy_one,
+        Source::LinkedClone { .. } => model.linked_clone_ms as f64,
+    } + start_tail;
+    let copying = match workload.source {
+        Source::FullClone { .. } => alloc_one + per_storage as f64 * copy_one + start_tail,
+        _ => 0.0,
+    };
     FloorBounds {
         daemon_pool: ms(daemon),
         proxy_pool: ms(proxy),
-        storage_lock: ms(per_storage as f64 * alloc_one),
-        storage_bandwidth: ms(per_storage as f64 * copy_one),
+        storage_lock: ms(per_storage as f64 * alloc_one + after_alloc),
+        storage_bandwidth: ms(copying),
         critical_path: ms(calls_one as f64 + task_one + start_one),
     }
 }
@@ -214,28 +235,42 @@ mod tests {
     }
 
     #[test]
-    fn few_created_machines_are_bound_by_one_machines_critical_path() {
+    fn one_machine_alone_is_bound_by_its_critical_path() {
+        let b = bounds(&CapacityModel::pve_default(), &create(1, 1));
+        // 140 ms of calls + create (500 + 200) + start (3000 + 2 GiB × 100).
+        assert_eq!(b.critical_path, Duration::from_millis(4_040));
+        // Its allocation, then create's 500 ms, a 5 ms poll, the 3.2 s start and a 5 ms poll.
+        assert_eq!(b.storage_lock, Duration::from_millis(3_910));
+        assert_eq!(b.floor(), b.critical_path);
+    }
+
+    #[test]
+    fn ten_machines_on_one_node_queue_on_the_lock_and_the_last_one_still_has_to_start() {
         let b = bounds(&CapacityModel::pve_default(), &create(10, 1));
         // Calls 100 + 5 + 30 + 5 = 140 ms, all in pvedaemon: 10 × 140 / 3 workers.
         assert_eq!(b.daemon_pool, Duration::from_nanos(466_666_667));
         assert_eq!(b.proxy_pool, Duration::ZERO);
-        // 10 allocations × 200 ms on the node's one storage.
-        assert_eq!(b.storage_lock, Duration::from_millis(2_000));
+        // 10 allocations × 200 ms on the node's one storage, then the last machine's
+        // 500 ms create remainder, 5 ms poll, 3.2 s start and 5 ms poll.
+        assert_eq!(b.storage_lock, Duration::from_millis(5_710));
         assert_eq!(b.storage_bandwidth, Duration::ZERO);
-        // 140 ms of calls + create (500 + 200) + start (3000 + 2 GiB × 100).
         assert_eq!(b.critical_path, Duration::from_millis(4_040));
-        assert_eq!(b.floor(), Duration::from_millis(4_040));
+        assert_eq!(b.floor(), b.storage_lock);
     }
 
     #[test]
     fn many_created_machines_are_bound_by_the_storage_lock() {
-        // 1000 over 5 nodes: 200 per node, 200 × 200 ms of allocation on each local storage.
+        // 1000 over 5 nodes: 200 per node, 200 × 200 ms of allocation on each local storage,
+        // then the last one's 3.71 s.
         let model = CapacityModel::pve_default();
-        assert_eq!(floor(&model, &create(1000, 5)), Duration::from_secs(40));
+        assert_eq!(
+            floor(&model, &create(1000, 5)),
+            Duration::from_millis(43_710)
+        );
         // On one shared storage all 1000 allocations take turns.
         let mut shared = create(1000, 5);
         shared.scope = StorageScope::Shared;
-        assert_eq!(floor(&model, &shared), Duration::from_secs(200));
+        assert_eq!(floor(&model, &shared), Duration::from_millis(203_710));
     }
 
     #[test]
@@ -245,8 +280,9 @@ mod tests {
         };
         let w = Workload::new(10, 1, "local-lvm", source, 2048);
         let b = bounds(&CapacityModel::pve_default(), &w);
-        // 10 × 8192 MiB at 500 MiB/s.
-        assert_eq!(b.storage_bandwidth, Duration::from_millis(163_840));
+        // The first 200 ms allocation, 10 × 8192 MiB at 500 MiB/s, then the last one's poll,
+        // 3.2 s start and poll.
+        assert_eq!(b.storage_bandwidth, Duration::from_millis(167_250));
         // 140 ms of calls + 200 ms allocation + 16.384 s copy + 3.2 s start.
         assert_eq!(b.critical_path, Duration::from_millis(19_924));
         assert_eq!(b.floor(), b.storage_bandwidth);

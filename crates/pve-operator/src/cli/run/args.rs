@@ -100,7 +100,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = defaults::SHUTDOWN_GRACE)]
     pub shutdown_grace: u64,
     /// At most this many of the controller's Proxmox tasks (create, clone, start, ...) run at once
-    /// on one node.
+    /// on one node. Each node starts at 8 (or this, if lower) and adapts: one more per task that
+    /// succeeds, half as many when Proxmox answers with a lock timeout.
     #[arg(long, default_value_t = defaults::max_tasks_per_node())]
     pub max_tasks_per_node: usize,
     /// Seconds a Proxmox task may run before its request reports it as overdue (a TaskOverdue

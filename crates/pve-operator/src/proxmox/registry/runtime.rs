@@ -35,7 +35,8 @@ pub struct Intervals {
     pub inventory: Duration,
     /// How often in-flight tasks are polled.
     pub tasks: Duration,
-    /// At most this many of the controller's tasks run at once on one node.
+    /// At most this many of the controller's tasks run at once on one node (the ceiling of its
+    /// adaptive window, `proxmox/task_slots.rs`).
     pub max_tasks_per_node: usize,
 }
 
@@ -45,7 +46,7 @@ impl Intervals {
     pub const DEFAULT: Intervals = Intervals {
         inventory: Duration::from_secs(10),
         tasks: Duration::from_millis(500),
-        max_tasks_per_node: 8,
+        max_tasks_per_node: 32,
     };
 }
 
@@ -72,6 +73,8 @@ pub struct ClusterRuntime {
     pub tasks: TaskTracker,
     /// The VMID allocator.
     pub vmids: VmidAllocator,
+    /// What passes that sent tasks knew about their VMs, for the passes after them.
+    pub handoffs: crate::proxmox::Handoffs,
     /// The credentials' effective privileges, read at most once a minute per path.
     pub permissions: crate::privileges::PermissionCache,
     /// The VMs placed recently, which the inventory may not show yet.
@@ -99,13 +102,14 @@ impl ClusterRuntime {
             inventory: Inventory::spawn(pve.clone(), trigger.clone(), intervals.inventory),
             tasks: TaskTracker::spawn(
                 pve.clone(),
-                trigger.clone(),
+                (trigger.clone(), &config.url),
                 intervals.tasks,
                 intervals.max_tasks_per_node,
             ),
             node_facts: crate::proxmox::node_facts::NodeFacts::new(pve.clone()),
             pve,
             vmids: VmidAllocator::default(),
+            handoffs: crate::proxmox::Handoffs::default(),
             permissions: crate::privileges::PermissionCache::new(
                 config,
                 crate::privileges::PERMISSION_CACHE_TTL,

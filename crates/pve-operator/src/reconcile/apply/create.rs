@@ -20,7 +20,7 @@ use super::find::fresh_inventory;
 use crate::placement::devices::{self, Resolved};
 use crate::placement::{NodeLoad, choose_node};
 use crate::privileges::{self, Step};
-use crate::proxmox::Snapshot;
+use crate::proxmox::{Handoff, Snapshot};
 use crate::vmspec::Desired;
 
 impl Pass<'_> {
@@ -109,6 +109,8 @@ impl Pass<'_> {
         };
         match sent {
             Ok((upid, kind)) => {
+                let made = Handoff::created(vmid, &node, &scope.vm_name);
+                conn.handoffs.leave(&scope.marker.uid, &upid, made);
                 self.event(EventType::Normal, "Creating", &creating).await;
                 Ok(self.start_task(upid, kind, slot))
             }
@@ -120,10 +122,14 @@ impl Pass<'_> {
                 self.event(EventType::Normal, "VmidTaken", &note).await;
                 Ok(Action::requeue(Duration::from_millis(100)))
             }
-            Err(error) => Err(ReconcileError::Proxmox {
-                action: creating,
-                source: error,
-            }),
+            Err(error) => {
+                // A lock Proxmox could not take in time: the node's window shrinks.
+                conn.tasks.call_failed(&node, &error.to_string());
+                Err(ReconcileError::Proxmox {
+                    action: creating,
+                    source: error,
+                })
+            }
         }
     }
 

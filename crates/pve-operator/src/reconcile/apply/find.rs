@@ -51,7 +51,8 @@ impl Pass<'_> {
                 .filter(|n| n.online)
                 .map(|n| n.name.as_str())
                 .collect();
-            if !online.is_empty() && online.iter().all(|n| conn.tasks.free_slots(n) == 0) {
+            let owner = crate::proxmox::Wake::Request(self.scope.object_ref.clone());
+            if !online.is_empty() && conn.tasks.all_busy_or_wait(&online, &owner) {
                 return Err(ReconcileError::NodeBusy(online.join(", ")));
             }
         }
@@ -67,6 +68,19 @@ impl Pass<'_> {
         let Some(vmid) = recorded else {
             return Ok(Found::Nothing(fresh.then_some(snapshot)));
         };
+        // The task that just succeeded on the recorded VM says what it left (fresher than the
+        // inventory, which usually predates the VM); with the config its pass verified and
+        // nothing changed since, the VM is known to be this request's without a read.
+        let handed = self
+            .handoff
+            .clone()
+            .filter(|h| h.is_for(recorded, self.status.node.as_deref()));
+        if let Some(handed) = handed {
+            return Ok(match handed.config {
+                Some(config) => Found::Ours(handed.vm, config),
+                None => self.judge(vmid, handed.vm, None).await?,
+            });
+        }
         let mut entry = snapshot.vms.get(&vmid).cloned();
         if entry.is_none() && !fresh {
             // The inventory predates the VM (usually: the controller created it since the last
@@ -95,6 +109,18 @@ impl Pass<'_> {
             }
             return Ok(Found::Nothing(fresh.then_some(snapshot)));
         };
+        self.judge(vmid, vm, fresh.then_some(snapshot)).await
+    }
+
+    /// Verifies that `vm`, at the recorded VMID, is the request's (its config read), or says
+    /// why it is not and that a new one is made (with `fresh`, the inventory read this pass).
+    async fn judge(
+        &mut self,
+        vmid: u32,
+        vm: VmEntry,
+        fresh: Option<Arc<Snapshot>>,
+    ) -> Result<Found, ReconcileError> {
+        let (conn, marker, recorded) = (self.conn, self.scope.marker, self.status.vmid);
         let node = vm.node.clone();
         let template = match ownership::verify(conn, marker, vm, recorded).await? {
             Verdict::Ours(vm, config) => return Ok(Found::Ours(vm, config)),
@@ -116,7 +142,7 @@ impl Pass<'_> {
         self.condition(types::PROVISIONED, false, "ForeignVmAtVmid", message);
         self.status.vmid = None;
         self.status.node = None;
-        Ok(Found::Nothing(fresh.then_some(snapshot)))
+        Ok(Found::Nothing(fresh))
     }
 }
 

@@ -97,6 +97,7 @@ impl Pass<'_> {
 
         // 4. Config drift, planned on the config read when the VM's ownership was verified.
         let plan = desired.plan_update(&config)?;
+        self.hand_config_on(&vm, &config, &plan);
         if let Some(action) = self.correct_drift(&vm, &config, &plan).await? {
             return Ok(action);
         }
@@ -106,7 +107,10 @@ impl Pass<'_> {
         if let Some(action) = self.restart_for_pending(&vm, running).await? {
             return Ok(action);
         }
-        if let Some(action) = self.power(&vm, running).await? {
+        // The config read, verified and unchanged by this pass, goes with a start to the passes
+        // after it (a stopped VM has no pending changes, and a start changes no config).
+        let unchanged = (plan.is_empty() && !running).then_some(config);
+        if let Some(action) = self.power(&vm, running, unchanged).await? {
             return Ok(action);
         }
 
@@ -133,6 +137,8 @@ impl Pass<'_> {
         match recorded_task(self.status, self.conn, self.scope)? {
             RecordedTask::Running => return Ok(Some(Action::requeue(WAIT))),
             RecordedTask::Succeeded(task) => {
+                let uid = &self.scope.marker.uid;
+                self.conn.handoffs.confirm(uid, &task.upid);
                 let note = format!("{} finished", describe_task(&task));
                 self.event(EventType::Normal, "TaskSucceeded", &note).await;
             }
@@ -141,7 +147,27 @@ impl Pass<'_> {
         if self.held_back_by_failed_task().await {
             return Ok(Some(Action::await_change()));
         }
+        // What the request's last task left, while the inventory has not been read since.
+        let read_at = self.conn.inventory.snapshot().read_at;
+        self.handoff = self.conn.handoffs.current(&self.scope.marker.uid, read_at);
         Ok(None)
+    }
+
+    /// Keeps the hand-off true to what this pass does with `config`: a plan that changes the VM
+    /// makes it stale; a config verified on a stopped VM that nothing changes goes with it.
+    fn hand_config_on(
+        &mut self,
+        vm: &crate::proxmox::VmEntry,
+        config: &pve_client::api::vmconfig::VmConfigView,
+        plan: &vmspec::UpdatePlan,
+    ) {
+        let uid = &self.scope.marker.uid;
+        if !plan.is_empty() {
+            self.conn.handoffs.forget(uid);
+            self.handoff = None;
+        } else if !vm.is_running() && self.handoff_for(vm).is_some_and(|h| h.config.is_none()) {
+            self.conn.handoffs.remember_config(uid, config);
+        }
     }
 
     /// Step 3: the VM exists and is ours; status says where.

@@ -5,6 +5,7 @@
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use pve_client::api::qemu::ShutdownOptions;
+use pve_client::api::vmconfig::VmConfigView;
 use pve_operator_api::{PendingChangePolicy, Phase, PowerState};
 
 use super::super::error::ReconcileError;
@@ -12,7 +13,7 @@ use super::super::status::{self, types};
 use super::super::task_kind::TaskKind;
 use super::Pass;
 use crate::privileges::{self, Step};
-use crate::proxmox::VmEntry;
+use crate::proxmox::{Handoff, VmEntry};
 
 impl Pass<'_> {
     /// Whether the VM runs. The inventory may lag behind (a start sent just before a controller
@@ -22,6 +23,11 @@ impl Pass<'_> {
     /// (status.phase). Trusting a stale "stopped" that happens to match a new
     /// `powerState: Stopped` would report a running VM as Ready and never shut it down.
     pub(super) async fn is_running(&self, vm: &VmEntry) -> Result<bool, ReconcileError> {
+        // The task that just succeeded left the VM in a known state (a create: stopped; a
+        // start: running), fresher than any inventory read.
+        if let Some(handoff) = self.handoff_for(vm) {
+            return Ok(handoff.vm.is_running());
+        }
         if inventory_power_will_do(vm.is_running(), self.wants_running(), self.status.phase) {
             return Ok(vm.is_running());
         }
@@ -37,6 +43,13 @@ impl Pass<'_> {
             .is_running())
     }
 
+    /// The hand-off of the task that just succeeded, when it describes `vm`.
+    pub(super) fn handoff_for(&self, vm: &VmEntry) -> Option<&Handoff> {
+        self.handoff
+            .as_ref()
+            .filter(|h| h.is_for(Some(vm.vmid), Some(vm.node.as_str())))
+    }
+
     /// Step 5: changes that need a restart. Only a running VM keeps changes pending; a stopped
     /// one takes them at once. `Some` ends the pass (a restart begins).
     pub(super) async fn restart_for_pending(
@@ -44,7 +57,10 @@ impl Pass<'_> {
         vm: &VmEntry,
         running: bool,
     ) -> Result<Option<Action>, ReconcileError> {
-        let pending = if running {
+        // A config handed off with a start was read while the VM was stopped (nothing pending)
+        // and nothing changed it since.
+        let known_clean = self.handoff_for(vm).is_some_and(|h| h.config.is_some());
+        let pending = if running && !known_clean {
             self.conn
                 .pve
                 .qemu_pending(&vm.node, vm.vmid)
@@ -92,6 +108,7 @@ impl Pass<'_> {
         &mut self,
         vm: &VmEntry,
         running: bool,
+        unchanged_config: Option<VmConfigView>,
     ) -> Result<Option<Action>, ReconcileError> {
         match (self.request.spec.power_state, running) {
             (PowerState::Running, false) => {
@@ -103,6 +120,8 @@ impl Pass<'_> {
                     .qemu_start(&vm.node, vm.vmid)
                     .await
                     .map_err(ReconcileError::proxmox(format!("starting VM {}", vm.vmid)))?;
+                let started = Handoff::started(vm, unchanged_config);
+                (self.conn.handoffs).leave(&self.scope.marker.uid, &upid, started);
                 let note = format!("starting VM {}", vm.vmid);
                 self.event(EventType::Normal, "Starting", &note).await;
                 self.condition(types::POWERED, false, "Starting", "the VM is starting");

@@ -294,7 +294,8 @@ impl Pass<'_> {
         if let Some(upid) = running_download(pve, node, file).await? {
             return Ok(self.follow(node, upid, retry).await);
         }
-        let Some(slot) = self.conn.tasks.reserve(node) else {
+        let owner = Wake::Image(self.object_ref());
+        let Some(slot) = self.conn.tasks.reserve(node, &owner) else {
             return Ok(entry(ImageState::Pending, None, None));
         };
         let request = DownloadUrl {
