@@ -5,7 +5,7 @@ Usage: bench-plot.py SUMMARIES.jsonl OUT.png
 Each line of SUMMARIES.jsonl is one `--json` summary of
 `cargo bench -p pve-operator --bench controller` (hack/bench-plot.sh writes them). One line per
 side: the controller, each baseline that ran (Ansible at its own, possibly smaller, N), and the
-capacity model's floor (for every N a side ran at).
+capacity model's floor (for every N a side ran at). Several runs at one N are averaged.
 """
 
 import json
@@ -41,7 +41,15 @@ def points(summaries):
             series[name].append((at, side["makespan_s"]))
             if side.get("floor_s") is not None:
                 floor[at] = side["floor_s"]
-    return {k: sorted(v) for k, v in series.items()}, sorted(floor.items())
+    return {k: mean_by_n(v) for k, v in series.items()}, sorted(floor.items())
+
+
+def mean_by_n(pairs):
+    """One point per N: the mean of the runs at that N (Ansible's default 50 can repeat)."""
+    by_n = {}
+    for n, value in pairs:
+        by_n.setdefault(n, []).append(value)
+    return [(n, sum(values) / len(values)) for n, values in sorted(by_n.items())]
 
 
 def main(jsonl, png):
