@@ -1,4 +1,4 @@
-//! The controller at scale, side by side with a per-object-polling baseline, in one run.
+//! The controller at scale, side by side with its baselines, in one run.
 //!
 //! `cargo bench -p pve-operator --bench controller -- [--machines N] [--nodes K] [--idle-seconds S]
 //! [--capacity] [--json] [--baselines per_object,terraform_style,capmox_style,ansible]
