@@ -58,6 +58,12 @@ cargo test "${locked[@]}" --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 
+step "controller benchmark smoke run (hack/bench-smoke.sh)"
+if ! hack/bench-smoke.sh "${locked[@]}"; then
+  echo "error: the controller benchmark's smoke run failed; its output is above" >&2
+  status=1
+fi
+
 step "no control-plane process outlives the tests"
 leftover=""
 for _ in $(seq 1 100); do

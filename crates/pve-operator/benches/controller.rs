@@ -1,7 +1,8 @@
-//! The controller at scale, side by side with a per-object-polling baseline, in one run.
+//! The controller at scale, side by side with its baselines, in one run.
 //!
 //! `cargo bench -p pve-operator --bench controller -- [--machines N] [--nodes K] [--idle-seconds S]
-//! [--capacity] [--json]`
+//! [--capacity] [--json] [--baselines per_object,terraform_style,capmox_style,ansible]
+//! [--ansible-machines M]`
 //!
 //! `--capacity` turns pve-sim's capacity model on (`CapacityModel::pve_default`: API worker pools,
 //! locks, modelled task durations; see docs/pve-sim-capacity.md); `--json` ends the output with
@@ -19,6 +20,9 @@
 //!   start, its task polled, a status read; then, to notice drift, a status and a config read per
 //!   machine every 10 s (the same interval as the controller's inventory). Same concurrency (16),
 //!   no per-node bound.
+//! * the Terraform-style, CAPMOX-style and Ansible baselines of `controller/baselines/`, each on
+//!   its own simulator too; `--baselines` picks which baselines run (default all), and
+//!   `--ansible-machines` how many machines Ansible provisions (default min(N, 50)).
 //!
 //! It prints a Markdown table (docs/controller-benchmark.md holds the latest one).
 
@@ -40,6 +44,10 @@ use pve_sim::config::{ClusterConfig, NodeConfig, Size, TaskDurations};
 use serde_json::{Value, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
+#[path = "controller/baselines/mod.rs"]
+mod baselines;
+#[path = "controller/report.rs"]
+mod report;
 #[path = "controller/summary.rs"]
 mod summary;
 
@@ -68,6 +76,10 @@ struct Options {
     capacity: bool,
     /// A JSON summary as the last line.
     json: bool,
+    /// The baselines to run.
+    baselines: baselines::Selection,
+    /// Ansible's machines, when not the default.
+    ansible_machines: Option<usize>,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -77,6 +89,8 @@ fn parse_options() -> anyhow::Result<Options> {
         idle: Duration::from_secs(60),
         capacity: false,
         json: false,
+        baselines: baselines::Selection::default(),
+        ansible_machines: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -92,10 +106,15 @@ fn parse_options() -> anyhow::Result<Options> {
             "--idle-seconds" => options.idle = Duration::from_secs(value()?),
             "--capacity" => options.capacity = true,
             "--json" => options.json = true,
+            "--baselines" => {
+                let list = args.next().context("--baselines needs a list")?;
+                options.baselines = baselines::Selection::parse(&list)?;
+            }
+            "--ansible-machines" => options.ansible_machines = Some(value()? as usize),
             // What cargo bench passes to every bench binary.
             "--bench" => {}
             other => bail!(
-                "unknown argument {other}; use --machines, --nodes, --idle-seconds, --capacity, --json"
+                "unknown argument {other}; use --machines, --nodes, --idle-seconds, --capacity, --json, --baselines, --ansible-machines"
             ),
         }
     }
@@ -124,10 +143,10 @@ fn main() -> anyhow::Result<()> {
             options.idle.as_secs()
         );
         let ours = bench_controller(&options).await?;
-        let baseline = bench_baseline(&options).await?;
-        print_report(&options, &ours, &baseline);
+        let baselines = baselines::run_selected(&options).await?;
+        report::print_report(&options, &ours, &baselines);
         if options.json {
-            println!("{}", summary::summary(&options, &ours, &baseline));
+            println!("{}", summary::summary(&options, &ours, &baselines));
         }
         Ok(())
     })
@@ -513,57 +532,4 @@ async fn bench_baseline(options: &Options) -> anyhow::Result<Measured> {
         heap_per_machine: None,
         cpu_seconds: None,
     })
-}
-
-// --- the report ------------------------------------------------------------------------------------
-
-fn print_report(options: &Options, ours: &Measured, baseline: &Measured) {
-    let n = options.machines as f64;
-    let per = |m: &Measured| m.provisioning_calls as f64 / n;
-    println!(
-        "\n{} machines, {} nodes, realistic task durations (create {} ms, start {} ms)\n",
-        options.machines,
-        options.nodes,
-        realistic_durations().create,
-        realistic_durations().start
-    );
-    println!("| measure | pve-operator | per-object baseline |");
-    println!("|---|---|---|");
-    println!(
-        "| time until all {} are running (Ready) | {:.1} s | {:.1} s |",
-        options.machines,
-        ours.to_all_ready.as_secs_f64(),
-        baseline.to_all_ready.as_secs_f64()
-    );
-    println!(
-        "| Proxmox calls to provision, per machine | {:.1} | {:.1} |",
-        per(ours),
-        per(baseline)
-    );
-    println!(
-        "| most tasks at once on one node | {} | {} |",
-        ours.peak_tasks_per_node, baseline.peak_tasks_per_node
-    );
-    println!(
-        "| Proxmox calls per idle minute, all {} machines | {:.0} | {:.0} |",
-        options.machines, ours.idle_calls_per_minute, baseline.idle_calls_per_minute
-    );
-    if let Some(heap) = ours.heap_per_machine {
-        println!(
-            "| controller heap per MachineRequest (live bytes after all Ready) | {:.1} KiB | - |",
-            heap / 1024.0
-        );
-    }
-    println!("\nProvisioning calls per machine, by endpoint:\n");
-    println!("| endpoint | pve-operator | per-object baseline |");
-    println!("|---|---|---|");
-    let endpoints: std::collections::BTreeSet<&String> = ours
-        .by_endpoint
-        .keys()
-        .chain(baseline.by_endpoint.keys())
-        .collect();
-    for endpoint in endpoints {
-        let of = |m: &Measured| m.by_endpoint.get(endpoint).copied().unwrap_or(0) as f64 / n;
-        println!("| `{endpoint}` | {:.2} | {:.2} |", of(ours), of(baseline));
-    }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::baselines::{self, Run};
 use super::{Measured, Options};
 
 /// Each machine's disk, as `machine_spec` asks for it.
@@ -13,9 +14,14 @@ const MEMORY_MIB: u64 = 512;
 /// The shortest makespan the capacity model allows for the benchmark's workload: every machine
 /// created on node-local `local-lvm` with one disk and started.
 pub fn floor_seconds(options: &Options) -> f64 {
+    floor_seconds_of(options, options.machines)
+}
+
+/// [`floor_seconds`] for `machines` machines (a baseline that runs at a smaller N).
+pub fn floor_seconds_of(options: &Options, machines: usize) -> f64 {
     let model = pve_sim::capacity::model::CapacityModel::pve_default();
     let workload = pve_sim::capacity::Workload::new(
-        options.machines as u64,
+        machines as u64,
         options.nodes as u64,
         "local-lvm",
         pve_sim::capacity::Source::Create {
@@ -39,25 +45,43 @@ pub fn process_cpu_seconds() -> Option<f64> {
 }
 
 /// The summary object: the workload, the floor (when the capacity model was on), and each
-/// side's makespan and calls per machine.
-pub fn summary(options: &Options, ours: &Measured, baseline: &Measured) -> Value {
+/// side's makespan and calls per machine. A baseline that did not run is `null`; one that ran
+/// at another N than `machines` (Ansible) names its N in `machines` and, with the capacity
+/// model, its own `floor_s`.
+pub fn summary(options: &Options, ours: &Measured, runs: &[Run]) -> Value {
     let n = options.machines as f64;
-    let side = |m: &Measured| {
-        json!({
-            "makespan_s": round(m.to_all_ready.as_secs_f64()),
-            "calls_per_machine": round(m.provisioning_calls as f64 / n),
-        })
-    };
-    let mut ours_json = side(ours);
+    let mut ours_json = json!({
+        "makespan_s": round(ours.to_all_ready.as_secs_f64()),
+        "calls_per_machine": round(ours.provisioning_calls as f64 / n),
+    });
     ours_json["idle_calls_per_minute"] = json!(round(ours.idle_calls_per_minute));
     ours_json["cpu_seconds_per_100"] = json!(ours.cpu_seconds.map(|s| round(s * 100.0 / n)));
+    let mut baselines_json = serde_json::Map::new();
+    for name in baselines::NAMES {
+        let side = runs.iter().find(|run| run.name == name).map(|run| {
+            let mut side = json!({
+                "makespan_s": round(run.measured.to_all_ready.as_secs_f64()),
+                "calls_per_machine": round(run.calls_per_machine()),
+            });
+            if name == "ansible" {
+                side["machines"] = json!(run.machines);
+                side["floor_s"] = json!(
+                    options
+                        .capacity
+                        .then(|| round(floor_seconds_of(options, run.machines)))
+                );
+            }
+            side
+        });
+        baselines_json.insert(name.to_owned(), json!(side));
+    }
     json!({
         "machines": options.machines,
         "nodes": options.nodes,
         "capacity_model": options.capacity,
         "floor_s": options.capacity.then(|| round(floor_seconds(options))),
         "ours": ours_json,
-        "baselines": { "per_object": side(baseline) },
+        "baselines": baselines_json,
     })
 }
 
