@@ -102,3 +102,43 @@ async fn a_node_whose_storage_lock_times_out_is_given_fewer_tasks_at_once_and_al
     }
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_requests_on_one_node_cost_one_create_one_start_and_one_config_read_each() {
+    // A burst on one node under the capacity model: the tasks queue on the storage lock and the
+    // window, and passes race with the inventory reads and with their own status writes. None
+    // of it may cost a second start (a pass whose status write was refused used to forget the
+    // start it had sent) or a re-read of what a task left.
+    let h = Harness::start_with_args(
+        "burst",
+        |options| options.config.capacity = Some(CapacityModel::pve_default()),
+        |args| {
+            args.inventory_interval = 10;
+            args.task_poll_interval = 500;
+        },
+    )
+    .await;
+    let names: Vec<String> = (0..60).map(|i| format!("burst-{i:02}")).collect();
+    for name in &names {
+        h.apply(name, small_spec()).await;
+    }
+    for name in &names {
+        h.wait_ready(name).await;
+    }
+    let query = pve_client::api::tasks::TaskListQuery {
+        errors: Some(true),
+        limit: Some(500),
+        ..Default::default()
+    };
+    let failed = h.pve.tasks("pve", &query).await.expect("the node's tasks");
+    assert!(failed.is_empty(), "no task failed: {failed:?}");
+    assert_eq!(calls(&h, "POST /nodes/{node}/qemu"), 60);
+    assert_eq!(calls(&h, "POST /nodes/{node}/qemu/{vmid}/status/start"), 60);
+    let configs = calls(&h, "GET /nodes/{node}/qemu/{vmid}/config");
+    let statuses = calls(&h, "GET /nodes/{node}/qemu/{vmid}/status/current");
+    assert!(
+        configs <= 66 && statuses <= 6,
+        "about one config read and no status read per machine: {configs} and {statuses}"
+    );
+    h.stop().await;
+}

@@ -4,9 +4,9 @@
 //! config and pending changes again, which is most of what provisioning a machine used to cost
 //! (docs/controller-benchmark.md).
 //!
-//! A hand-off counts only once its task is seen to succeed, only until an inventory read begins
-//! after that (the inventory is then the fresher view), and only while it is young
-//! ([`MAX_AGE`]). A task that failed, a pass that changes the VM otherwise, or anything older,
+//! A hand-off counts only once its task is seen to succeed, only while an inventory read that
+//! began after that does not show the VM otherwise (the inventory is then the fresher view), and
+//! only while it is young ([`MAX_AGE`]). A task that failed, a pass that changes the VM otherwise, or anything older,
 //! and the VM is read from Proxmox as before.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use pve_client::Upid;
 use pve_client::api::vmconfig::VmConfigView;
 
-use super::VmEntry;
+use super::{Snapshot, VmEntry};
 
 /// The longest a hand-off is trusted after it was left. Past it, someone may have changed the
 /// VM in Proxmox, and the next pass reads it again. (The inventory's change detection and the
@@ -112,15 +112,21 @@ impl Handoffs {
         }
     }
 
-    /// Request `uid`'s hand-off, when its task succeeded, it is young enough to trust, and no
-    /// inventory read began since (`inventory_read_at`): from then on the inventory is the
-    /// fresher view.
-    pub fn current(&self, uid: &str, inventory_read_at: Option<Instant>) -> Option<Handoff> {
+    /// Request `uid`'s hand-off, when its task succeeded and it is young enough to trust, and
+    /// unless `inventory`, read after the task was seen to end, shows the VM otherwise (gone,
+    /// moved, locked, or in another power state): then the inventory is the fresher view.
+    pub fn current(&self, uid: &str, inventory: &Snapshot) -> Option<Handoff> {
         let entries = self.lock();
         let entry = entries.get(uid)?;
         let confirmed = entry.confirmed_at?;
-        let fresher = inventory_read_at.is_none_or(|read| read < confirmed);
-        (fresher && entry.left_at.elapsed() < MAX_AGE).then(|| entry.handoff.clone())
+        let handoff = &entry.handoff;
+        let contradicted = inventory.read_at.is_some_and(|read| read >= confirmed)
+            && !inventory.vms.get(&handoff.vm.vmid).is_some_and(|seen| {
+                seen.node == handoff.vm.node
+                    && seen.lock.is_none()
+                    && seen.is_running() == handoff.vm.is_running()
+            });
+        (!contradicted && entry.left_at.elapsed() < MAX_AGE).then(|| handoff.clone())
     }
 
     /// Keeps `config` (read and verified by a pass that changed nothing, the VM stopped) with
@@ -170,24 +176,64 @@ mod tests {
             .expect("UPID")
     }
 
+    /// An inventory read at `read_at` that shows `vms`.
+    fn inventory(read_at: Option<Instant>, vms: &[VmEntry]) -> Snapshot {
+        Snapshot {
+            vms: vms.iter().map(|vm| (vm.vmid, vm.clone())).collect(),
+            read_at,
+            ..Snapshot::default()
+        }
+    }
+
     #[test]
-    fn a_handoff_counts_only_once_its_task_succeeded_and_until_the_inventory_is_read_again() {
+    fn a_handoff_counts_once_its_task_succeeded_until_a_later_inventory_read_shows_otherwise() {
+        let none = inventory(None, &[]);
         let handoffs = Handoffs::default();
         handoffs.leave("uid-a", &upid(100), Handoff::created(100, "pve", "web"));
-        assert!(handoffs.current("uid-a", None).is_none(), "task still runs");
+        assert!(
+            handoffs.current("uid-a", &none).is_none(),
+            "task still runs"
+        );
         handoffs.confirm("uid-a", &upid(101).to_string());
-        assert!(handoffs.current("uid-a", None).is_none(), "another task");
-        let before = Instant::now();
+        assert!(handoffs.current("uid-a", &none).is_none(), "another task");
+        let before = inventory(Some(Instant::now()), &[]);
         handoffs.confirm("uid-a", &upid(100).to_string());
-        let current = handoffs.current("uid-a", Some(before)).expect("confirmed");
+        let current = handoffs.current("uid-a", &before).expect("confirmed");
         assert_eq!(current.vm.status, "stopped");
         assert!(current.is_for(Some(100), Some("pve")));
         assert!(!current.is_for(Some(100), Some("pve2")));
         assert!(!current.is_for(None, Some("pve")));
-        // Used as often as needed until an inventory read begins after it.
-        assert!(handoffs.current("uid-a", None).is_some());
-        assert!(handoffs.current("uid-a", Some(Instant::now())).is_none());
-        assert!(handoffs.current("uid-b", None).is_none());
+        assert!(handoffs.current("uid-b", &none).is_none());
+        // A later read that shows the VM as the task left it changes nothing.
+        let vm = current.vm.clone();
+        let agreeing = inventory(Some(Instant::now()), std::slice::from_ref(&vm));
+        assert!(handoffs.current("uid-a", &agreeing).is_some());
+        // One that shows it elsewhere, running, locked or not at all is the fresher view.
+        let later = |vm: VmEntry| inventory(Some(Instant::now()), &[vm]);
+        let running = VmEntry {
+            status: "running".into(),
+            ..vm.clone()
+        };
+        let moved = VmEntry {
+            node: "pve2".into(),
+            ..vm.clone()
+        };
+        let locked = VmEntry {
+            lock: Some("backup".into()),
+            ..vm.clone()
+        };
+        for shown in [
+            later(running),
+            later(moved),
+            later(locked),
+            inventory(Some(Instant::now()), &[]),
+        ] {
+            assert!(
+                handoffs.current("uid-a", &shown).is_none(),
+                "{:?}",
+                shown.vms
+            );
+        }
     }
 
     #[test]
@@ -201,7 +247,9 @@ mod tests {
         };
         handoffs.remember_config("uid", &config);
         assert_eq!(
-            handoffs.current("uid", None).and_then(|h| h.config),
+            handoffs
+                .current("uid", &inventory(None, &[]))
+                .and_then(|h| h.config),
             Some(config)
         );
         handoffs.keep_only("uid", &upid(1));
@@ -234,7 +282,7 @@ mod tests {
         handoffs.confirm("old", &upid(5).to_string());
         handoffs.lock().get_mut("old").expect("left").left_at =
             Instant::now() - MAX_AGE - Duration::from_secs(1);
-        assert!(handoffs.current("old", None).is_none());
+        assert!(handoffs.current("old", &inventory(None, &[])).is_none());
         handoffs.leave("new", &upid(7), Handoff::created(7, "pve", "new"));
         assert_eq!(handoffs.len(), 1);
     }

@@ -241,10 +241,19 @@ impl Inventory {
     /// A snapshot read after this call began: callers that need to be sure (before creating a
     /// VM) use it. Concurrent callers share one read.
     pub async fn fresh_snapshot(&self) -> Result<Arc<Snapshot>, PveError> {
-        let asked_at = Instant::now();
+        self.snapshot_since(Instant::now()).await
+    }
+
+    /// A snapshot whose read began at or after `since`: the latest when it did, else a new read
+    /// (shared with concurrent callers).
+    pub async fn snapshot_since(&self, since: Instant) -> Result<Arc<Snapshot>, PveError> {
+        let current = self.snapshot();
+        if current.read_at.is_some_and(|t| t >= since) {
+            return Ok(current);
+        }
         let _guard = self.shared.refreshing.lock().await;
         let current = self.snapshot();
-        if current.read_at.is_some_and(|t| t >= asked_at) {
+        if current.read_at.is_some_and(|t| t >= since) {
             return Ok(current);
         }
         self.read_locked().await

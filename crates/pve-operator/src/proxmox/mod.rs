@@ -1,6 +1,7 @@
 //! Everything the controller keeps per Proxmox cluster: the API client, the shared inventory, the
 //! task tracker and the VMID allocator, found through the [`ClusterRegistry`].
 
+pub mod first_look;
 pub mod handoff;
 pub mod inventory;
 pub mod node_facts;

@@ -174,6 +174,25 @@ impl TaskTracker {
         }
     }
 
+    /// A task this tracker follows for `owner`, running or ended and not yet taken: the one a
+    /// pass sent when the status that recorded it was refused (the request had changed
+    /// meanwhile), so that the next pass waits for it instead of sending it again.
+    pub fn task_of(&self, owner: &Wake) -> Option<Upid> {
+        self.tasks_of(owner).pop()
+    }
+
+    /// Every task this tracker follows for `owner` and that is not yet taken, oldest first.
+    pub fn tasks_of(&self, owner: &Wake) -> Vec<Upid> {
+        let tasks = self.lock();
+        let mut theirs: Vec<Upid> = tasks
+            .values()
+            .filter(|t| &t.owner == owner)
+            .map(|t| t.upid.clone())
+            .collect();
+        theirs.sort_by_key(|u| (u.starttime, u.pstart));
+        theirs
+    }
+
     /// Number of tasks still running.
     pub fn in_flight(&self) -> usize {
         self.lock().values().filter(|t| t.outcome.is_none()).count()

@@ -75,6 +75,8 @@ pub struct ClusterRuntime {
     pub vmids: VmidAllocator,
     /// What passes that sent tasks knew about their VMs, for the passes after them.
     pub handoffs: crate::proxmox::Handoffs,
+    /// When each new request's current version was first looked at.
+    pub first_looks: crate::proxmox::first_look::FirstLooks,
     /// The credentials' effective privileges, read at most once a minute per path.
     pub permissions: crate::privileges::PermissionCache,
     /// The VMs placed recently, which the inventory may not show yet.
@@ -110,6 +112,7 @@ impl ClusterRuntime {
             pve,
             vmids: VmidAllocator::default(),
             handoffs: crate::proxmox::Handoffs::default(),
+            first_looks: Default::default(),
             permissions: crate::privileges::PermissionCache::new(
                 config,
                 crate::privileges::PERMISSION_CACHE_TTL,

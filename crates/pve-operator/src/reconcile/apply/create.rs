@@ -85,6 +85,7 @@ impl Pass<'_> {
         let vmid = self.choose_vmid(&snapshot).await?;
 
         // Record the choice first (a crash after this point reuses the same VMID).
+        conn.first_looks.forget(&scope.marker.uid);
         self.status.vmid = Some(vmid);
         self.status.node = Some(node.clone());
         self.status.phase = Some(Phase::Provisioning);

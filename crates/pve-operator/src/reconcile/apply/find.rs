@@ -56,9 +56,18 @@ impl Pass<'_> {
                 return Err(ReconcileError::NodeBusy(online.join(", ")));
             }
         }
-        // Before deciding that a new request has no VM, look at Proxmox now, not at a cached
-        // read. (A request with a recorded VMID is looked up by that VMID below.)
-        if snapshot.read_at.is_none() || (recorded.is_none() && untagged(&snapshot)) {
+        // Before deciding that a new request has no VM, look at Proxmox as it is since the
+        // request reached this version, not at an older read. (A request with a recorded VMID
+        // is looked up by that VMID below.)
+        if recorded.is_none() && untagged(&snapshot) {
+            let version = self.request.metadata.resource_version.as_deref();
+            let since = conn
+                .first_looks
+                .at(&marker.uid, version.unwrap_or_default());
+            snapshot = (conn.inventory.snapshot_since(since).await)
+                .map_err(ReconcileError::proxmox("reading /cluster/resources"))?;
+            fresh = true;
+        } else if snapshot.read_at.is_none() {
             snapshot = fresh_inventory(conn).await?;
             fresh = true;
         }

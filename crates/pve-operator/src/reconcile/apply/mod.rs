@@ -147,9 +147,12 @@ impl Pass<'_> {
         if self.held_back_by_failed_task().await {
             return Ok(Some(Action::await_change()));
         }
-        // What the request's last task left, while the inventory has not been read since.
-        let read_at = self.conn.inventory.snapshot().read_at;
-        self.handoff = self.conn.handoffs.current(&self.scope.marker.uid, read_at);
+        // What the request's last task left, unless a later inventory read shows otherwise.
+        let inventory = self.conn.inventory.snapshot();
+        self.handoff = self
+            .conn
+            .handoffs
+            .current(&self.scope.marker.uid, &inventory);
         Ok(None)
     }
 

@@ -31,6 +31,17 @@ pub(in crate::reconcile) fn recorded_task(
     conn: &ClusterRuntime,
     scope: &RequestScope<'_>,
 ) -> Result<RecordedTask, ReconcileError> {
+    if status.current_task.is_none() {
+        // A task this controller sent for the request whose record in status was refused (the
+        // request had changed meanwhile): it is the request's task all the same.
+        let owner = Wake::Request(scope.object_ref.clone());
+        if let Some(upid) = conn.tasks.task_of(&owner) {
+            status.current_task = Some(TaskRef {
+                task_type: upid.task_type.clone(),
+                upid: upid.to_string(),
+            });
+        }
+    }
     let Some(task) = status.current_task.clone() else {
         return Ok(RecordedTask::None);
     };

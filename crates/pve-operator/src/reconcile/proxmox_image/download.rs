@@ -149,7 +149,10 @@ impl Pass<'_> {
         };
         let mut by_node: BTreeMap<String, ImageNodeStatus> = BTreeMap::new();
         for node in &targets.downloaders {
-            let state = match self.settle_node(node, &file, &volid).await {
+            let state = match self
+                .settle_node(node, (&file, &volid), targets.shared)
+                .await
+            {
                 Ok(state) => state,
                 Err(message) => return Outcome::Blocked("NotConnected", message),
             };
@@ -239,12 +242,13 @@ impl Pass<'_> {
             .map_err(|e| ("StorageUnavailable", e.0))
     }
 
-    /// One downloading node: present, downloading, failed, or a new download started.
+    /// One downloading node: present, downloading, failed, or a new download started (on a
+    /// `shared` storage, one download serves every node).
     async fn settle_node(
         &self,
         node: &str,
-        file: &str,
-        volid: &str,
+        (file, volid): (&str, &str),
+        shared: bool,
     ) -> Result<ImageNodeStatus, String> {
         let spec = &self.image.spec;
         let pve = &self.conn.pve;
@@ -289,12 +293,18 @@ impl Pass<'_> {
             }
             _ => {}
         }
+        // A download this controller sent whose record in status was refused (the image had
+        // changed meanwhile) is this node's download all the same.
+        let owner = Wake::Image(self.object_ref());
+        let sent = self.conn.tasks.tasks_of(&owner);
+        if let Some(upid) = sent.into_iter().rev().find(|u| shared || u.node == node) {
+            return Ok(self.follow(node, upid, retry).await);
+        }
         // A download of this very file may run already: started by a controller that stopped
         // before it could write the UPID to status.
         if let Some(upid) = running_download(pve, node, file).await? {
             return Ok(self.follow(node, upid, retry).await);
         }
-        let owner = Wake::Image(self.object_ref());
         let Some(slot) = self.conn.tasks.reserve(node, &owner) else {
             return Ok(entry(ImageState::Pending, None, None));
         };
