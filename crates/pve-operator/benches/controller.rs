@@ -7,6 +7,10 @@
 //! locks, modelled task durations; see docs/pve-sim-capacity.md); `--json` ends the output with
 //! one JSON object (with the floor of the workload under the model when it is on).
 //!
+//! `--memory N [--nodes K]` instead measures the resident memory of the real controller process
+//! holding N Ready requests, and prints `{"machines":N,...,"rss_mib":..,"peak_rss_mib":..}`
+//! (benches/controller/memory.rs).
+//!
 //! Both sides provision the same N VMs (the same create parameters, built by `vmspec`) on a
 //! fresh Proxmox VE simulator with realistic task durations, each in its own process so that
 //! the heap measured here is the controller's:
@@ -40,6 +44,8 @@ use pve_sim::config::{ClusterConfig, NodeConfig, Size, TaskDurations};
 use serde_json::{Value, json};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
+#[path = "controller/memory.rs"]
+mod memory;
 #[path = "controller/summary.rs"]
 mod summary;
 
@@ -68,6 +74,8 @@ struct Options {
     capacity: bool,
     /// A JSON summary as the last line.
     json: bool,
+    /// `--memory N`: only the controller process's resident memory with N Ready requests.
+    memory: Option<usize>,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -77,6 +85,7 @@ fn parse_options() -> anyhow::Result<Options> {
         idle: Duration::from_secs(60),
         capacity: false,
         json: false,
+        memory: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -92,10 +101,11 @@ fn parse_options() -> anyhow::Result<Options> {
             "--idle-seconds" => options.idle = Duration::from_secs(value()?),
             "--capacity" => options.capacity = true,
             "--json" => options.json = true,
+            "--memory" => options.memory = Some(value()? as usize),
             // What cargo bench passes to every bench binary.
             "--bench" => {}
             other => bail!(
-                "unknown argument {other}; use --machines, --nodes, --idle-seconds, --capacity, --json"
+                "unknown argument {other}; use --machines, --nodes, --idle-seconds, --capacity, --json, --memory"
             ),
         }
     }
@@ -116,6 +126,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(machines) = options.memory {
+        let report = runtime.block_on(memory::run(machines, options.nodes))?;
+        println!("{}", report.summary());
+        return Ok(());
+    }
     runtime.block_on(async {
         eprintln!(
             "{} machines on {} nodes; realistic task durations; idle window {} s",
@@ -221,8 +236,12 @@ struct SimChild {
 
 impl SimChild {
     fn start(nodes: usize, capacity: bool) -> anyhow::Result<SimChild> {
+        Self::start_with(&cluster_config(nodes, capacity))
+    }
+
+    fn start_with(cluster: &ClusterConfig) -> anyhow::Result<SimChild> {
         let mut config = tempfile::NamedTempFile::new()?;
-        config.write_all(serde_yaml::to_string(&cluster_config(nodes, capacity))?.as_bytes())?;
+        config.write_all(serde_yaml::to_string(cluster)?.as_bytes())?;
         let mut child = Command::new(std::env::current_exe()?)
             .env(SIM_CHILD, config.path())
             .stdin(Stdio::piped())
