@@ -21,6 +21,7 @@ mod leader_overlap;
 mod ownership;
 mod passthrough;
 mod privileges;
+mod request_cache;
 mod status_writes;
 mod support;
 mod task_failures;
