@@ -50,7 +50,12 @@ mod tests {
                 "annotations": { LAST_APPLIED: "{\"spec\":{}}", "pve-operator.dev/retry": "1" },
                 "managedFields": [{ "manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {} }],
             },
-            "spec": { "cpu": { "cores": 2 }, "memory": { "sizeMiB": 512 } },
+            "spec": {
+                "memory": { "sizeMiB": 512 },
+                "disks": [{ "slot": "scsi0", "storage": "local-lvm", "sizeGiB": 2 }],
+                "networks": [{ "name": "net0", "bridge": "vmbr0" }],
+                "boot": { "network": {} },
+            },
         }))
         .expect("a MachineRequest");
         let before = request.clone();
