@@ -22,6 +22,7 @@ mod ownership;
 mod passthrough;
 mod privileges;
 mod provisioning;
+mod request_cache;
 mod status_writes;
 mod support;
 mod task_failures;

@@ -8,6 +8,10 @@
 //! locks, modelled task durations; see docs/pve-sim-capacity.md); `--json` ends the output with
 //! one JSON object (with the floor of the workload under the model when it is on).
 //!
+//! `--memory N [--nodes K]` instead measures the resident memory of the real controller process
+//! holding N Ready requests, and prints `{"machines":N,...,"rss_mib":..,"peak_rss_mib":..}`
+//! (benches/controller/memory.rs).
+//!
 //! Both sides provision the same N VMs (the same create parameters, built by `vmspec`) on a
 //! fresh Proxmox VE simulator with realistic task durations, each in its own process so that
 //! the heap measured here is the controller's:
@@ -46,6 +50,8 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[path = "controller/baselines/mod.rs"]
 mod baselines;
+#[path = "controller/memory.rs"]
+mod memory;
 #[path = "controller/report.rs"]
 mod report;
 #[path = "controller/summary.rs"]
@@ -80,6 +86,8 @@ struct Options {
     baselines: baselines::Selection,
     /// Ansible's machines, when not the default.
     ansible_machines: Option<usize>,
+    /// `--memory N`: only the controller process's resident memory with N Ready requests.
+    memory: Option<usize>,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -91,6 +99,7 @@ fn parse_options() -> anyhow::Result<Options> {
         json: false,
         baselines: baselines::Selection::default(),
         ansible_machines: None,
+        memory: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -106,6 +115,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--idle-seconds" => options.idle = Duration::from_secs(value()?),
             "--capacity" => options.capacity = true,
             "--json" => options.json = true,
+            "--memory" => options.memory = Some(value()? as usize),
             "--baselines" => {
                 let list = args.next().context("--baselines needs a list")?;
                 options.baselines = baselines::Selection::parse(&list)?;
@@ -114,7 +124,7 @@ fn parse_options() -> anyhow::Result<Options> {
             // What cargo bench passes to every bench binary.
             "--bench" => {}
             other => bail!(
-                "unknown argument {other}; use --machines, --nodes, --idle-seconds, --capacity, --json, --baselines, --ansible-machines"
+                "unknown argument {other}; use --machines, --nodes, --idle-seconds, --capacity, --json, --baselines, --ansible-machines, --memory"
             ),
         }
     }
@@ -135,6 +145,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(machines) = options.memory {
+        let report = runtime.block_on(memory::run(machines, options.nodes))?;
+        println!("{}", report.summary());
+        return Ok(());
+    }
     runtime.block_on(async {
         eprintln!(
             "{} machines on {} nodes; realistic task durations; idle window {} s",
@@ -240,8 +255,12 @@ struct SimChild {
 
 impl SimChild {
     fn start(nodes: usize, capacity: bool) -> anyhow::Result<SimChild> {
+        Self::start_with(&cluster_config(nodes, capacity))
+    }
+
+    fn start_with(cluster: &ClusterConfig) -> anyhow::Result<SimChild> {
         let mut config = tempfile::NamedTempFile::new()?;
-        config.write_all(serde_yaml::to_string(&cluster_config(nodes, capacity))?.as_bytes())?;
+        config.write_all(serde_yaml::to_string(cluster)?.as_bytes())?;
         let mut child = Command::new(std::env::current_exe()?)
             .env(SIM_CHILD, config.path())
             .stdin(Stdio::piped())

@@ -175,6 +175,28 @@ impl Snapshot {
             Marked::None | Marked::Several(_) => None,
         }
     }
+
+    /// [`fingerprint_of`](Self::fingerprint_of) for every tag at once, from one pass over the
+    /// VMs: by tag (trimmed, lowercase), the VM that alone carries it, or `None` where several
+    /// do. Checking every watched request against it costs O(VMs + requests), where calling
+    /// `fingerprint_of` for each costs O(VMs × requests).
+    fn fingerprints_by_tag(&self) -> HashMap<String, Option<VmFingerprint>> {
+        let mut by_tag: HashMap<String, Option<VmFingerprint>> = HashMap::new();
+        for vm in self.vms.values().filter(|vm| !vm.template) {
+            let tags: BTreeSet<String> = vm
+                .tags
+                .iter()
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect();
+            for tag in tags {
+                by_tag
+                    .entry(tag)
+                    .and_modify(|seen| *seen = None)
+                    .or_insert_with(|| Some((vm.vmid, vm.node.clone(), vm.status.clone())));
+            }
+        }
+        by_tag
+    }
 }
 
 /// The VMs of a snapshot that carry one request's uid tag.
@@ -316,11 +338,21 @@ impl Inventory {
             .watched
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        let (next_by_tag, mut previous_by_tag) = (next.fingerprints_by_tag(), None);
+        let of = |by_tag: &HashMap<String, Option<VmFingerprint>>, uid: &str| {
+            by_tag
+                .get(&Marker::new(uid, "", "").uid_tag())
+                .cloned()
+                .flatten()
+        };
         for (uid, entry) in watched.iter_mut() {
-            let after = next.fingerprint_of(uid);
+            let after = of(&next_by_tag, uid);
             let before = match entry.expected.take() {
                 Some(expected) => Some(expected),
-                None => previous.fingerprint_of(uid),
+                None => of(
+                    previous_by_tag.get_or_insert_with(|| previous.fingerprints_by_tag()),
+                    uid,
+                ),
             };
             if before != after {
                 tracing::debug!(%uid, ?before, ?after, "VM changed in Proxmox");
@@ -419,5 +451,47 @@ mod tests {
         );
         // No fingerprint while duplicated: removing one shows as a change.
         assert_eq!(snapshot.fingerprint_of(&marker.uid), None);
+    }
+
+    #[test]
+    fn fingerprints_of_every_tag_at_once_are_those_of_each_request() {
+        let [one, several, template, none] = [
+            "0b9b1a2c-1111-4c8e-9f00-123456789abc",
+            "0b9b1a2c-2222-4c8e-9f00-123456789abc",
+            "0b9b1a2c-3333-4c8e-9f00-123456789abc",
+            "0b9b1a2c-4444-4c8e-9f00-123456789abc",
+        ]
+        .map(|uid| Marker::new(uid, "ns", "web"));
+        let snapshot = Snapshot::from_resources(
+            vec![
+                // Carrying its tag twice (in two letter cases) is still one VM.
+                vm(
+                    100,
+                    &format!(
+                        "pve-operator;{};{}",
+                        one.uid_tag(),
+                        one.uid_tag().to_uppercase()
+                    ),
+                    false,
+                ),
+                vm(101, &format!("pve-operator; {}", several.uid_tag()), false),
+                vm(102, &several.uid_tag().to_uppercase(), false),
+                vm(103, &template.uid_tag(), true),
+            ],
+            Instant::now(),
+        );
+        let by_tag = snapshot.fingerprints_by_tag();
+        for marker in [&one, &several, &template, &none] {
+            assert_eq!(
+                by_tag.get(&marker.uid_tag()).cloned().flatten(),
+                snapshot.fingerprint_of(&marker.uid),
+                "{}",
+                marker.uid
+            );
+        }
+        assert_eq!(
+            by_tag[&one.uid_tag()],
+            Some((100, "pve".into(), "stopped".into()))
+        );
     }
 }

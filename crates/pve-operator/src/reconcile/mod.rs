@@ -2,6 +2,7 @@
 //! by watch events, by the task trackers and by the inventories of the Proxmox clusters.
 
 pub mod apply;
+pub mod cache;
 pub mod cleanup;
 pub mod conditions;
 pub mod error;
@@ -15,8 +16,9 @@ pub mod status;
 pub mod task_kind;
 pub mod validate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map::DefaultHasher};
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,8 +33,6 @@ use kube::{Api, Client, Resource, ResourceExt};
 use pve_operator_api::{
     HasConditions, MachineRequest, MachineRequestStatus, Phase, ProxmoxCluster, ProxmoxImage,
 };
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use tokio::sync::mpsc;
 
 use crate::proxmox::{ClusterRegistry, Purpose};
@@ -85,6 +85,7 @@ pub struct Context {
     /// Metrics and cache readiness for the operations endpoints.
     pub instruments: crate::ops::Instruments,
     failures: Mutex<HashMap<ObjectRef<MachineRequest>, u32>>,
+    reporter: Reporter,
 }
 
 impl Context {
@@ -95,12 +96,34 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            recorder: Recorder::new(kube.clone(), reporter),
+            recorder: Recorder::new(kube.clone(), reporter.clone()),
+            reporter,
             kube,
             clusters,
             settings,
             instruments: crate::ops::Instruments::default(),
             failures: Mutex::default(),
+        }
+    }
+
+    /// Publishes `event` on `reference`: a Warning through the shared [`recorder`], whose cache
+    /// counts a warning repeated within six minutes into one Event; a Normal one (one step of
+    /// one request, rarely repeated) as it is, since that cache would hold an entry per request
+    /// and reason for six minutes, and longer when nothing else is published.
+    ///
+    /// [`recorder`]: Context::recorder
+    pub async fn publish(
+        &self,
+        event: &Event,
+        reference: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        match event.type_ {
+            EventType::Warning => self.recorder.publish(event, reference).await,
+            EventType::Normal => {
+                Recorder::new(self.kube.clone(), self.reporter.clone())
+                    .publish(event, reference)
+                    .await
+            }
         }
     }
 
@@ -143,7 +166,7 @@ impl RequestScope<'_> {
             action: reason.to_string(),
             secondary: None,
         };
-        if let Err(error) = ctx.recorder.publish(&event, &self.reference).await {
+        if let Err(error) = ctx.publish(&event, &self.reference).await {
             tracing::warn!(%error, reason, "could not publish an Event");
         }
     }
@@ -169,9 +192,7 @@ pub async fn run(
     // status write of its own, each of which would cost another pass of Proxmox reads.
     let (reader, writer) = reflector::store();
     ctx.instruments.machine_request_cache(reader.clone());
-    let requests = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .reflect(writer)
+    let requests = cache::reflect_requests(api, writer)
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, PredicateConfig::default());
     let on_cluster = reader.clone();
@@ -563,8 +584,7 @@ fn error_policy(request: Arc<MachineRequest>, error: &Error, ctx: Arc<Context>) 
         }
         finalizer::Error::ApplyFailed(ReconcileError::NodeBusy(_))
         | finalizer::Error::CleanupFailed(ReconcileError::NodeBusy(_)) => {
-            // The request is woken when a slot frees (`proxmox/task_slots.rs`); this is the
-            // fallback should that wake be missed.
+            // Woken when a slot frees (`proxmox/task_slots.rs`); this is the fallback.
             return Action::requeue(Duration::from_secs(5));
         }
         _ => {}

@@ -219,8 +219,8 @@ fn cluster_api(kube: &Client, args: &RunArgs) -> Api<ProxmoxCluster> {
     }
 }
 
-/// A store of `api`'s objects, kept current by a watch (with `config`: a label selector, say)
-/// that runs in `background`.
+/// A store of `api`'s objects (trimmed: [`cache::trim`](crate::reconcile::cache::trim)),
+/// kept current by a watch (with `config`: a label selector, say) that runs in `background`.
 fn reflected_with<K>(
     background: &mut Vec<tokio::task::JoinHandle<()>>,
     api: Api<K>,
@@ -239,6 +239,7 @@ where
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = kube::runtime::watcher(api, config)
         .default_backoff()
+        .modify(crate::reconcile::cache::trim)
         .reflect(writer)
         .for_each(|event| async move {
             if let Err(error) = event {

@@ -201,6 +201,9 @@ impl Pass<'_> {
         let reason = if running { "Running" } else { "Stopped" };
         self.condition(types::POWERED, running, reason, powered);
         if no_conflicts {
+            // As specified: from now on the inventory says what the VM is (and the hand-off's
+            // config, kept per request, is not held for thousands of Ready requests).
+            self.conn.handoffs.forget(&self.scope.marker.uid);
             self.condition(
                 types::READY,
                 true,
