@@ -41,6 +41,13 @@ impl Pass<'_> {
         let mut fresh = false;
         let recorded = self.status.vmid;
         let untagged = |s: &Snapshot| matches!(s.find_marked(marker), Marked::None);
+        // The first look at this version of a new request, taken before it may wait for a slot
+        // (so that the pass it is woken for can use any read since).
+        let version = self.request.metadata.resource_version.as_deref();
+        let since = (recorded.is_none()).then(|| {
+            conn.first_looks
+                .at(&marker.uid, version.unwrap_or_default())
+        });
         if recorded.is_none() && untagged(&snapshot) {
             // A new request can only wait while every node runs as many of the controller's
             // tasks as allowed: it waits without reading anything (a burst of requests would
@@ -59,11 +66,7 @@ impl Pass<'_> {
         // Before deciding that a new request has no VM, look at Proxmox as it is since the
         // request reached this version, not at an older read. (A request with a recorded VMID
         // is looked up by that VMID below.)
-        if recorded.is_none() && untagged(&snapshot) {
-            let version = self.request.metadata.resource_version.as_deref();
-            let since = conn
-                .first_looks
-                .at(&marker.uid, version.unwrap_or_default());
+        if let Some(since) = since.filter(|_| untagged(&snapshot)) {
             snapshot = (conn.inventory.snapshot_since(since).await)
                 .map_err(ReconcileError::proxmox("reading /cluster/resources"))?;
             fresh = true;
