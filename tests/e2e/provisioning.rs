@@ -7,15 +7,6 @@ use serde_json::{Value, json};
 
 use crate::support::{Harness, small_spec};
 
-fn calls(h: &Harness, endpoint: &str) -> u64 {
-    h.sim
-        .stats()
-        .requests_by_endpoint
-        .get(endpoint)
-        .copied()
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_made_ready_from_what_its_own_tasks_left_without_reading_its_vm_again() {
     // No inventory read between the create and Ready (the first is a minute away), so nothing
@@ -32,16 +23,16 @@ async fn a_request_is_made_ready_from_what_its_own_tasks_left_without_reading_it
     h.apply("lean", small_spec()).await;
     h.wait_ready("lean").await;
 
-    assert_eq!(calls(&h, "POST /nodes/{node}/qemu"), 1);
-    assert_eq!(calls(&h, "POST /nodes/{node}/qemu/{vmid}/status/start"), 1);
+    assert_eq!(h.calls("POST /nodes/{node}/qemu"), 1);
+    assert_eq!(h.calls("POST /nodes/{node}/qemu/{vmid}/status/start"), 1);
     // The config is read once, after the create (Proxmox adds keys to what was sent), to
     // verify the marker and plan drift; the start's pass reuses it.
-    assert_eq!(calls(&h, "GET /nodes/{node}/qemu/{vmid}/config"), 1);
+    assert_eq!(h.calls("GET /nodes/{node}/qemu/{vmid}/config"), 1);
     // The create left the VM stopped and the start left it running: neither is asked again,
     // and a VM configured while stopped and then started has nothing pending.
-    assert_eq!(calls(&h, "GET /nodes/{node}/qemu/{vmid}/status/current"), 0);
-    assert_eq!(calls(&h, "GET /nodes/{node}/qemu/{vmid}/pending"), 0);
-    assert!(calls(&h, "GET /cluster/nextid") <= 1);
+    assert_eq!(h.calls("GET /nodes/{node}/qemu/{vmid}/status/current"), 0);
+    assert_eq!(h.calls("GET /nodes/{node}/qemu/{vmid}/pending"), 0);
+    assert!(h.calls("GET /cluster/nextid") <= 1);
     h.stop().await;
 }
 
@@ -132,10 +123,10 @@ async fn sixty_requests_on_one_node_cost_one_create_one_start_and_one_config_rea
     };
     let failed = h.pve.tasks("pve", &query).await.expect("the node's tasks");
     assert!(failed.is_empty(), "no task failed: {failed:?}");
-    assert_eq!(calls(&h, "POST /nodes/{node}/qemu"), 60);
-    assert_eq!(calls(&h, "POST /nodes/{node}/qemu/{vmid}/status/start"), 60);
-    let configs = calls(&h, "GET /nodes/{node}/qemu/{vmid}/config");
-    let statuses = calls(&h, "GET /nodes/{node}/qemu/{vmid}/status/current");
+    assert_eq!(h.calls("POST /nodes/{node}/qemu"), 60);
+    assert_eq!(h.calls("POST /nodes/{node}/qemu/{vmid}/status/start"), 60);
+    let configs = h.calls("GET /nodes/{node}/qemu/{vmid}/config");
+    let statuses = h.calls("GET /nodes/{node}/qemu/{vmid}/status/current");
     assert!(
         configs <= 66 && statuses <= 6,
         "about one config read and no status read per machine: {configs} and {statuses}"

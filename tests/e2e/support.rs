@@ -367,6 +367,16 @@ impl Harness {
             .collect()
     }
 
+    /// How many calls of `endpoint` (`METHOD /template`) the simulator has answered.
+    pub fn calls(&self, endpoint: &str) -> u64 {
+        self.sim
+            .stats()
+            .requests_by_endpoint
+            .get(endpoint)
+            .copied()
+            .unwrap_or_default()
+    }
+
     pub async fn vm_exists(&self, vmid: u32) -> bool {
         self.pve
             .cluster_resources(None)

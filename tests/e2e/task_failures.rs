@@ -25,16 +25,6 @@ fn creates(h: &Harness) -> u64 {
         .unwrap_or_default()
 }
 
-/// Requests the simulator received for `endpoint` so far.
-fn calls(h: &Harness, endpoint: &str) -> u64 {
-    h.sim
-        .stats()
-        .requests_by_endpoint
-        .get(endpoint)
-        .copied()
-        .unwrap_or_default()
-}
-
 /// The reasons of the Events about request `name`, oldest first.
 async fn event_reasons(h: &Harness, name: &str) -> Vec<String> {
     h.events_about(name)
@@ -84,9 +74,9 @@ async fn wait_failed_at(h: &Harness, name: &str, generation: i64) -> MachineRequ
 /// Waits until the controller has read the inventory `reads` more times (it reads it every
 /// second once it works on a request): proof that it has been running for a while.
 async fn wait_inventory_reads(h: &Harness, name: &str, reads: u64) {
-    let from = calls(h, "GET /cluster/resources");
+    let from = h.calls("GET /cluster/resources");
     or_explain(h, name, "the controller to read the inventory", async {
-        while calls(h, "GET /cluster/resources") < from + reads {
+        while h.calls("GET /cluster/resources") < from + reads {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -272,10 +262,10 @@ async fn a_task_past_its_deadline_is_reported_once_with_its_upid_and_still_waite
     // A controller started later measures the deadline from the UPID: still overdue, and not
     // announced twice.
     h.crash_controller().await;
-    let polled = calls(&h, "GET /nodes/{node}/tasks/{upid}/status");
+    let polled = h.calls("GET /nodes/{node}/tasks/{upid}/status");
     h.start_controller_with(|args| args.task_deadline = 1);
     within("the new controller to track the task again", async {
-        while calls(&h, "GET /nodes/{node}/tasks/{upid}/status") < polled + 3 {
+        while h.calls("GET /nodes/{node}/tasks/{upid}/status") < polled + 3 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -304,8 +294,8 @@ async fn tasks_running_side_by_side_on_a_node_are_followed_by_one_list_read_per_
     for name in names {
         h.wait_ready(name).await;
     }
-    let lists = calls(&h, "GET /nodes/{node}/tasks");
-    let one_by_one = calls(&h, "GET /nodes/{node}/tasks/{upid}/status");
+    let lists = h.calls("GET /nodes/{node}/tasks");
+    let one_by_one = h.calls("GET /nodes/{node}/tasks/{upid}/status");
     let tasks = h.sim.stats().tasks_started;
     assert!(tasks >= 8, "a create and a start each: {tasks}");
     assert!(lists > 0, "the node's task list was read");
