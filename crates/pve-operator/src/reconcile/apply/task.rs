@@ -31,11 +31,13 @@ pub(in crate::reconcile) fn recorded_task(
     conn: &ClusterRuntime,
     scope: &RequestScope<'_>,
 ) -> Result<RecordedTask, ReconcileError> {
-    if status.current_task.is_none() {
-        // A task this controller sent for the request whose record in status was refused (the
-        // request had changed meanwhile): it is the request's task all the same.
+    if let (None, Some(vmid)) = (&status.current_task, status.vmid) {
+        // A task this controller sent for the request's VM whose record in status was refused
+        // (the request had changed meanwhile): it is the request's task all the same. (Only on
+        // the recorded VM: a request made again under the same name does not inherit a task.)
         let owner = Wake::Request(scope.object_ref.clone());
-        if let Some(upid) = conn.tasks.task_of(&owner) {
+        let sent = conn.tasks.task_of(&owner);
+        if let Some(upid) = sent.filter(|u| u.id == vmid.to_string()) {
             status.current_task = Some(TaskRef {
                 task_type: upid.task_type.clone(),
                 upid: upid.to_string(),
