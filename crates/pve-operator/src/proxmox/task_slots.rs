@@ -142,6 +142,7 @@ impl NodeWindows {
         let mut nodes = self.inner.lock_nodes();
         let ceiling = self.inner.ceiling;
         let window = self.inner.window(&mut nodes, node);
+        let before = window.limit.floor();
         match signal {
             Signal::Succeeded if window.limit < window.threshold => {
                 window.limit = (window.limit + 1.0).min(ceiling);
@@ -162,11 +163,14 @@ impl NodeWindows {
             }
             Signal::Other => {}
         }
-        let limit = window.limit.floor() as usize;
+        let limit = window.limit.floor();
         drop(nodes);
-        crate::ops::metrics::set_node_task_window(&self.inner.cluster, node, limit);
-        // A grown window has room for a waiting request.
-        self.inner.wake_waiting(1);
+        crate::ops::metrics::set_node_task_window(&self.inner.cluster, node, limit as usize);
+        // A window grown by a whole slot has room for one more waiting request (a freed slot
+        // wakes its own when it is dropped).
+        if limit > before {
+            self.inner.wake_waiting(1);
+        }
     }
 }
 

@@ -132,11 +132,6 @@ impl TaskTracker {
         self.windows.all_full_or_wait(nodes, owner)
     }
 
-    /// How many tasks `node` may run at once now (its window).
-    pub fn window(&self, node: &str) -> usize {
-        self.windows.limit(node)
-    }
-
     /// Tells `node`'s window that a call to it failed with `message` before any task began (a
     /// create refused because the VM's lock was not had in time, a worker timeout).
     pub fn call_failed(&self, node: &str, message: &str) {
